@@ -1,0 +1,300 @@
+//! The domain types of a chat call, shared by the handler, the router and every provider
+//! adapter. They are the validated form of the protobuf messages: a value of these types has
+//! passed [`crate::validate`], so adapters translate it without checking it again.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+/// A validated chat request, whatever RPC it came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatRequest {
+    /// The route or model name the caller asked for.
+    pub model: String,
+    /// The conversation, oldest first; never empty.
+    pub messages: Vec<Message>,
+    /// Sampling and output controls.
+    pub generation: Generation,
+    /// Tools the model may call.
+    pub tools: Vec<Tool>,
+    /// Whether and which tool the model must call; `None` means the provider's default.
+    pub tool_choice: Option<ToolChoice>,
+    /// Caller metadata for the audit record; never sent upstream.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Instructions for the model.
+    System,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+    /// The result of a tool call.
+    Tool,
+}
+
+impl Role {
+    /// The lower-case name used by most wire formats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// One turn of the conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// Text and images.
+    pub content: Vec<ContentPart>,
+    /// Optional participant name.
+    pub name: Option<String>,
+    /// Tool calls made by the assistant.
+    pub tool_calls: Vec<ToolCall>,
+    /// The tool call a `Role::Tool` message answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    /// A message made of one text part.
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Message {
+            role,
+            content: vec![ContentPart::Text(text.into())],
+            name: None,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The message's text parts joined, images left out.
+    pub fn joined_text(&self) -> String {
+        let mut out = String::new();
+        for part in &self.content {
+            if let ContentPart::Text(text) = part {
+                out.push_str(text);
+            }
+        }
+        out
+    }
+}
+
+/// One piece of a message's content.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContentPart {
+    /// Plain text.
+    Text(String),
+    /// An image.
+    Image(Image),
+}
+
+/// An image, by URL or by its bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    /// Where the image comes from.
+    pub source: ImageSource,
+    /// MIME type; always set for `ImageSource::Data`.
+    pub mime_type: Option<String>,
+    /// The resolution to look at it with, when the caller chose one.
+    pub detail: Option<ImageDetail>,
+}
+
+/// Where an image comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImageSource {
+    /// An http(s) or data: URL.
+    Url(String),
+    /// The encoded image.
+    Data(Bytes),
+}
+
+/// The resolution at which a model looks at an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageDetail {
+    /// The provider chooses.
+    Auto,
+    /// Low resolution.
+    Low,
+    /// High resolution.
+    High,
+}
+
+/// Sampling and output controls; `None` means the provider's default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Generation {
+    /// Sampling temperature, 0 to 2.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass, 0 to 1.
+    pub top_p: Option<f64>,
+    /// Top-k sampling.
+    pub top_k: Option<u32>,
+    /// Maximum tokens to generate.
+    pub max_tokens: Option<u32>,
+    /// Presence penalty, -2 to 2.
+    pub presence_penalty: Option<f64>,
+    /// Frequency penalty, -2 to 2.
+    pub frequency_penalty: Option<f64>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Sampling seed.
+    pub seed: Option<i64>,
+    /// The format of the answer.
+    pub response_format: ResponseFormat,
+    /// Whether several tools may be called in one turn.
+    pub parallel_tool_calls: Option<bool>,
+}
+
+/// The format the answer must take.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ResponseFormat {
+    /// Free text.
+    #[default]
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON that follows a schema.
+    JsonSchema(JsonSchema),
+}
+
+/// A named JSON Schema for the answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonSchema {
+    /// The schema's name.
+    pub name: String,
+    /// What it describes.
+    pub description: Option<String>,
+    /// The schema, a JSON object.
+    pub schema: serde_json::Value,
+    /// Whether it must be followed exactly.
+    pub strict: Option<bool>,
+}
+
+/// A function the model may call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tool {
+    /// The function's name.
+    pub name: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// JSON Schema of its arguments (a JSON object; `{"type":"object"}` when none was given).
+    pub parameters: serde_json::Value,
+    /// Whether the arguments must follow the schema exactly.
+    pub strict: Option<bool>,
+}
+
+/// How freely the model may call tools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one tool call.
+    Required,
+    /// A call of this tool.
+    Tool(String),
+}
+
+/// A tool call made by the assistant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The call's id.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, JSON object text.
+    pub arguments: String,
+}
+
+/// Why generation stopped, normalised across providers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model finished or hit a stop sequence.
+    #[default]
+    Stop,
+    /// `max_tokens` or the model's limit.
+    Length,
+    /// The model called tools.
+    ToolCalls,
+    /// The provider's safety filter withheld content.
+    ContentFilter,
+    /// Anything else.
+    Other,
+}
+
+/// Token usage of one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Generated tokens.
+    pub output_tokens: u32,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_input_tokens: u32,
+    /// True when the gateway estimated the figures because the provider gave none.
+    pub estimated: bool,
+}
+
+impl Usage {
+    /// Input plus output tokens.
+    pub fn total_tokens(&self) -> u32 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+/// A complete answer from a provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatResponse {
+    /// The completion's id.
+    pub id: String,
+    /// The upstream model that answered.
+    pub provider_model: String,
+    /// The assistant's message.
+    pub message: Message,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// Token usage.
+    pub usage: Usage,
+}
+
+/// One event of a streamed answer, as a provider adapter yields it. An adapter's stream ends
+/// with `Finish`; `Usage` may come before it (the gateway estimates usage when it does not).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChatEvent {
+    /// Text to append.
+    ContentDelta(String),
+    /// A piece of a tool call.
+    ToolCallDelta(ToolCallDelta),
+    /// Token usage of the whole call.
+    Usage(Usage),
+    /// The end of the answer.
+    Finish {
+        /// Why generation stopped.
+        reason: FinishReason,
+        /// The completion's id.
+        id: String,
+        /// The upstream model that answered.
+        provider_model: String,
+    },
+}
+
+/// A piece of one tool call in a stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolCallDelta {
+    /// Position of the call in the reply.
+    pub index: u32,
+    /// The call's id, on its first delta.
+    pub id: Option<String>,
+    /// The tool's name, on its first delta.
+    pub name: Option<String>,
+    /// A piece of the JSON arguments.
+    pub arguments: String,
+}

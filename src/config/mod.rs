@@ -1,0 +1,404 @@
+//! Configuration: one YAML file plus environment overrides, read in two stages.
+//!
+//! 1. [`raw`]: the file (or an empty document) with the `AI_SERVICE__…` overrides of [`env`]
+//!    applied, parsed strictly into serde structs; an unknown key is an error naming its path.
+//! 2. [`validate`]: cross-field checks (addresses, durations, references between routes and
+//!    providers) that produce the typed [`Config`] the rest of the crate uses.
+//!
+//! Every error is a [`ConfigError`] naming the field, printed on one line; the binary exits
+//! with [`ConfigError::EXIT_CODE`] before it binds any port.
+
+pub mod env;
+pub mod raw;
+
+use std::{collections::BTreeSet, fmt, net::SocketAddr, path::Path, time::Duration};
+
+pub use raw::{LogFormat, ProviderKind};
+use raw::{RawConfig, RawProvider};
+
+/// The default gRPC address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// The name of the built-in echo provider and of its route.
+pub const ECHO: &str = "echo";
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The gRPC server.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Providers, sorted by name.
+    pub providers: Vec<ProviderConfig>,
+    /// Public routes, in file order.
+    pub routes: Vec<RouteConfig>,
+    /// True when nothing was configured and the built-in echo provider stands in.
+    pub echo_fallback: bool,
+}
+
+/// `server:`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Address of the gRPC port.
+    pub listen: SocketAddr,
+    /// How long in-flight calls may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// How long to keep serving after turning NOT_SERVING.
+    pub shutdown_delay: Duration,
+    /// Deadline for calls that bring none.
+    pub request_timeout: Duration,
+}
+
+/// `log:`
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogConfig {
+    /// Filter directive, e.g. `info` or `ai_service=debug,info`.
+    pub level: String,
+    /// Text or JSON.
+    pub format: LogFormat,
+}
+
+/// One provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderConfig {
+    /// Its name, used by routes, errors, metrics and the audit record.
+    pub name: String,
+    /// Adapter and settings.
+    pub settings: ProviderSettings,
+}
+
+/// Adapter-specific settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProviderSettings {
+    /// The built-in echo provider.
+    Echo {
+        /// Pause between streamed deltas.
+        chunk_delay: Duration,
+    },
+}
+
+/// A route: a public model name and its failover chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteConfig {
+    /// The name callers use.
+    pub name: String,
+    /// Other names for it.
+    pub aliases: Vec<String>,
+    /// Targets, in failover order; never empty.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// A provider model in a route's chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetConfig {
+    /// A configured provider's name.
+    pub provider: String,
+    /// The upstream model.
+    pub model: String,
+}
+
+/// A configuration problem, naming the field (or environment variable) it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the field, e.g. `routes[0].targets[1].provider`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// The exit code of a bad configuration (`EX_USAGE`).
+    pub const EXIT_CODE: i32 = 64;
+
+    /// A problem with `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line, whatever the parser said.
+        let message = self.message.replace('\n', " ");
+        if self.path.is_empty() {
+            write!(f, "invalid config: {message}")
+        } else {
+            write!(f, "invalid config: {}: {message}", self.path)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `path` (or nothing, when `None`), applies the `AI_SERVICE__…` variables of `vars`,
+    /// parses and validates.
+    pub fn load<I>(path: Option<&Path>, vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new("", format!("cannot read {}: {e}", path.display()))
+            })?,
+            None => String::new(),
+        };
+        Config::from_yaml(&text, vars)
+    }
+
+    /// Parses and validates YAML text with the overrides in `vars`.
+    pub fn from_yaml<I>(text: &str, vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut tree: serde_yaml::Value = if text.trim().is_empty() {
+            serde_yaml::Value::Null
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::new("", e.to_string()))?
+        };
+        env::apply(&mut tree, vars)?;
+        if tree.is_null() {
+            tree = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+        }
+        let raw: RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::new(path, e.into_inner().to_string())
+        })?;
+        validate(raw)
+    }
+}
+
+fn duration(value: Option<raw::HumanDuration>, default: Duration) -> Duration {
+    value.map_or(default, |d| d.0)
+}
+
+/// Checks what the types cannot and builds the [`Config`].
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen: SocketAddr = listen_text.parse().map_err(|e| {
+        ConfigError::new(
+            "server.listen",
+            format!("{listen_text:?} is not a host:port address: {e}"),
+        )
+    })?;
+    let server = ServerConfig {
+        listen,
+        shutdown_grace: duration(raw.server.shutdown_grace, Duration::from_secs(30)),
+        shutdown_delay: duration(raw.server.shutdown_delay, Duration::ZERO),
+        request_timeout: duration(raw.server.request_timeout, Duration::from_secs(30)),
+    };
+    if server.request_timeout.is_zero() {
+        return Err(ConfigError::new(
+            "server.request_timeout",
+            "must be greater than zero",
+        ));
+    }
+
+    let level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+        return Err(ConfigError::new(
+            "log.level",
+            format!("{level:?} is not a log filter: {e}"),
+        ));
+    }
+    let log = LogConfig {
+        level,
+        format: raw.log.format.unwrap_or_default(),
+    };
+
+    let mut providers = Vec::with_capacity(raw.providers.len());
+    for (name, provider) in raw.providers {
+        providers.push(validate_provider(name, provider)?);
+    }
+
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    let mut names = BTreeSet::new();
+    for (i, route) in raw.routes.into_iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if route.name.trim().is_empty() {
+            return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+        }
+        for (j, name) in std::iter::once(&route.name)
+            .chain(&route.aliases)
+            .enumerate()
+        {
+            if !names.insert(name.clone()) {
+                let field = if j == 0 {
+                    format!("{at}.name")
+                } else {
+                    format!("{at}.aliases[{}]", j - 1)
+                };
+                return Err(ConfigError::new(
+                    field,
+                    format!("{name:?} is already the name of another route"),
+                ));
+            }
+        }
+        if route.targets.is_empty() {
+            return Err(ConfigError::new(
+                format!("{at}.targets"),
+                "a route needs at least one target",
+            ));
+        }
+        let mut targets = Vec::with_capacity(route.targets.len());
+        for (j, target) in route.targets.into_iter().enumerate() {
+            if !providers.iter().any(|p| p.name == target.provider) {
+                let known: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+                return Err(ConfigError::new(
+                    format!("{at}.targets[{j}].provider"),
+                    format!(
+                        "unknown provider {:?} (configured: {})",
+                        target.provider,
+                        list(&known)
+                    ),
+                ));
+            }
+            if target.model.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("{at}.targets[{j}].model"),
+                    "must not be empty",
+                ));
+            }
+            targets.push(TargetConfig {
+                provider: target.provider,
+                model: target.model,
+            });
+        }
+        routes.push(RouteConfig {
+            name: route.name,
+            aliases: route.aliases,
+            targets,
+        });
+    }
+
+    let echo_fallback = providers.is_empty() && routes.is_empty();
+    if echo_fallback {
+        providers.push(ProviderConfig {
+            name: ECHO.to_owned(),
+            settings: ProviderSettings::Echo {
+                chunk_delay: Duration::ZERO,
+            },
+        });
+        routes.push(RouteConfig {
+            name: ECHO.to_owned(),
+            aliases: Vec::new(),
+            targets: vec![TargetConfig {
+                provider: ECHO.to_owned(),
+                model: ECHO.to_owned(),
+            }],
+        });
+    } else if routes.is_empty() {
+        return Err(ConfigError::new(
+            "routes",
+            "providers are configured but no route uses them",
+        ));
+    }
+
+    Ok(Config {
+        server,
+        log,
+        providers,
+        routes,
+        echo_fallback,
+    })
+}
+
+fn validate_provider(name: String, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    let at = format!("providers.{name}");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::new(
+            at,
+            "a provider name may hold only letters, digits, '-' and '_'",
+        ));
+    }
+    let settings = match raw.kind {
+        ProviderKind::Echo => ProviderSettings::Echo {
+            chunk_delay: duration(raw.chunk_delay, Duration::ZERO),
+        },
+    };
+    Ok(ProviderConfig { name, settings })
+}
+
+fn list(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(yaml, std::iter::empty())
+    }
+
+    #[test]
+    fn an_empty_document_serves_echo() {
+        let config = parse("").unwrap();
+        assert!(config.echo_fallback);
+        assert_eq!(config.routes[0].name, ECHO);
+        assert_eq!(config.server.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_their_path() {
+        let err = parse("server:\n  listen: 127.0.0.1:1\n  lisen: x\n").unwrap_err();
+        assert_eq!(err.path, "server.lisen");
+        assert!(err.message.contains("unknown field `lisen`"), "{err}");
+        let err = parse("providers:\n  e:\n    kind: echo\n    chunk_dalay: 1s\n").unwrap_err();
+        assert_eq!(err.path, "providers.e.chunk_dalay");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let err = parse("server: {shutdown_grace: soon}").unwrap_err();
+        assert_eq!(err.path, "server.shutdown_grace");
+        let err = parse("server: {listen: nowhere}").unwrap_err();
+        assert_eq!(err.path, "server.listen");
+        let err = parse("providers: {e: {kind: nope}}").unwrap_err();
+        assert_eq!(err.path, "providers.e.kind");
+        let yaml =
+            "providers: {e: {kind: echo}}\nroutes: [{name: a, targets: [{provider: x, model: m}]}]";
+        let err = parse(yaml).unwrap_err();
+        assert_eq!(err.path, "routes[0].targets[0].provider");
+        assert!(
+            err.to_string().starts_with(
+                "invalid config: routes[0].targets[0].provider: unknown provider \"x\""
+            )
+        );
+    }
+
+    #[test]
+    fn duplicate_route_names_and_aliases_are_rejected() {
+        let yaml = "providers: {e: {kind: echo}}\nroutes:\n  - {name: a, targets: [{provider: e, model: m}]}\n  - {name: b, aliases: [a], targets: [{provider: e, model: m}]}";
+        assert_eq!(parse(yaml).unwrap_err().path, "routes[1].aliases[0]");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let vars = vec![(
+            "AI_SERVICE__SERVER__LISTEN".to_owned(),
+            "127.0.0.1:9999".to_owned(),
+        )];
+        let config = Config::from_yaml("server: {listen: 127.0.0.1:1}", vars).unwrap();
+        assert_eq!(config.server.listen.port(), 9999);
+        let vars = vec![("AI_SERVICE__SERVR__LISTEN".to_owned(), "x".to_owned())];
+        assert!(
+            Config::from_yaml("", vars)
+                .unwrap_err()
+                .message
+                .contains("unknown field `servr`")
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The gateway's error type and the one place where errors become gRPC statuses.
+//!
+//! Every failure a caller can see is an [`Error`]. [`From<Error> for tonic::Status`] picks the
+//! canonical code from DESIGN.md's table and attaches the rich details clients decode:
+//! `google.rpc.ErrorInfo` always (domain [`ERROR_DOMAIN`], an UPPER_SNAKE reason, metadata such
+//! as the provider), `BadRequest` field violations for invalid input and `RetryInfo` for rate
+//! limits. Nothing else builds a `Status` from an internal error.
+
+use std::{collections::HashMap, fmt, time::Duration};
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::provider::{ProviderError, ProviderErrorKind};
+
+/// The `domain` of every `google.rpc.ErrorInfo` this service returns.
+pub const ERROR_DOMAIN: &str = "ai-service";
+
+/// One problem with one field of a request, as `google.rpc.BadRequest.FieldViolation`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field, e.g. `messages[0].role`.
+    pub field: String,
+    /// What is wrong with it, for a human.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+/// Everything that can go wrong with a call, as the caller will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong; each violation names a field.
+    #[error("invalid request: {}", join(.0))]
+    InvalidRequest(Vec<FieldViolation>),
+
+    /// No route or model of that name.
+    #[error(
+        "model {model:?} is not served by this gateway; ListModels lists the models you can use"
+    )]
+    ModelNotFound {
+        /// The name the caller asked for.
+        model: String,
+    },
+
+    /// The caller's deadline passed before an answer was complete.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+
+    /// The provider failed, after whatever retries and failover applied.
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+
+    /// A bug. The message is logged; the caller sees only that it was internal.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn join(violations: &[FieldViolation]) -> String {
+    let parts: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
+
+impl Error {
+    /// A request with a single field violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidRequest(vec![FieldViolation::new(field, description)])
+    }
+
+    /// The gRPC code this error maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidRequest(_) => Code::InvalidArgument,
+            Error::ModelNotFound { .. } => Code::NotFound,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::Provider(err) => provider_code(err.kind),
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The `ErrorInfo.reason`: a stable UPPER_SNAKE name clients can match on.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "INVALID_REQUEST",
+            Error::ModelNotFound { .. } => "MODEL_NOT_FOUND",
+            Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+            Error::Provider(err) => err.kind.reason(),
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+fn provider_code(kind: ProviderErrorKind) -> Code {
+    use ProviderErrorKind as K;
+    match kind {
+        K::Connect | K::Timeout | K::Server | K::Overloaded | K::InvalidResponse | K::StreamCut => {
+            Code::Unavailable
+        }
+        K::RateLimited => Code::ResourceExhausted,
+        K::Rejected | K::Unsupported => Code::InvalidArgument,
+        K::Auth => Code::FailedPrecondition,
+        K::NotFound => Code::NotFound,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let code = err.code();
+        let mut metadata = HashMap::new();
+        if let Error::ModelNotFound { model } = &err {
+            metadata.insert("model".to_owned(), model.clone());
+        }
+        if let Error::Provider(p) = &err {
+            metadata.insert("provider".to_owned(), p.provider.clone());
+            if let Some(status) = p.status {
+                metadata.insert("upstream_status".to_owned(), status.to_string());
+            }
+        }
+        let message = match &err {
+            Error::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+
+        let mut details = ErrorDetails::with_error_info(err.reason(), ERROR_DOMAIN, metadata);
+        match &err {
+            Error::InvalidRequest(violations) => {
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+            }
+            Error::Provider(p) if p.kind == ProviderErrorKind::Unsupported => {
+                if let Some(field) = &p.field {
+                    details.add_bad_request_violation(field.clone(), p.message.clone());
+                }
+            }
+            Error::Provider(p) if p.kind == ProviderErrorKind::RateLimited => {
+                details.set_retry_info(Some(p.retry_after.unwrap_or(Duration::from_secs(1))));
+            }
+            _ => {}
+        }
+        Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_request_carries_every_violation() {
+        let err = Error::InvalidRequest(vec![
+            FieldViolation::new("messages", "at least one message is required"),
+            FieldViolation::new("generation.max_tokens", "must be positive, got -1"),
+        ]);
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status
+                .message()
+                .contains("generation.max_tokens: must be positive")
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, "INVALID_REQUEST");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| &v.field)
+            .collect();
+        assert_eq!(fields, ["messages", "generation.max_tokens"]);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_detail() {
+        let status = Status::from(Error::Internal("lock poisoned at 0xdeadbeef".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_info() {
+        let err = ProviderError::new("openai", ProviderErrorKind::RateLimited, "slow down")
+            .with_retry_after(Duration::from_secs(7));
+        let status = Status::from(Error::from(err));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(details.error_info().unwrap().metadata["provider"], "openai");
+    }
+}

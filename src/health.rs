@@ -1,0 +1,132 @@
+//! The standard gRPC health service (`grpc.health.v1`, from tonic-health), with two things
+//! an operator needs on top of it:
+//!
+//! - [`HealthState`] keeps the overall status (`""`) and `aiservice.v1.ChatService` in step:
+//!   SERVING while a route can serve, NOT_SERVING otherwise or once draining began.
+//! - [`DrainingHealth`] ends every `Watch` stream when the server drains, after telling the
+//!   watcher NOT_SERVING. A watch never ends on its own, so without this a graceful shutdown
+//!   would wait out its whole grace period for health watchers.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, server::NamedService};
+use tonic_health::{
+    ServingStatus,
+    pb::{
+        HealthCheckRequest, HealthCheckResponse,
+        health_check_response::ServingStatus as WireStatus,
+        health_server::{Health, HealthServer},
+    },
+    server::{HealthReporter, HealthService},
+};
+
+use crate::proto::v1::chat_service_server::ChatServiceServer;
+use crate::service::ChatHandler;
+
+/// The health service name of the chat API.
+pub const CHAT_SERVICE: &str = <ChatServiceServer<ChatHandler> as NamedService>::NAME;
+
+/// The reported health of the gateway; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HealthState {
+    reporter: HealthReporter,
+    drain: CancellationToken,
+}
+
+impl HealthState {
+    /// A new state: SERVING or NOT_SERVING as `can_serve` says.
+    pub async fn new(can_serve: bool) -> Self {
+        let state = HealthState {
+            reporter: HealthReporter::new(),
+            drain: CancellationToken::new(),
+        };
+        state.set_can_serve(can_serve).await;
+        state
+    }
+
+    /// Reports whether the gateway can serve; ignored once draining began.
+    pub async fn set_can_serve(&self, can_serve: bool) {
+        if self.drain.is_cancelled() {
+            return;
+        }
+        let status = if can_serve {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status("", status).await;
+        self.reporter.set_service_status(CHAT_SERVICE, status).await;
+    }
+
+    /// Turns every service NOT_SERVING for good and ends the health watches.
+    pub async fn drain(&self) {
+        self.reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        self.reporter
+            .set_service_status(CHAT_SERVICE, ServingStatus::NotServing)
+            .await;
+        self.drain.cancel();
+    }
+
+    /// Whether draining began.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_cancelled()
+    }
+
+    /// The `grpc.health.v1.Health` service over this state.
+    pub fn service(&self) -> HealthServer<DrainingHealth> {
+        HealthServer::new(DrainingHealth {
+            inner: HealthService::from_health_reporter(self.reporter.clone()),
+            drain: self.drain.clone(),
+        })
+    }
+}
+
+/// tonic-health's service, whose watches end when the server drains.
+#[derive(Debug)]
+pub struct DrainingHealth {
+    inner: HealthService,
+    drain: CancellationToken,
+}
+
+/// The stream type of `Watch`.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Health for DrainingHealth {
+    async fn check(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        self.inner.check(request).await
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut inner = self.inner.watch(request).await?.into_inner();
+        let drain = self.drain.clone();
+        let stream = async_stream::stream! {
+            loop {
+                tokio::select! {
+                    biased;
+                    item = inner.next() => match item {
+                        Some(item) => yield item,
+                        None => return,
+                    },
+                    () = drain.cancelled() => {
+                        yield Ok(HealthCheckResponse { status: WireStatus::NotServing as i32 });
+                        return;
+                    }
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,126 @@
+//! The `ai-service` binary: parses arguments, loads the config, sets up logging and runs the
+//! library's [`Gateway`]. Everything else lives in the library.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use ai_service::{Config, Gateway, config::ConfigError, healthcheck, shutdown, telemetry};
+use clap::{Parser, Subcommand};
+
+/// A gRPC-native gateway in front of the LLM providers.
+#[derive(Debug, Parser)]
+#[command(name = "ai-service", version, about, long_about = None)]
+struct Cli {
+    /// Path of the YAML config file. Without one the defaults apply; `AI_SERVICE__…`
+    /// variables override either (e.g. AI_SERVICE__SERVER__LISTEN=0.0.0.0:8080).
+    #[arg(long, short, global = true, env = "AI_SERVICE_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the gateway (the default).
+    Serve,
+    /// Validate a config file (and the environment overrides) and exit.
+    CheckConfig {
+        /// The file to check; defaults to --config.
+        file: Option<PathBuf>,
+    },
+    /// Probe a running gateway with the gRPC health protocol; exits 0 when SERVING.
+    Healthcheck {
+        /// Address of the gRPC port.
+        #[arg(default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// The service to check; the empty default is the whole server.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config),
+        Command::CheckConfig { file } => match load(file.or(cli.config)) {
+            Ok(config) => {
+                let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+                println!(
+                    "config ok: {} provider(s), routes: {}",
+                    config.providers.len(),
+                    routes.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Healthcheck {
+            addr,
+            service,
+            timeout,
+        } => match runtime() {
+            Ok(rt) => match rt.block_on(healthcheck::probe(&addr, &service, timeout)) {
+                Ok(()) => {
+                    println!("SERVING");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ai-service healthcheck: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.as_deref(), std::env::vars()).map_err(|e: ConfigError| {
+        eprintln!("ai-service: {e}");
+        ExitCode::from(ConfigError::EXIT_CODE as u8)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("ai-service: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn serve(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    telemetry::init(&config.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(async move {
+        let gateway = Gateway::new(config).await;
+        gateway
+            .run(async {
+                if let Err(e) = shutdown::signal().await {
+                    tracing::error!(error = %e, "cannot listen for shutdown signals; stopping");
+                }
+            })
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ai-service stopped with an error");
+            eprintln!("ai-service: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

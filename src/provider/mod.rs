@@ -1,0 +1,165 @@
+//! Provider adapters: one trait, one file per provider.
+//!
+//! An adapter only translates: a validated [`ChatRequest`] into the provider's wire request,
+//! and the provider's reply (JSON or SSE) into [`ChatResponse`] or a stream of [`ChatEvent`]s.
+//! Routing, retries, failover and metrics live outside, in [`crate::router`] and the handler.
+
+mod echo;
+
+use std::{fmt, pin::Pin, sync::Arc, time::Duration};
+
+use futures::Stream;
+
+pub use echo::EchoProvider;
+
+use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
+
+/// A stream of events from a provider; it ends after `ChatEvent::Finish`, or with an error.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, ProviderError>> + Send>>;
+
+/// A provider adapter.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + fmt::Debug + 'static {
+    /// The provider's configured name, e.g. `openai`; used in errors, metrics and audit.
+    fn name(&self) -> &str;
+
+    /// One complete answer from `model`.
+    async fn chat(&self, model: &str, request: &ChatRequest)
+    -> Result<ChatResponse, ProviderError>;
+
+    /// A streamed answer from `model`. The returned stream owns everything it needs: dropping
+    /// it drops the upstream request.
+    async fn stream(&self, model: &str, request: &ChatRequest)
+    -> Result<ChatStream, ProviderError>;
+}
+
+/// A shared provider adapter.
+pub type SharedProvider = Arc<dyn Provider>;
+
+/// What kind of failure a provider call had; decides the gRPC code and whether a retry or
+/// failover may help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderErrorKind {
+    /// The connection could not be made.
+    Connect,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// 429: rate limit or quota.
+    RateLimited,
+    /// 5xx.
+    Server,
+    /// The provider is overloaded (e.g. Anthropic's 529).
+    Overloaded,
+    /// A reply that does not parse, or lacks what the wire format promises.
+    InvalidResponse,
+    /// A stream that ended before its end marker.
+    StreamCut,
+    /// The provider rejected the request's content (400, 422).
+    Rejected,
+    /// The provider rejected the gateway's credential (401, 403).
+    Auth,
+    /// The provider does not know the model (404).
+    NotFound,
+    /// The request uses a field this provider cannot honour.
+    Unsupported,
+}
+
+impl ProviderErrorKind {
+    /// Whether another attempt (another endpoint or target) may succeed.
+    pub fn is_retryable(self) -> bool {
+        use ProviderErrorKind as K;
+        matches!(
+            self,
+            K::Connect
+                | K::Timeout
+                | K::RateLimited
+                | K::Server
+                | K::Overloaded
+                | K::InvalidResponse
+                | K::StreamCut
+        )
+    }
+
+    /// The `ErrorInfo.reason` for this kind.
+    pub fn reason(self) -> &'static str {
+        use ProviderErrorKind as K;
+        match self {
+            K::Connect => "UPSTREAM_CONNECT_FAILED",
+            K::Timeout => "UPSTREAM_TIMEOUT",
+            K::RateLimited => "UPSTREAM_RATE_LIMITED",
+            K::Server => "UPSTREAM_SERVER_ERROR",
+            K::Overloaded => "UPSTREAM_OVERLOADED",
+            K::InvalidResponse => "UPSTREAM_INVALID_RESPONSE",
+            K::StreamCut => "UPSTREAM_STREAM_CUT",
+            K::Rejected => "UPSTREAM_REJECTED",
+            K::Auth => "UPSTREAM_AUTH_FAILED",
+            K::NotFound => "UPSTREAM_MODEL_NOT_FOUND",
+            K::Unsupported => "UNSUPPORTED_BY_PROVIDER",
+        }
+    }
+}
+
+/// A failed provider call. It never carries a key: adapters build the message from the
+/// provider's error text and status, never from the request they sent.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{provider}: {message}")]
+pub struct ProviderError {
+    /// The provider's configured name.
+    pub provider: String,
+    /// What kind of failure.
+    pub kind: ProviderErrorKind,
+    /// The provider's own message, or ours.
+    pub message: String,
+    /// The upstream HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// How long the provider asked us to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
+    /// The request field an `Unsupported` error is about.
+    pub field: Option<String>,
+}
+
+impl ProviderError {
+    /// A new error of `kind`.
+    pub fn new(
+        provider: impl Into<String>,
+        kind: ProviderErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        ProviderError {
+            provider: provider.into(),
+            kind,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+            field: None,
+        }
+    }
+
+    /// A request field this provider cannot honour.
+    pub fn unsupported(
+        provider: impl Into<String>,
+        field: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Self {
+        let mut err = ProviderError::new(provider, ProviderErrorKind::Unsupported, why);
+        err.field = Some(field.into());
+        err
+    }
+
+    /// With the upstream HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// With the provider's `Retry-After`.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}

@@ -1,0 +1,166 @@
+//! The router: a caller's model name → a [`Route`] → its ordered chain of [`Target`]s
+//! (provider + upstream model).
+//!
+//! A call goes to the first target; on a retryable provider failure it moves on to the next
+//! one, and the caller gets the last failure when every target failed. A caller's own mistake
+//! (an error that is not retryable) ends the call at once.
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::{
+    chat::{ChatRequest, ChatResponse},
+    config::{Config, ProviderSettings},
+    error::Error,
+    provider::{ChatStream, EchoProvider, ProviderError, SharedProvider},
+};
+
+/// One provider model in a route's failover chain.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The adapter.
+    pub provider: SharedProvider,
+    /// The upstream model name.
+    pub model: String,
+}
+
+/// A public model name and its failover chain.
+#[derive(Debug)]
+pub struct Route {
+    /// The name callers use.
+    pub name: String,
+    /// Other names for it.
+    pub aliases: Vec<String>,
+    /// Targets, in failover order; never empty.
+    pub targets: Vec<Target>,
+}
+
+/// What answered a call.
+#[derive(Debug, Clone)]
+pub struct Served<T> {
+    /// The answer.
+    pub value: T,
+    /// The target that gave it.
+    pub target: Target,
+}
+
+impl Route {
+    /// Whether at least one target can serve now.
+    pub fn is_available(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    /// One complete answer, failing over along the chain.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<Served<ChatResponse>, Error> {
+        let mut last: Option<ProviderError> = None;
+        for target in &self.targets {
+            match target.provider.chat(&target.model, request).await {
+                Ok(value) => {
+                    return Ok(Served {
+                        value,
+                        target: target.clone(),
+                    });
+                }
+                Err(err) if err.is_retryable() => {
+                    tracing::warn!(provider = %err.provider, error = %err.message, "target failed; trying the next");
+                    last = Some(err);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || Error::Internal(format!("route {} has no targets", self.name)),
+            Error::from,
+        ))
+    }
+
+    /// A streamed answer. Failover happens only while opening the stream, before any event has
+    /// reached the caller.
+    pub async fn stream(&self, request: &ChatRequest) -> Result<Served<ChatStream>, Error> {
+        let mut last: Option<ProviderError> = None;
+        for target in &self.targets {
+            match target.provider.stream(&target.model, request).await {
+                Ok(value) => {
+                    return Ok(Served {
+                        value,
+                        target: target.clone(),
+                    });
+                }
+                Err(err) if err.is_retryable() => last = Some(err),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || Error::Internal(format!("route {} has no targets", self.name)),
+            Error::from,
+        ))
+    }
+}
+
+/// All routes, by name and alias.
+#[derive(Debug)]
+pub struct Router {
+    routes: Vec<Arc<Route>>,
+    by_name: HashMap<String, Arc<Route>>,
+}
+
+impl Router {
+    /// Builds the provider adapters and routes of a validated config.
+    pub fn from_config(config: &Config) -> Router {
+        let providers: HashMap<&str, SharedProvider> = config
+            .providers
+            .iter()
+            .map(|p| {
+                let adapter: SharedProvider = match &p.settings {
+                    ProviderSettings::Echo { chunk_delay } => {
+                        Arc::new(EchoProvider::new(&p.name, *chunk_delay))
+                    }
+                };
+                (p.name.as_str(), adapter)
+            })
+            .collect();
+
+        let mut routes = Vec::with_capacity(config.routes.len());
+        let mut by_name = HashMap::new();
+        for r in &config.routes {
+            let targets = r
+                .targets
+                .iter()
+                // Validation guarantees every target names a configured provider.
+                .filter_map(|t| {
+                    providers.get(t.provider.as_str()).map(|p| Target {
+                        provider: p.clone(),
+                        model: t.model.clone(),
+                    })
+                })
+                .collect();
+            let route = Arc::new(Route {
+                name: r.name.clone(),
+                aliases: r.aliases.clone(),
+                targets,
+            });
+            for name in std::iter::once(&r.name).chain(&r.aliases) {
+                by_name.insert(name.clone(), route.clone());
+            }
+            routes.push(route);
+        }
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        Router { routes, by_name }
+    }
+
+    /// The route a caller's model name reaches.
+    pub fn resolve(&self, model: &str) -> Result<&Arc<Route>, Error> {
+        self.by_name.get(model).ok_or_else(|| Error::ModelNotFound {
+            model: model.to_owned(),
+        })
+    }
+
+    /// Every route, sorted by name.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+
+    /// Whether any route can serve now.
+    pub fn can_serve(&self) -> bool {
+        self.routes.iter().any(|r| r.is_available())
+    }
+}

@@ -1,0 +1,159 @@
+//! The gateway as a whole: builds the router and the gRPC services from a [`Config`] and
+//! serves them, with a staged shutdown.
+//!
+//! Services on the gRPC port: `aiservice.v1.ChatService`, `grpc.health.v1.Health`, and server
+//! reflection in both `v1` and `v1alpha` (older grpcurl builds speak only the latter).
+//!
+//! Shutdown, when the future given to [`Gateway::serve`] resolves:
+//! 1. health turns NOT_SERVING and health watches end;
+//! 2. the server keeps serving for `server.shutdown_delay`, so load balancers notice;
+//! 3. the listener closes and connections get GOAWAY: no new calls;
+//! 4. calls in flight get `server.shutdown_grace` to finish; then the server stops anyway.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::Routes, transport::Server};
+
+use crate::{
+    config::Config,
+    error::Error,
+    health::HealthState,
+    proto::{self, v1::chat_service_server::ChatServiceServer},
+    router::Router,
+    service::ChatHandler,
+};
+
+/// A configured gateway, ready to serve or to be mounted into another server.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    config: Arc<Config>,
+    router: Arc<Router>,
+    health: HealthState,
+}
+
+impl Gateway {
+    /// Builds the providers, routes and health state of `config`.
+    pub async fn new(config: Config) -> Gateway {
+        let router = Arc::new(Router::from_config(&config));
+        let health = HealthState::new(router.can_serve()).await;
+        Gateway {
+            config: Arc::new(config),
+            router,
+            health,
+        }
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The health state; an embedding service may drain it itself.
+    pub fn health(&self) -> &HealthState {
+        &self.health
+    }
+
+    /// The chat service alone, to mount on another tonic server.
+    pub fn chat_service(&self) -> ChatServiceServer<ChatHandler> {
+        ChatServiceServer::new(ChatHandler::new(self.router.clone()))
+    }
+
+    /// Every service of the gRPC port: chat, health and reflection.
+    pub fn routes(&self) -> Result<Routes, Error> {
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let v1 = reflection()
+            .build_v1()
+            .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+        let v1alpha = reflection()
+            .build_v1alpha()
+            .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+        Ok(Routes::new(self.chat_service())
+            .add_service(self.health.service())
+            .add_service(v1)
+            .add_service(v1alpha))
+    }
+
+    /// Binds `server.listen` and serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let addr = self.config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+        self.serve(listener, shutdown).await
+    }
+
+    /// Serves on a listener the caller owns until `shutdown` resolves, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let local: Option<SocketAddr> = listener.local_addr().ok();
+        let routes = self.routes()?;
+        let incoming = TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|stream| {
+                // Small gRPC frames must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+            })
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            });
+        tokio::pin!(server);
+
+        self.log_start(local);
+        tokio::select! {
+            result = &mut server => return result.map_err(|e| Error::Internal(format!("server: {e}"))),
+            () = shutdown => {}
+        }
+
+        let server_config = &self.config.server;
+        self.health.drain().await;
+        tracing::info!(delay = ?server_config.shutdown_delay, "health is NOT_SERVING; still serving for the shutdown delay");
+        tokio::select! {
+            result = &mut server => return result.map_err(|e| Error::Internal(format!("server: {e}"))),
+            () = tokio::time::sleep(server_config.shutdown_delay) => {}
+        }
+
+        let _ = stop_tx.send(());
+        tracing::info!(grace = ?server_config.shutdown_grace, "no new calls; waiting for calls in flight");
+        match tokio::time::timeout(server_config.shutdown_grace, &mut server).await {
+            Ok(result) => {
+                tracing::info!("drained; stopped");
+                result.map_err(|e| Error::Internal(format!("server: {e}")))
+            }
+            Err(_) => {
+                tracing::warn!("grace period over with calls still in flight; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+
+    fn log_start(&self, local: Option<SocketAddr>) {
+        let routes: Vec<&str> = self
+            .router
+            .routes()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        let addr = local.map(|a| a.to_string()).unwrap_or_default();
+        if self.config.echo_fallback {
+            tracing::warn!(
+                %addr,
+                "no provider configured: serving the built-in echo provider as model \"echo\"; \
+                 set a provider key (e.g. OPENAI_API_KEY) or a config file to serve real models"
+            );
+        }
+        tracing::info!(%addr, routes = %routes.join(","), "ai-service listening (gRPC)");
+    }
+}

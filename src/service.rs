@@ -1,0 +1,281 @@
+//! The `aiservice.v1.ChatService` handler: validates a call into the domain types, resolves
+//! its route, calls the router and turns the answer (or the error) back into protobuf.
+//!
+//! Streams are relayed as they arrive, with the ordering the API promises: deltas, then one
+//! usage event (estimated when the provider gave none), then finish. A provider stream that
+//! ends without its finish event ends the gRPC stream with UNAVAILABLE, never cleanly.
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
+    error::Error,
+    proto::v1::{self as pb, chat_service_server::ChatService},
+    provider::{ChatStream, ProviderError, ProviderErrorKind},
+    router::Router,
+    validate,
+};
+
+/// The chat service handler; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ChatHandler {
+    router: Arc<Router>,
+}
+
+impl ChatHandler {
+    /// A handler over `router`.
+    pub fn new(router: Arc<Router>) -> Self {
+        ChatHandler { router }
+    }
+}
+
+/// The stream type of `StreamChat`.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StreamChatResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ChatService for ChatHandler {
+    async fn chat(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
+        let request = validate::chat_request(request.into_inner())?;
+        let route = self.router.resolve(&request.model)?;
+        let served = route.chat(&request).await?;
+        let answer = served.value;
+        Ok(Response::new(pb::ChatResponse {
+            id: answer.id,
+            model: route.name.clone(),
+            provider: served.target.provider.name().to_owned(),
+            provider_model: answer.provider_model,
+            message: Some(message_to_pb(answer.message)),
+            finish_reason: finish_to_pb(answer.finish_reason) as i32,
+            usage: Some(usage_to_pb(answer.usage)),
+        }))
+    }
+
+    type StreamChatStream = EventStream;
+
+    async fn stream_chat(
+        &self,
+        request: Request<pb::StreamChatRequest>,
+    ) -> Result<Response<Self::StreamChatStream>, Status> {
+        let request = validate::chat_request(request.into_inner().into())?;
+        let route = self.router.resolve(&request.model)?;
+        let served = route.stream(&request).await?;
+        let stream = relay(
+            served.value,
+            &request,
+            route.name.clone(),
+            served.target.provider.name().to_owned(),
+        );
+        Ok(Response::new(stream))
+    }
+
+    async fn list_models(
+        &self,
+        _request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let models = self
+            .router
+            .routes()
+            .iter()
+            .map(|route| pb::Model {
+                name: route.name.clone(),
+                aliases: route.aliases.clone(),
+                targets: route
+                    .targets
+                    .iter()
+                    .map(|t| pb::Target {
+                        provider: t.provider.name().to_owned(),
+                        model: t.model.clone(),
+                        available: true,
+                    })
+                    .collect(),
+                available: route.is_available(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListModelsResponse { models }))
+    }
+}
+
+fn event(event: pb::stream_chat_response::Event) -> pb::StreamChatResponse {
+    pb::StreamChatResponse { event: Some(event) }
+}
+
+/// Relays a provider stream to the caller in the order the API promises.
+fn relay(
+    mut upstream: ChatStream,
+    request: &ChatRequest,
+    route: String,
+    provider: String,
+) -> EventStream {
+    let input_estimate =
+        estimate_tokens(request.messages.iter().map(|m| m.joined_text().len()).sum());
+    Box::pin(async_stream::stream! {
+        use pb::stream_chat_response::Event;
+        let mut usage: Option<Usage> = None;
+        let mut output_bytes = 0usize;
+        while let Some(item) = upstream.next().await {
+            match item {
+                Ok(ChatEvent::ContentDelta(text)) => {
+                    output_bytes += text.len();
+                    yield Ok(event(Event::ContentDelta(pb::ContentDelta { text })));
+                }
+                Ok(ChatEvent::ToolCallDelta(d)) => {
+                    output_bytes += d.arguments.len();
+                    yield Ok(event(Event::ToolCallDelta(pb::ToolCallDelta {
+                        index: d.index,
+                        id: d.id.unwrap_or_default(),
+                        name: d.name.unwrap_or_default(),
+                        arguments_delta: d.arguments,
+                    })));
+                }
+                Ok(ChatEvent::Usage(u)) => usage = Some(u),
+                Ok(ChatEvent::Finish { reason, id, provider_model }) => {
+                    let usage = usage.unwrap_or(Usage {
+                        input_tokens: input_estimate,
+                        output_tokens: estimate_tokens(output_bytes),
+                        cached_input_tokens: 0,
+                        estimated: true,
+                    });
+                    yield Ok(event(Event::Usage(usage_to_pb(usage))));
+                    yield Ok(event(Event::Finish(pb::Finish {
+                        reason: finish_to_pb(reason) as i32,
+                        id,
+                        model: route,
+                        provider,
+                        provider_model,
+                    })));
+                    return;
+                }
+                Err(err) => {
+                    yield Err(Status::from(Error::from(err)));
+                    return;
+                }
+            }
+        }
+        let cut = ProviderError::new(provider, ProviderErrorKind::StreamCut, "the stream ended before its finish event");
+        yield Err(Status::from(Error::from(cut)));
+    })
+}
+
+/// A rough token count for providers that report none: about four bytes a token.
+fn estimate_tokens(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+fn message_to_pb(m: chat::Message) -> pb::Message {
+    let role = match m.role {
+        chat::Role::System => pb::Role::System,
+        chat::Role::User => pb::Role::User,
+        chat::Role::Assistant => pb::Role::Assistant,
+        chat::Role::Tool => pb::Role::Tool,
+    };
+    pb::Message {
+        role: role as i32,
+        content: m
+            .content
+            .into_iter()
+            .map(|part| pb::ContentPart {
+                part: Some(match part {
+                    ContentPart::Text(text) => pb::content_part::Part::Text(text),
+                    ContentPart::Image(image) => pb::content_part::Part::Image(pb::Image {
+                        source: Some(match image.source {
+                            ImageSource::Url(url) => pb::image::Source::Url(url),
+                            ImageSource::Data(data) => pb::image::Source::Data(data.to_vec()),
+                        }),
+                        mime_type: image.mime_type.unwrap_or_default(),
+                        detail: pb::ImageDetail::Unspecified as i32,
+                    }),
+                }),
+            })
+            .collect(),
+        name: m.name.unwrap_or_default(),
+        tool_calls: m
+            .tool_calls
+            .into_iter()
+            .map(|c| pb::ToolCall {
+                id: c.id,
+                name: c.name,
+                arguments_json: c.arguments,
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id.unwrap_or_default(),
+    }
+}
+
+fn finish_to_pb(reason: FinishReason) -> pb::FinishReason {
+    match reason {
+        FinishReason::Stop => pb::FinishReason::Stop,
+        FinishReason::Length => pb::FinishReason::Length,
+        FinishReason::ToolCalls => pb::FinishReason::ToolCalls,
+        FinishReason::ContentFilter => pb::FinishReason::ContentFilter,
+        FinishReason::Other => pb::FinishReason::Other,
+    }
+}
+
+fn usage_to_pb(u: Usage) -> pb::Usage {
+    pb::Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        total_tokens: u.total_tokens(),
+        cached_input_tokens: u.cached_input_tokens,
+        estimated: u.estimated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::stream;
+
+    use super::*;
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            messages: vec![chat::Message::text(chat::Role::User, "12345678")],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_before_finish_ends_with_unavailable() {
+        let upstream: ChatStream =
+            Box::pin(stream::iter([Ok(ChatEvent::ContentDelta("par".into()))]));
+        let out: Vec<_> = relay(upstream, &request(), "r".into(), "p".into())
+            .collect()
+            .await;
+        assert_eq!(out.len(), 2);
+        assert!(out[0].is_ok());
+        let status = out[1].as_ref().unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("before its finish event"));
+    }
+
+    #[tokio::test]
+    async fn missing_usage_is_estimated_and_comes_before_finish() {
+        let upstream: ChatStream = Box::pin(stream::iter([
+            Ok(ChatEvent::ContentDelta("abcd".into())),
+            Ok(ChatEvent::Finish {
+                reason: FinishReason::Stop,
+                id: "x".into(),
+                provider_model: "m".into(),
+            }),
+        ]));
+        let out: Vec<_> = relay(upstream, &request(), "r".into(), "p".into())
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        use pb::stream_chat_response::Event;
+        match &out[1].event {
+            Some(Event::Usage(u)) => {
+                assert!(u.estimated);
+                assert_eq!((u.input_tokens, u.output_tokens), (2, 1));
+            }
+            other => panic!("expected usage, got {other:?}"),
+        }
+        assert!(matches!(out[2].event, Some(Event::Finish(_))));
+    }
+}

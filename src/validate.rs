@@ -1,0 +1,629 @@
+//! The request validator: turns a protobuf request into the domain [`ChatRequest`], or into
+//! an [`Error::InvalidRequest`] that lists every problem with its field path
+//! (`messages[2].content[0].image.mime_type`), so a caller can fix them all at once.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use crate::{
+    chat::{
+        ChatRequest, ContentPart, Generation, Image, ImageDetail, ImageSource, JsonSchema, Message,
+        ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    },
+    error::{Error, FieldViolation},
+    proto::v1 as pb,
+};
+
+/// Metadata entries a request may carry.
+pub const MAX_METADATA_ENTRIES: usize = 64;
+/// Longest metadata key, in bytes.
+pub const MAX_METADATA_KEY: usize = 128;
+/// Longest metadata value, in bytes.
+pub const MAX_METADATA_VALUE: usize = 1024;
+/// Most stop sequences a request may carry.
+pub const MAX_STOP_SEQUENCES: usize = 16;
+/// MIME types accepted for inline image data.
+pub const IMAGE_MIME_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+impl From<pb::StreamChatRequest> for pb::ChatRequest {
+    fn from(r: pb::StreamChatRequest) -> Self {
+        pb::ChatRequest {
+            model: r.model,
+            messages: r.messages,
+            generation: r.generation,
+            tools: r.tools,
+            tool_choice: r.tool_choice,
+            metadata: r.metadata,
+        }
+    }
+}
+
+/// Collects violations while a request is converted.
+#[derive(Default)]
+struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+}
+
+/// Validates `request` and converts it to the domain type.
+pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
+    let mut v = Violations::default();
+
+    let model = request.model.trim().to_owned();
+    if model.is_empty() {
+        v.add(
+            "model",
+            "is required; ListModels lists the models you can use",
+        );
+    }
+
+    if request.messages.is_empty() {
+        v.add("messages", "at least one message is required");
+    }
+    let messages: Vec<Message> = request
+        .messages
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| message(&mut v, &format!("messages[{i}]"), m))
+        .collect();
+
+    let generation = generation(&mut v, request.generation.unwrap_or_default());
+    let tools = tools(&mut v, request.tools);
+    let tool_choice = request
+        .tool_choice
+        .and_then(|c| tool_choice(&mut v, c, &tools));
+
+    if request.metadata.len() > MAX_METADATA_ENTRIES {
+        v.add(
+            "metadata",
+            format!(
+                "at most {MAX_METADATA_ENTRIES} entries, got {}",
+                request.metadata.len()
+            ),
+        );
+    }
+    for (key, value) in &request.metadata {
+        if key.is_empty() || key.len() > MAX_METADATA_KEY {
+            v.add(
+                "metadata",
+                format!("keys must be 1 to {MAX_METADATA_KEY} bytes long"),
+            );
+        }
+        if value.len() > MAX_METADATA_VALUE {
+            v.add(
+                format!("metadata[{key}]"),
+                format!("longer than {MAX_METADATA_VALUE} bytes"),
+            );
+        }
+    }
+
+    if !v.0.is_empty() {
+        return Err(Error::InvalidRequest(v.0));
+    }
+    Ok(ChatRequest {
+        model,
+        messages,
+        generation,
+        tools,
+        tool_choice,
+        metadata: request.metadata.into_iter().collect(),
+    })
+}
+
+fn role(v: &mut Violations, at: &str, value: i32) -> Option<Role> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::System) => Some(Role::System),
+        Ok(pb::Role::User) => Some(Role::User),
+        Ok(pb::Role::Assistant) => Some(Role::Assistant),
+        Ok(pb::Role::Tool) => Some(Role::Tool),
+        Ok(pb::Role::Unspecified) => {
+            v.add(
+                format!("{at}.role"),
+                "is required (SYSTEM, USER, ASSISTANT or TOOL)",
+            );
+            None
+        }
+        Err(_) => {
+            v.add(
+                format!("{at}.role"),
+                format!("unknown role {value}; use SYSTEM, USER, ASSISTANT or TOOL"),
+            );
+            None
+        }
+    }
+}
+
+fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
+    let role = role(v, at, m.role);
+    let content: Vec<ContentPart> = m
+        .content
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, part)| content_part(v, &format!("{at}.content[{j}]"), part))
+        .collect();
+
+    let tool_calls: Vec<ToolCall> = m
+        .tool_calls
+        .into_iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let at = format!("{at}.tool_calls[{j}]");
+            if call.id.is_empty() {
+                v.add(format!("{at}.id"), "is required");
+            }
+            if call.name.is_empty() {
+                v.add(format!("{at}.name"), "is required");
+            }
+            let arguments = if call.arguments_json.trim().is_empty() {
+                "{}".to_owned()
+            } else {
+                call.arguments_json
+            };
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&arguments) {
+                v.add(
+                    format!("{at}.arguments_json"),
+                    format!("is not valid JSON: {e}"),
+                );
+            }
+            ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments,
+            }
+        })
+        .collect();
+
+    let role = role?;
+    if !tool_calls.is_empty() && role != Role::Assistant {
+        v.add(
+            format!("{at}.tool_calls"),
+            "only ASSISTANT messages may carry tool calls",
+        );
+    }
+    let tool_call_id = (!m.tool_call_id.is_empty()).then_some(m.tool_call_id);
+    match role {
+        Role::Tool if tool_call_id.is_none() => {
+            v.add(format!("{at}.tool_call_id"), "is required on TOOL messages");
+        }
+        Role::Tool => {}
+        _ if tool_call_id.is_some() => {
+            v.add(
+                format!("{at}.tool_call_id"),
+                "is allowed only on TOOL messages",
+            );
+        }
+        _ => {}
+    }
+    let has_text = content.iter().any(|p| match p {
+        ContentPart::Text(t) => !t.is_empty(),
+        ContentPart::Image(_) => true,
+    });
+    if !has_text && tool_calls.is_empty() {
+        v.add(
+            format!("{at}.content"),
+            "is empty; a message needs text, an image or a tool call",
+        );
+    }
+    Some(Message {
+        role,
+        content,
+        name: (!m.name.is_empty()).then_some(m.name),
+        tool_calls,
+        tool_call_id,
+    })
+}
+
+fn content_part(v: &mut Violations, at: &str, part: pb::ContentPart) -> Option<ContentPart> {
+    match part.part {
+        Some(pb::content_part::Part::Text(text)) => Some(ContentPart::Text(text)),
+        Some(pb::content_part::Part::Image(image)) => self::image(v, &format!("{at}.image"), image),
+        None => {
+            v.add(at.to_owned(), "is empty; set text or image");
+            None
+        }
+    }
+}
+
+fn image(v: &mut Violations, at: &str, image: pb::Image) -> Option<ContentPart> {
+    let detail = match pb::ImageDetail::try_from(image.detail) {
+        Ok(pb::ImageDetail::Unspecified) => None,
+        Ok(pb::ImageDetail::Auto) => Some(ImageDetail::Auto),
+        Ok(pb::ImageDetail::Low) => Some(ImageDetail::Low),
+        Ok(pb::ImageDetail::High) => Some(ImageDetail::High),
+        Err(_) => {
+            v.add(
+                format!("{at}.detail"),
+                format!("unknown image detail {}", image.detail),
+            );
+            None
+        }
+    };
+    let mime_type = (!image.mime_type.is_empty()).then_some(image.mime_type);
+    let source = match image.source {
+        Some(pb::image::Source::Url(url)) => {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("https://")
+                || lower.starts_with("http://")
+                || lower.starts_with("data:"))
+            {
+                v.add(format!("{at}.url"), "must be an http(s) or data: URL");
+            }
+            ImageSource::Url(url)
+        }
+        Some(pb::image::Source::Data(data)) => {
+            if data.is_empty() {
+                v.add(format!("{at}.data"), "is empty");
+            }
+            match mime_type.as_deref() {
+                None => v.add(format!("{at}.mime_type"), "is required with data"),
+                Some(m) if !IMAGE_MIME_TYPES.contains(&m) => v.add(
+                    format!("{at}.mime_type"),
+                    format!("{m:?} is not one of {}", IMAGE_MIME_TYPES.join(", ")),
+                ),
+                Some(_) => {}
+            }
+            ImageSource::Data(Bytes::from(data))
+        }
+        None => {
+            v.add(at.to_owned(), "set url or data");
+            return None;
+        }
+    };
+    Some(ContentPart::Image(Image {
+        source,
+        mime_type,
+        detail,
+    }))
+}
+
+fn in_range(v: &mut Violations, field: &str, value: Option<f64>, lo: f64, hi: f64) -> Option<f64> {
+    let x = value?;
+    if !x.is_finite() || x < lo || x > hi {
+        v.add(field, format!("must be between {lo} and {hi}, got {x}"));
+    }
+    Some(x)
+}
+
+fn positive(v: &mut Violations, field: &str, value: Option<i32>) -> Option<u32> {
+    let x = value?;
+    match u32::try_from(x) {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            v.add(field, format!("must be positive, got {x}"));
+            None
+        }
+    }
+}
+
+fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
+    let temperature = in_range(v, "generation.temperature", g.temperature, 0.0, 2.0);
+    let top_p = in_range(v, "generation.top_p", g.top_p, 0.0, 1.0);
+    let presence_penalty = in_range(
+        v,
+        "generation.presence_penalty",
+        g.presence_penalty,
+        -2.0,
+        2.0,
+    );
+    let frequency_penalty = in_range(
+        v,
+        "generation.frequency_penalty",
+        g.frequency_penalty,
+        -2.0,
+        2.0,
+    );
+    let top_k = positive(v, "generation.top_k", g.top_k);
+    let max_tokens = positive(v, "generation.max_tokens", g.max_tokens);
+    if g.stop.len() > MAX_STOP_SEQUENCES {
+        v.add(
+            "generation.stop",
+            format!(
+                "at most {MAX_STOP_SEQUENCES} stop sequences, got {}",
+                g.stop.len()
+            ),
+        );
+    }
+    for (i, s) in g.stop.iter().enumerate() {
+        if s.is_empty() {
+            v.add(format!("generation.stop[{i}]"), "must not be empty");
+        }
+    }
+    let response_format = g
+        .response_format
+        .map(|f| response_format(v, f))
+        .unwrap_or_default();
+    Generation {
+        temperature,
+        top_p,
+        top_k,
+        max_tokens,
+        presence_penalty,
+        frequency_penalty,
+        stop: g.stop,
+        seed: g.seed,
+        response_format,
+        parallel_tool_calls: g.parallel_tool_calls,
+    }
+}
+
+fn response_format(v: &mut Violations, f: pb::ResponseFormat) -> ResponseFormat {
+    const AT: &str = "generation.response_format";
+    match pb::ResponseFormatType::try_from(f.r#type) {
+        Ok(pb::ResponseFormatType::Unspecified | pb::ResponseFormatType::Text) => {
+            ResponseFormat::Text
+        }
+        Ok(pb::ResponseFormatType::JsonObject) => ResponseFormat::JsonObject,
+        Ok(pb::ResponseFormatType::JsonSchema) => {
+            let Some(s) = f.json_schema else {
+                v.add(
+                    format!("{AT}.json_schema"),
+                    "is required when type is JSON_SCHEMA",
+                );
+                return ResponseFormat::Text;
+            };
+            if !valid_name(&s.name) {
+                v.add(
+                    format!("{AT}.json_schema.name"),
+                    "must be 1 to 64 of [a-zA-Z0-9_-]",
+                );
+            }
+            let schema = json_object(
+                v,
+                &format!("{AT}.json_schema.schema_json"),
+                &s.schema_json,
+                false,
+            );
+            ResponseFormat::JsonSchema(JsonSchema {
+                name: s.name,
+                description: (!s.description.is_empty()).then_some(s.description),
+                schema,
+                strict: s.strict,
+            })
+        }
+        Err(_) => {
+            v.add(
+                format!("{AT}.type"),
+                format!("unknown response format type {}", f.r#type),
+            );
+            ResponseFormat::Text
+        }
+    }
+}
+
+/// Parses `text` as a JSON object; empty text is `{"type":"object"}` when `empty_ok`.
+fn json_object(v: &mut Violations, field: &str, text: &str, empty_ok: bool) -> serde_json::Value {
+    if text.trim().is_empty() {
+        if !empty_ok {
+            v.add(field, "is required");
+        }
+        return serde_json::json!({"type": "object", "properties": {}});
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ serde_json::Value::Object(_)) => value,
+        Ok(_) => {
+            v.add(field, "must be a JSON object");
+            serde_json::Value::Null
+        }
+        Err(e) => {
+            v.add(field, format!("is not valid JSON: {e}"));
+            serde_json::Value::Null
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn tools(v: &mut Violations, tools: Vec<pb::Tool>) -> Vec<Tool> {
+    let mut seen = BTreeSet::new();
+    tools
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let at = format!("tools[{i}]");
+            if !valid_name(&t.name) {
+                v.add(format!("{at}.name"), "must be 1 to 64 of [a-zA-Z0-9_-]");
+            } else if !seen.insert(t.name.clone()) {
+                v.add(
+                    format!("{at}.name"),
+                    format!("{:?} is defined twice", t.name),
+                );
+            }
+            let parameters = json_object(
+                v,
+                &format!("{at}.parameters_json"),
+                &t.parameters_json,
+                true,
+            );
+            Tool {
+                name: t.name,
+                description: (!t.description.is_empty()).then_some(t.description),
+                parameters,
+                strict: t.strict,
+            }
+        })
+        .collect()
+}
+
+fn tool_choice(v: &mut Violations, c: pb::ToolChoice, tools: &[Tool]) -> Option<ToolChoice> {
+    const AT: &str = "tool_choice";
+    let choice = match c.choice? {
+        pb::tool_choice::Choice::Mode(mode) => match pb::ToolChoiceMode::try_from(mode) {
+            Ok(pb::ToolChoiceMode::Unspecified) => return None,
+            Ok(pb::ToolChoiceMode::Auto) => ToolChoice::Auto,
+            Ok(pb::ToolChoiceMode::None) => ToolChoice::None,
+            Ok(pb::ToolChoiceMode::Required) => ToolChoice::Required,
+            Err(_) => {
+                v.add(
+                    format!("{AT}.mode"),
+                    format!("unknown tool choice mode {mode}"),
+                );
+                return None;
+            }
+        },
+        pb::tool_choice::Choice::ToolName(name) => {
+            if !tools.iter().any(|t| t.name == name) {
+                v.add(
+                    format!("{AT}.tool_name"),
+                    format!("{name:?} is not one of the request's tools"),
+                );
+            }
+            ToolChoice::Tool(name)
+        }
+    };
+    if choice == ToolChoice::Required && tools.is_empty() {
+        v.add(format!("{AT}.mode"), "REQUIRED needs at least one tool");
+    }
+    Some(choice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(role: pb::Role, text: &str) -> pb::Message {
+        pb::Message {
+            role: role as i32,
+            content: vec![pb::ContentPart {
+                part: Some(pb::content_part::Part::Text(text.into())),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::InvalidRequest(v) => v.into_iter().map(|v| v.field).collect(),
+            other => panic!("not invalid: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_request_converts() {
+        let req = pb::ChatRequest {
+            model: "echo".into(),
+            messages: vec![
+                text(pb::Role::System, "be brief"),
+                text(pb::Role::User, "hi"),
+            ],
+            generation: Some(pb::GenerationConfig {
+                temperature: Some(0.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let req = chat_request(req).unwrap();
+        assert_eq!(req.messages[1].role, Role::User);
+        // Explicit zero is kept, unset stays unset.
+        assert_eq!(req.generation.temperature, Some(0.0));
+        assert_eq!(req.generation.top_p, None);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let mut bad_image = pb::Message {
+            role: pb::Role::User as i32,
+            content: vec![pb::ContentPart {
+                part: Some(pb::content_part::Part::Image(pb::Image {
+                    source: Some(pb::image::Source::Data(vec![1, 2, 3])),
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        };
+        bad_image.tool_call_id = "x".into();
+        let req = pb::ChatRequest {
+            model: String::new(),
+            messages: vec![
+                pb::Message {
+                    role: 99,
+                    ..text(pb::Role::User, "hi")
+                },
+                text(pb::Role::Unspecified, "hi"),
+                bad_image,
+                text(pb::Role::Tool, "42"),
+                text(pb::Role::User, ""),
+            ],
+            generation: Some(pb::GenerationConfig {
+                max_tokens: Some(-1),
+                temperature: Some(f64::NAN),
+                response_format: Some(pb::ResponseFormat {
+                    r#type: 3,
+                    json_schema: None,
+                }),
+                ..Default::default()
+            }),
+            tool_choice: Some(pb::ToolChoice {
+                choice: Some(pb::tool_choice::Choice::ToolName("nope".into())),
+            }),
+            ..Default::default()
+        };
+        let got = fields(chat_request(req).unwrap_err());
+        assert_eq!(
+            got,
+            [
+                "model",
+                "messages[0].role",
+                "messages[1].role",
+                "messages[2].content[0].image.mime_type",
+                "messages[2].tool_call_id",
+                "messages[3].tool_call_id",
+                "messages[4].content",
+                "generation.temperature",
+                "generation.max_tokens",
+                "generation.response_format.json_schema",
+                "tool_choice.tool_name",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_messages_is_invalid() {
+        let req = pb::ChatRequest {
+            model: "echo".into(),
+            ..Default::default()
+        };
+        assert_eq!(fields(chat_request(req).unwrap_err()), ["messages"]);
+    }
+
+    #[test]
+    fn tool_schemas_must_be_json_objects() {
+        let req = pb::ChatRequest {
+            model: "m".into(),
+            messages: vec![text(pb::Role::User, "hi")],
+            tools: vec![
+                pb::Tool {
+                    name: "ok".into(),
+                    ..Default::default()
+                },
+                pb::Tool {
+                    name: "bad".into(),
+                    parameters_json: "[1]".into(),
+                    ..Default::default()
+                },
+                pb::Tool {
+                    name: "ok".into(),
+                    parameters_json: "{".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(chat_request(req).unwrap_err()),
+            [
+                "tools[1].parameters_json",
+                "tools[2].name",
+                "tools[2].parameters_json"
+            ]
+        );
+    }
+}
