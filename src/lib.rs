@@ -18,6 +18,7 @@ pub mod healthcheck;
 pub mod proto;
 pub mod provider;
 pub mod router;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod shutdown;

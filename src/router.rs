@@ -99,6 +99,7 @@ impl Route {
 /// All routes, by name and alias.
 #[derive(Debug)]
 pub struct Router {
+    providers: HashMap<String, SharedProvider>,
     routes: Vec<Arc<Route>>,
     by_name: HashMap<String, Arc<Route>>,
 }
@@ -106,7 +107,7 @@ pub struct Router {
 impl Router {
     /// Builds the provider adapters and routes of a validated config.
     pub fn from_config(config: &Config) -> Router {
-        let providers: HashMap<&str, SharedProvider> = config
+        let providers: HashMap<String, SharedProvider> = config
             .providers
             .iter()
             .map(|p| {
@@ -115,7 +116,7 @@ impl Router {
                         Arc::new(EchoProvider::new(&p.name, *chunk_delay))
                     }
                 };
-                (p.name.as_str(), adapter)
+                (p.name.clone(), adapter)
             })
             .collect();
 
@@ -144,12 +145,33 @@ impl Router {
             routes.push(route);
         }
         routes.sort_by(|a, b| a.name.cmp(&b.name));
-        Router { routes, by_name }
+        Router {
+            providers,
+            routes,
+            by_name,
+        }
     }
 
-    /// The route a caller's model name reaches.
-    pub fn resolve(&self, model: &str) -> Result<&Arc<Route>, Error> {
-        self.by_name.get(model).ok_or_else(|| Error::ModelNotFound {
+    /// The route a caller's model name reaches: a configured route or alias, or else
+    /// `provider/model`, which passes `model` through to that provider as it is.
+    pub fn resolve(&self, model: &str) -> Result<Arc<Route>, Error> {
+        if let Some(route) = self.by_name.get(model) {
+            return Ok(route.clone());
+        }
+        if let Some((provider, upstream)) = model.split_once('/')
+            && let Some(provider) = self.providers.get(provider)
+            && !upstream.is_empty()
+        {
+            return Ok(Arc::new(Route {
+                name: model.to_owned(),
+                aliases: Vec::new(),
+                targets: vec![Target {
+                    provider: provider.clone(),
+                    model: upstream.to_owned(),
+                }],
+            }));
+        }
+        Err(Error::ModelNotFound {
             model: model.to_owned(),
         })
     }
