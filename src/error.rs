@@ -28,10 +28,7 @@ pub struct FieldViolation {
 impl FieldViolation {
     /// A violation of `field`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        }
+        FieldViolation { field: field.into(), description: description.into() }
     }
 }
 
@@ -61,6 +58,10 @@ pub enum Error {
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
 
+    /// The server stopped (its shutdown grace period ran out) before the call finished.
+    #[error("the server stopped before the call finished; retry on another replica")]
+    Stopped,
+
     /// The provider failed, after whatever retries and failover applied.
     #[error("{0}")]
     Provider(#[from] ProviderError),
@@ -87,6 +88,7 @@ impl Error {
             Error::InvalidRequest(_) => Code::InvalidArgument,
             Error::ModelNotFound { .. } => Code::NotFound,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::Stopped => Code::Unavailable,
             Error::Provider(err) => provider_code(err.kind),
             Error::Internal(_) => Code::Internal,
         }
@@ -98,6 +100,7 @@ impl Error {
             Error::InvalidRequest(_) => "INVALID_REQUEST",
             Error::ModelNotFound { .. } => "MODEL_NOT_FOUND",
             Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+            Error::Stopped => "SERVER_STOPPED",
             Error::Provider(err) => err.kind.reason(),
             Error::Internal(_) => "INTERNAL",
         }
@@ -171,22 +174,13 @@ mod tests {
         ]);
         let status = Status::from(err);
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(
-            status
-                .message()
-                .contains("generation.max_tokens: must be positive")
-        );
+        assert!(status.message().contains("generation.max_tokens: must be positive"));
         let details = status.get_error_details();
         let info = details.error_info().unwrap();
         assert_eq!(info.reason, "INVALID_REQUEST");
         assert_eq!(info.domain, ERROR_DOMAIN);
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| &v.field)
-            .collect();
+        let fields: Vec<_> =
+            details.bad_request().unwrap().field_violations.iter().map(|v| &v.field).collect();
         assert_eq!(fields, ["messages", "generation.max_tokens"]);
     }
 
@@ -204,10 +198,7 @@ mod tests {
         let status = Status::from(Error::from(err));
         assert_eq!(status.code(), Code::ResourceExhausted);
         let details = status.get_error_details();
-        assert_eq!(
-            details.retry_info().unwrap().retry_delay,
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(details.retry_info().unwrap().retry_delay, Some(Duration::from_secs(7)));
         assert_eq!(details.error_info().unwrap().metadata["provider"], "openai");
     }
 }

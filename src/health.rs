@@ -38,10 +38,8 @@ pub struct HealthState {
 impl HealthState {
     /// A new state: SERVING or NOT_SERVING as `can_serve` says.
     pub async fn new(can_serve: bool) -> Self {
-        let state = HealthState {
-            reporter: HealthReporter::new(),
-            drain: CancellationToken::new(),
-        };
+        let state =
+            HealthState { reporter: HealthReporter::new(), drain: CancellationToken::new() };
         state.set_can_serve(can_serve).await;
         state
     }
@@ -51,23 +49,15 @@ impl HealthState {
         if self.drain.is_cancelled() {
             return;
         }
-        let status = if can_serve {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
+        let status = if can_serve { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status("", status).await;
         self.reporter.set_service_status(CHAT_SERVICE, status).await;
     }
 
     /// Turns every service NOT_SERVING for good and ends the health watches.
     pub async fn drain(&self) {
-        self.reporter
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        self.reporter
-            .set_service_status(CHAT_SERVICE, ServingStatus::NotServing)
-            .await;
+        self.reporter.set_service_status("", ServingStatus::NotServing).await;
+        self.reporter.set_service_status(CHAT_SERVICE, ServingStatus::NotServing).await;
         self.drain.cancel();
     }
 
@@ -113,15 +103,22 @@ impl Health for DrainingHealth {
         let mut inner = self.inner.watch(request).await?.into_inner();
         let drain = self.drain.clone();
         let stream = async_stream::stream! {
+            let not_serving = WireStatus::NotServing as i32;
+            let mut last = None;
             loop {
                 tokio::select! {
                     biased;
                     item = inner.next() => match item {
-                        Some(item) => yield item,
+                        Some(item) => {
+                            last = item.as_ref().ok().map(|r| r.status);
+                            yield item;
+                        }
                         None => return,
                     },
                     () = drain.cancelled() => {
-                        yield Ok(HealthCheckResponse { status: WireStatus::NotServing as i32 });
+                        if last != Some(not_serving) {
+                            yield Ok(HealthCheckResponse { status: not_serving });
+                        }
                         return;
                     }
                 }

@@ -34,16 +34,9 @@ pub enum ProbeError {
 
 /// Checks `service` at `addr` (`host:port` or a URL); `Ok` only when it is SERVING.
 pub async fn probe(addr: &str, service: &str, timeout: Duration) -> Result<(), ProbeError> {
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
+    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
     let endpoint = Endpoint::from_shared(url).map_err(|_| ProbeError::Address(addr.to_owned()))?;
-    let unreachable = |reason: String| ProbeError::Unreachable {
-        addr: addr.to_owned(),
-        reason,
-    };
+    let unreachable = |reason: String| ProbeError::Unreachable { addr: addr.to_owned(), reason };
     let channel = endpoint
         .connect_timeout(timeout)
         .timeout(timeout)
@@ -51,9 +44,7 @@ pub async fn probe(addr: &str, service: &str, timeout: Duration) -> Result<(), P
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.to_owned(),
-        })
+        .check(HealthCheckRequest { service: service.to_owned() })
         .await
         .map_err(|s| unreachable(format!("{:?}: {}", s.code(), s.message())))?;
     let status = response.into_inner().status();

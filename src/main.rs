@@ -58,11 +58,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Healthcheck {
-            addr,
-            service,
-            timeout,
-        } => match runtime() {
+        Command::Healthcheck { addr, service, timeout } => match runtime() {
             Ok(rt) => match rt.block_on(healthcheck::probe(&addr, &service, timeout)) {
                 Ok(()) => {
                     println!("SERVING");
@@ -86,13 +82,10 @@ fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("ai-service: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("ai-service: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn serve(path: Option<PathBuf>) -> ExitCode {

@@ -55,10 +55,7 @@ impl Route {
         for target in &self.targets {
             match target.provider.chat(&target.model, request).await {
                 Ok(value) => {
-                    return Ok(Served {
-                        value,
-                        target: target.clone(),
-                    });
+                    return Ok(Served { value, target: target.clone() });
                 }
                 Err(err) if err.is_retryable() => {
                     tracing::warn!(provider = %err.provider, error = %err.message, "target failed; trying the next");
@@ -80,10 +77,7 @@ impl Route {
         for target in &self.targets {
             match target.provider.stream(&target.model, request).await {
                 Ok(value) => {
-                    return Ok(Served {
-                        value,
-                        target: target.clone(),
-                    });
+                    return Ok(Served { value, target: target.clone() });
                 }
                 Err(err) if err.is_retryable() => last = Some(err),
                 Err(err) => return Err(err.into()),
@@ -128,28 +122,20 @@ impl Router {
                 .iter()
                 // Validation guarantees every target names a configured provider.
                 .filter_map(|t| {
-                    providers.get(t.provider.as_str()).map(|p| Target {
-                        provider: p.clone(),
-                        model: t.model.clone(),
-                    })
+                    providers
+                        .get(t.provider.as_str())
+                        .map(|p| Target { provider: p.clone(), model: t.model.clone() })
                 })
                 .collect();
-            let route = Arc::new(Route {
-                name: r.name.clone(),
-                aliases: r.aliases.clone(),
-                targets,
-            });
+            let route =
+                Arc::new(Route { name: r.name.clone(), aliases: r.aliases.clone(), targets });
             for name in std::iter::once(&r.name).chain(&r.aliases) {
                 by_name.insert(name.clone(), route.clone());
             }
             routes.push(route);
         }
         routes.sort_by(|a, b| a.name.cmp(&b.name));
-        Router {
-            providers,
-            routes,
-            by_name,
-        }
+        Router { providers, routes, by_name }
     }
 
     /// The route a caller's model name reaches: a configured route or alias, or else
@@ -165,15 +151,10 @@ impl Router {
             return Ok(Arc::new(Route {
                 name: model.to_owned(),
                 aliases: Vec::new(),
-                targets: vec![Target {
-                    provider: provider.clone(),
-                    model: upstream.to_owned(),
-                }],
+                targets: vec![Target { provider: provider.clone(), model: upstream.to_owned() }],
             }));
         }
-        Err(Error::ModelNotFound {
-            model: model.to_owned(),
-        })
+        Err(Error::ModelNotFound { model: model.to_owned() })
     }
 
     /// Every route, sorted by name.

@@ -12,11 +12,7 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         let value: String = value.into();
         let trimmed = value.trim();
-        if trimmed.len() == value.len() {
-            Secret(value)
-        } else {
-            Secret(trimmed.to_owned())
-        }
+        if trimmed.len() == value.len() { Secret(value) } else { Secret(trimmed.to_owned()) }
     }
 
     /// The secret itself, for the one place that sends it.

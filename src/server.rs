@@ -8,13 +8,15 @@
 //! 1. health turns NOT_SERVING and health watches end;
 //! 2. the server keeps serving for `server.shutdown_delay`, so load balancers notice;
 //! 3. the listener closes and connections get GOAWAY: no new calls;
-//! 4. calls in flight get `server.shutdown_grace` to finish; then the server stops anyway.
+//! 4. calls in flight get `server.shutdown_grace` to finish; those still running then end
+//!    with UNAVAILABLE (`SERVER_STOPPED`), so a caller knows its answer is incomplete.
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{service::Routes, transport::Server};
 
 use crate::{
@@ -26,12 +28,17 @@ use crate::{
     service::ChatHandler,
 };
 
+/// How long to wait for connections to close after the grace period ended their calls.
+const HARD_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A configured gateway, ready to serve or to be mounted into another server.
 #[derive(Clone, Debug)]
 pub struct Gateway {
     config: Arc<Config>,
     router: Arc<Router>,
     health: HealthState,
+    /// Cancelled when the grace period is over: calls still running end with UNAVAILABLE.
+    stop: CancellationToken,
 }
 
 impl Gateway {
@@ -39,11 +46,7 @@ impl Gateway {
     pub async fn new(config: Config) -> Gateway {
         let router = Arc::new(Router::from_config(&config));
         let health = HealthState::new(router.can_serve()).await;
-        Gateway {
-            config: Arc::new(config),
-            router,
-            health,
-        }
+        Gateway { config: Arc::new(config), router, health, stop: CancellationToken::new() }
     }
 
     /// The configuration it was built from.
@@ -58,7 +61,7 @@ impl Gateway {
 
     /// The chat service alone, to mount on another tonic server.
     pub fn chat_service(&self) -> ChatServiceServer<ChatHandler> {
-        ChatServiceServer::new(ChatHandler::new(self.router.clone()))
+        ChatServiceServer::new(ChatHandler::new(self.router.clone(), self.stop.clone()))
     }
 
     /// Every service of the gRPC port: chat, health and reflection.
@@ -68,9 +71,8 @@ impl Gateway {
                 .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let v1 = reflection()
-            .build_v1()
-            .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+        let v1 =
+            reflection().build_v1().map_err(|e| Error::Internal(format!("reflection: {e}")))?;
         let v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
@@ -104,9 +106,8 @@ impl Gateway {
             })
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, async {
+        let server =
+            Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });
         tokio::pin!(server);
@@ -133,19 +134,17 @@ impl Gateway {
                 result.map_err(|e| Error::Internal(format!("server: {e}")))
             }
             Err(_) => {
-                tracing::warn!("grace period over with calls still in flight; stopping anyway");
+                tracing::warn!("grace period over with calls still in flight; ending them");
+                self.stop.cancel();
+                // Ended calls close their connections at once; don't wait on a stuck peer.
+                let _ = tokio::time::timeout(HARD_STOP_WAIT, &mut server).await;
                 Ok(())
             }
         }
     }
 
     fn log_start(&self, local: Option<SocketAddr>) {
-        let routes: Vec<&str> = self
-            .router
-            .routes()
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect();
+        let routes: Vec<&str> = self.router.routes().iter().map(|r| r.name.as_str()).collect();
         let addr = local.map(|a| a.to_string()).unwrap_or_default();
         if self.config.echo_fallback {
             tracing::warn!(

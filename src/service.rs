@@ -8,6 +8,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -23,12 +24,14 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct ChatHandler {
     router: Arc<Router>,
+    stop: CancellationToken,
 }
 
 impl ChatHandler {
-    /// A handler over `router`.
-    pub fn new(router: Arc<Router>) -> Self {
-        ChatHandler { router }
+    /// A handler over `router`; calls still running when `stop` is cancelled end with
+    /// UNAVAILABLE (the server's grace period is over).
+    pub fn new(router: Arc<Router>, stop: CancellationToken) -> Self {
+        ChatHandler { router, stop }
     }
 }
 
@@ -43,7 +46,10 @@ impl ChatService for ChatHandler {
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let request = validate::chat_request(request.into_inner())?;
         let route = self.router.resolve(&request.model)?;
-        let served = route.chat(&request).await?;
+        let served = tokio::select! {
+            served = route.chat(&request) => served?,
+            () = self.stop.cancelled() => return Err(Error::Stopped.into()),
+        };
         let answer = served.value;
         Ok(Response::new(pb::ChatResponse {
             id: answer.id,
@@ -64,12 +70,16 @@ impl ChatService for ChatHandler {
     ) -> Result<Response<Self::StreamChatStream>, Status> {
         let request = validate::chat_request(request.into_inner().into())?;
         let route = self.router.resolve(&request.model)?;
-        let served = route.stream(&request).await?;
+        let served = tokio::select! {
+            served = route.stream(&request) => served?,
+            () = self.stop.cancelled() => return Err(Error::Stopped.into()),
+        };
         let stream = relay(
             served.value,
             &request,
             route.name.clone(),
             served.target.provider.name().to_owned(),
+            self.stop.clone(),
         );
         Ok(Response::new(stream))
     }
@@ -105,12 +115,14 @@ fn event(event: pb::stream_chat_response::Event) -> pb::StreamChatResponse {
     pb::StreamChatResponse { event: Some(event) }
 }
 
-/// Relays a provider stream to the caller in the order the API promises.
+/// Relays a provider stream to the caller in the order the API promises, until the stream ends
+/// or `stop` ends it with UNAVAILABLE.
 fn relay(
     mut upstream: ChatStream,
     request: &ChatRequest,
     route: String,
     provider: String,
+    stop: CancellationToken,
 ) -> EventStream {
     let input_estimate =
         estimate_tokens(request.messages.iter().map(|m| m.joined_text().len()).sum());
@@ -118,7 +130,15 @@ fn relay(
         use pb::stream_chat_response::Event;
         let mut usage: Option<Usage> = None;
         let mut output_bytes = 0usize;
-        while let Some(item) = upstream.next().await {
+        loop {
+            let item = tokio::select! {
+                item = upstream.next() => item,
+                () = stop.cancelled() => {
+                    yield Err(Status::from(Error::Stopped));
+                    return;
+                }
+            };
+            let Some(item) = item else { break };
             match item {
                 Ok(ChatEvent::ContentDelta(text)) => {
                     output_bytes += text.len();
@@ -197,11 +217,7 @@ fn message_to_pb(m: chat::Message) -> pb::Message {
         tool_calls: m
             .tool_calls
             .into_iter()
-            .map(|c| pb::ToolCall {
-                id: c.id,
-                name: c.name,
-                arguments_json: c.arguments,
-            })
+            .map(|c| pb::ToolCall { id: c.id, name: c.name, arguments_json: c.arguments })
             .collect(),
         tool_call_id: m.tool_call_id.unwrap_or_default(),
     }
@@ -244,9 +260,10 @@ mod tests {
     async fn a_stream_cut_before_finish_ends_with_unavailable() {
         let upstream: ChatStream =
             Box::pin(stream::iter([Ok(ChatEvent::ContentDelta("par".into()))]));
-        let out: Vec<_> = relay(upstream, &request(), "r".into(), "p".into())
-            .collect()
-            .await;
+        let out: Vec<_> =
+            relay(upstream, &request(), "r".into(), "p".into(), CancellationToken::new())
+                .collect()
+                .await;
         assert_eq!(out.len(), 2);
         assert!(out[0].is_ok());
         let status = out[1].as_ref().unwrap_err();
@@ -264,10 +281,11 @@ mod tests {
                 provider_model: "m".into(),
             }),
         ]));
-        let out: Vec<_> = relay(upstream, &request(), "r".into(), "p".into())
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let out: Vec<_> =
+            relay(upstream, &request(), "r".into(), "p".into(), CancellationToken::new())
+                .map(Result::unwrap)
+                .collect()
+                .await;
         use pb::stream_chat_response::Event;
         match &out[1].event {
             Some(Event::Usage(u)) => {

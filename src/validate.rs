@@ -55,10 +55,7 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
 
     let model = request.model.trim().to_owned();
     if model.is_empty() {
-        v.add(
-            "model",
-            "is required; ListModels lists the models you can use",
-        );
+        v.add("model", "is required; ListModels lists the models you can use");
     }
 
     if request.messages.is_empty() {
@@ -73,31 +70,20 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
 
     let generation = generation(&mut v, request.generation.unwrap_or_default());
     let tools = tools(&mut v, request.tools);
-    let tool_choice = request
-        .tool_choice
-        .and_then(|c| tool_choice(&mut v, c, &tools));
+    let tool_choice = request.tool_choice.and_then(|c| tool_choice(&mut v, c, &tools));
 
     if request.metadata.len() > MAX_METADATA_ENTRIES {
         v.add(
             "metadata",
-            format!(
-                "at most {MAX_METADATA_ENTRIES} entries, got {}",
-                request.metadata.len()
-            ),
+            format!("at most {MAX_METADATA_ENTRIES} entries, got {}", request.metadata.len()),
         );
     }
     for (key, value) in &request.metadata {
         if key.is_empty() || key.len() > MAX_METADATA_KEY {
-            v.add(
-                "metadata",
-                format!("keys must be 1 to {MAX_METADATA_KEY} bytes long"),
-            );
+            v.add("metadata", format!("keys must be 1 to {MAX_METADATA_KEY} bytes long"));
         }
         if value.len() > MAX_METADATA_VALUE {
-            v.add(
-                format!("metadata[{key}]"),
-                format!("longer than {MAX_METADATA_VALUE} bytes"),
-            );
+            v.add(format!("metadata[{key}]"), format!("longer than {MAX_METADATA_VALUE} bytes"));
         }
     }
 
@@ -121,10 +107,7 @@ fn role(v: &mut Violations, at: &str, value: i32) -> Option<Role> {
         Ok(pb::Role::Assistant) => Some(Role::Assistant),
         Ok(pb::Role::Tool) => Some(Role::Tool),
         Ok(pb::Role::Unspecified) => {
-            v.add(
-                format!("{at}.role"),
-                "is required (SYSTEM, USER, ASSISTANT or TOOL)",
-            );
+            v.add(format!("{at}.role"), "is required (SYSTEM, USER, ASSISTANT or TOOL)");
             None
         }
         Err(_) => {
@@ -164,25 +147,15 @@ fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
                 call.arguments_json
             };
             if let Err(e) = serde_json::from_str::<serde_json::Value>(&arguments) {
-                v.add(
-                    format!("{at}.arguments_json"),
-                    format!("is not valid JSON: {e}"),
-                );
+                v.add(format!("{at}.arguments_json"), format!("is not valid JSON: {e}"));
             }
-            ToolCall {
-                id: call.id,
-                name: call.name,
-                arguments,
-            }
+            ToolCall { id: call.id, name: call.name, arguments }
         })
         .collect();
 
     let role = role?;
     if !tool_calls.is_empty() && role != Role::Assistant {
-        v.add(
-            format!("{at}.tool_calls"),
-            "only ASSISTANT messages may carry tool calls",
-        );
+        v.add(format!("{at}.tool_calls"), "only ASSISTANT messages may carry tool calls");
     }
     let tool_call_id = (!m.tool_call_id.is_empty()).then_some(m.tool_call_id);
     match role {
@@ -191,10 +164,7 @@ fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
         }
         Role::Tool => {}
         _ if tool_call_id.is_some() => {
-            v.add(
-                format!("{at}.tool_call_id"),
-                "is allowed only on TOOL messages",
-            );
+            v.add(format!("{at}.tool_call_id"), "is allowed only on TOOL messages");
         }
         _ => {}
     }
@@ -203,10 +173,7 @@ fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
         ContentPart::Image(_) => true,
     });
     if !has_text && tool_calls.is_empty() {
-        v.add(
-            format!("{at}.content"),
-            "is empty; a message needs text, an image or a tool call",
-        );
+        v.add(format!("{at}.content"), "is empty; a message needs text, an image or a tool call");
     }
     Some(Message {
         role,
@@ -235,10 +202,7 @@ fn image(v: &mut Violations, at: &str, image: pb::Image) -> Option<ContentPart> 
         Ok(pb::ImageDetail::Low) => Some(ImageDetail::Low),
         Ok(pb::ImageDetail::High) => Some(ImageDetail::High),
         Err(_) => {
-            v.add(
-                format!("{at}.detail"),
-                format!("unknown image detail {}", image.detail),
-            );
+            v.add(format!("{at}.detail"), format!("unknown image detail {}", image.detail));
             None
         }
     };
@@ -273,11 +237,7 @@ fn image(v: &mut Violations, at: &str, image: pb::Image) -> Option<ContentPart> 
             return None;
         }
     };
-    Some(ContentPart::Image(Image {
-        source,
-        mime_type,
-        detail,
-    }))
+    Some(ContentPart::Image(Image { source, mime_type, detail }))
 }
 
 fn in_range(v: &mut Violations, field: &str, value: Option<f64>, lo: f64, hi: f64) -> Option<f64> {
@@ -302,29 +262,16 @@ fn positive(v: &mut Violations, field: &str, value: Option<i32>) -> Option<u32> 
 fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
     let temperature = in_range(v, "generation.temperature", g.temperature, 0.0, 2.0);
     let top_p = in_range(v, "generation.top_p", g.top_p, 0.0, 1.0);
-    let presence_penalty = in_range(
-        v,
-        "generation.presence_penalty",
-        g.presence_penalty,
-        -2.0,
-        2.0,
-    );
-    let frequency_penalty = in_range(
-        v,
-        "generation.frequency_penalty",
-        g.frequency_penalty,
-        -2.0,
-        2.0,
-    );
+    let presence_penalty =
+        in_range(v, "generation.presence_penalty", g.presence_penalty, -2.0, 2.0);
+    let frequency_penalty =
+        in_range(v, "generation.frequency_penalty", g.frequency_penalty, -2.0, 2.0);
     let top_k = positive(v, "generation.top_k", g.top_k);
     let max_tokens = positive(v, "generation.max_tokens", g.max_tokens);
     if g.stop.len() > MAX_STOP_SEQUENCES {
         v.add(
             "generation.stop",
-            format!(
-                "at most {MAX_STOP_SEQUENCES} stop sequences, got {}",
-                g.stop.len()
-            ),
+            format!("at most {MAX_STOP_SEQUENCES} stop sequences, got {}", g.stop.len()),
         );
     }
     for (i, s) in g.stop.iter().enumerate() {
@@ -332,10 +279,7 @@ fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
             v.add(format!("generation.stop[{i}]"), "must not be empty");
         }
     }
-    let response_format = g
-        .response_format
-        .map(|f| response_format(v, f))
-        .unwrap_or_default();
+    let response_format = g.response_format.map(|f| response_format(v, f)).unwrap_or_default();
     Generation {
         temperature,
         top_p,
@@ -359,24 +303,14 @@ fn response_format(v: &mut Violations, f: pb::ResponseFormat) -> ResponseFormat 
         Ok(pb::ResponseFormatType::JsonObject) => ResponseFormat::JsonObject,
         Ok(pb::ResponseFormatType::JsonSchema) => {
             let Some(s) = f.json_schema else {
-                v.add(
-                    format!("{AT}.json_schema"),
-                    "is required when type is JSON_SCHEMA",
-                );
+                v.add(format!("{AT}.json_schema"), "is required when type is JSON_SCHEMA");
                 return ResponseFormat::Text;
             };
             if !valid_name(&s.name) {
-                v.add(
-                    format!("{AT}.json_schema.name"),
-                    "must be 1 to 64 of [a-zA-Z0-9_-]",
-                );
+                v.add(format!("{AT}.json_schema.name"), "must be 1 to 64 of [a-zA-Z0-9_-]");
             }
-            let schema = json_object(
-                v,
-                &format!("{AT}.json_schema.schema_json"),
-                &s.schema_json,
-                false,
-            );
+            let schema =
+                json_object(v, &format!("{AT}.json_schema.schema_json"), &s.schema_json, false);
             ResponseFormat::JsonSchema(JsonSchema {
                 name: s.name,
                 description: (!s.description.is_empty()).then_some(s.description),
@@ -385,10 +319,7 @@ fn response_format(v: &mut Violations, f: pb::ResponseFormat) -> ResponseFormat 
             })
         }
         Err(_) => {
-            v.add(
-                format!("{AT}.type"),
-                format!("unknown response format type {}", f.r#type),
-            );
+            v.add(format!("{AT}.type"), format!("unknown response format type {}", f.r#type));
             ResponseFormat::Text
         }
     }
@@ -417,9 +348,7 @@ fn json_object(v: &mut Violations, field: &str, text: &str, empty_ok: bool) -> s
 
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn tools(v: &mut Violations, tools: Vec<pb::Tool>) -> Vec<Tool> {
@@ -432,17 +361,10 @@ fn tools(v: &mut Violations, tools: Vec<pb::Tool>) -> Vec<Tool> {
             if !valid_name(&t.name) {
                 v.add(format!("{at}.name"), "must be 1 to 64 of [a-zA-Z0-9_-]");
             } else if !seen.insert(t.name.clone()) {
-                v.add(
-                    format!("{at}.name"),
-                    format!("{:?} is defined twice", t.name),
-                );
+                v.add(format!("{at}.name"), format!("{:?} is defined twice", t.name));
             }
-            let parameters = json_object(
-                v,
-                &format!("{at}.parameters_json"),
-                &t.parameters_json,
-                true,
-            );
+            let parameters =
+                json_object(v, &format!("{at}.parameters_json"), &t.parameters_json, true);
             Tool {
                 name: t.name,
                 description: (!t.description.is_empty()).then_some(t.description),
@@ -462,10 +384,7 @@ fn tool_choice(v: &mut Violations, c: pb::ToolChoice, tools: &[Tool]) -> Option<
             Ok(pb::ToolChoiceMode::None) => ToolChoice::None,
             Ok(pb::ToolChoiceMode::Required) => ToolChoice::Required,
             Err(_) => {
-                v.add(
-                    format!("{AT}.mode"),
-                    format!("unknown tool choice mode {mode}"),
-                );
+                v.add(format!("{AT}.mode"), format!("unknown tool choice mode {mode}"));
                 return None;
             }
         },
@@ -510,14 +429,8 @@ mod tests {
     fn a_plain_request_converts() {
         let req = pb::ChatRequest {
             model: "echo".into(),
-            messages: vec![
-                text(pb::Role::System, "be brief"),
-                text(pb::Role::User, "hi"),
-            ],
-            generation: Some(pb::GenerationConfig {
-                temperature: Some(0.0),
-                ..Default::default()
-            }),
+            messages: vec![text(pb::Role::System, "be brief"), text(pb::Role::User, "hi")],
+            generation: Some(pb::GenerationConfig { temperature: Some(0.0), ..Default::default() }),
             ..Default::default()
         };
         let req = chat_request(req).unwrap();
@@ -543,10 +456,7 @@ mod tests {
         let req = pb::ChatRequest {
             model: String::new(),
             messages: vec![
-                pb::Message {
-                    role: 99,
-                    ..text(pb::Role::User, "hi")
-                },
+                pb::Message { role: 99, ..text(pb::Role::User, "hi") },
                 text(pb::Role::Unspecified, "hi"),
                 bad_image,
                 text(pb::Role::Tool, "42"),
@@ -555,10 +465,7 @@ mod tests {
             generation: Some(pb::GenerationConfig {
                 max_tokens: Some(-1),
                 temperature: Some(f64::NAN),
-                response_format: Some(pb::ResponseFormat {
-                    r#type: 3,
-                    json_schema: None,
-                }),
+                response_format: Some(pb::ResponseFormat { r#type: 3, json_schema: None }),
                 ..Default::default()
             }),
             tool_choice: Some(pb::ToolChoice {
@@ -587,10 +494,7 @@ mod tests {
 
     #[test]
     fn no_messages_is_invalid() {
-        let req = pb::ChatRequest {
-            model: "echo".into(),
-            ..Default::default()
-        };
+        let req = pb::ChatRequest { model: "echo".into(), ..Default::default() };
         assert_eq!(fields(chat_request(req).unwrap_err()), ["messages"]);
     }
 
@@ -600,30 +504,19 @@ mod tests {
             model: "m".into(),
             messages: vec![text(pb::Role::User, "hi")],
             tools: vec![
-                pb::Tool {
-                    name: "ok".into(),
-                    ..Default::default()
-                },
+                pb::Tool { name: "ok".into(), ..Default::default() },
                 pb::Tool {
                     name: "bad".into(),
                     parameters_json: "[1]".into(),
                     ..Default::default()
                 },
-                pb::Tool {
-                    name: "ok".into(),
-                    parameters_json: "{".into(),
-                    ..Default::default()
-                },
+                pb::Tool { name: "ok".into(), parameters_json: "{".into(), ..Default::default() },
             ],
             ..Default::default()
         };
         assert_eq!(
             fields(chat_request(req).unwrap_err()),
-            [
-                "tools[1].parameters_json",
-                "tools[2].name",
-                "tools[2].parameters_json"
-            ]
+            ["tools[1].parameters_json", "tools[2].name", "tools[2].parameters_json"]
         );
     }
 }

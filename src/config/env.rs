@@ -18,21 +18,14 @@ pub fn apply<I>(tree: &mut Value, vars: I) -> Result<(), ConfigError>
 where
     I: IntoIterator<Item = (String, String)>,
 {
-    let mut overrides: Vec<(String, String)> = vars
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(PREFIX))
-        .collect();
+    let mut overrides: Vec<(String, String)> =
+        vars.into_iter().filter(|(name, _)| name.starts_with(PREFIX)).collect();
     overrides.sort();
     for (name, value) in overrides {
-        let path: Vec<String> = name[PREFIX.len()..]
-            .split("__")
-            .map(str::to_ascii_lowercase)
-            .collect();
+        let path: Vec<String> =
+            name[PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
         if path.iter().any(String::is_empty) {
-            return Err(ConfigError::new(
-                name,
-                "empty path segment in environment override",
-            ));
+            return Err(ConfigError::new(name, "empty path segment in environment override"));
         }
         let value = serde_yaml::from_str::<Value>(&value).unwrap_or(Value::String(value));
         set(tree, &path, value).map_err(|why| ConfigError::new(name, why))?;
@@ -55,9 +48,8 @@ fn set(node: &mut Value, path: &[String], value: Value) -> Result<(), String> {
             set(child, rest, value)
         }
         Value::Sequence(items) => {
-            let index: usize = head
-                .parse()
-                .map_err(|_| format!("{head:?} is not an index into a list"))?;
+            let index: usize =
+                head.parse().map_err(|_| format!("{head:?} is not an index into a list"))?;
             let len = items.len();
             let child = items
                 .get_mut(index)
@@ -73,10 +65,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -91,10 +80,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(
-            tree["server"]["listen"],
-            Value::String("127.0.0.1:1".into())
-        );
+        assert_eq!(tree["server"]["listen"], Value::String("127.0.0.1:1".into()));
         assert_eq!(tree["routes"][0]["name"], Value::String("b".into()));
     }
 
@@ -103,15 +89,9 @@ mod tests {
         let mut tree = Value::Null;
         let err = apply(
             &mut tree,
-            vars(&[
-                ("AI_SERVICE__ROUTES", "[]"),
-                ("AI_SERVICE__ROUTES__3__NAME", "x"),
-            ]),
+            vars(&[("AI_SERVICE__ROUTES", "[]"), ("AI_SERVICE__ROUTES__3__NAME", "x")]),
         )
         .unwrap_err();
-        assert!(
-            err.to_string().contains("AI_SERVICE__ROUTES__3__NAME"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("AI_SERVICE__ROUTES__3__NAME"), "{err}");
     }
 }

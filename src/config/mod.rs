@@ -112,10 +112,7 @@ impl ConfigError {
 
     /// A problem with `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { path: path.into(), message: message.into() }
     }
 }
 
@@ -192,23 +189,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         request_timeout: duration(raw.server.request_timeout, Duration::from_secs(30)),
     };
     if server.request_timeout.is_zero() {
-        return Err(ConfigError::new(
-            "server.request_timeout",
-            "must be greater than zero",
-        ));
+        return Err(ConfigError::new("server.request_timeout", "must be greater than zero"));
     }
 
     let level = raw.log.level.unwrap_or_else(|| "info".to_owned());
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
-        return Err(ConfigError::new(
-            "log.level",
-            format!("{level:?} is not a log filter: {e}"),
-        ));
+        return Err(ConfigError::new("log.level", format!("{level:?} is not a log filter: {e}")));
     }
-    let log = LogConfig {
-        level,
-        format: raw.log.format.unwrap_or_default(),
-    };
+    let log = LogConfig { level, format: raw.log.format.unwrap_or_default() };
 
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, provider) in raw.providers {
@@ -222,16 +210,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         if route.name.trim().is_empty() {
             return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
         }
-        for (j, name) in std::iter::once(&route.name)
-            .chain(&route.aliases)
-            .enumerate()
-        {
+        for (j, name) in std::iter::once(&route.name).chain(&route.aliases).enumerate() {
             if !names.insert(name.clone()) {
-                let field = if j == 0 {
-                    format!("{at}.name")
-                } else {
-                    format!("{at}.aliases[{}]", j - 1)
-                };
+                let field =
+                    if j == 0 { format!("{at}.name") } else { format!("{at}.aliases[{}]", j - 1) };
                 return Err(ConfigError::new(
                     field,
                     format!("{name:?} is already the name of another route"),
@@ -263,76 +245,47 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                     "must not be empty",
                 ));
             }
-            targets.push(TargetConfig {
-                provider: target.provider,
-                model: target.model,
-            });
+            targets.push(TargetConfig { provider: target.provider, model: target.model });
         }
-        routes.push(RouteConfig {
-            name: route.name,
-            aliases: route.aliases,
-            targets,
-        });
+        routes.push(RouteConfig { name: route.name, aliases: route.aliases, targets });
     }
 
     let echo_fallback = providers.is_empty() && routes.is_empty();
     if echo_fallback {
         providers.push(ProviderConfig {
             name: ECHO.to_owned(),
-            settings: ProviderSettings::Echo {
-                chunk_delay: Duration::ZERO,
-            },
+            settings: ProviderSettings::Echo { chunk_delay: Duration::ZERO },
         });
         routes.push(RouteConfig {
             name: ECHO.to_owned(),
             aliases: Vec::new(),
-            targets: vec![TargetConfig {
-                provider: ECHO.to_owned(),
-                model: ECHO.to_owned(),
-            }],
+            targets: vec![TargetConfig { provider: ECHO.to_owned(), model: ECHO.to_owned() }],
         });
     } else if routes.is_empty() {
-        return Err(ConfigError::new(
-            "routes",
-            "providers are configured but no route uses them",
-        ));
+        return Err(ConfigError::new("routes", "providers are configured but no route uses them"));
     }
 
-    Ok(Config {
-        server,
-        log,
-        providers,
-        routes,
-        echo_fallback,
-    })
+    Ok(Config { server, log, providers, routes, echo_fallback })
 }
 
 fn validate_provider(name: String, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
     let at = format!("providers.{name}");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(ConfigError::new(
             at,
             "a provider name may hold only letters, digits, '-' and '_'",
         ));
     }
     let settings = match raw.kind {
-        ProviderKind::Echo => ProviderSettings::Echo {
-            chunk_delay: duration(raw.chunk_delay, Duration::ZERO),
-        },
+        ProviderKind::Echo => {
+            ProviderSettings::Echo { chunk_delay: duration(raw.chunk_delay, Duration::ZERO) }
+        }
     };
     Ok(ProviderConfig { name, settings })
 }
 
 fn list(items: &[&str]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }
 
 #[cfg(test)]
@@ -387,18 +340,10 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let vars = vec![(
-            "AI_SERVICE__SERVER__LISTEN".to_owned(),
-            "127.0.0.1:9999".to_owned(),
-        )];
+        let vars = vec![("AI_SERVICE__SERVER__LISTEN".to_owned(), "127.0.0.1:9999".to_owned())];
         let config = Config::from_yaml("server: {listen: 127.0.0.1:1}", vars).unwrap();
         assert_eq!(config.server.listen.port(), 9999);
         let vars = vec![("AI_SERVICE__SERVR__LISTEN".to_owned(), "x".to_owned())];
-        assert!(
-            Config::from_yaml("", vars)
-                .unwrap_err()
-                .message
-                .contains("unknown field `servr`")
-        );
+        assert!(Config::from_yaml("", vars).unwrap_err().message.contains("unknown field `servr`"));
     }
 }

@@ -36,11 +36,7 @@ struct Answer {
 impl EchoProvider {
     /// An echo provider named `name` that waits `chunk_delay` between streamed deltas.
     pub fn new(name: impl Into<String>, chunk_delay: Duration) -> Self {
-        EchoProvider {
-            name: name.into(),
-            chunk_delay,
-            next_id: AtomicU64::new(1),
-        }
+        EchoProvider { name: name.into(), chunk_delay, next_id: AtomicU64::new(1) }
     }
 
     fn next_id(&self) -> String {
@@ -52,19 +48,13 @@ impl EchoProvider {
         let mut text = last_user.map(Message::joined_text).unwrap_or_default();
         let mut finish = FinishReason::Stop;
 
-        if let Some(cut) = request
-            .generation
-            .stop
-            .iter()
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
+        if let Some(cut) =
+            request.generation.stop.iter().filter_map(|s| text.find(s.as_str())).min()
         {
             text.truncate(cut);
         }
-        let mut tokens: Vec<String> = text
-            .split_inclusive(char::is_whitespace)
-            .map(str::to_owned)
-            .collect();
+        let mut tokens: Vec<String> =
+            text.split_inclusive(char::is_whitespace).map(str::to_owned).collect();
         if let Some(max) = request.generation.max_tokens {
             let max = usize::try_from(max).unwrap_or(usize::MAX);
             if tokens.len() > max {
@@ -89,11 +79,8 @@ impl EchoProvider {
             finish = FinishReason::ToolCalls;
         }
 
-        let input_tokens = request
-            .messages
-            .iter()
-            .map(|m| word_count(&m.joined_text()))
-            .sum::<usize>();
+        let input_tokens =
+            request.messages.iter().map(|m| word_count(&m.joined_text())).sum::<usize>();
         let output_tokens = match &tool_call {
             Some(call) => word_count(&call.arguments),
             None => tokens.len(),
@@ -216,10 +203,7 @@ mod tests {
     #[tokio::test]
     async fn echoes_the_last_user_message_and_counts_words() {
         let echo = EchoProvider::new("echo", Duration::ZERO);
-        let reply = echo
-            .chat("echo-1", &request("hello there world"))
-            .await
-            .unwrap();
+        let reply = echo.chat("echo-1", &request("hello there world")).await.unwrap();
         assert_eq!(reply.message.joined_text(), "hello there world");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
         assert_eq!(reply.usage.input_tokens, 5);
@@ -230,18 +214,12 @@ mod tests {
     async fn max_tokens_and_stop_sequences_cut_the_answer() {
         let echo = EchoProvider::new("echo", Duration::ZERO);
         let mut req = request("one two three four");
-        req.generation = Generation {
-            max_tokens: Some(2),
-            ..Generation::default()
-        };
+        req.generation = Generation { max_tokens: Some(2), ..Generation::default() };
         let reply = echo.chat("m", &req).await.unwrap();
         assert_eq!(reply.message.joined_text(), "one two ");
         assert_eq!(reply.finish_reason, FinishReason::Length);
 
-        req.generation = Generation {
-            stop: vec!["three".into()],
-            ..Generation::default()
-        };
+        req.generation = Generation { stop: vec!["three".into()], ..Generation::default() };
         let reply = echo.chat("m", &req).await.unwrap();
         assert_eq!(reply.message.joined_text(), "one two ");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
@@ -250,24 +228,13 @@ mod tests {
     #[tokio::test]
     async fn streams_one_delta_per_word_then_usage_then_finish() {
         let echo = EchoProvider::new("echo", Duration::ZERO);
-        let events: Vec<_> = echo
-            .stream("m", &request("a b c"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events: Vec<_> = echo.stream("m", &request("a b c")).await.unwrap().collect().await;
         let events: Vec<_> = events.into_iter().map(Result::unwrap).collect();
         assert_eq!(events.len(), 5);
         assert_eq!(events[0], ChatEvent::ContentDelta("a ".into()));
         assert_eq!(events[2], ChatEvent::ContentDelta("c".into()));
         assert!(matches!(events[3], ChatEvent::Usage(_)));
-        assert!(matches!(
-            events[4],
-            ChatEvent::Finish {
-                reason: FinishReason::Stop,
-                ..
-            }
-        ));
+        assert!(matches!(events[4], ChatEvent::Finish { reason: FinishReason::Stop, .. }));
     }
 
     #[tokio::test]
@@ -284,10 +251,7 @@ mod tests {
         let reply = echo.chat("m", &req).await.unwrap();
         assert_eq!(reply.finish_reason, FinishReason::ToolCalls);
         assert_eq!(reply.message.tool_calls[0].name, "lookup");
-        assert_eq!(
-            reply.message.tool_calls[0].arguments,
-            r#"{"text":"weather in Paris"}"#
-        );
+        assert_eq!(reply.message.tool_calls[0].arguments, r#"{"text":"weather in Paris"}"#);
 
         let events: Vec<_> = echo.stream("m", &req).await.unwrap().collect().await;
         let args: String = events

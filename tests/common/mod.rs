@@ -1,0 +1,123 @@
+//! The shared test harness: a real gateway on `127.0.0.1:0`, a generated tonic client, and
+//! builders for requests. Each test file uses the parts it needs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)] // tests fail loudly
+
+use std::net::SocketAddr;
+
+use ai_service::{
+    Config, Gateway,
+    proto::v1::{self as pb, chat_service_client::ChatServiceClient},
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::{Channel, Endpoint};
+
+/// A gateway serving on an ephemeral port until stopped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub gateway: Gateway,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ai_service::Error>>,
+}
+
+impl TestServer {
+    /// Starts a gateway with the config in `yaml` ("" for the built-in defaults).
+    pub async fn start(yaml: &str) -> TestServer {
+        let config = Config::from_yaml(yaml, std::iter::empty()).expect("test config is valid");
+        TestServer::start_with(config).await
+    }
+
+    /// Starts a gateway with `config`.
+    pub async fn start_with(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = Gateway::new(config).await;
+        let (tx, rx) = oneshot::channel::<()>();
+        let serving = gateway.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        TestServer { addr, gateway, shutdown: Some(tx), task }
+    }
+
+    /// A fresh connection to the server.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// A chat client on a fresh connection.
+    pub async fn client(&self) -> ChatServiceClient<Channel> {
+        ChatServiceClient::new(self.channel().await)
+    }
+
+    /// Starts the drain without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Drains and waits until the server stopped.
+    pub async fn stop(mut self) -> Result<(), ai_service::Error> {
+        self.begin_shutdown();
+        self.task.await.unwrap()
+    }
+
+    /// Waits until the server stopped (after `begin_shutdown`).
+    pub async fn stopped(self) -> Result<(), ai_service::Error> {
+        self.task.await.unwrap()
+    }
+}
+
+/// A user message of one text part.
+pub fn user(text: &str) -> pb::Message {
+    message(pb::Role::User, text)
+}
+
+/// A message of one text part.
+pub fn message(role: pb::Role, text: &str) -> pb::Message {
+    pb::Message {
+        role: role as i32,
+        content: vec![pb::ContentPart { part: Some(pb::content_part::Part::Text(text.into())) }],
+        ..Default::default()
+    }
+}
+
+/// A `Chat` request for `model` with one user message.
+pub fn chat(model: &str, text: &str) -> pb::ChatRequest {
+    pb::ChatRequest { model: model.into(), messages: vec![user(text)], ..Default::default() }
+}
+
+/// A `StreamChat` request for `model` with one user message.
+pub fn stream_chat(model: &str, text: &str) -> pb::StreamChatRequest {
+    pb::StreamChatRequest { model: model.into(), messages: vec![user(text)], ..Default::default() }
+}
+
+/// The text of a reply message.
+pub fn text_of(message: &pb::Message) -> String {
+    message
+        .content
+        .iter()
+        .filter_map(|p| match &p.part {
+            Some(pb::content_part::Part::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every event of a stream, or the status it ended with.
+pub async fn collect(
+    mut stream: tonic::Streaming<pb::StreamChatResponse>,
+) -> (Vec<pb::stream_chat_response::Event>, Option<tonic::Status>) {
+    let mut events = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(item)) => events.push(item.event.expect("every stream item carries an event")),
+            Ok(None) => return (events, None),
+            Err(status) => return (events, Some(status)),
+        }
+    }
+}
