@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Smoke test of the path a user takes: start the debug binary with no config and no keys,
+# then call it the way an operator would — grpcurl (list, describe, Chat, StreamChat,
+# health), grpc-health-probe and `ai-service healthcheck` — stop it with SIGTERM and expect
+# exit 0; finally check that a misspelt config key is refused (exit 64, field named) before
+# any port is bound. Run from the repo root; `make smoke` puts the tools on PATH.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+# shellcheck source=../../scripts/server.sh
+source scripts/server.sh
+trap stop_servers EXIT
+
+for tool in grpcurl grpc-health-probe; do
+    command -v "$tool" >/dev/null || fail "$tool is not on PATH (run via 'make smoke')"
+done
+[[ -x $AI_SERVICE_BIN ]] || cargo build --quiet
+
+work=$(mktemp -d)
+trap 'stop_servers; rm -rf "$work"' EXIT
+port=$(free_port)
+addr=127.0.0.1:$port
+start_server "$addr" "$work/server.log"
+pid=$LAST_SERVER_PID
+echo "smoke: ai-service (pid $pid) serving on $addr"
+
+steps=0
+step() { steps=$((steps + 1)); echo "smoke: $*"; }
+expect() { # expect WHAT PATTERN FILE
+    grep -qE -- "$2" "$3" || { echo "--- output:" >&2; cat "$3" >&2; fail "$1: expected /$2/"; }
+}
+out=$work/out
+
+step "grpcurl list"
+grpcurl -plaintext "$addr" list >"$out"
+expect "list" '^aiservice\.v1\.ChatService$' "$out"
+expect "list" '^grpc\.health\.v1\.Health$' "$out"
+expect "list" '^grpc\.reflection\.v1(alpha)?\.ServerReflection$' "$out"
+
+step "grpcurl describe aiservice.v1.ChatService"
+grpcurl -plaintext "$addr" describe aiservice.v1.ChatService >"$out"
+expect "describe" 'rpc Chat \( \.aiservice\.v1\.ChatRequest \) returns \( \.aiservice\.v1\.ChatResponse \)' "$out"
+expect "describe" 'rpc StreamChat \( \.aiservice\.v1\.StreamChatRequest \) returns \( stream \.aiservice\.v1\.StreamChatResponse \)' "$out"
+expect "describe" 'rpc ListModels' "$out"
+expect "describe (comments)" '// Chat returns one complete answer' "$out"
+
+request='{"model":"echo","messages":[{"role":"ROLE_USER","content":[{"text":"hello world"}]}]}'
+
+step "grpcurl Chat"
+grpcurl -plaintext -d "$request" "$addr" aiservice.v1.ChatService/Chat >"$out"
+expect "Chat reply" '"text": "hello world"' "$out"
+expect "Chat finish" '"finishReason": "FINISH_REASON_STOP"' "$out"
+expect "Chat usage" '"outputTokens": 2' "$out"
+
+step "grpcurl StreamChat"
+grpcurl -plaintext -d "$request" "$addr" aiservice.v1.ChatService/StreamChat >"$out"
+# Each event is one JSON object whose only top-level key (two-space indent) is the event.
+events=$(grep -oE '^  "[A-Za-z]+"' "$out" | tr -d ' "' | paste -sd, -)
+[[ $events == "contentDelta,contentDelta,usage,finish" ]] ||
+    { cat "$out" >&2; fail "StreamChat events: got [$events], want [contentDelta,contentDelta,usage,finish]"; }
+text=$(grep -oE '"text": "[^"]*"' "$out" | sed -E 's/"text": "(.*)"/\1/' | tr -d '\n')
+[[ $text == "hello world" ]] || fail "StreamChat deltas join to [$text], want [hello world]"
+expect "StreamChat finish" '"reason": "FINISH_REASON_STOP"' "$out"
+
+step "grpcurl grpc.health.v1.Health/Check"
+grpcurl -plaintext -d '{}' "$addr" grpc.health.v1.Health/Check >"$out"
+expect "health (server)" '"status": "SERVING"' "$out"
+grpcurl -plaintext -d '{"service":"aiservice.v1.ChatService"}' "$addr" grpc.health.v1.Health/Check >"$out"
+expect "health (ChatService)" '"status": "SERVING"' "$out"
+
+step "grpc-health-probe"
+grpc-health-probe -addr "$addr" >"$out" 2>&1 || { cat "$out" >&2; fail "grpc-health-probe failed"; }
+expect "grpc-health-probe" 'SERVING' "$out"
+
+step "ai-service healthcheck"
+"$AI_SERVICE_BIN" healthcheck "$addr" >"$out" 2>&1 || { cat "$out" >&2; fail "ai-service healthcheck failed"; }
+expect "ai-service healthcheck" '^SERVING$' "$out"
+
+step "SIGTERM exits 0"
+rc=0
+stop_server "$pid" || rc=$?
+[[ $rc -eq 0 ]] || { cat "$work/server.log" >&2; fail "ai-service exited $rc after SIGTERM, want 0"; }
+
+step "a misspelt config key exits 64 naming the field, before binding"
+# A second instance holds the port: a binary that bound before validating would fail with
+# "address in use" instead of naming the field.
+start_server "$addr" "$work/holder.log"
+rc=0
+AI_SERVICE__SERVER__LISTEN="$addr" AI_SERVICE__SERVER__LISTN=x \
+    timeout 10 "$AI_SERVICE_BIN" >"$out" 2>&1 </dev/null || rc=$?
+[[ $rc -eq 64 ]] || { cat "$out" >&2; fail "bad config exited $rc, want 64"; }
+expect "bad config message" 'server\.listn' "$out"
+if grep -qiE 'address (already )?in use|listening' "$out"; then
+    cat "$out" >&2
+    fail "bad config reached the listener"
+fi
+
+echo "smoke: $steps passed, 0 failed"
