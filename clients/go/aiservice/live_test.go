@@ -1,0 +1,232 @@
+// These tests call a running gateway: AI_SERVICE_ADDR (the echo provider, no keys) and
+// AI_SERVICE_SLOW_ADDR (an echo route "slow" that waits 200ms between deltas). `make test`
+// starts both and sets the variables; without AI_SERVICE_ADDR the tests are skipped.
+package aiservice_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/ai-service/ai-service/clients/go/aiservice"
+	aiservicev1 "github.com/ai-service/ai-service/clients/go/aiservicev1"
+)
+
+func dial(t *testing.T, env string) *aiservice.Client {
+	t.Helper()
+	addr := os.Getenv(env)
+	if addr == "" {
+		if os.Getenv("AI_SERVICE_ADDR") != "" {
+			t.Fatalf("%s is not set but AI_SERVICE_ADDR is: start the second server too", env)
+		}
+		t.Skipf("%s is not set; `make test` sets it to a running gateway", env)
+	}
+	client, err := aiservice.Dial(addr, aiservice.WithPlaintext())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+func ctx(t *testing.T) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func hello() []*aiservicev1.Message { return []*aiservicev1.Message{aiservice.UserText("hello world")} }
+
+func TestChat(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	resp, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{Model: "echo", Messages: hello()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aiservice.Text(resp.GetMessage()); got != "hello world" {
+		t.Errorf("reply %q, want %q", got, "hello world")
+	}
+	if resp.GetMessage().GetRole() != aiservicev1.Role_ROLE_ASSISTANT {
+		t.Errorf("role %v, want ROLE_ASSISTANT", resp.GetMessage().GetRole())
+	}
+	if resp.GetFinishReason() != aiservicev1.FinishReason_FINISH_REASON_STOP {
+		t.Errorf("finish %v, want STOP", resp.GetFinishReason())
+	}
+	u := resp.GetUsage()
+	if u.GetInputTokens() != 2 || u.GetOutputTokens() != 2 || u.GetTotalTokens() != 4 {
+		t.Errorf("usage %v, want 2 in, 2 out, 4 total", u)
+	}
+}
+
+func TestChatMaxTokensCutsWithLength(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	one := int32(1)
+	resp, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{
+		Model: "echo", Messages: hello(), Generation: &aiservicev1.GenerationConfig{MaxTokens: &one},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aiservice.Text(resp.GetMessage()); got != "hello " {
+		t.Errorf("reply %q, want %q", got, "hello ")
+	}
+	if resp.GetFinishReason() != aiservicev1.FinishReason_FINISH_REASON_LENGTH {
+		t.Errorf("finish %v, want LENGTH", resp.GetFinishReason())
+	}
+}
+
+func TestStreamChatEventsInOrder(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	stream, err := client.Chat.StreamChat(ctx(t), &aiservicev1.StreamChatRequest{Model: "echo", Messages: hello()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := aiservice.Collect(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	var deltas []string
+	for _, ev := range r.Events {
+		switch e := ev.Event.(type) {
+		case *aiservicev1.StreamChatResponse_ContentDelta:
+			kinds = append(kinds, "delta")
+			deltas = append(deltas, e.ContentDelta.GetText())
+		case *aiservicev1.StreamChatResponse_Usage:
+			kinds = append(kinds, "usage")
+		case *aiservicev1.StreamChatResponse_Finish:
+			kinds = append(kinds, "finish")
+		default:
+			kinds = append(kinds, "other")
+		}
+	}
+	if want := []string{"delta", "delta", "usage", "finish"}; !slices.Equal(kinds, want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	if want := []string{"hello ", "world"}; !slices.Equal(deltas, want) {
+		t.Errorf("deltas %q, want %q", deltas, want)
+	}
+	if r.Text != "hello world" {
+		t.Errorf("text %q, want %q", r.Text, "hello world")
+	}
+	if r.Usage.GetInputTokens() != 2 || r.Usage.GetOutputTokens() != 2 {
+		t.Errorf("usage %v, want 2 in, 2 out", r.Usage)
+	}
+	if r.Finish.GetReason() != aiservicev1.FinishReason_FINISH_REASON_STOP || r.Finish.GetModel() != "echo" {
+		t.Errorf("finish %v, want STOP from model echo", r.Finish)
+	}
+}
+
+func TestListModels(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	resp, err := client.Chat.ListModels(ctx(t), &aiservicev1.ListModelsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range resp.GetModels() {
+		names = append(names, m.GetName())
+	}
+	if !slices.Contains(names, "echo") {
+		t.Errorf("models %v, want one named echo", names)
+	}
+}
+
+func TestHealthCheck(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	for _, service := range []string{"", "aiservice.v1.ChatService"} {
+		resp, err := client.Health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", service, err)
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("Check(%q) = %v, want SERVING", service, resp.GetStatus())
+		}
+	}
+}
+
+func TestInvalidArgumentCarriesFieldViolations(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	minusOne := int32(-1)
+	cases := []struct {
+		name  string
+		req   *aiservicev1.ChatRequest
+		field string
+	}{
+		{"empty messages", &aiservicev1.ChatRequest{Model: "echo"}, "messages"},
+		{"negative max_tokens", &aiservicev1.ChatRequest{
+			Model: "echo", Messages: hello(), Generation: &aiservicev1.GenerationConfig{MaxTokens: &minusOne},
+		}, "generation.max_tokens"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := client.Chat.Chat(ctx(t), tc.req)
+			if code := status.Code(err); code != codes.InvalidArgument {
+				t.Fatalf("code %v (%v), want InvalidArgument", code, err)
+			}
+			d := aiservice.ErrorDetails(err)
+			if d.Info.GetDomain() != aiservice.ErrorDomain || d.Info.GetReason() != "INVALID_REQUEST" {
+				t.Errorf("ErrorInfo %v, want domain ai-service, reason INVALID_REQUEST", d.Info)
+			}
+			var fields []string
+			for _, v := range d.BadRequest.GetFieldViolations() {
+				fields = append(fields, v.GetField())
+				if v.GetDescription() == "" {
+					t.Errorf("violation of %s has no description", v.GetField())
+				}
+			}
+			if !slices.Contains(fields, tc.field) {
+				t.Errorf("violations of %v, want one of %s", fields, tc.field)
+			}
+		})
+	}
+}
+
+func TestUnknownModelIsNotFound(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	_, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{Model: "no-such-model", Messages: hello()})
+	if code := status.Code(err); code != codes.NotFound {
+		t.Fatalf("code %v (%v), want NotFound", code, err)
+	}
+	d := aiservice.ErrorDetails(err)
+	if d.Info.GetReason() != "MODEL_NOT_FOUND" || d.Info.GetDomain() != aiservice.ErrorDomain {
+		t.Errorf("ErrorInfo %v, want reason MODEL_NOT_FOUND in domain ai-service", d.Info)
+	}
+	if d.Info.GetMetadata()["model"] != "no-such-model" {
+		t.Errorf("ErrorInfo metadata %v, want model=no-such-model", d.Info.GetMetadata())
+	}
+}
+
+func TestStreamDeadlineExpires(t *testing.T) {
+	client := dial(t, "AI_SERVICE_SLOW_ADDR")
+	c, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	stream, err := client.Chat.StreamChat(c, &aiservicev1.StreamChatRequest{
+		Model: "slow", Messages: []*aiservicev1.Message{aiservice.UserText("one two three four five")},
+	})
+	if err == nil {
+		var r *aiservice.Result
+		r, err = aiservice.Collect(stream)
+		if r.Finish != nil {
+			t.Fatalf("stream finished (%q) within a 100ms deadline at 200ms per delta", r.Text)
+		}
+	}
+	if code := status.Code(err); code != codes.DeadlineExceeded {
+		t.Fatalf("code %v (%v), want DeadlineExceeded", code, err)
+	}
+}
+
+func TestErrorDetailsOfAPlainError(t *testing.T) {
+	d := aiservice.ErrorDetails(errors.New("not a status"))
+	if d.Info != nil || d.BadRequest != nil || d.RetryInfo != nil {
+		t.Errorf("details %+v of a plain error, want none", d)
+	}
+}
