@@ -36,11 +36,21 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
-.PHONY: test tools fmt clippy cargo-test build lint smoke generate check-generated
+.PHONY: test tools fmt clippy cargo-test build lint smoke generate check-generated \
+	clients client-go client-python
 
-test: tools fmt clippy cargo-test lint smoke
+test: tools fmt clippy cargo-test lint check-generated smoke clients
 
-tools: $(GO_TOOLS)
+tools: $(GO_TOOLS) $(STAMPS)/venv
+
+# The Python tools venv: grpcio-tools (bundles protoc) for generation, pytest for the
+# suite. Rebuilt when the pins change.
+PY_DEV_REQS := clients/python/requirements-dev.txt
+$(STAMPS)/venv: $(PY_DEV_REQS)
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r $(PY_DEV_REQS)
+	@mkdir -p $(STAMPS) && touch $@
 
 # One rule per Go tool: `go install module/cmd@version` into .tools/bin.
 $(STAMPS)/buf@%:
@@ -75,5 +85,31 @@ lint: $(STAMPS)/buf@$(BUF_VERSION)
 	cd proto && buf lint
 	@echo "buf lint: proto/ is clean"
 
+generate: $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
+		$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) $(STAMPS)/venv
+	PYTHON=$(PYTHON) scripts/generate.sh
+
+check-generated: $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
+		$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) $(STAMPS)/venv
+	PYTHON=$(PYTHON) scripts/check-generated.sh
+
 smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(HEALTH_PROBE_VERSION)
 	tests/smoke/grpcurl.sh
+
+# The client suites, against one echo gateway and one slow echo gateway started for them
+# (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_SLOW_ADDR).
+clients: build $(STAMPS)/venv
+	scripts/with-servers.sh $(MAKE) client-go client-python
+
+client-go:
+	cd clients/go && test -z "$$(gofmt -l .)" || { gofmt -l . >&2; echo "FAIL: gofmt" >&2; exit 1; }
+	cd clients/go && go vet ./... && go test -count=1 ./...
+	cd clients/go && go run ./example -plaintext -addr "$$AI_SERVICE_ADDR" "hello from go"
+
+# Installs the package the way a user would (pip builds and reinstalls a local directory
+# every time), then tests the installed copy.
+client-python: $(STAMPS)/venv
+	$(PYTHON) -m pip install -q --disable-pip-version-check ./clients/python
+	rm -rf clients/python/build clients/python/src/*.egg-info
+	cd clients/python && $(PYTHON) -m pytest -p no:cacheprovider
+	$(PYTHON) clients/python/examples/chat.py --plaintext --addr "$$AI_SERVICE_ADDR" hello from python

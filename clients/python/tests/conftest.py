@@ -1,0 +1,26 @@
+"""These tests call running gateways: AI_SERVICE_ADDR (the echo provider, no keys) and
+AI_SERVICE_SLOW_ADDR (an echo route "slow" with 200ms between deltas). `make test` starts
+both and sets the variables; without AI_SERVICE_ADDR the tests are skipped."""
+
+import os
+
+import pytest
+
+
+def _addr(name: str) -> str:
+    addr = os.environ.get(name)
+    if addr:
+        return addr
+    if os.environ.get("AI_SERVICE_ADDR"):
+        pytest.fail(f"{name} is not set but AI_SERVICE_ADDR is: start the second server too")
+    pytest.skip(f"{name} is not set; `make test` sets it to a running gateway")
+
+
+@pytest.fixture
+def addr() -> str:
+    return _addr("AI_SERVICE_ADDR")
+
+
+@pytest.fixture
+def slow_addr() -> str:
+    return _addr("AI_SERVICE_SLOW_ADDR")

@@ -1,0 +1,105 @@
+"""The blocking client against a running gateway."""
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from aiservice import ERROR_DOMAIN, Client, collect, error_details, text_of, user
+from aiservice.v1 import chat_pb2
+
+HELLO = [user("hello world")]
+
+
+@pytest.fixture
+def client(addr):
+    with Client(addr, plaintext=True) as c:
+        yield c
+
+
+def test_chat(client):
+    reply = client.chat.Chat(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
+    assert text_of(reply.message) == "hello world"
+    assert reply.message.role == chat_pb2.ROLE_ASSISTANT
+    assert reply.finish_reason == chat_pb2.FINISH_REASON_STOP
+    assert (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens) == (2, 2, 4)
+
+
+def test_chat_max_tokens_cuts_with_length(client):
+    request = chat_pb2.ChatRequest(model="echo", messages=HELLO, generation=chat_pb2.GenerationConfig(max_tokens=1))
+    reply = client.chat.Chat(request, timeout=10)
+    assert text_of(reply.message) == "hello "
+    assert reply.finish_reason == chat_pb2.FINISH_REASON_LENGTH
+
+
+def test_stream_chat_events_in_order(client):
+    stream = client.chat.StreamChat(chat_pb2.StreamChatRequest(model="echo", messages=HELLO), timeout=10)
+    result = collect(stream)
+    assert [e.WhichOneof("event") for e in result.events] == ["content_delta", "content_delta", "usage", "finish"]
+    assert [e.content_delta.text for e in result.events[:2]] == ["hello ", "world"]
+    assert result.text == "hello world"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (2, 2)
+    assert result.finish.reason == chat_pb2.FINISH_REASON_STOP
+    assert result.finish.model == "echo"
+
+
+def test_list_models(client):
+    models = client.chat.ListModels(chat_pb2.ListModelsRequest(), timeout=10).models
+    assert "echo" in [m.name for m in models]
+
+
+@pytest.mark.parametrize("service", ["", "aiservice.v1.ChatService"])
+def test_health_check(client, service):
+    reply = client.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (chat_pb2.ChatRequest(model="echo"), "messages"),
+        (
+            chat_pb2.ChatRequest(model="echo", messages=HELLO, generation=chat_pb2.GenerationConfig(max_tokens=-1)),
+            "generation.max_tokens",
+        ),
+    ],
+    ids=["empty messages", "negative max_tokens"],
+)
+def test_invalid_argument_carries_field_violations(client, request_, field):
+    with pytest.raises(grpc.RpcError) as raised:
+        client.chat.Chat(request_, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = error_details(raised.value)
+    assert details.info is not None
+    assert (details.info.domain, details.info.reason) == (ERROR_DOMAIN, "INVALID_REQUEST")
+    assert details.bad_request is not None
+    violations = {v.field: v.description for v in details.bad_request.field_violations}
+    assert field in violations, violations
+    assert violations[field]
+
+
+def test_unknown_model_is_not_found(client):
+    with pytest.raises(grpc.RpcError) as raised:
+        client.chat.Chat(chat_pb2.ChatRequest(model="no-such-model", messages=HELLO), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    info = error_details(raised.value).info
+    assert info is not None
+    assert (info.domain, info.reason) == (ERROR_DOMAIN, "MODEL_NOT_FOUND")
+    assert info.metadata["model"] == "no-such-model"
+
+
+def test_stream_deadline_expires(slow_addr):
+    with Client(slow_addr, plaintext=True) as slow:
+        request = chat_pb2.StreamChatRequest(model="slow", messages=[user("one two three four five")])
+        events = []
+        with pytest.raises(grpc.RpcError) as raised:
+            for event in slow.chat.StreamChat(request, timeout=0.1):
+                events.append(event.WhichOneof("event"))
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "finish" not in events
+
+
+def test_api_key_does_not_break_plaintext_calls(addr):
+    # The gateway does not check client keys yet; this proves the key interceptor works.
+    with Client(addr, plaintext=True, api_key="test-key") as keyed:
+        reply = keyed.chat.Chat(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
+        assert text_of(reply.message) == "hello world"
