@@ -37,7 +37,7 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
 .PHONY: test tools fmt clippy cargo-test build lint smoke generate check-generated \
-	clients client-go client-python
+	clients client-go client-python client-java
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients
 
@@ -99,7 +99,7 @@ smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(
 # The client suites, against one echo gateway and one slow echo gateway started for them
 # (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_SLOW_ADDR).
 clients: build $(STAMPS)/venv
-	scripts/with-servers.sh $(MAKE) client-go client-python
+	scripts/with-servers.sh $(MAKE) client-go client-python client-java
 
 client-go:
 	cd clients/go && test -z "$$(gofmt -l .)" || { gofmt -l . >&2; echo "FAIL: gofmt" >&2; exit 1; }
@@ -113,3 +113,8 @@ client-python: $(STAMPS)/venv
 	rm -rf clients/python/build clients/python/src/*.egg-info
 	cd clients/python && $(PYTHON) -m pytest -p no:cacheprovider
 	$(PYTHON) clients/python/examples/chat.py --plaintext --addr "$$AI_SERVICE_ADDR" hello from python
+
+# Maven generates the Java stubs (protoc + protoc-gen-grpc-java from Maven Central), runs
+# the JUnit suite, then the example, in one invocation; artifacts are cached in ~/.m2.
+client-java:
+	mvn -B -ntp -f clients/java/pom.xml test exec:java -Dexec.args="$$AI_SERVICE_ADDR hello from java"

@@ -1,0 +1,221 @@
+package dev.aiservice.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.google.rpc.BadRequest;
+import com.google.rpc.ErrorInfo;
+import dev.aiservice.v1.ChatRequest;
+import dev.aiservice.v1.ChatResponse;
+import dev.aiservice.v1.FinishReason;
+import dev.aiservice.v1.GenerationConfig;
+import dev.aiservice.v1.ListModelsRequest;
+import dev.aiservice.v1.Model;
+import dev.aiservice.v1.Role;
+import dev.aiservice.v1.StreamChatRequest;
+import dev.aiservice.v1.StreamChatResponse;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Calls running gateways: AI_SERVICE_ADDR (the echo provider, no keys) and
+ * AI_SERVICE_SLOW_ADDR (an echo route "slow" with 200ms between deltas). {@code make test}
+ * starts both and sets the variables; without AI_SERVICE_ADDR the tests are skipped.
+ */
+class LiveGatewayTest {
+  private static AiServiceClient client;
+  private static AiServiceClient slow;
+
+  private static final ChatRequest HELLO =
+      ChatRequest.newBuilder().setModel("echo").addMessages(AiServiceClient.user("hello world")).build();
+  private static final StreamChatRequest STREAM_HELLO =
+      StreamChatRequest.newBuilder().setModel("echo").addMessages(AiServiceClient.user("hello world")).build();
+
+  @BeforeAll
+  static void connect() {
+    String addr = System.getenv("AI_SERVICE_ADDR");
+    assumeTrue(addr != null && !addr.isEmpty(), "AI_SERVICE_ADDR is not set; `make test` sets it");
+    String slowAddr = System.getenv("AI_SERVICE_SLOW_ADDR");
+    if (slowAddr == null || slowAddr.isEmpty()) {
+      fail("AI_SERVICE_SLOW_ADDR is not set but AI_SERVICE_ADDR is: start the second server too");
+    }
+    client = AiServiceClient.forTarget(addr).plaintext().build();
+    slow = AiServiceClient.forTarget(slowAddr).plaintext().build();
+  }
+
+  @AfterAll
+  static void close() throws InterruptedException {
+    if (client != null) {
+      client.close();
+    }
+    if (slow != null) {
+      slow.close();
+    }
+  }
+
+  private static List<String> kinds(List<StreamChatResponse> events) {
+    return events.stream().map(e -> e.getEventCase().name()).collect(Collectors.toList());
+  }
+
+  @Test
+  void chatBlocking() {
+    ChatResponse reply = client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO);
+    assertEquals("hello world", AiServiceClient.text(reply.getMessage()));
+    assertEquals(Role.ROLE_ASSISTANT, reply.getMessage().getRole());
+    assertEquals(FinishReason.FINISH_REASON_STOP, reply.getFinishReason());
+    assertEquals(2, reply.getUsage().getInputTokens());
+    assertEquals(2, reply.getUsage().getOutputTokens());
+    assertEquals(4, reply.getUsage().getTotalTokens());
+  }
+
+  @Test
+  void chatFuture() throws Exception {
+    ChatResponse reply = client.chatFuture().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO).get();
+    assertEquals("hello world", AiServiceClient.text(reply.getMessage()));
+  }
+
+  @Test
+  void chatMaxTokensCutsWithLength() {
+    ChatRequest request =
+        HELLO.toBuilder().setGeneration(GenerationConfig.newBuilder().setMaxTokens(1)).build();
+    ChatResponse reply = client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(request);
+    assertEquals("hello ", AiServiceClient.text(reply.getMessage()));
+    assertEquals(FinishReason.FINISH_REASON_LENGTH, reply.getFinishReason());
+  }
+
+  @Test
+  void streamChatBlockingEventsInOrder() {
+    StreamResult result =
+        StreamResult.collect(client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).streamChat(STREAM_HELLO));
+    assertEquals(List.of("CONTENT_DELTA", "CONTENT_DELTA", "USAGE", "FINISH"), kinds(result.events()));
+    assertEquals("hello ", result.events().get(0).getContentDelta().getText());
+    assertEquals("world", result.events().get(1).getContentDelta().getText());
+    assertEquals("hello world", result.text());
+    assertEquals(2, result.usage().getInputTokens());
+    assertEquals(2, result.usage().getOutputTokens());
+    assertEquals(FinishReason.FINISH_REASON_STOP, result.finish().getReason());
+    assertEquals("echo", result.finish().getModel());
+  }
+
+  @Test
+  void streamChatAsyncEventsInOrder() throws Exception {
+    StreamResult.Collector observer = StreamResult.observer();
+    client.chatAsync().withDeadlineAfter(10, TimeUnit.SECONDS).streamChat(STREAM_HELLO, observer);
+    StreamResult result = observer.result().get(10, TimeUnit.SECONDS);
+    assertEquals(List.of("CONTENT_DELTA", "CONTENT_DELTA", "USAGE", "FINISH"), kinds(result.events()));
+    assertEquals("hello world", result.text());
+    assertEquals(FinishReason.FINISH_REASON_STOP, result.finish().getReason());
+  }
+
+  @Test
+  void listModels() {
+    List<String> names =
+        client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).listModels(ListModelsRequest.getDefaultInstance())
+            .getModelsList().stream().map(Model::getName).collect(Collectors.toList());
+    assertTrue(names.contains("echo"), "models " + names);
+  }
+
+  @Test
+  void healthCheck() {
+    for (String service : List.of("", "aiservice.v1.ChatService")) {
+      HealthCheckResponse reply =
+          client.health().withDeadlineAfter(10, TimeUnit.SECONDS)
+              .check(HealthCheckRequest.newBuilder().setService(service).build());
+      assertEquals(HealthCheckResponse.ServingStatus.SERVING, reply.getStatus(), "service " + service);
+    }
+  }
+
+  private static void assertInvalid(StatusRuntimeException e, String field) {
+    assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), e.toString());
+    AiServiceClient.ErrorDetails details = AiServiceClient.errorDetails(e);
+    ErrorInfo info = details.info().orElseThrow();
+    assertEquals(AiServiceClient.ERROR_DOMAIN, info.getDomain());
+    assertEquals("INVALID_REQUEST", info.getReason());
+    BadRequest bad = details.badRequest().orElseThrow();
+    Map<String, String> violations =
+        bad.getFieldViolationsList().stream()
+            .collect(Collectors.toMap(BadRequest.FieldViolation::getField, BadRequest.FieldViolation::getDescription));
+    assertTrue(violations.containsKey(field), "violations " + violations);
+    assertFalse(violations.get(field).isEmpty());
+  }
+
+  @Test
+  void emptyMessagesIsInvalidArgumentBlocking() {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class,
+            () -> client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(ChatRequest.newBuilder().setModel("echo").build()));
+    assertInvalid(e, "messages");
+  }
+
+  @Test
+  void negativeMaxTokensIsInvalidArgumentAsync() throws Exception {
+    ChatRequest request =
+        HELLO.toBuilder().setGeneration(GenerationConfig.newBuilder().setMaxTokens(-1)).build();
+    CompletableFuture<ChatResponse> future = new CompletableFuture<>();
+    client.chatAsync().withDeadlineAfter(10, TimeUnit.SECONDS).chat(request, new io.grpc.stub.StreamObserver<>() {
+      @Override public void onNext(ChatResponse value) { future.complete(value); }
+      @Override public void onError(Throwable t) { future.completeExceptionally(t); }
+      @Override public void onCompleted() {}
+    });
+    ExecutionException e = assertThrows(ExecutionException.class, () -> future.get(10, TimeUnit.SECONDS));
+    assertInvalid(assertInstanceOf(StatusRuntimeException.class, e.getCause()), "generation.max_tokens");
+  }
+
+  @Test
+  void unknownModelIsNotFound() {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class,
+            () -> client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO.toBuilder().setModel("no-such-model").build()));
+    assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+    ErrorInfo info = AiServiceClient.errorDetails(e).info().orElseThrow();
+    assertEquals(AiServiceClient.ERROR_DOMAIN, info.getDomain());
+    assertEquals("MODEL_NOT_FOUND", info.getReason());
+    assertEquals("no-such-model", info.getMetadataMap().get("model"));
+  }
+
+  private static final StreamChatRequest SLOW =
+      StreamChatRequest.newBuilder().setModel("slow").addMessages(AiServiceClient.user("one two three four five")).build();
+
+  @Test
+  void streamDeadlineExpiresBlocking() {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class,
+            () -> StreamResult.collect(slow.chat().withDeadlineAfter(100, TimeUnit.MILLISECONDS).streamChat(SLOW)));
+    assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
+  }
+
+  @Test
+  void streamDeadlineExpiresAsync() {
+    StreamResult.Collector observer = StreamResult.observer();
+    slow.chatAsync().withDeadlineAfter(100, TimeUnit.MILLISECONDS).streamChat(SLOW, observer);
+    ExecutionException e = assertThrows(ExecutionException.class, () -> observer.result().get(10, TimeUnit.SECONDS));
+    StatusRuntimeException status = assertInstanceOf(StatusRuntimeException.class, e.getCause());
+    assertEquals(Status.Code.DEADLINE_EXCEEDED, status.getStatus().getCode());
+  }
+
+  @Test
+  void apiKeyDoesNotBreakPlaintextCalls() throws InterruptedException {
+    // The gateway does not check client keys yet; this proves the header interceptor works.
+    try (AiServiceClient keyed =
+        AiServiceClient.forTarget(System.getenv("AI_SERVICE_ADDR")).plaintext().apiKey("test-key").build()) {
+      assertEquals("hello world",
+          AiServiceClient.text(keyed.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO).getMessage()));
+    }
+  }
+}
