@@ -62,6 +62,17 @@ pub enum Error {
     #[error("the server stopped before the call finished; retry on another replica")]
     Stopped,
 
+    /// Every attempt failed with a retryable error, or no endpoint could take the call.
+    #[error("{}", exhausted_message(route, attempts, *no_endpoint))]
+    Exhausted {
+        /// The route called.
+        route: String,
+        /// Each failed attempt, in order.
+        attempts: Vec<AttemptFailure>,
+        /// True when the call ended because no endpoint was available (open breakers).
+        no_endpoint: bool,
+    },
+
     /// The provider failed, after whatever retries and failover applied.
     #[error("{0}")]
     Provider(#[from] ProviderError),
@@ -69,6 +80,59 @@ pub enum Error {
     /// A bug. The message is logged; the caller sees only that it was internal.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// One failed attempt of a call, for the caller's error details and the logs.
+#[derive(Clone, Debug)]
+pub struct AttemptFailure {
+    /// The target's provider.
+    pub provider: String,
+    /// The target's upstream model.
+    pub model: String,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// What went wrong.
+    pub error: ProviderError,
+}
+
+impl fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}@{}: {}",
+            self.provider,
+            self.model,
+            self.endpoint,
+            self.error.kind.reason()
+        )?;
+        if let Some(status) = self.error.status {
+            write!(f, " (HTTP {status})")?;
+        }
+        Ok(())
+    }
+}
+
+fn exhausted_message(route: &str, attempts: &[AttemptFailure], no_endpoint: bool) -> String {
+    let listed: Vec<String> = attempts.iter().map(ToString::to_string).collect();
+    match (no_endpoint, attempts.is_empty()) {
+        (true, true) => format!(
+            "route {route:?} has no endpoint available now (every breaker is open or cooling down)"
+        ),
+        (true, false) => format!(
+            "route {route:?} has no endpoint left to try after {} failed attempt(s): {}",
+            attempts.len(),
+            listed.join("; ")
+        ),
+        (false, _) => format!(
+            "all {} attempt(s) on route {route:?} failed: {}",
+            attempts.len(),
+            listed.join("; ")
+        ),
+    }
+}
+
+fn all_rate_limited(attempts: &[AttemptFailure]) -> bool {
+    !attempts.is_empty() && attempts.iter().all(|a| a.error.kind == ProviderErrorKind::RateLimited)
 }
 
 fn join(violations: &[FieldViolation]) -> String {
@@ -89,6 +153,10 @@ impl Error {
             Error::ModelNotFound { .. } => Code::NotFound,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Stopped => Code::Unavailable,
+            Error::Exhausted { attempts, .. } if all_rate_limited(attempts) => {
+                Code::ResourceExhausted
+            }
+            Error::Exhausted { .. } => Code::Unavailable,
             Error::Provider(err) => provider_code(err.kind),
             Error::Internal(_) => Code::Internal,
         }
@@ -101,6 +169,11 @@ impl Error {
             Error::ModelNotFound { .. } => "MODEL_NOT_FOUND",
             Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             Error::Stopped => "SERVER_STOPPED",
+            Error::Exhausted { attempts, .. } if all_rate_limited(attempts) => {
+                "UPSTREAM_RATE_LIMITED"
+            }
+            Error::Exhausted { no_endpoint: true, .. } => "NO_ENDPOINT_AVAILABLE",
+            Error::Exhausted { .. } => "ALL_ATTEMPTS_FAILED",
             Error::Provider(err) => err.kind.reason(),
             Error::Internal(_) => "INTERNAL",
         }
@@ -133,6 +206,16 @@ impl From<Error> for Status {
                 metadata.insert("upstream_status".to_owned(), status.to_string());
             }
         }
+        if let Error::Exhausted { route, attempts, .. } = &err {
+            metadata.insert("route".to_owned(), route.clone());
+            metadata.insert("attempts".to_owned(), attempts.len().to_string());
+            for (i, attempt) in attempts.iter().enumerate() {
+                metadata.insert(format!("attempt_{}", i + 1), attempt.to_string());
+            }
+            if let Some(last) = attempts.last() {
+                metadata.insert("provider".to_owned(), last.provider.clone());
+            }
+        }
         let message = match &err {
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -155,6 +238,10 @@ impl From<Error> for Status {
             }
             Error::Provider(p) if p.kind == ProviderErrorKind::RateLimited => {
                 details.set_retry_info(Some(p.retry_after.unwrap_or(Duration::from_secs(1))));
+            }
+            Error::Exhausted { attempts, .. } if all_rate_limited(attempts) => {
+                let wait = attempts.iter().filter_map(|a| a.error.retry_after).min();
+                details.set_retry_info(Some(wait.unwrap_or(Duration::from_secs(1))));
             }
             _ => {}
         }

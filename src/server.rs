@@ -25,8 +25,37 @@ use crate::{
     health::HealthState,
     proto::{self, v1::chat_service_server::ChatServiceServer},
     router::Router,
-    service::ChatHandler,
+    service::{Arrival, ChatHandler},
 };
+
+/// How often the health status is brought in line with whether any route can serve.
+const HEALTH_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Keeps the health status in step with the routes: NOT_SERVING while no route can serve
+/// (every endpoint ejected), SERVING again when one can.
+async fn watch_routes(router: Arc<Router>, health: HealthState) {
+    let mut last = None;
+    loop {
+        let can_serve = router.can_serve(tokio::time::Instant::now());
+        if last != Some(can_serve) {
+            if last.is_some() {
+                tracing::warn!(can_serve, "route availability changed");
+            }
+            health.set_can_serve(can_serve).await;
+            last = Some(can_serve);
+        }
+        tokio::time::sleep(HEALTH_REFRESH).await;
+    }
+}
+
+/// Aborts a task when dropped, so a helper task never outlives the server that owns it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// How long to wait for connections to close after the grace period ended their calls.
 const HARD_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -45,7 +74,7 @@ impl Gateway {
     /// Builds the providers, routes and health state of `config`.
     pub async fn new(config: Config) -> Gateway {
         let router = Arc::new(Router::from_config(&config));
-        let health = HealthState::new(router.can_serve()).await;
+        let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
         Gateway { config: Arc::new(config), router, health, stop: CancellationToken::new() }
     }
 
@@ -61,7 +90,11 @@ impl Gateway {
 
     /// The chat service alone, to mount on another tonic server.
     pub fn chat_service(&self) -> ChatServiceServer<ChatHandler> {
-        ChatServiceServer::new(ChatHandler::new(self.router.clone(), self.stop.clone()))
+        ChatServiceServer::new(ChatHandler::new(
+            self.router.clone(),
+            self.config.server.request_timeout,
+            self.stop.clone(),
+        ))
     }
 
     /// Every service of the gRPC port: chat, health and reflection.
@@ -106,12 +139,17 @@ impl Gateway {
             })
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server =
-            Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, async {
+        let server = Server::builder()
+            // Outermost, so the arrival time is the moment tonic starts its deadline timer.
+            .layer(tower::util::MapRequestLayer::new(Arrival::stamp))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });
         tokio::pin!(server);
 
+        let _health_monitor =
+            AbortOnDrop(tokio::spawn(watch_routes(self.router.clone(), self.health.clone())));
         self.log_start(local);
         tokio::select! {
             result = &mut server => return result.map_err(|e| Error::Internal(format!("server: {e}"))),

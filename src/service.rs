@@ -5,9 +5,10 @@
 //! usage event (estimated when the provider gave none), then finish. A provider stream that
 //! ends without its finish event ends the gRPC stream with UNAVAILABLE, never cleanly.
 
-use std::{pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -15,8 +16,8 @@ use crate::{
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
     error::Error,
     proto::v1::{self as pb, chat_service_server::ChatService},
-    provider::{ChatStream, ProviderError, ProviderErrorKind},
-    router::Router,
+    provider::{ProviderError, ProviderErrorKind},
+    router::{Outcome, Primed, Router, Served},
     validate,
 };
 
@@ -24,15 +25,64 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct ChatHandler {
     router: Arc<Router>,
+    default_timeout: Duration,
     stop: CancellationToken,
 }
 
 impl ChatHandler {
-    /// A handler over `router`; calls still running when `stop` is cancelled end with
-    /// UNAVAILABLE (the server's grace period is over).
-    pub fn new(router: Arc<Router>, stop: CancellationToken) -> Self {
-        ChatHandler { router, stop }
+    /// A handler over `router`. Calls without a `grpc-timeout` get `default_timeout`; calls
+    /// still running when `stop` is cancelled end with UNAVAILABLE (the grace period is over).
+    pub fn new(router: Arc<Router>, default_timeout: Duration, stop: CancellationToken) -> Self {
+        ChatHandler { router, default_timeout, stop }
     }
+
+    /// The call's deadline, counted from when its headers arrived (the moment tonic starts
+    /// its own `grpc-timeout` timer), not from when the body was decoded.
+    fn deadline<T>(&self, request: &Request<T>) -> Instant {
+        let arrived = request.extensions().get::<Arrival>().map_or_else(Instant::now, |a| a.0);
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            // tonic's own timer for the same header ends the call with a bare CANCELLED; ending
+            // a hair earlier lets the caller get our DEADLINE_EXCEEDED with its details.
+            .map(|t| t.saturating_sub(DEADLINE_MARGIN))
+            .unwrap_or(self.default_timeout);
+        arrived + timeout
+    }
+}
+
+/// When a call's headers arrived; set by the server's outermost layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival(pub Instant);
+
+impl Arrival {
+    /// Stamps an incoming request with its arrival time.
+    pub fn stamp<B>(mut request: http::Request<B>) -> http::Request<B> {
+        request.extensions_mut().insert(Arrival(Instant::now()));
+        request
+    }
+}
+
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// The stream type of `StreamChat`.
@@ -44,17 +94,18 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
+        let deadline = self.deadline(&request);
         let request = validate::chat_request(request.into_inner())?;
         let route = self.router.resolve(&request.model)?;
         let served = tokio::select! {
-            served = route.chat(&request) => served?,
+            served = route.chat(&request, deadline) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let answer = served.value;
         Ok(Response::new(pb::ChatResponse {
             id: answer.id,
             model: route.name.clone(),
-            provider: served.target.provider.name().to_owned(),
+            provider: served.provider,
             provider_model: answer.provider_model,
             message: Some(message_to_pb(answer.message)),
             finish_reason: finish_to_pb(answer.finish_reason) as i32,
@@ -68,19 +119,14 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<Self::StreamChatStream>, Status> {
+        let deadline = self.deadline(&request);
         let request = validate::chat_request(request.into_inner().into())?;
         let route = self.router.resolve(&request.model)?;
         let served = tokio::select! {
-            served = route.stream(&request) => served?,
+            served = route.stream(&request, deadline) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
-        let stream = relay(
-            served.value,
-            &request,
-            route.name.clone(),
-            served.target.provider.name().to_owned(),
-            self.stop.clone(),
-        );
+        let stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
         Ok(Response::new(stream))
     }
 
@@ -88,6 +134,7 @@ impl ChatService for ChatHandler {
         &self,
         _request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let now = Instant::now();
         let models = self
             .router
             .routes()
@@ -99,12 +146,12 @@ impl ChatService for ChatHandler {
                     .targets
                     .iter()
                     .map(|t| pb::Target {
-                        provider: t.provider.name().to_owned(),
+                        provider: t.provider.clone(),
                         model: t.model.clone(),
-                        available: true,
+                        available: t.pool.is_available(now),
                     })
                     .collect(),
-                available: route.is_available(),
+                available: route.is_available(now),
             })
             .collect();
         Ok(Response::new(pb::ListModelsResponse { models }))
@@ -115,28 +162,38 @@ fn event(event: pb::stream_chat_response::Event) -> pb::StreamChatResponse {
     pb::StreamChatResponse { event: Some(event) }
 }
 
-/// Relays a provider stream to the caller in the order the API promises, until the stream ends
-/// or `stop` ends it with UNAVAILABLE.
+/// Relays a committed provider stream to the caller in the order the API promises, until it
+/// ends, the deadline passes (DEADLINE_EXCEEDED) or `stop` ends it (UNAVAILABLE). A failure
+/// after the commit also counts against the endpoint's health.
 fn relay(
-    mut upstream: ChatStream,
+    served: Served<Primed>,
     request: &ChatRequest,
     route: String,
-    provider: String,
+    deadline: Instant,
     stop: CancellationToken,
 ) -> EventStream {
     let input_estimate =
         estimate_tokens(request.messages.iter().map(|m| m.joined_text().len()).sum());
+    let Served { value: Primed { head, mut rest }, provider, endpoint, .. } = served;
+    let mut head = head.into_iter();
     Box::pin(async_stream::stream! {
         use pb::stream_chat_response::Event;
         let mut usage: Option<Usage> = None;
         let mut output_bytes = 0usize;
         loop {
-            let item = tokio::select! {
-                item = upstream.next() => item,
-                () = stop.cancelled() => {
-                    yield Err(Status::from(Error::Stopped));
-                    return;
-                }
+            let item = match head.next() {
+                Some(event) => Some(Ok(event)),
+                None => tokio::select! {
+                    item = rest.next() => item,
+                    () = tokio::time::sleep_until(deadline) => {
+                        yield Err(Status::from(Error::DeadlineExceeded("the stream did not finish within the deadline".into())));
+                        return;
+                    }
+                    () = stop.cancelled() => {
+                        yield Err(Status::from(Error::Stopped));
+                        return;
+                    }
+                },
             };
             let Some(item) = item else { break };
             match item {
@@ -172,11 +229,13 @@ fn relay(
                     return;
                 }
                 Err(err) => {
+                    endpoint.report(Outcome::of_error(&err));
                     yield Err(Status::from(Error::from(err)));
                     return;
                 }
             }
         }
+        endpoint.report(Outcome::Failure);
         let cut = ProviderError::new(provider, ProviderErrorKind::StreamCut, "the stream ended before its finish event");
         yield Err(Status::from(Error::from(cut)));
     })
@@ -249,6 +308,22 @@ mod tests {
 
     use super::*;
 
+    fn served(events: Vec<Result<ChatEvent, ProviderError>>) -> Served<Primed> {
+        let provider = Arc::new(crate::provider::EchoProvider::new("p", Duration::ZERO));
+        let policy = Arc::new(crate::config::HealthPolicy::default());
+        Served {
+            value: Primed { head: Vec::new(), rest: Box::pin(stream::iter(events)) },
+            provider: "p".into(),
+            model: "m".into(),
+            endpoint: Arc::new(crate::router::Endpoint::new("e", 1, provider, policy)),
+            attempts: 1,
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     fn request() -> ChatRequest {
         ChatRequest {
             messages: vec![chat::Message::text(chat::Role::User, "12345678")],
@@ -258,12 +333,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_cut_before_finish_ends_with_unavailable() {
-        let upstream: ChatStream =
-            Box::pin(stream::iter([Ok(ChatEvent::ContentDelta("par".into()))]));
-        let out: Vec<_> =
-            relay(upstream, &request(), "r".into(), "p".into(), CancellationToken::new())
-                .collect()
-                .await;
+        let upstream = served(vec![Ok(ChatEvent::ContentDelta("par".into()))]);
+        let out: Vec<_> = relay(upstream, &request(), "r".into(), far(), CancellationToken::new())
+            .collect()
+            .await;
         assert_eq!(out.len(), 2);
         assert!(out[0].is_ok());
         let status = out[1].as_ref().unwrap_err();
@@ -273,19 +346,18 @@ mod tests {
 
     #[tokio::test]
     async fn missing_usage_is_estimated_and_comes_before_finish() {
-        let upstream: ChatStream = Box::pin(stream::iter([
+        let upstream = served(vec![
             Ok(ChatEvent::ContentDelta("abcd".into())),
             Ok(ChatEvent::Finish {
                 reason: FinishReason::Stop,
                 id: "x".into(),
                 provider_model: "m".into(),
             }),
-        ]));
-        let out: Vec<_> =
-            relay(upstream, &request(), "r".into(), "p".into(), CancellationToken::new())
-                .map(Result::unwrap)
-                .collect()
-                .await;
+        ]);
+        let out: Vec<_> = relay(upstream, &request(), "r".into(), far(), CancellationToken::new())
+            .map(Result::unwrap)
+            .collect()
+            .await;
         use pb::stream_chat_response::Event;
         match &out[1].event {
             Some(Event::Usage(u)) => {
@@ -295,5 +367,30 @@ mod tests {
             other => panic!("expected usage, got {other:?}"),
         }
         assert!(matches!(out[2].event, Some(Event::Finish(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_past_its_deadline_ends_with_deadline_exceeded() {
+        let mut upstream = served(Vec::new());
+        upstream.value.rest = Box::pin(stream::pending());
+        upstream.value.head = vec![ChatEvent::ContentDelta("first".into())];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let out: Vec<_> =
+            relay(upstream, &request(), "r".into(), deadline, CancellationToken::new())
+                .collect()
+                .await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].as_ref().unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "100", "123456789S", "1x", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

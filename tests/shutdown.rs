@@ -72,11 +72,19 @@ routes:
 "#;
     let mut server = TestServer::start(yaml).await;
     let mut client = server.client().await;
-    let stream = client.stream_chat(stream_chat("slow", "a b")).await.unwrap().into_inner();
+    // The first word takes 10 s, so the call is still waiting for it when the drain starts.
+    let call = tokio::spawn(async move { client.stream_chat(stream_chat("slow", "a b")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
     server.begin_shutdown();
-    // The drain gives up after the grace period instead of waiting 20 s for the stream.
-    tokio::time::timeout(Duration::from_secs(10), server.stopped()).await.unwrap().unwrap();
-    let (_, status) = collect(stream).await;
-    assert!(status.is_some(), "a stream cut by the hard stop must not end cleanly");
+    // The drain gives up after the grace period instead of waiting for the stream.
+    tokio::time::timeout(Duration::from_secs(5), server.stopped()).await.unwrap().unwrap();
+    let status = match call.await.unwrap() {
+        Err(status) => status,
+        Ok(stream) => {
+            collect(stream.into_inner()).await.1.expect("a cut stream must not end cleanly")
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("server stopped"), "{}", status.message());
 }

@@ -13,8 +13,8 @@ pub mod raw;
 
 use std::{collections::BTreeSet, fmt, net::SocketAddr, path::Path, time::Duration};
 
-pub use raw::{LogFormat, ProviderKind};
-use raw::{RawConfig, RawProvider};
+pub use raw::{LogFormat, ProviderKind, Strategy};
+use raw::{RawConfig, RawEndpoint, RawProvider, RawRouting};
 
 /// The default gRPC address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -30,6 +30,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Providers, sorted by name.
     pub providers: Vec<ProviderConfig>,
+    /// Retry, back-off and endpoint-health policy.
+    pub routing: RoutingConfig,
     /// Public routes, in file order.
     pub routes: Vec<RouteConfig>,
     /// True when nothing was configured and the built-in echo provider stands in.
@@ -77,6 +79,49 @@ pub enum ProviderSettings {
     },
 }
 
+/// `routing:` — how calls retry and how endpoint health is judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoutingConfig {
+    /// Attempts after the first, across endpoints and targets.
+    pub max_retries: u32,
+    /// First back-off step; doubles each retry, with full jitter.
+    pub backoff_base: Duration,
+    /// Longest back-off step.
+    pub backoff_max: Duration,
+    /// When an endpoint is taken out of rotation and for how long.
+    pub health: HealthPolicy,
+}
+
+/// Passive health and circuit breaking of endpoints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthPolicy {
+    /// Consecutive failures that eject an endpoint (open its breaker).
+    pub eject_after: u32,
+    /// First cool-down; doubles with each ejection that follows a failed half-open probe.
+    pub eject_cooldown: Duration,
+    /// Longest cool-down.
+    pub eject_cooldown_max: Duration,
+    /// Failure ratio over the recent window that opens the breaker.
+    pub breaker_failure_ratio: f64,
+    /// Calls in the window before the ratio counts.
+    pub breaker_min_calls: u32,
+    /// Recent calls the ratio is taken over.
+    pub breaker_window: u32,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            eject_after: 5,
+            eject_cooldown: Duration::from_secs(5),
+            eject_cooldown_max: Duration::from_secs(120),
+            breaker_failure_ratio: 0.5,
+            breaker_min_calls: 20,
+            breaker_window: 50,
+        }
+    }
+}
+
 /// A route: a public model name and its failover chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteConfig {
@@ -84,17 +129,47 @@ pub struct RouteConfig {
     pub name: String,
     /// Other names for it.
     pub aliases: Vec<String>,
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// Hedging delay, when hedging is on.
+    pub hedge_delay: Option<Duration>,
     /// Targets, in failover order; never empty.
     pub targets: Vec<TargetConfig>,
 }
 
-/// A provider model in a route's chain.
+/// A provider model in a route's chain, with its pool of endpoints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetConfig {
     /// A configured provider's name.
     pub provider: String,
     /// The upstream model.
     pub model: String,
+    /// How the pool picks an endpoint.
+    pub strategy: Strategy,
+    /// The pool; empty means the provider's own address and key.
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// One endpoint of a pool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointConfig {
+    /// Unique within the pool.
+    pub name: String,
+    /// Base URL overriding the provider's.
+    pub url: Option<String>,
+    /// Relative share of the traffic.
+    pub weight: u32,
+    /// This endpoint's own key, overriding the provider's.
+    pub api_key: Option<KeySource>,
+}
+
+/// Where a key is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// An environment variable.
+    Env(String),
+    /// A file (a Kubernetes secret volume); surrounding whitespace is ignored.
+    File(std::path::PathBuf),
 }
 
 /// A configuration problem, naming the field (or environment variable) it is about.
@@ -203,6 +278,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         providers.push(validate_provider(name, provider)?);
     }
 
+    let routing = validate_routing(raw.routing)?;
     let mut routes = Vec::with_capacity(raw.routes.len());
     let mut names = BTreeSet::new();
     for (i, route) in raw.routes.into_iter().enumerate() {
@@ -245,9 +321,29 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                     "must not be empty",
                 ));
             }
-            targets.push(TargetConfig { provider: target.provider, model: target.model });
+            let at = format!("{at}.targets[{j}]");
+            let endpoints = validate_endpoints(&at, target.endpoints)?;
+            targets.push(TargetConfig {
+                provider: target.provider,
+                model: target.model,
+                strategy: target.strategy.unwrap_or_default(),
+                endpoints,
+            });
         }
-        routes.push(RouteConfig { name: route.name, aliases: route.aliases, targets });
+        let hedge_delay = route.hedge_delay.map(|d| d.0);
+        if hedge_delay.is_some() && targets.len() < 2 {
+            return Err(ConfigError::new(
+                format!("{at}.hedge_delay"),
+                "hedging needs at least two targets",
+            ));
+        }
+        routes.push(RouteConfig {
+            name: route.name,
+            aliases: route.aliases,
+            max_retries: route.max_retries.unwrap_or(routing.max_retries),
+            hedge_delay,
+            targets,
+        });
     }
 
     let echo_fallback = providers.is_empty() && routes.is_empty();
@@ -259,13 +355,112 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         routes.push(RouteConfig {
             name: ECHO.to_owned(),
             aliases: Vec::new(),
-            targets: vec![TargetConfig { provider: ECHO.to_owned(), model: ECHO.to_owned() }],
+            max_retries: routing.max_retries,
+            hedge_delay: None,
+            targets: vec![TargetConfig {
+                provider: ECHO.to_owned(),
+                model: ECHO.to_owned(),
+                strategy: Strategy::default(),
+                endpoints: Vec::new(),
+            }],
         });
     } else if routes.is_empty() {
         return Err(ConfigError::new("routes", "providers are configured but no route uses them"));
     }
 
-    Ok(Config { server, log, providers, routes, echo_fallback })
+    Ok(Config { server, log, providers, routing, routes, echo_fallback })
+}
+
+fn validate_routing(raw: RawRouting) -> Result<RoutingConfig, ConfigError> {
+    let defaults = HealthPolicy::default();
+    let health = HealthPolicy {
+        eject_after: raw.eject_after.unwrap_or(defaults.eject_after),
+        eject_cooldown: duration(raw.eject_cooldown, defaults.eject_cooldown),
+        eject_cooldown_max: duration(raw.eject_cooldown_max, defaults.eject_cooldown_max),
+        breaker_failure_ratio: raw.breaker_failure_ratio.unwrap_or(defaults.breaker_failure_ratio),
+        breaker_min_calls: raw.breaker_min_calls.unwrap_or(defaults.breaker_min_calls),
+        breaker_window: raw.breaker_window.unwrap_or(defaults.breaker_window),
+    };
+    if health.eject_after == 0 {
+        return Err(ConfigError::new("routing.eject_after", "must be at least 1"));
+    }
+    if !(health.breaker_failure_ratio > 0.0 && health.breaker_failure_ratio <= 1.0) {
+        return Err(ConfigError::new(
+            "routing.breaker_failure_ratio",
+            "must be above 0 and at most 1",
+        ));
+    }
+    if health.breaker_window == 0 || health.breaker_min_calls > health.breaker_window {
+        return Err(ConfigError::new(
+            "routing.breaker_min_calls",
+            "must be at most routing.breaker_window, which must be at least 1",
+        ));
+    }
+    if health.eject_cooldown > health.eject_cooldown_max {
+        return Err(ConfigError::new(
+            "routing.eject_cooldown",
+            "is longer than routing.eject_cooldown_max",
+        ));
+    }
+    let routing = RoutingConfig {
+        max_retries: raw.max_retries.unwrap_or(3),
+        backoff_base: duration(raw.backoff_base, Duration::from_millis(50)),
+        backoff_max: duration(raw.backoff_max, Duration::from_secs(2)),
+        health,
+    };
+    if routing.backoff_base > routing.backoff_max {
+        return Err(ConfigError::new("routing.backoff_base", "is longer than routing.backoff_max"));
+    }
+    Ok(routing)
+}
+
+fn validate_endpoints(at: &str, raw: Vec<RawEndpoint>) -> Result<Vec<EndpointConfig>, ConfigError> {
+    let mut names = BTreeSet::new();
+    let mut endpoints = Vec::with_capacity(raw.len());
+    for (k, e) in raw.into_iter().enumerate() {
+        let at = format!("{at}.endpoints[{k}]");
+        if e.name.trim().is_empty() {
+            return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+        }
+        if !names.insert(e.name.clone()) {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                format!("{:?} is used twice in this pool", e.name),
+            ));
+        }
+        if let Some(url) = &e.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                format!("{at}.url"),
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        let api_key = match (e.api_key_env, e.api_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    format!("{at}.api_key_file"),
+                    "set api_key_env or api_key_file, not both",
+                ));
+            }
+            (Some(var), None) => Some(KeySource::Env(var)),
+            (None, Some(path)) => Some(KeySource::File(path.into())),
+            (None, None) => None,
+        };
+        endpoints.push(EndpointConfig {
+            name: e.name,
+            url: e.url,
+            weight: e.weight.unwrap_or(1),
+            api_key,
+        });
+    }
+    if !endpoints.is_empty() && endpoints.iter().all(|e| e.weight == 0) {
+        return Err(ConfigError::new(
+            format!("{at}.endpoints"),
+            "at least one endpoint needs a weight above 0",
+        ));
+    }
+    Ok(endpoints)
 }
 
 fn validate_provider(name: String, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {

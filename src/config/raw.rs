@@ -15,8 +15,49 @@ pub struct RawConfig {
     pub log: RawLog,
     /// Providers by name.
     pub providers: BTreeMap<String, RawProvider>,
+    /// Retry, back-off and endpoint-health policy shared by every route.
+    pub routing: RawRouting,
     /// Public routes.
     pub routes: Vec<RawRoute>,
+}
+
+/// `routing:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouting {
+    /// Attempts after the first, across endpoints and targets (default 3).
+    pub max_retries: Option<u32>,
+    /// First back-off step; doubles each retry, with full jitter.
+    pub backoff_base: Option<HumanDuration>,
+    /// Longest back-off step.
+    pub backoff_max: Option<HumanDuration>,
+    /// Consecutive failures that eject an endpoint.
+    pub eject_after: Option<u32>,
+    /// First ejection's cool-down; doubles with each repeated ejection.
+    pub eject_cooldown: Option<HumanDuration>,
+    /// Longest ejection cool-down.
+    pub eject_cooldown_max: Option<HumanDuration>,
+    /// Failure ratio over the recent window that opens an endpoint's breaker, 0 to 1.
+    pub breaker_failure_ratio: Option<f64>,
+    /// Calls in the window before the ratio counts.
+    pub breaker_min_calls: Option<u32>,
+    /// Recent calls the ratio is taken over.
+    pub breaker_window: Option<u32>,
+}
+
+/// How a target's pool picks an endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// In turn.
+    RoundRobin,
+    /// At random, in proportion to the weights.
+    Weighted,
+    /// Only endpoints with no recent failure (all available ones when none is), by weight.
+    #[default]
+    Health,
+    /// Power of two random choices over a latency moving average.
+    LeastLatency,
 }
 
 /// `server:`
@@ -82,6 +123,13 @@ pub struct RawRoute {
     /// Other names for it.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Overrides `routing.max_retries` for this route.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Opt-in hedging: when the first attempt has no first token after this long, the next
+    /// target is tried in parallel and the first to answer wins.
+    #[serde(default)]
+    pub hedge_delay: Option<HumanDuration>,
     /// The failover chain.
     pub targets: Vec<RawTarget>,
 }
@@ -94,6 +142,32 @@ pub struct RawTarget {
     pub provider: String,
     /// The upstream model name.
     pub model: String,
+    /// How the pool picks an endpoint.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    /// The pool; empty means one endpoint at the provider's own address and key.
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+}
+
+/// `routes[i].targets[j].endpoints[k]:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    /// A name for logs, metrics and errors; unique within the pool.
+    pub name: String,
+    /// Base URL; the provider's when unset.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Share of the traffic relative to the other endpoints (default 1).
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Environment variable holding this endpoint's own key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding this endpoint's own key.
+    #[serde(default)]
+    pub api_key_file: Option<String>,
 }
 
 /// A duration written the human way: `250ms`, `30s`, `1m 30s`.

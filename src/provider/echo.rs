@@ -6,7 +6,7 @@
 //! whitespace after it; `max_tokens` cuts the answer after that many words (finish reason
 //! `LENGTH`) and a stop sequence cuts it before the sequence. When the caller requires a tool
 //! call (`REQUIRED` or a named tool), it calls the tool with `{"text": <answer>}`. Streams send
-//! one delta per token, `chunk_delay` apart.
+//! one delta per token, `chunk_delay` apart; a unary answer takes as long as its stream would.
 
 use std::{sync::atomic::AtomicU64, sync::atomic::Ordering, time::Duration};
 
@@ -119,6 +119,11 @@ impl Provider for EchoProvider {
         request: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
         let answer = Self::answer(request);
+        // A whole answer takes as long as its stream would.
+        if !self.chunk_delay.is_zero() {
+            let deltas = u32::try_from(answer.tokens.len().max(1)).unwrap_or(u32::MAX);
+            tokio::time::sleep(self.chunk_delay.saturating_mul(deltas)).await;
+        }
         let content = if answer.tokens.is_empty() {
             Vec::new()
         } else {

@@ -1,30 +1,72 @@
-//! The router: a caller's model name → a [`Route`] → its ordered chain of [`Target`]s
-//! (provider + upstream model).
+//! The router: a caller's model name → a [`Route`] → its ordered failover chain of
+//! [`Target`]s (provider + upstream model) → each target's [`Pool`] of endpoints.
 //!
-//! A call goes to the first target; on a retryable provider failure it moves on to the next
-//! one, and the caller gets the last failure when every target failed. A caller's own mistake
-//! (an error that is not retryable) ends the call at once.
+//! A call runs as a sequence of attempts, within the caller's deadline:
+//! - an attempt goes to the endpoint the target's strategy picks; on a retryable failure
+//!   (connect, timeout, 429, 5xx, a malformed reply) the next attempt goes to another endpoint
+//!   of the same target, then to the next target in the chain; a non-retryable failure (the
+//!   caller's own mistake) ends the call at once;
+//! - retries wait an exponential back-off with full jitter, up to `max_retries`, and never
+//!   past the deadline; every attempt is cancelled when the deadline passes;
+//! - with hedging on, when the first attempt has no first token after `hedge_delay`, the
+//!   next target is tried in parallel; the first answer wins and the other is dropped;
+//! - a stream commits to its attempt at its first content event: failover happens only
+//!   before anything reached the caller.
+//!
+//! Every outcome feeds the endpoint's health ([`endpoint`]), which in turn decides what the
+//! strategies ([`balance`]) may pick.
 
-use std::{collections::HashMap, sync::Arc};
+pub mod balance;
+pub mod endpoint;
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+
+use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use tokio::time::Instant;
+
+pub use balance::Pool;
+pub use endpoint::{BreakerState, Endpoint, Outcome};
 
 use crate::{
-    chat::{ChatRequest, ChatResponse},
-    config::{Config, ProviderSettings},
-    error::Error,
-    provider::{ChatStream, EchoProvider, ProviderError, SharedProvider},
+    chat::{ChatEvent, ChatRequest, ChatResponse},
+    config::{Config, EndpointConfig, HealthPolicy, ProviderConfig, ProviderSettings, Strategy},
+    error::{AttemptFailure, Error},
+    provider::{ChatStream, EchoProvider, ProviderError, ProviderErrorKind, SharedProvider},
 };
 
+/// Most `provider/model` passthrough routes kept; beyond it they are built per call.
+const MAX_PASSTHROUGH_ROUTES: usize = 1024;
+
 /// One provider model in a route's failover chain.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Target {
-    /// The adapter.
-    pub provider: SharedProvider,
+    /// The provider's configured name.
+    pub provider: String,
     /// The upstream model name.
     pub model: String,
+    /// Where its calls go.
+    pub pool: Pool,
+}
+
+/// Retry timing of a route.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    base: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Full jitter: uniformly random up to `base * 2^(retry-1)`, capped at `max`.
+    fn delay(self, retry: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1).min(20)))
+            .min(self.max);
+        ceiling.mul_f64(fastrand::f64())
+    }
 }
 
 /// A public model name and its failover chain.
-#[derive(Debug)]
 pub struct Route {
     /// The name callers use.
     pub name: String,
@@ -32,85 +74,348 @@ pub struct Route {
     pub aliases: Vec<String>,
     /// Targets, in failover order; never empty.
     pub targets: Vec<Target>,
+    /// Whether the route was configured (else it is a `provider/model` passthrough).
+    pub configured: bool,
+    max_retries: u32,
+    hedge_delay: Option<Duration>,
+    backoff: Backoff,
 }
 
-/// What answered a call.
-#[derive(Debug, Clone)]
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("name", &self.name)
+            .field("targets", &self.targets.len())
+            .finish()
+    }
+}
+
+/// An answer and where it came from.
+#[derive(Debug)]
 pub struct Served<T> {
     /// The answer.
     pub value: T,
-    /// The target that gave it.
-    pub target: Target,
+    /// The provider that gave it.
+    pub provider: String,
+    /// The upstream model.
+    pub model: String,
+    /// The endpoint that gave it.
+    pub endpoint: Arc<Endpoint>,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+}
+
+/// A stream that has produced its first events: the call is committed to it.
+pub struct Primed {
+    /// The events read so far, the first content event (or finish) last.
+    pub head: Vec<ChatEvent>,
+    /// The rest of the stream.
+    pub rest: ChatStream,
+}
+
+impl fmt::Debug for Primed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Primed").field("head", &self.head).finish_non_exhaustive()
+    }
+}
+
+/// A launched attempt's result, with what is needed to record it.
+struct Finished<T> {
+    guard: endpoint::AttemptGuard,
+    target: usize,
+    result: Result<T, ProviderError>,
+    latency: Duration,
+}
+
+/// An endpoint claimed for the next attempt.
+struct Candidate {
+    target: usize,
+    endpoint: usize,
+    guard: endpoint::AttemptGuard,
+}
+
+/// Which endpoints a call may still try, target by target.
+struct Plan {
+    current: usize,
+    tried: Vec<Vec<usize>>,
+}
+
+impl Plan {
+    fn new(targets: usize) -> Self {
+        Plan { current: 0, tried: vec![Vec::new(); targets] }
+    }
+
+    /// The next endpoint to try: another one of the current target, then the targets after
+    /// it in order. `avoid` skips a target (a hedge goes to a different one). When every
+    /// endpoint was tried, they may be tried again.
+    fn next(
+        &mut self,
+        targets: &[Target],
+        now: Instant,
+        avoid: Option<usize>,
+    ) -> Option<Candidate> {
+        for round in 0..2 {
+            if round == 1 {
+                // Every endpoint was tried: start the chain over from its first target.
+                self.tried.iter_mut().for_each(Vec::clear);
+                if avoid.is_none() {
+                    self.current = 0;
+                }
+            }
+            for k in 0..targets.len() {
+                let t = (self.current + k) % targets.len();
+                if Some(t) == avoid {
+                    continue;
+                }
+                let pool = &targets[t].pool;
+                while let Some(i) = pool.pick(now, &self.tried[t]) {
+                    self.tried[t].push(i);
+                    if let Some(guard) = pool.endpoints()[i].acquire(now) {
+                        if avoid.is_none() {
+                            self.current = t;
+                        }
+                        return Some(Candidate { target: t, endpoint: i, guard });
+                    }
+                }
+            }
+        }
+        None
+    }
 }
 
 impl Route {
-    /// Whether at least one target can serve now.
-    pub fn is_available(&self) -> bool {
-        !self.targets.is_empty()
+    /// Whether at least one target could serve now.
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.targets.iter().any(|t| t.pool.is_available(now))
     }
 
-    /// One complete answer, failing over along the chain.
-    pub async fn chat(&self, request: &ChatRequest) -> Result<Served<ChatResponse>, Error> {
-        let mut last: Option<ProviderError> = None;
-        for target in &self.targets {
-            match target.provider.chat(&target.model, request).await {
-                Ok(value) => {
-                    return Ok(Served { value, target: target.clone() });
-                }
-                Err(err) if err.is_retryable() => {
-                    tracing::warn!(provider = %err.provider, error = %err.message, "target failed; trying the next");
-                    last = Some(err);
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(last.map_or_else(
-            || Error::Internal(format!("route {} has no targets", self.name)),
-            Error::from,
-        ))
+    /// One complete answer, by the attempt rules of this module.
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        deadline: Instant,
+    ) -> Result<Served<ChatResponse>, Error> {
+        self.run(deadline, |target| target_call(target, request)).await
     }
 
-    /// A streamed answer. Failover happens only while opening the stream, before any event has
-    /// reached the caller.
-    pub async fn stream(&self, request: &ChatRequest) -> Result<Served<ChatStream>, Error> {
-        let mut last: Option<ProviderError> = None;
-        for target in &self.targets {
-            match target.provider.stream(&target.model, request).await {
-                Ok(value) => {
-                    return Ok(Served { value, target: target.clone() });
+    /// A stream, committed at its first content event.
+    pub async fn stream(
+        &self,
+        request: &ChatRequest,
+        deadline: Instant,
+    ) -> Result<Served<Primed>, Error> {
+        self.run(deadline, |target| target_stream(target, request)).await
+    }
+
+    async fn run<'a, T, F>(&'a self, deadline: Instant, attempt: F) -> Result<Served<T>, Error>
+    where
+        T: Send + 'a,
+        F: Fn((&'a Target, &'a SharedProvider)) -> BoxFuture<'a, Result<T, ProviderError>>,
+    {
+        let max_attempts = self.max_retries.saturating_add(1);
+        let mut plan = Plan::new(self.targets.len());
+        let mut failures: Vec<AttemptFailure> = Vec::new();
+        let mut in_flight: FuturesUnordered<BoxFuture<'a, Finished<T>>> = FuturesUnordered::new();
+        let mut launched = 0u32;
+        let mut hedged = false;
+        let mut retry_at: Option<Instant> = None;
+        let started = Instant::now();
+
+        let launch = |c: Candidate| -> BoxFuture<'a, Finished<T>> {
+            let target = &self.targets[c.target];
+            // The endpoint's adapter is bound to its address and key.
+            let call = attempt((target, &target.pool.endpoints()[c.endpoint].provider));
+            Box::pin(async move {
+                let begun = Instant::now();
+                let result = call.await;
+                Finished { guard: c.guard, target: c.target, result, latency: begun.elapsed() }
+            })
+        };
+
+        match plan.next(&self.targets, started, None) {
+            Some(candidate) => {
+                in_flight.push(launch(candidate));
+                launched += 1;
+            }
+            None => return Err(self.exhausted(failures, true)),
+        }
+
+        loop {
+            let hedge_at = match self.hedge_delay {
+                Some(delay)
+                    if !hedged
+                        && in_flight.len() == 1
+                        && launched < max_attempts
+                        && retry_at.is_none() =>
+                {
+                    Some(started + delay)
                 }
-                Err(err) if err.is_retryable() => last = Some(err),
-                Err(err) => return Err(err.into()),
+                _ => None,
+            };
+            tokio::select! {
+                Some(done) = in_flight.next() => {
+                    let target = &self.targets[done.target];
+                    match done.result {
+                        Ok(value) => {
+                            let endpoint = done.guard.endpoint().clone();
+                            done.guard.finish(Outcome::Success { latency: done.latency });
+                            return Ok(Served {
+                                value,
+                                provider: target.provider.clone(),
+                                model: target.model.clone(),
+                                endpoint,
+                                attempts: launched,
+                            });
+                        }
+                        Err(err) => {
+                            let endpoint = done.guard.endpoint().name.clone();
+                            done.guard.finish(Outcome::of_error(&err));
+                            tracing::warn!(
+                                route = %self.name, provider = %target.provider, model = %target.model,
+                                endpoint = %endpoint, kind = err.kind.reason(), error = %err.message,
+                                "attempt failed"
+                            );
+                            if !err.is_retryable() {
+                                return Err(err.into());
+                            }
+                            failures.push(AttemptFailure {
+                                provider: target.provider.clone(),
+                                model: target.model.clone(),
+                                endpoint,
+                                error: err,
+                            });
+                            if in_flight.is_empty() {
+                                if launched >= max_attempts {
+                                    return Err(self.exhausted(failures, false));
+                                }
+                                let at = Instant::now() + self.backoff.delay(launched);
+                                if at >= deadline {
+                                    return Err(self.exhausted(failures, false));
+                                }
+                                retry_at = Some(at);
+                            }
+                        }
+                    }
+                }
+                () = sleep_until_opt(retry_at), if retry_at.is_some() => {
+                    retry_at = None;
+                    match plan.next(&self.targets, Instant::now(), None) {
+                        Some(candidate) => {
+                            in_flight.push(launch(candidate));
+                            launched += 1;
+                        }
+                        None => return Err(self.exhausted(failures, true)),
+                    }
+                }
+                () = sleep_until_opt(hedge_at), if hedge_at.is_some() => {
+                    hedged = true;
+                    if let Some(candidate) = plan.next(&self.targets, Instant::now(), Some(plan.current)) {
+                        tracing::info!(route = %self.name, provider = %self.targets[candidate.target].provider, "hedging");
+                        in_flight.push(launch(candidate));
+                        launched += 1;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    // Dropping `in_flight` cancels every attempt still running.
+                    return Err(Error::DeadlineExceeded(format!(
+                        "no answer from route {:?} within the deadline after {launched} attempt(s)",
+                        self.name
+                    )));
+                }
             }
         }
-        Err(last.map_or_else(
-            || Error::Internal(format!("route {} has no targets", self.name)),
-            Error::from,
-        ))
+    }
+
+    fn exhausted(&self, failures: Vec<AttemptFailure>, no_endpoint: bool) -> Error {
+        Error::Exhausted { route: self.name.clone(), attempts: failures, no_endpoint }
     }
 }
 
-/// All routes, by name and alias.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn target_call<'a>(
+    (target, provider): (&'a Target, &'a SharedProvider),
+    request: &'a ChatRequest,
+) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+    Box::pin(provider.chat(&target.model, request))
+}
+
+fn target_stream<'a>(
+    (target, provider): (&'a Target, &'a SharedProvider),
+    request: &'a ChatRequest,
+) -> BoxFuture<'a, Result<Primed, ProviderError>> {
+    Box::pin(async move {
+        let mut stream = provider.stream(&target.model, request).await?;
+        let mut head = Vec::new();
+        loop {
+            match stream.next().await {
+                Some(Ok(event)) => {
+                    let commits = matches!(
+                        event,
+                        ChatEvent::ContentDelta(_)
+                            | ChatEvent::ToolCallDelta(_)
+                            | ChatEvent::Finish { .. }
+                    );
+                    head.push(event);
+                    if commits {
+                        return Ok(Primed { head, rest: stream });
+                    }
+                }
+                Some(Err(err)) => return Err(err),
+                None => {
+                    return Err(ProviderError::new(
+                        provider.name(),
+                        ProviderErrorKind::StreamCut,
+                        "the stream ended before its first event",
+                    ));
+                }
+            }
+        }
+    })
+}
+
+/// All routes, by name and alias, and the providers for `provider/model` passthrough.
 #[derive(Debug)]
 pub struct Router {
-    providers: HashMap<String, SharedProvider>,
+    providers: HashMap<String, Arc<Endpoint>>,
     routes: Vec<Arc<Route>>,
     by_name: HashMap<String, Arc<Route>>,
+    passthrough: std::sync::RwLock<HashMap<String, Arc<Route>>>,
+    policy: Arc<HealthPolicy>,
+    max_retries: u32,
+    backoff: Backoff,
+}
+
+/// Builds the adapter for `provider`, bound to `endpoint`'s address and key when given.
+fn adapter(provider: &ProviderConfig, _endpoint: Option<&EndpointConfig>) -> SharedProvider {
+    match &provider.settings {
+        ProviderSettings::Echo { chunk_delay } => {
+            Arc::new(EchoProvider::new(&provider.name, *chunk_delay))
+        }
+    }
 }
 
 impl Router {
-    /// Builds the provider adapters and routes of a validated config.
+    /// Builds the adapters, endpoints and routes of a validated config.
     pub fn from_config(config: &Config) -> Router {
-        let providers: HashMap<String, SharedProvider> = config
+        let policy = Arc::new(config.routing.health.clone());
+        let backoff =
+            Backoff { base: config.routing.backoff_base, max: config.routing.backoff_max };
+        // Each provider's own address is one endpoint, shared by every target that has no pool
+        // of its own, so its health is judged once.
+        let providers: HashMap<String, Arc<Endpoint>> = config
             .providers
             .iter()
             .map(|p| {
-                let adapter: SharedProvider = match &p.settings {
-                    ProviderSettings::Echo { chunk_delay } => {
-                        Arc::new(EchoProvider::new(&p.name, *chunk_delay))
-                    }
-                };
-                (p.name.clone(), adapter)
+                (
+                    p.name.clone(),
+                    Arc::new(Endpoint::new("default", 1, adapter(p, None), policy.clone())),
+                )
             })
             .collect();
 
@@ -120,22 +425,50 @@ impl Router {
             let targets = r
                 .targets
                 .iter()
-                // Validation guarantees every target names a configured provider.
                 .filter_map(|t| {
-                    providers
-                        .get(t.provider.as_str())
-                        .map(|p| Target { provider: p.clone(), model: t.model.clone() })
+                    let provider_config = config.providers.iter().find(|p| p.name == t.provider)?;
+                    let endpoints = if t.endpoints.is_empty() {
+                        vec![providers.get(&t.provider)?.clone()]
+                    } else {
+                        t.endpoints
+                            .iter()
+                            .map(|e| {
+                                let adapter = adapter(provider_config, Some(e));
+                                Arc::new(Endpoint::new(&e.name, e.weight, adapter, policy.clone()))
+                            })
+                            .collect()
+                    };
+                    Some(Target {
+                        provider: t.provider.clone(),
+                        model: t.model.clone(),
+                        pool: Pool::new(t.strategy, endpoints),
+                    })
                 })
                 .collect();
-            let route =
-                Arc::new(Route { name: r.name.clone(), aliases: r.aliases.clone(), targets });
+            let route = Arc::new(Route {
+                name: r.name.clone(),
+                aliases: r.aliases.clone(),
+                targets,
+                configured: true,
+                max_retries: r.max_retries,
+                hedge_delay: r.hedge_delay,
+                backoff,
+            });
             for name in std::iter::once(&r.name).chain(&r.aliases) {
                 by_name.insert(name.clone(), route.clone());
             }
             routes.push(route);
         }
         routes.sort_by(|a, b| a.name.cmp(&b.name));
-        Router { providers, routes, by_name }
+        Router {
+            providers,
+            routes,
+            by_name,
+            passthrough: std::sync::RwLock::default(),
+            policy,
+            max_retries: config.routing.max_retries,
+            backoff,
+        }
     }
 
     /// The route a caller's model name reaches: a configured route or alias, or else
@@ -144,26 +477,50 @@ impl Router {
         if let Some(route) = self.by_name.get(model) {
             return Ok(route.clone());
         }
-        if let Some((provider, upstream)) = model.split_once('/')
-            && let Some(provider) = self.providers.get(provider)
-            && !upstream.is_empty()
-        {
-            return Ok(Arc::new(Route {
-                name: model.to_owned(),
-                aliases: Vec::new(),
-                targets: vec![Target { provider: provider.clone(), model: upstream.to_owned() }],
-            }));
+        if let Some(route) = self.passthrough.read().unwrap_or_else(|e| e.into_inner()).get(model) {
+            return Ok(route.clone());
         }
-        Err(Error::ModelNotFound { model: model.to_owned() })
+        let Some((provider, upstream)) = model.split_once('/') else {
+            return Err(Error::ModelNotFound { model: model.to_owned() });
+        };
+        let Some(endpoint) = self.providers.get(provider).filter(|_| !upstream.is_empty()) else {
+            return Err(Error::ModelNotFound { model: model.to_owned() });
+        };
+        let route = Arc::new(Route {
+            name: model.to_owned(),
+            aliases: Vec::new(),
+            targets: vec![Target {
+                provider: provider.to_owned(),
+                model: upstream.to_owned(),
+                pool: Pool::new(Strategy::Health, vec![endpoint.clone()]),
+            }],
+            configured: false,
+            max_retries: self.max_retries,
+            hedge_delay: None,
+            backoff: self.backoff,
+        });
+        let mut cache = self.passthrough.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() < MAX_PASSTHROUGH_ROUTES {
+            cache.insert(model.to_owned(), route.clone());
+        }
+        Ok(route)
     }
 
-    /// Every route, sorted by name.
+    /// Every configured route, sorted by name.
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
 
     /// Whether any route can serve now.
-    pub fn can_serve(&self) -> bool {
-        self.routes.iter().any(|r| r.is_available())
+    pub fn can_serve(&self, now: Instant) -> bool {
+        self.routes.iter().any(|r| r.is_available(now))
+    }
+
+    /// The health policy endpoints are judged by.
+    pub fn health_policy(&self) -> &HealthPolicy {
+        &self.policy
     }
 }
+
+#[cfg(test)]
+mod tests;

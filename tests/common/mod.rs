@@ -11,6 +11,12 @@ use ai_service::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
 
+/// A bare HTTP/2 client for gRPC, without tonic's client-side deadline.
+pub type RawClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tonic::body::Body,
+>;
+
 /// A gateway serving on an ephemeral port until stopped.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -51,6 +57,19 @@ impl TestServer {
     /// A chat client on a fresh connection.
     pub async fn client(&self) -> ChatServiceClient<Channel> {
         ChatServiceClient::new(self.channel().await)
+    }
+
+    /// A chat client over a bare HTTP/2 client. Unlike tonic's `Channel` it does not enforce
+    /// `grpc-timeout` itself, so a test sees the deadline status the server sends.
+    pub fn raw_client(&self) -> ChatServiceClient<RawClient> {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build(connector);
+        let origin = format!("http://{}", self.addr).parse().unwrap();
+        ChatServiceClient::with_origin(client, origin)
     }
 
     /// Starts the drain without waiting for it.
