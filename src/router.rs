@@ -9,9 +9,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     chat::{ChatRequest, ChatResponse},
-    config::{Config, ProviderSettings},
+    config::Config,
     error::Error,
-    provider::{ChatStream, EchoProvider, ProviderError, SharedProvider},
+    provider::{self, ChatStream, ProviderError, SharedProvider},
 };
 
 /// One provider model in a route's failover chain.
@@ -105,21 +105,33 @@ pub struct Router {
 }
 
 impl Router {
-    /// Builds the provider adapters and routes of a validated config.
+    /// Builds the provider adapters and routes of a validated config. A provider whose
+    /// adapter cannot be built (its HTTP client failed) is left out and its targets fail over;
+    /// [`Router::try_from_config`] reports that instead.
     pub fn from_config(config: &Config) -> Router {
-        let providers: HashMap<String, SharedProvider> = config
-            .providers
-            .iter()
-            .map(|p| {
-                let adapter: SharedProvider = match &p.settings {
-                    ProviderSettings::Echo { chunk_delay } => {
-                        Arc::new(EchoProvider::new(&p.name, *chunk_delay))
-                    }
-                };
-                (p.name.clone(), adapter)
-            })
-            .collect();
+        let mut providers = HashMap::new();
+        for p in &config.providers {
+            match provider::build(p) {
+                Ok(adapter) => {
+                    providers.insert(p.name.clone(), adapter);
+                }
+                Err(e) => tracing::error!(provider = %p.name, error = %e, "cannot build provider"),
+            }
+        }
+        Router::with_providers(config, providers)
+    }
 
+    /// Builds the provider adapters and routes of a validated config, failing on the first
+    /// adapter that cannot be built.
+    pub fn try_from_config(config: &Config) -> Result<Router, ProviderError> {
+        let mut providers = HashMap::new();
+        for p in &config.providers {
+            providers.insert(p.name.clone(), provider::build(p)?);
+        }
+        Ok(Router::with_providers(config, providers))
+    }
+
+    fn with_providers(config: &Config, providers: HashMap<String, SharedProvider>) -> Router {
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut by_name = HashMap::new();
         for r in &config.routes {
@@ -181,8 +193,8 @@ impl Router {
         &self.routes
     }
 
-    /// Whether any route can serve now.
+    /// Whether any route can serve now, or a provider reachable as `provider/model`.
     pub fn can_serve(&self) -> bool {
-        self.routes.iter().any(|r| r.is_available())
+        self.routes.iter().any(|r| r.is_available()) || !self.providers.is_empty()
     }
 }

@@ -11,10 +11,19 @@
 pub mod env;
 pub mod raw;
 
-use std::{collections::BTreeSet, fmt, net::SocketAddr, path::Path, time::Duration};
+mod provider;
 
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt,
+    net::SocketAddr,
+    path::Path,
+    time::Duration,
+};
+
+pub use provider::{ConnectionSettings, KeySource, Preset};
+use raw::RawConfig;
 pub use raw::{LogFormat, ProviderKind};
-use raw::{RawConfig, RawProvider};
 
 /// The default gRPC address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -74,6 +83,34 @@ pub enum ProviderSettings {
     Echo {
         /// Pause between streamed deltas.
         chunk_delay: Duration,
+    },
+    /// OpenAI Chat Completions or an OpenAI-compatible API.
+    OpenAi {
+        /// Which preset (decides the wire dialect's small differences).
+        kind: ProviderKind,
+        /// Where and how to connect.
+        connection: ConnectionSettings,
+    },
+    /// Azure OpenAI.
+    AzureOpenAi {
+        /// Where and how to connect; `base_url` is the resource endpoint.
+        connection: ConnectionSettings,
+        /// The `api-version` query parameter.
+        api_version: String,
+    },
+    /// Anthropic Messages.
+    Anthropic {
+        /// Where and how to connect.
+        connection: ConnectionSettings,
+        /// The `anthropic-version` header.
+        version: String,
+        /// `max_tokens` when the caller sets none.
+        default_max_tokens: u32,
+    },
+    /// Google Gemini.
+    Gemini {
+        /// Where and how to connect.
+        connection: ConnectionSettings,
     },
 }
 
@@ -154,12 +191,13 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
         let mut tree: serde_yaml::Value = if text.trim().is_empty() {
             serde_yaml::Value::Null
         } else {
             serde_yaml::from_str(text).map_err(|e| ConfigError::new("", e.to_string()))?
         };
-        env::apply(&mut tree, vars)?;
+        env::apply(&mut tree, vars.iter().map(|(k, v)| (k.clone(), v.clone())))?;
         if tree.is_null() {
             tree = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
         }
@@ -168,7 +206,7 @@ impl Config {
             let path = if path == "." { String::new() } else { path };
             ConfigError::new(path, e.into_inner().to_string())
         })?;
-        validate(raw)
+        validate(raw, &vars)
     }
 }
 
@@ -176,8 +214,10 @@ fn duration(value: Option<raw::HumanDuration>, default: Duration) -> Duration {
     value.map_or(default, |d| d.0)
 }
 
-/// Checks what the types cannot and builds the [`Config`].
-pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+/// Checks what the types cannot and builds the [`Config`]. `vars` is the environment: provider
+/// keys are read from it, and when the file configures no provider, the conventional key
+/// variables in it configure providers of their own.
+pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_text.parse().map_err(|e| {
         ConfigError::new(
@@ -210,9 +250,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         format: raw.log.format.unwrap_or_default(),
     };
 
+    let configured = !raw.providers.is_empty() || !raw.routes.is_empty();
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, provider) in raw.providers {
-        providers.push(validate_provider(name, provider)?);
+        providers.push(provider::validate(name, provider, vars)?);
+    }
+    if !configured {
+        providers = provider::detect(vars)?;
     }
 
     let mut routes = Vec::with_capacity(raw.routes.len());
@@ -276,6 +320,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let echo_fallback = providers.is_empty() && routes.is_empty();
+    // Detected providers need no route: callers reach them as `provider/model`.
     if echo_fallback {
         providers.push(ProviderConfig {
             name: ECHO.to_owned(),
@@ -291,7 +336,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 model: ECHO.to_owned(),
             }],
         });
-    } else if routes.is_empty() {
+    } else if routes.is_empty() && configured {
         return Err(ConfigError::new(
             "routes",
             "providers are configured but no route uses them",
@@ -307,27 +352,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
-fn validate_provider(name: String, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
-    let at = format!("providers.{name}");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ConfigError::new(
-            at,
-            "a provider name may hold only letters, digits, '-' and '_'",
-        ));
-    }
-    let settings = match raw.kind {
-        ProviderKind::Echo => ProviderSettings::Echo {
-            chunk_delay: duration(raw.chunk_delay, Duration::ZERO),
-        },
-    };
-    Ok(ProviderConfig { name, settings })
-}
-
-fn list(items: &[&str]) -> String {
+pub(crate) fn list(items: &[&str]) -> String {
     if items.is_empty() {
         "none".to_owned()
     } else {
