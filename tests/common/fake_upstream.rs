@@ -5,6 +5,9 @@
 //! A reply is a status, headers and a body that is either whole, sent in chunks, or cut: the
 //! connection breaks after the chunks, as when an upstream dies mid-stream.
 
+// Test harness: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
