@@ -63,14 +63,17 @@ pub enum Error {
     Stopped,
 
     /// Every attempt failed with a retryable error, or no endpoint could take the call.
-    #[error("{}", exhausted_message(route, attempts, *no_endpoint))]
+    #[error("{}", exhausted_message(route, attempts, *no_endpoint, *cooling_for))]
     Exhausted {
         /// The route called.
         route: String,
         /// Each failed attempt, in order.
         attempts: Vec<AttemptFailure>,
-        /// True when the call ended because no endpoint was available (open breakers).
+        /// True when the call ended because no endpoint was available (open breakers,
+        /// `Retry-After` cool-downs).
         no_endpoint: bool,
+        /// When every endpoint was cooling down after a rate limit: the shortest wait left.
+        cooling_for: Option<Duration>,
     },
 
     /// The provider failed, after whatever retries and failover applied.
@@ -108,13 +111,21 @@ impl fmt::Display for AttemptFailure {
         if let Some(status) = self.error.status {
             write!(f, " (HTTP {status})")?;
         }
-        Ok(())
+        write!(f, ": {}", self.error.message)
     }
 }
 
-fn exhausted_message(route: &str, attempts: &[AttemptFailure], no_endpoint: bool) -> String {
+fn exhausted_message(
+    route: &str,
+    attempts: &[AttemptFailure],
+    no_endpoint: bool,
+    cooling_for: Option<Duration>,
+) -> String {
     let listed: Vec<String> = attempts.iter().map(ToString::to_string).collect();
     match (no_endpoint, attempts.is_empty()) {
+        (true, true) if cooling_for.is_some() => format!(
+            "route {route:?} is rate limited upstream: every endpoint asked to wait (Retry-After)"
+        ),
         (true, true) => format!(
             "route {route:?} has no endpoint available now (every breaker is open or cooling down)"
         ),
@@ -131,8 +142,14 @@ fn exhausted_message(route: &str, attempts: &[AttemptFailure], no_endpoint: bool
     }
 }
 
-fn all_rate_limited(attempts: &[AttemptFailure]) -> bool {
-    !attempts.is_empty() && attempts.iter().all(|a| a.error.kind == ProviderErrorKind::RateLimited)
+/// Whether an exhausted call failed only on rate limits: every attempt was a 429, or no attempt
+/// could be made because every endpoint was cooling down after one.
+fn rate_limited(attempts: &[AttemptFailure], cooling_for: Option<Duration>) -> bool {
+    if attempts.is_empty() {
+        cooling_for.is_some()
+    } else {
+        attempts.iter().all(|a| a.error.kind == ProviderErrorKind::RateLimited)
+    }
 }
 
 fn join(violations: &[FieldViolation]) -> String {
@@ -153,7 +170,9 @@ impl Error {
             Error::ModelNotFound { .. } => Code::NotFound,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Stopped => Code::Unavailable,
-            Error::Exhausted { attempts, .. } if all_rate_limited(attempts) => {
+            Error::Exhausted { attempts, cooling_for, .. }
+                if rate_limited(attempts, *cooling_for) =>
+            {
                 Code::ResourceExhausted
             }
             Error::Exhausted { .. } => Code::Unavailable,
@@ -169,11 +188,14 @@ impl Error {
             Error::ModelNotFound { .. } => "MODEL_NOT_FOUND",
             Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             Error::Stopped => "SERVER_STOPPED",
-            Error::Exhausted { attempts, .. } if all_rate_limited(attempts) => {
-                "UPSTREAM_RATE_LIMITED"
-            }
-            Error::Exhausted { no_endpoint: true, .. } => "NO_ENDPOINT_AVAILABLE",
-            Error::Exhausted { .. } => "ALL_ATTEMPTS_FAILED",
+            // The last failure says most about why the call failed (a rate limit, when every
+            // attempt was one); every attempt is listed in the metadata.
+            Error::Exhausted { attempts, no_endpoint, cooling_for, .. } => match attempts.last() {
+                Some(last) => last.error.kind.reason(),
+                None if cooling_for.is_some() => "UPSTREAM_RATE_LIMITED",
+                None if *no_endpoint => "NO_ENDPOINT_AVAILABLE",
+                None => "ALL_ATTEMPTS_FAILED",
+            },
             Error::Provider(err) => err.kind.reason(),
             Error::Internal(_) => "INTERNAL",
         }
@@ -214,6 +236,9 @@ impl From<Error> for Status {
             }
             if let Some(last) = attempts.last() {
                 metadata.insert("provider".to_owned(), last.provider.clone());
+                if let Some(status) = last.error.status {
+                    metadata.insert("upstream_status".to_owned(), status.to_string());
+                }
             }
         }
         let message = match &err {
@@ -239,8 +264,12 @@ impl From<Error> for Status {
             Error::Provider(p) if p.kind == ProviderErrorKind::RateLimited => {
                 details.set_retry_info(Some(p.retry_after.unwrap_or(Duration::from_secs(1))));
             }
-            Error::Exhausted { attempts, .. } if all_rate_limited(attempts) => {
-                let wait = attempts.iter().filter_map(|a| a.error.retry_after).min();
+            Error::Exhausted { attempts, cooling_for, .. }
+                if rate_limited(attempts, *cooling_for) =>
+            {
+                // What the provider said, or else how long the cool-down it asked for still runs.
+                let said = attempts.iter().filter_map(|a| a.error.retry_after).min();
+                let wait = said.or(*cooling_for);
                 details.set_retry_info(Some(wait.unwrap_or(Duration::from_secs(1))));
             }
             _ => {}

@@ -11,10 +11,21 @@
 pub mod env;
 pub mod raw;
 
-use std::{collections::BTreeSet, fmt, net::SocketAddr, path::Path, time::Duration};
+mod provider;
 
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt,
+    net::SocketAddr,
+    path::Path,
+    time::Duration,
+};
+
+pub use provider::{ConnectionSettings, KeySource, Preset};
 pub use raw::{LogFormat, ProviderKind, Strategy};
-use raw::{RawConfig, RawEndpoint, RawProvider, RawRouting};
+use raw::{RawConfig, RawEndpoint, RawRouting};
+
+use crate::secret::Secret;
 
 /// The default gRPC address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -69,6 +80,34 @@ pub struct ProviderConfig {
     pub settings: ProviderSettings,
 }
 
+impl ProviderConfig {
+    /// The connection settings of an HTTP provider (`None` for echo).
+    pub fn connection_mut(&mut self) -> Option<&mut ConnectionSettings> {
+        match &mut self.settings {
+            ProviderSettings::Echo { .. } => None,
+            ProviderSettings::OpenAi { connection, .. }
+            | ProviderSettings::AzureOpenAi { connection, .. }
+            | ProviderSettings::Anthropic { connection, .. }
+            | ProviderSettings::Gemini { connection } => Some(connection),
+        }
+    }
+
+    /// This provider bound to one endpoint of a pool: its URL and key, where it has them.
+    pub fn for_endpoint(&self, endpoint: &EndpointConfig) -> ProviderConfig {
+        let mut bound = self.clone();
+        if let Some(connection) = bound.connection_mut() {
+            if let Some(url) = &endpoint.url {
+                connection.base_url.clone_from(url);
+            }
+            if let Some(key) = &endpoint.api_key {
+                connection.api_key = Some(key.clone());
+                connection.api_key_source.clone_from(&endpoint.api_key_source);
+            }
+        }
+        bound
+    }
+}
+
 /// Adapter-specific settings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProviderSettings {
@@ -76,6 +115,34 @@ pub enum ProviderSettings {
     Echo {
         /// Pause between streamed deltas.
         chunk_delay: Duration,
+    },
+    /// OpenAI Chat Completions or an OpenAI-compatible API.
+    OpenAi {
+        /// Which preset (decides the wire dialect's small differences).
+        kind: ProviderKind,
+        /// Where and how to connect.
+        connection: ConnectionSettings,
+    },
+    /// Azure OpenAI.
+    AzureOpenAi {
+        /// Where and how to connect; `base_url` is the resource endpoint.
+        connection: ConnectionSettings,
+        /// The `api-version` query parameter.
+        api_version: String,
+    },
+    /// Anthropic Messages.
+    Anthropic {
+        /// Where and how to connect.
+        connection: ConnectionSettings,
+        /// The `anthropic-version` header.
+        version: String,
+        /// `max_tokens` when the caller sets none.
+        default_max_tokens: u32,
+    },
+    /// Google Gemini.
+    Gemini {
+        /// Where and how to connect.
+        connection: ConnectionSettings,
     },
 }
 
@@ -159,17 +226,10 @@ pub struct EndpointConfig {
     pub url: Option<String>,
     /// Relative share of the traffic.
     pub weight: u32,
-    /// This endpoint's own key, overriding the provider's.
-    pub api_key: Option<KeySource>,
-}
-
-/// Where a key is read from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeySource {
-    /// An environment variable.
-    Env(String),
-    /// A file (a Kubernetes secret volume); surrounding whitespace is ignored.
-    File(std::path::PathBuf),
+    /// This endpoint's own key, overriding the provider's, read at load time.
+    pub api_key: Option<Secret>,
+    /// Where that key came from.
+    pub api_key_source: Option<KeySource>,
 }
 
 /// A configuration problem, naming the field (or environment variable) it is about.
@@ -226,12 +286,13 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
         let mut tree: serde_yaml::Value = if text.trim().is_empty() {
             serde_yaml::Value::Null
         } else {
             serde_yaml::from_str(text).map_err(|e| ConfigError::new("", e.to_string()))?
         };
-        env::apply(&mut tree, vars)?;
+        env::apply(&mut tree, vars.iter().map(|(k, v)| (k.clone(), v.clone())))?;
         if tree.is_null() {
             tree = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
         }
@@ -240,7 +301,7 @@ impl Config {
             let path = if path == "." { String::new() } else { path };
             ConfigError::new(path, e.into_inner().to_string())
         })?;
-        validate(raw)
+        validate(raw, &vars)
     }
 }
 
@@ -248,8 +309,10 @@ fn duration(value: Option<raw::HumanDuration>, default: Duration) -> Duration {
     value.map_or(default, |d| d.0)
 }
 
-/// Checks what the types cannot and builds the [`Config`].
-pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+/// Checks what the types cannot and builds the [`Config`]. `vars` is the environment: provider
+/// keys are read from it, and when the file configures no provider, the conventional key
+/// variables in it configure providers of their own.
+pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_text.parse().map_err(|e| {
         ConfigError::new(
@@ -273,9 +336,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let log = LogConfig { level, format: raw.log.format.unwrap_or_default() };
 
+    let configured = !raw.providers.is_empty() || !raw.routes.is_empty();
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, provider) in raw.providers {
-        providers.push(validate_provider(name, provider)?);
+        providers.push(provider::validate(name, provider, vars)?);
+    }
+    if !configured {
+        providers = provider::detect(vars)?;
     }
 
     let routing = validate_routing(raw.routing)?;
@@ -322,7 +389,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 ));
             }
             let at = format!("{at}.targets[{j}]");
-            let endpoints = validate_endpoints(&at, target.endpoints)?;
+            let endpoints = validate_endpoints(&at, target.endpoints, vars)?;
             targets.push(TargetConfig {
                 provider: target.provider,
                 model: target.model,
@@ -347,6 +414,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let echo_fallback = providers.is_empty() && routes.is_empty();
+    // Detected providers need no route: callers reach them as `provider/model`.
     if echo_fallback {
         providers.push(ProviderConfig {
             name: ECHO.to_owned(),
@@ -364,8 +432,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 endpoints: Vec::new(),
             }],
         });
-    } else if routes.is_empty() {
-        return Err(ConfigError::new("routes", "providers are configured but no route uses them"));
     }
 
     Ok(Config { server, log, providers, routing, routes, echo_fallback })
@@ -414,7 +480,11 @@ fn validate_routing(raw: RawRouting) -> Result<RoutingConfig, ConfigError> {
     Ok(routing)
 }
 
-fn validate_endpoints(at: &str, raw: Vec<RawEndpoint>) -> Result<Vec<EndpointConfig>, ConfigError> {
+fn validate_endpoints(
+    at: &str,
+    raw: Vec<RawEndpoint>,
+    vars: &HashMap<String, String>,
+) -> Result<Vec<EndpointConfig>, ConfigError> {
     let mut names = BTreeSet::new();
     let mut endpoints = Vec::with_capacity(raw.len());
     for (k, e) in raw.into_iter().enumerate() {
@@ -436,22 +506,15 @@ fn validate_endpoints(at: &str, raw: Vec<RawEndpoint>) -> Result<Vec<EndpointCon
                 format!("{url:?} is not an http(s) URL"),
             ));
         }
-        let api_key = match (e.api_key_env, e.api_key_file) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    format!("{at}.api_key_file"),
-                    "set api_key_env or api_key_file, not both",
-                ));
-            }
-            (Some(var), None) => Some(KeySource::Env(var)),
-            (None, Some(path)) => Some(KeySource::File(path.into())),
-            (None, None) => None,
-        };
+        let (api_key, api_key_source) =
+            provider::explicit_key(&at, &e.api_key_env, &e.api_key_file, vars)?.unzip();
+        let url = e.url.map(|u| u.trim().trim_end_matches('/').to_owned());
         endpoints.push(EndpointConfig {
             name: e.name,
-            url: e.url,
+            url,
             weight: e.weight.unwrap_or(1),
             api_key,
+            api_key_source,
         });
     }
     if !endpoints.is_empty() && endpoints.iter().all(|e| e.weight == 0) {
@@ -463,23 +526,7 @@ fn validate_endpoints(at: &str, raw: Vec<RawEndpoint>) -> Result<Vec<EndpointCon
     Ok(endpoints)
 }
 
-fn validate_provider(name: String, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
-    let at = format!("providers.{name}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ConfigError::new(
-            at,
-            "a provider name may hold only letters, digits, '-' and '_'",
-        ));
-    }
-    let settings = match raw.kind {
-        ProviderKind::Echo => {
-            ProviderSettings::Echo { chunk_delay: duration(raw.chunk_delay, Duration::ZERO) }
-        }
-    };
-    Ok(ProviderConfig { name, settings })
-}
-
-fn list(items: &[&str]) -> String {
+pub(crate) fn list(items: &[&str]) -> String {
     if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }
 

@@ -95,23 +95,93 @@ pub enum LogFormat {
     Json,
 }
 
-/// `providers.<name>:`
-#[derive(Debug, Deserialize)]
+/// `providers.<name>:`. Flat, whatever the kind; validation rejects the fields a kind does
+/// not use, naming them.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
-    /// Which adapter.
-    pub kind: ProviderKind,
+    /// Which adapter (or OpenAI-compatible preset).
+    pub kind: Option<ProviderKind>,
     /// echo: the pause between streamed deltas.
     #[serde(default)]
     pub chunk_delay: Option<HumanDuration>,
+    /// The API's base URL; each kind has a default except `openai_compatible`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The variable that holds the key; defaults to the kind's conventional one.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// A file that holds the key (e.g. a Kubernetes secret volume).
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+    /// An explicit proxy URL for this provider.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Ignore the system proxy variables (`HTTPS_PROXY`, …) for this provider.
+    #[serde(default)]
+    pub disable_proxy: Option<bool>,
+    /// Idle connections kept per upstream host.
+    #[serde(default)]
+    pub pool_size: Option<usize>,
+    /// How long an idle connection is kept.
+    #[serde(default)]
+    pub idle_timeout: Option<HumanDuration>,
+    /// Limit on opening a connection (TCP and TLS).
+    #[serde(default)]
+    pub connect_timeout: Option<HumanDuration>,
+    /// Limit on a unary call; for a stream, on the silence between two chunks.
+    #[serde(default)]
+    pub request_timeout: Option<HumanDuration>,
+    /// azure_openai: the `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// anthropic: the `anthropic-version` header.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// anthropic: `max_tokens` when the caller sets none (the API requires one).
+    #[serde(default)]
+    pub default_max_tokens: Option<u32>,
 }
 
-/// The provider adapters this build knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// The provider adapters this build knows, and the OpenAI-compatible presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// The built-in deterministic echo provider.
     Echo,
+    /// OpenAI Chat Completions.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Any OpenAI-compatible API at `base_url`.
+    #[serde(rename = "openai_compatible")]
+    OpenAiCompatible,
+    /// Azure OpenAI (deployment-based URLs, `api-key` header).
+    #[serde(rename = "azure_openai")]
+    AzureOpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini (Generative Language API).
+    Gemini,
+    /// Groq (OpenAI-compatible).
+    Groq,
+    /// DeepSeek (OpenAI-compatible).
+    #[serde(rename = "deepseek")]
+    DeepSeek,
+    /// Mistral (OpenAI-compatible).
+    Mistral,
+    /// Together AI (OpenAI-compatible).
+    Together,
+    /// OpenRouter (OpenAI-compatible).
+    #[serde(rename = "openrouter")]
+    OpenRouter,
+    /// xAI (OpenAI-compatible).
+    #[serde(rename = "xai")]
+    XAi,
+    /// Ollama's OpenAI-compatible API; no key.
+    Ollama,
+    /// vLLM's OpenAI-compatible server; no key unless it was started with one.
+    #[serde(rename = "vllm")]
+    VLlm,
 }
 
 /// `routes[i]:`

@@ -4,15 +4,56 @@
 //! and the provider's reply (JSON or SSE) into [`ChatResponse`] or a stream of [`ChatEvent`]s.
 //! Routing, retries, failover and metrics live outside, in [`crate::router`] and the handler.
 
+mod anthropic;
 mod echo;
+mod gemini;
+pub mod http;
+mod openai;
+pub mod sse;
 
 use std::{fmt, pin::Pin, sync::Arc, time::Duration};
 
 use futures::Stream;
 
+pub use anthropic::AnthropicProvider;
 pub use echo::EchoProvider;
+pub use gemini::GeminiProvider;
+pub use openai::OpenAiProvider;
 
-use crate::chat::{ChatEvent, ChatRequest, ChatResponse};
+use crate::{
+    chat::{ChatEvent, ChatRequest, ChatResponse, Usage},
+    config::{ProviderConfig, ProviderSettings},
+};
+
+/// Builds the adapter of one configured provider, with its own pooled HTTP client.
+pub fn build(config: &ProviderConfig) -> Result<SharedProvider, ProviderError> {
+    let name = config.name.as_str();
+    Ok(match &config.settings {
+        ProviderSettings::Echo { chunk_delay } => Arc::new(EchoProvider::new(name, *chunk_delay)),
+        ProviderSettings::OpenAi { kind, connection } => {
+            Arc::new(OpenAiProvider::new(name, *kind, connection)?)
+        }
+        ProviderSettings::AzureOpenAi { connection, api_version } => {
+            Arc::new(OpenAiProvider::azure(name, connection, api_version)?)
+        }
+        ProviderSettings::Anthropic { connection, version, default_max_tokens } => {
+            Arc::new(AnthropicProvider::new(name, connection, version, *default_max_tokens)?)
+        }
+        ProviderSettings::Gemini { connection } => Arc::new(GeminiProvider::new(name, connection)?),
+    })
+}
+
+/// Usage estimated at about four bytes a token, for providers that report none.
+pub fn estimate_usage(request: &ChatRequest, output_bytes: usize) -> Usage {
+    let input: usize = request.messages.iter().map(|m| m.joined_text().len()).sum();
+    let tokens = |bytes: usize| u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX);
+    Usage {
+        input_tokens: tokens(input),
+        output_tokens: tokens(output_bytes),
+        cached_input_tokens: 0,
+        estimated: true,
+    }
+}
 
 /// A stream of events from a provider; it ends after `ChatEvent::Finish`, or with an error.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, ProviderError>> + Send>>;

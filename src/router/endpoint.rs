@@ -162,6 +162,11 @@ impl Endpoint {
         }
     }
 
+    /// How long it still cools down after a rate limit, if it does.
+    pub fn cooling_for(&self, now: Instant) -> Option<Duration> {
+        self.state().cooled_until.filter(|t| *t > now).map(|t| t - now)
+    }
+
     /// Whether it is available and has had no failure since its last success.
     pub fn is_healthy(&self, now: Instant) -> bool {
         self.is_available(now) && self.state().consecutive_failures == 0

@@ -29,9 +29,9 @@ pub use endpoint::{BreakerState, Endpoint, Outcome};
 
 use crate::{
     chat::{ChatEvent, ChatRequest, ChatResponse},
-    config::{Config, EndpointConfig, HealthPolicy, ProviderConfig, ProviderSettings, Strategy},
+    config::{Config, EndpointConfig, HealthPolicy, ProviderConfig, Strategy},
     error::{AttemptFailure, Error},
-    provider::{ChatStream, EchoProvider, ProviderError, ProviderErrorKind, SharedProvider},
+    provider::{self, ChatStream, ProviderError, ProviderErrorKind, SharedProvider},
 };
 
 /// Most `provider/model` passthrough routes kept; beyond it they are built per call.
@@ -327,7 +327,19 @@ impl Route {
     }
 
     fn exhausted(&self, failures: Vec<AttemptFailure>, no_endpoint: bool) -> Error {
-        Error::Exhausted { route: self.name.clone(), attempts: failures, no_endpoint }
+        let cooling_for = if no_endpoint { self.cooling_for(Instant::now()) } else { None };
+        Error::Exhausted { route: self.name.clone(), attempts: failures, no_endpoint, cooling_for }
+    }
+
+    /// When every endpoint of the route is cooling down after a rate limit, the shortest wait.
+    fn cooling_for(&self, now: Instant) -> Option<Duration> {
+        let waits: Option<Vec<Duration>> = self
+            .targets
+            .iter()
+            .flat_map(|t| t.pool.endpoints())
+            .map(|e| e.cooling_for(now))
+            .collect();
+        waits?.into_iter().min()
     }
 }
 
@@ -391,13 +403,20 @@ pub struct Router {
     backoff: Backoff,
 }
 
-/// Builds the adapter for `provider`, bound to `endpoint`'s address and key when given.
-fn adapter(provider: &ProviderConfig, _endpoint: Option<&EndpointConfig>) -> SharedProvider {
-    match &provider.settings {
-        ProviderSettings::Echo { chunk_delay } => {
-            Arc::new(EchoProvider::new(&provider.name, *chunk_delay))
-        }
-    }
+/// Builds the adapter for `provider`, bound to `endpoint`'s address and key when given. An
+/// adapter that cannot be built (its HTTP client failed) is logged and left out: its targets
+/// fail over as if it were down.
+fn adapter(provider: &ProviderConfig, endpoint: Option<&EndpointConfig>) -> Option<SharedProvider> {
+    let built = match endpoint {
+        Some(e) => provider::build(&provider.for_endpoint(e)),
+        None => provider::build(provider),
+    };
+    built
+        .map_err(|e| {
+            let endpoint = endpoint.map_or("default", |e| e.name.as_str());
+            tracing::error!(provider = %provider.name, endpoint, error = %e, "cannot build provider");
+        })
+        .ok()
 }
 
 impl Router {
@@ -411,11 +430,12 @@ impl Router {
         let providers: HashMap<String, Arc<Endpoint>> = config
             .providers
             .iter()
-            .map(|p| {
-                (
+            .filter_map(|p| {
+                let adapter = adapter(p, None)?;
+                Some((
                     p.name.clone(),
-                    Arc::new(Endpoint::new("default", 1, adapter(p, None), policy.clone())),
-                )
+                    Arc::new(Endpoint::new("default", 1, adapter, policy.clone())),
+                ))
             })
             .collect();
 
@@ -432,12 +452,20 @@ impl Router {
                     } else {
                         t.endpoints
                             .iter()
-                            .map(|e| {
-                                let adapter = adapter(provider_config, Some(e));
-                                Arc::new(Endpoint::new(&e.name, e.weight, adapter, policy.clone()))
+                            .filter_map(|e| {
+                                let adapter = adapter(provider_config, Some(e))?;
+                                Some(Arc::new(Endpoint::new(
+                                    &e.name,
+                                    e.weight,
+                                    adapter,
+                                    policy.clone(),
+                                )))
                             })
-                            .collect()
+                            .collect::<Vec<_>>()
                     };
+                    if endpoints.is_empty() {
+                        return None;
+                    }
                     Some(Target {
                         provider: t.provider.clone(),
                         model: t.model.clone(),
@@ -511,9 +539,10 @@ impl Router {
         &self.routes
     }
 
-    /// Whether any route can serve now.
+    /// Whether any route can serve now, or any provider reachable as `provider/model`.
     pub fn can_serve(&self, now: Instant) -> bool {
         self.routes.iter().any(|r| r.is_available(now))
+            || self.providers.values().any(|e| e.is_available(now))
     }
 
     /// The health policy endpoints are judged by.

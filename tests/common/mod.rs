@@ -2,6 +2,8 @@
 //! builders for requests. Each test file uses the parts it needs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)] // tests fail loudly
 
+pub mod fake_upstream;
+
 use std::net::SocketAddr;
 
 use ai_service::{

@@ -30,15 +30,20 @@ expect() { # expect WHAT PATTERN FILE
     grep -qE -- "$2" "$3" || { echo "--- output:" >&2; cat "$3" >&2; fail "$1: expected /$2/"; }
 }
 out=$work/out
+run() { # run WHAT COMMAND...: the command's output goes to $out; a failure shows it
+    local what=$1
+    shift
+    "$@" >"$out" 2>&1 || { echo "--- output:" >&2; cat "$out" >&2; fail "$what: '$*' exited non-zero"; }
+}
 
 step "grpcurl list"
-grpcurl -plaintext "$addr" list >"$out"
+run "list" grpcurl -plaintext "$addr" list
 expect "list" '^aiservice\.v1\.ChatService$' "$out"
 expect "list" '^grpc\.health\.v1\.Health$' "$out"
 expect "list" '^grpc\.reflection\.v1(alpha)?\.ServerReflection$' "$out"
 
 step "grpcurl describe aiservice.v1.ChatService"
-grpcurl -plaintext "$addr" describe aiservice.v1.ChatService >"$out"
+run "describe" grpcurl -plaintext "$addr" describe aiservice.v1.ChatService
 expect "describe" 'rpc Chat \( \.aiservice\.v1\.ChatRequest \) returns \( \.aiservice\.v1\.ChatResponse \)' "$out"
 expect "describe" 'rpc StreamChat \( \.aiservice\.v1\.StreamChatRequest \) returns \( stream \.aiservice\.v1\.StreamChatResponse \)' "$out"
 expect "describe" 'rpc ListModels' "$out"
@@ -47,13 +52,13 @@ expect "describe (comments)" '// Chat returns one complete answer' "$out"
 request='{"model":"echo","messages":[{"role":"ROLE_USER","content":[{"text":"hello world"}]}]}'
 
 step "grpcurl Chat"
-grpcurl -plaintext -d "$request" "$addr" aiservice.v1.ChatService/Chat >"$out"
+run "Chat" grpcurl -plaintext -d "$request" "$addr" aiservice.v1.ChatService/Chat
 expect "Chat reply" '"text": "hello world"' "$out"
 expect "Chat finish" '"finishReason": "FINISH_REASON_STOP"' "$out"
 expect "Chat usage" '"outputTokens": 2' "$out"
 
 step "grpcurl StreamChat"
-grpcurl -plaintext -d "$request" "$addr" aiservice.v1.ChatService/StreamChat >"$out"
+run "StreamChat" grpcurl -plaintext -d "$request" "$addr" aiservice.v1.ChatService/StreamChat
 # Each event is one JSON object whose only top-level key (two-space indent) is the event.
 events=$(grep -oE '^  "[A-Za-z]+"' "$out" | tr -d ' "' | paste -sd, -)
 [[ $events == "contentDelta,contentDelta,usage,finish" ]] ||
@@ -63,17 +68,17 @@ text=$(grep -oE '"text": "[^"]*"' "$out" | sed -E 's/"text": "(.*)"/\1/' | tr -d
 expect "StreamChat finish" '"reason": "FINISH_REASON_STOP"' "$out"
 
 step "grpcurl grpc.health.v1.Health/Check"
-grpcurl -plaintext -d '{}' "$addr" grpc.health.v1.Health/Check >"$out"
+run "health" grpcurl -plaintext -d '{}' "$addr" grpc.health.v1.Health/Check
 expect "health (server)" '"status": "SERVING"' "$out"
-grpcurl -plaintext -d '{"service":"aiservice.v1.ChatService"}' "$addr" grpc.health.v1.Health/Check >"$out"
+run "health" grpcurl -plaintext -d '{"service":"aiservice.v1.ChatService"}' "$addr" grpc.health.v1.Health/Check
 expect "health (ChatService)" '"status": "SERVING"' "$out"
 
 step "grpc-health-probe"
-grpc-health-probe -addr "$addr" >"$out" 2>&1 || { cat "$out" >&2; fail "grpc-health-probe failed"; }
+run "grpc-health-probe" grpc-health-probe -addr "$addr"
 expect "grpc-health-probe" 'SERVING' "$out"
 
 step "ai-service healthcheck"
-"$AI_SERVICE_BIN" healthcheck "$addr" >"$out" 2>&1 || { cat "$out" >&2; fail "ai-service healthcheck failed"; }
+run "ai-service healthcheck" "$AI_SERVICE_BIN" healthcheck "$addr"
 expect "ai-service healthcheck" '^SERVING$' "$out"
 
 step "SIGTERM exits 0"

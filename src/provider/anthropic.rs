@@ -1,0 +1,638 @@
+//! Anthropic Messages (`POST {base}/v1/messages`).
+//!
+//! The translation: system messages are hoisted into `system`; `max_tokens` is always sent
+//! (the API requires it; the provider's `default_max_tokens` when the caller sets none);
+//! content becomes blocks (`text`, `image`, `tool_use`, `tool_result`), and a tool message
+//! becomes a `tool_result` block in a user turn; consecutive turns of one role are merged, so
+//! the results of parallel tool calls share one turn as the API requires.
+//!
+//! A stream is a sequence of named SSE events: `message_start`, then per content block
+//! `content_block_start` / `content_block_delta` (`text_delta`, `input_json_delta`) /
+//! `content_block_stop`, then `message_delta` (stop reason, output usage) and `message_stop`,
+//! the end marker. `ping` is ignored; `error` ends the call with the error's kind. Tool calls
+//! are numbered in the order their blocks start, whatever the block index.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{
+    ChatStream, Provider, ProviderError,
+    http::{Upstream, data_url},
+};
+use crate::{
+    chat::{
+        ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, Image, ImageDetail,
+        ImageSource, Message, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+    },
+    config::ConnectionSettings,
+};
+
+/// The Anthropic provider.
+#[derive(Debug)]
+pub struct AnthropicProvider {
+    upstream: Upstream,
+    version: String,
+    default_max_tokens: u32,
+}
+
+impl AnthropicProvider {
+    /// An Anthropic provider sending `anthropic-version: version`.
+    pub fn new(
+        name: &str,
+        connection: &ConnectionSettings,
+        version: &str,
+        default_max_tokens: u32,
+    ) -> Result<Self, ProviderError> {
+        Ok(AnthropicProvider {
+            upstream: Upstream::new(name, connection)?,
+            version: version.to_owned(),
+            default_max_tokens,
+        })
+    }
+
+    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
+        let builder = self
+            .upstream
+            .client()
+            .post(format!("{}/v1/messages", self.upstream.base_url))
+            .header("anthropic-version", &self.version);
+        let builder = match self.upstream.key() {
+            Some(key) => builder.header("x-api-key", key.expose()),
+            None => builder,
+        };
+        builder.json(body)
+    }
+
+    fn unsupported(&self, field: impl Into<String>, why: impl Into<String>) -> ProviderError {
+        ProviderError::unsupported(&self.upstream.name, field, why)
+    }
+
+    /// The wire request for `model`.
+    fn body(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<Value, ProviderError> {
+        let g = &request.generation;
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        body.insert("max_tokens".into(), json!(g.max_tokens.unwrap_or(self.default_max_tokens)));
+
+        let mut system: Vec<String> = Vec::new();
+        let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+        for (i, m) in request.messages.iter().enumerate() {
+            let at = format!("messages[{i}]");
+            if m.name.is_some() {
+                return Err(
+                    self.unsupported(format!("{at}.name"), "Anthropic has no participant names")
+                );
+            }
+            let (role, blocks) = match m.role {
+                Role::System => {
+                    if m.content.iter().any(|p| matches!(p, ContentPart::Image(_))) {
+                        return Err(self.unsupported(
+                            format!("{at}.content"),
+                            "a system prompt can hold only text",
+                        ));
+                    }
+                    system.push(m.joined_text());
+                    continue;
+                }
+                Role::User => ("user", self.blocks(&at, &m.content)?),
+                Role::Assistant => {
+                    let mut blocks = self.blocks(&at, &m.content)?;
+                    for (j, call) in m.tool_calls.iter().enumerate() {
+                        let input = if call.arguments.trim().is_empty() {
+                            json!({})
+                        } else {
+                            serde_json::from_str::<Value>(&call.arguments).map_err(|e| {
+                                self.unsupported(
+                                    format!("{at}.tool_calls[{j}].arguments_json"),
+                                    format!("is not JSON: {e}"),
+                                )
+                            })?
+                        };
+                        blocks.push(json!({
+                            "type": "tool_use", "id": call.id, "name": call.name, "input": input
+                        }));
+                    }
+                    ("assistant", blocks)
+                }
+                Role::Tool => {
+                    let content = self.blocks(&at, &m.content)?;
+                    let result = json!({
+                        "type": "tool_result",
+                        "tool_use_id": m.tool_call_id.clone().unwrap_or_default(),
+                        "content": content,
+                    });
+                    ("user", vec![result])
+                }
+            };
+            match turns.last_mut() {
+                Some((last, existing)) if *last == role => existing.extend(blocks),
+                _ => turns.push((role, blocks)),
+            }
+        }
+        if !system.is_empty() {
+            body.insert("system".into(), json!(system.join("\n\n")));
+        }
+        let messages: Vec<Value> = turns
+            .into_iter()
+            .map(|(role, content)| json!({"role": role, "content": content}))
+            .collect();
+        body.insert("messages".into(), Value::Array(messages));
+
+        if let Some(t) = g.temperature {
+            if t > 1.0 {
+                return Err(self.unsupported(
+                    "generation.temperature",
+                    format!("Anthropic accepts 0 to 1, got {t}"),
+                ));
+            }
+            body.insert("temperature".into(), json!(t));
+        }
+        if let Some(p) = g.top_p {
+            body.insert("top_p".into(), json!(p));
+        }
+        if let Some(k) = g.top_k {
+            body.insert("top_k".into(), json!(k));
+        }
+        if !g.stop.is_empty() {
+            body.insert("stop_sequences".into(), json!(g.stop));
+        }
+        if g.presence_penalty.is_some() {
+            return Err(self
+                .unsupported("generation.presence_penalty", "Anthropic has no presence penalty"));
+        }
+        if g.frequency_penalty.is_some() {
+            return Err(self.unsupported(
+                "generation.frequency_penalty",
+                "Anthropic has no frequency penalty",
+            ));
+        }
+        if g.seed.is_some() {
+            return Err(self.unsupported("generation.seed", "Anthropic has no sampling seed"));
+        }
+        match &g.response_format {
+            ResponseFormat::Text => {}
+            ResponseFormat::JsonObject | ResponseFormat::JsonSchema(_) => {
+                return Err(self.unsupported(
+                    "generation.response_format",
+                    "this adapter does not ask Anthropic for JSON output; describe the format in a tool and require it",
+                ));
+            }
+        }
+
+        if !request.tools.is_empty() {
+            let mut tools = Vec::with_capacity(request.tools.len());
+            for (i, t) in request.tools.iter().enumerate() {
+                if t.strict == Some(true) {
+                    return Err(self.unsupported(
+                        format!("tools[{i}].strict"),
+                        "this adapter does not ask Anthropic for strict tool arguments",
+                    ));
+                }
+                let mut tool = Map::new();
+                tool.insert("name".into(), json!(t.name));
+                if let Some(d) = &t.description {
+                    tool.insert("description".into(), json!(d));
+                }
+                tool.insert("input_schema".into(), t.parameters.clone());
+                tools.push(Value::Object(tool));
+            }
+            body.insert("tools".into(), Value::Array(tools));
+        }
+        let mut choice = match &request.tool_choice {
+            None => None,
+            Some(ToolChoice::Auto) => Some(json!({"type": "auto"})),
+            Some(ToolChoice::None) => Some(json!({"type": "none"})),
+            Some(ToolChoice::Required) => Some(json!({"type": "any"})),
+            Some(ToolChoice::Tool(name)) => Some(json!({"type": "tool", "name": name})),
+        };
+        if g.parallel_tool_calls == Some(false) && !request.tools.is_empty() {
+            let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
+            if let Some(obj) = c.as_object_mut()
+                && obj.get("type").and_then(Value::as_str) != Some("none")
+            {
+                obj.insert("disable_parallel_tool_use".into(), json!(true));
+            }
+        }
+        if let Some(choice) = choice {
+            body.insert("tool_choice".into(), choice);
+        }
+        if stream {
+            body.insert("stream".into(), json!(true));
+        }
+        Ok(Value::Object(body))
+    }
+
+    fn blocks(&self, at: &str, content: &[ContentPart]) -> Result<Vec<Value>, ProviderError> {
+        let mut blocks = Vec::with_capacity(content.len());
+        for (j, part) in content.iter().enumerate() {
+            match part {
+                // The API rejects empty text blocks.
+                ContentPart::Text(text) if text.is_empty() => {}
+                ContentPart::Text(text) => blocks.push(json!({"type": "text", "text": text})),
+                ContentPart::Image(image) => {
+                    blocks.push(self.image(&format!("{at}.content[{j}].image"), image)?);
+                }
+            }
+        }
+        Ok(blocks)
+    }
+
+    fn image(&self, at: &str, image: &Image) -> Result<Value, ProviderError> {
+        if matches!(image.detail, Some(ImageDetail::Low | ImageDetail::High)) {
+            return Err(self.unsupported(
+                format!("{at}.detail"),
+                "Anthropic does not take an image detail level",
+            ));
+        }
+        let source = match &image.source {
+            ImageSource::Data(data) => json!({
+                "type": "base64",
+                "media_type": image.mime_type.as_deref().unwrap_or("image/png"),
+                "data": base64::engine::general_purpose::STANDARD.encode(data),
+            }),
+            ImageSource::Url(url) => match data_url(url) {
+                Some((mime, data)) => json!({"type": "base64", "media_type": mime, "data": data}),
+                None => json!({"type": "url", "url": url}),
+            },
+        };
+        Ok(json!({"type": "image", "source": source}))
+    }
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "end_turn" | "stop_sequence" | "pause_turn" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Option<u32>,
+    #[serde(default)]
+    output_tokens: Option<u32>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u32>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u32>,
+}
+
+impl WireUsage {
+    /// Later figures replace earlier ones; `message_delta` repeats only what changed.
+    fn update(&mut self, newer: WireUsage) {
+        self.input_tokens = newer.input_tokens.or(self.input_tokens);
+        self.output_tokens = newer.output_tokens.or(self.output_tokens);
+        self.cache_creation_input_tokens =
+            newer.cache_creation_input_tokens.or(self.cache_creation_input_tokens);
+        self.cache_read_input_tokens =
+            newer.cache_read_input_tokens.or(self.cache_read_input_tokens);
+    }
+
+    fn usage(self) -> Usage {
+        let cached = self.cache_read_input_tokens.unwrap_or(0);
+        Usage {
+            // Anthropic counts cached and cache-writing input apart from `input_tokens`.
+            input_tokens: self
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(self.cache_creation_input_tokens.unwrap_or(0))
+                .saturating_add(cached),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            cached_input_tokens: cached,
+            estimated: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    content: Vec<WireBlock>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    usage: WireUsage,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireEvent {
+    MessageStart {
+        message: WireStartMessage,
+    },
+    ContentBlockStart {
+        index: u32,
+        content_block: WireBlock,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: WireDelta,
+    },
+    ContentBlockStop {},
+    MessageDelta {
+        delta: WireMessageDelta,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    },
+    MessageStop {},
+    Ping {},
+    Error {
+        error: Value,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireStartMessage {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireDelta {
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireMessageDelta {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        &self.upstream.name
+    }
+
+    async fn chat(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
+        let body = self.body(model, request, false)?;
+        let response = self.upstream.send(self.request(&body), false).await?;
+        let wire: WireResponse = self.upstream.json(response).await?;
+        let mut text = String::new();
+        let mut tool_calls = Vec::new();
+        for block in wire.content {
+            match block.kind.as_str() {
+                "text" => text.push_str(block.text.as_deref().unwrap_or_default()),
+                "tool_use" => tool_calls.push(ToolCall {
+                    id: block.id.unwrap_or_default(),
+                    name: block.name.unwrap_or_default(),
+                    arguments: block.input.unwrap_or_else(|| json!({})).to_string(),
+                }),
+                // Thinking and server-tool blocks have no place in this API.
+                _ => {}
+            }
+        }
+        Ok(ChatResponse {
+            id: wire.id,
+            provider_model: if wire.model.is_empty() { model.to_owned() } else { wire.model },
+            message: Message {
+                role: Role::Assistant,
+                content: if text.is_empty() { Vec::new() } else { vec![ContentPart::Text(text)] },
+                name: None,
+                tool_calls,
+                tool_call_id: None,
+            },
+            finish_reason: wire.stop_reason.as_deref().map_or(FinishReason::Stop, finish_reason),
+            usage: wire.usage.usage(),
+        })
+    }
+
+    async fn stream(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ChatStream, ProviderError> {
+        let body = self.body(model, request, true)?;
+        let response = self.upstream.send(self.request(&body), true).await?;
+        let upstream = self.upstream.clone();
+        let mut events = Box::pin(self.upstream.events(response));
+        let mut provider_model = model.to_owned();
+        let stream = async_stream::stream! {
+            let mut id = String::new();
+            let mut usage = WireUsage::default();
+            let mut finish = FinishReason::Stop;
+            // Content block index → tool call number.
+            let mut tool_index: HashMap<u32, u32> = HashMap::new();
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                };
+                let parsed: WireEvent = match serde_json::from_str(&event.data) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        yield Err(upstream.malformed_event(&e));
+                        return;
+                    }
+                };
+                match parsed {
+                    WireEvent::MessageStart { message } => {
+                        id = message.id;
+                        if !message.model.is_empty() {
+                            provider_model = message.model;
+                        }
+                        usage.update(message.usage);
+                    }
+                    WireEvent::ContentBlockStart { index, content_block } => {
+                        match content_block.kind.as_str() {
+                            "text" => {
+                                if let Some(text) = content_block.text.filter(|t| !t.is_empty()) {
+                                    yield Ok(ChatEvent::ContentDelta(text));
+                                }
+                            }
+                            "tool_use" => {
+                                let n = u32::try_from(tool_index.len()).unwrap_or(u32::MAX);
+                                tool_index.insert(index, n);
+                                // The start block's `input` is `{}`; the arguments follow as
+                                // input_json_delta pieces.
+                                yield Ok(ChatEvent::ToolCallDelta(ToolCallDelta {
+                                    index: n,
+                                    id: content_block.id,
+                                    name: content_block.name,
+                                    arguments: String::new(),
+                                }));
+                            }
+                            _ => {}
+                        }
+                    }
+                    WireEvent::ContentBlockDelta { index, delta } => match delta {
+                        WireDelta::TextDelta { text } => {
+                            if !text.is_empty() {
+                                yield Ok(ChatEvent::ContentDelta(text));
+                            }
+                        }
+                        WireDelta::InputJsonDelta { partial_json } => {
+                            let Some(&n) = tool_index.get(&index) else {
+                                yield Err(upstream.invalid(format!("input_json_delta for block {index}, which is not a tool_use block")));
+                                return;
+                            };
+                            if !partial_json.is_empty() {
+                                yield Ok(ChatEvent::ToolCallDelta(ToolCallDelta {
+                                    index: n,
+                                    id: None,
+                                    name: None,
+                                    arguments: partial_json,
+                                }));
+                            }
+                        }
+                        WireDelta::Other => {}
+                    },
+                    WireEvent::MessageDelta { delta, usage: newer } => {
+                        if let Some(reason) = delta.stop_reason.as_deref() {
+                            finish = finish_reason(reason);
+                        }
+                        if let Some(newer) = newer {
+                            usage.update(newer);
+                        }
+                    }
+                    WireEvent::MessageStop {} => {
+                        yield Ok(ChatEvent::Usage(usage.usage()));
+                        yield Ok(ChatEvent::Finish { reason: finish, id, provider_model });
+                        return;
+                    }
+                    WireEvent::Error { error } => {
+                        yield Err(upstream.stream_error(&error));
+                        return;
+                    }
+                    WireEvent::ContentBlockStop {} | WireEvent::Ping {} | WireEvent::Unknown => {}
+                }
+            }
+            yield Err(upstream.cut());
+        };
+        Ok(Box::pin(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::chat::{Generation, Tool};
+
+    fn provider() -> AnthropicProvider {
+        let connection = ConnectionSettings {
+            base_url: "http://127.0.0.1:1".into(),
+            api_key: None,
+            api_key_source: None,
+            proxy: None,
+            disable_proxy: true,
+            pool_size: 1,
+            idle_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        };
+        AnthropicProvider::new("anthropic", &connection, "2023-06-01", 1024).unwrap()
+    }
+
+    #[test]
+    fn system_is_hoisted_and_tool_results_share_a_user_turn() {
+        let mut assistant = Message::text(Role::Assistant, "");
+        assistant.content.clear();
+        assistant.tool_calls = vec![
+            ToolCall { id: "a".into(), name: "f".into(), arguments: r#"{"x":1}"#.into() },
+            ToolCall { id: "b".into(), name: "f".into(), arguments: r#"{"x":2}"#.into() },
+        ];
+        let mut r1 = Message::text(Role::Tool, "one");
+        r1.tool_call_id = Some("a".into());
+        let mut r2 = Message::text(Role::Tool, "two");
+        r2.tool_call_id = Some("b".into());
+        let request = ChatRequest {
+            messages: vec![
+                Message::text(Role::System, "be brief"),
+                Message::text(Role::User, "hi"),
+                assistant,
+                r1,
+                r2,
+            ],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+                strict: None,
+            }],
+            generation: Generation { parallel_tool_calls: Some(false), ..Default::default() },
+            ..Default::default()
+        };
+        let body = provider().body("claude", &request, false).unwrap();
+        assert_eq!(body["system"], "be brief");
+        assert_eq!(body["max_tokens"], 1024);
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1]["content"][1]["input"]["x"], 2);
+        assert_eq!(messages[2]["role"], "user");
+        assert_eq!(messages[2]["content"][1]["tool_use_id"], "b");
+        assert_eq!(body["tool_choice"]["disable_parallel_tool_use"], true);
+    }
+
+    #[test]
+    fn fields_anthropic_lacks_are_refused_by_name() {
+        let cases: [(Generation, &str); 3] = [
+            (Generation { seed: Some(1), ..Default::default() }, "generation.seed"),
+            (Generation { temperature: Some(1.5), ..Default::default() }, "generation.temperature"),
+            (
+                Generation { response_format: ResponseFormat::JsonObject, ..Default::default() },
+                "generation.response_format",
+            ),
+        ];
+        for (generation, field) in cases {
+            let request = ChatRequest {
+                messages: vec![Message::text(Role::User, "x")],
+                generation,
+                ..Default::default()
+            };
+            let err = provider().body("m", &request, false).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field));
+        }
+    }
+}

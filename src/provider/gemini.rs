@@ -1,0 +1,621 @@
+//! Google Gemini (Generative Language API): `POST {base}/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse`, the key in the `x-goog-api-key` header, never in the URL.
+//!
+//! The translation: system messages become `systemInstruction`; user and tool messages are
+//! `user` turns, assistant messages `model` turns (consecutive turns of one role merged, so
+//! the responses to parallel calls share one turn); images become `inlineData` (bytes, data
+//! URLs) or `fileData` (other URLs); tool calls are `functionCall` parts and tool results
+//! `functionResponse` parts, which Gemini matches by function name, so a tool message's name
+//! is looked up from the assistant call it answers. Gemini gives no ids to its calls; the
+//! adapter numbers them `call_0`, `call_1`, …
+//!
+//! A stream is a sequence of `data:` chunks, each a partial `GenerateContentResponse`, with no
+//! end marker: the chunk with a `finishReason` is the end, and a body that ends before one is
+//! a cut stream.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{
+    ChatStream, Provider, ProviderError, estimate_usage,
+    http::{Upstream, data_url},
+    openai::path_segment,
+};
+use crate::{
+    chat::{
+        ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageDetail, ImageSource,
+        Message, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+    },
+    config::ConnectionSettings,
+};
+
+/// The Gemini provider.
+#[derive(Debug)]
+pub struct GeminiProvider {
+    upstream: Upstream,
+}
+
+impl GeminiProvider {
+    /// A Gemini provider.
+    pub fn new(name: &str, connection: &ConnectionSettings) -> Result<Self, ProviderError> {
+        Ok(GeminiProvider { upstream: Upstream::new(name, connection)? })
+    }
+
+    fn request(&self, model: &str, body: &Value, stream: bool) -> reqwest::RequestBuilder {
+        let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
+        let base = &self.upstream.base_url;
+        let url = if stream {
+            format!("{base}/models/{model}:streamGenerateContent?alt=sse")
+        } else {
+            format!("{base}/models/{model}:generateContent")
+        };
+        let builder = self.upstream.client().post(url);
+        let builder = match self.upstream.key() {
+            Some(key) => builder.header("x-goog-api-key", key.expose()),
+            None => builder,
+        };
+        builder.json(body)
+    }
+
+    fn unsupported(&self, field: impl Into<String>, why: impl Into<String>) -> ProviderError {
+        ProviderError::unsupported(&self.upstream.name, field, why)
+    }
+
+    /// The wire request.
+    fn body(&self, request: &ChatRequest) -> Result<Value, ProviderError> {
+        let mut body = Map::new();
+        let mut system: Vec<Value> = Vec::new();
+        let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+        // Tool call id → function name, for the functionResponse parts.
+        let mut call_names: HashMap<&str, &str> = HashMap::new();
+        for (i, m) in request.messages.iter().enumerate() {
+            let at = format!("messages[{i}]");
+            if m.name.is_some() {
+                return Err(
+                    self.unsupported(format!("{at}.name"), "Gemini has no participant names")
+                );
+            }
+            let (role, parts) = match m.role {
+                Role::System => {
+                    system.extend(self.parts(&at, m)?);
+                    continue;
+                }
+                Role::User => ("user", self.parts(&at, m)?),
+                Role::Assistant => {
+                    let mut parts = self.parts(&at, m)?;
+                    for (j, call) in m.tool_calls.iter().enumerate() {
+                        call_names.insert(&call.id, &call.name);
+                        let args = if call.arguments.trim().is_empty() {
+                            json!({})
+                        } else {
+                            serde_json::from_str::<Value>(&call.arguments).map_err(|e| {
+                                self.unsupported(
+                                    format!("{at}.tool_calls[{j}].arguments_json"),
+                                    format!("is not JSON: {e}"),
+                                )
+                            })?
+                        };
+                        parts.push(json!({"functionCall": {"name": call.name, "args": args}}));
+                    }
+                    ("model", parts)
+                }
+                Role::Tool => {
+                    if m.content.iter().any(|p| matches!(p, ContentPart::Image(_))) {
+                        return Err(self.unsupported(
+                            format!("{at}.content"),
+                            "Gemini tool results hold only text",
+                        ));
+                    }
+                    let id = m.tool_call_id.as_deref().unwrap_or_default();
+                    let Some(name) = call_names.get(id) else {
+                        return Err(self.unsupported(
+                            format!("{at}.tool_call_id"),
+                            "Gemini matches a tool result to its call by function name, and no earlier assistant message has a tool call with this id",
+                        ));
+                    };
+                    let text = m.joined_text();
+                    let response = match serde_json::from_str::<Value>(&text) {
+                        Ok(object @ Value::Object(_)) => object,
+                        _ => json!({"result": text}),
+                    };
+                    (
+                        "user",
+                        vec![json!({"functionResponse": {"name": name, "response": response}})],
+                    )
+                }
+            };
+            match turns.last_mut() {
+                Some((last, existing)) if *last == role => existing.extend(parts),
+                _ => turns.push((role, parts)),
+            }
+        }
+        if !system.is_empty() {
+            body.insert("systemInstruction".into(), json!({"parts": system}));
+        }
+        let contents: Vec<Value> =
+            turns.into_iter().map(|(role, parts)| json!({"role": role, "parts": parts})).collect();
+        body.insert("contents".into(), Value::Array(contents));
+
+        let g = &request.generation;
+        let mut config = Map::new();
+        let numbers = [
+            ("temperature", g.temperature),
+            ("topP", g.top_p),
+            ("presencePenalty", g.presence_penalty),
+            ("frequencyPenalty", g.frequency_penalty),
+        ];
+        for (field, value) in numbers {
+            if let Some(v) = value {
+                config.insert(field.into(), json!(v));
+            }
+        }
+        if let Some(k) = g.top_k {
+            config.insert("topK".into(), json!(k));
+        }
+        if let Some(max) = g.max_tokens {
+            config.insert("maxOutputTokens".into(), json!(max));
+        }
+        if !g.stop.is_empty() {
+            config.insert("stopSequences".into(), json!(g.stop));
+        }
+        if let Some(seed) = g.seed {
+            let seed = i32::try_from(seed)
+                .map_err(|_| self.unsupported("generation.seed", "Gemini takes a 32-bit seed"))?;
+            config.insert("seed".into(), json!(seed));
+        }
+        match &g.response_format {
+            ResponseFormat::Text => {}
+            ResponseFormat::JsonObject => {
+                config.insert("responseMimeType".into(), json!("application/json"));
+            }
+            ResponseFormat::JsonSchema(s) => {
+                config.insert("responseMimeType".into(), json!("application/json"));
+                config.insert("responseJsonSchema".into(), s.schema.clone());
+            }
+        }
+        if !config.is_empty() {
+            body.insert("generationConfig".into(), Value::Object(config));
+        }
+
+        if !request.tools.is_empty() {
+            if g.parallel_tool_calls == Some(false) {
+                return Err(self.unsupported(
+                    "generation.parallel_tool_calls",
+                    "Gemini cannot be told to call one tool at a time",
+                ));
+            }
+            let mut declarations = Vec::with_capacity(request.tools.len());
+            for (i, t) in request.tools.iter().enumerate() {
+                if t.strict == Some(true) {
+                    return Err(self.unsupported(
+                        format!("tools[{i}].strict"),
+                        "Gemini has no strict mode for function arguments",
+                    ));
+                }
+                let mut d = Map::new();
+                d.insert("name".into(), json!(t.name));
+                if let Some(desc) = &t.description {
+                    d.insert("description".into(), json!(desc));
+                }
+                d.insert("parametersJsonSchema".into(), t.parameters.clone());
+                declarations.push(Value::Object(d));
+            }
+            body.insert("tools".into(), json!([{"functionDeclarations": declarations}]));
+        }
+        if let Some(choice) = &request.tool_choice {
+            let config = match choice {
+                ToolChoice::Auto => json!({"mode": "AUTO"}),
+                ToolChoice::None => json!({"mode": "NONE"}),
+                ToolChoice::Required => json!({"mode": "ANY"}),
+                ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+            };
+            body.insert("toolConfig".into(), json!({"functionCallingConfig": config}));
+        }
+        Ok(Value::Object(body))
+    }
+
+    fn parts(&self, at: &str, m: &Message) -> Result<Vec<Value>, ProviderError> {
+        let mut parts = Vec::with_capacity(m.content.len());
+        for (j, part) in m.content.iter().enumerate() {
+            match part {
+                ContentPart::Text(text) if text.is_empty() => {}
+                ContentPart::Text(text) => parts.push(json!({"text": text})),
+                ContentPart::Image(image) => {
+                    let at = format!("{at}.content[{j}].image");
+                    if matches!(image.detail, Some(ImageDetail::Low | ImageDetail::High)) {
+                        return Err(self.unsupported(
+                            format!("{at}.detail"),
+                            "Gemini does not take a detail level per image",
+                        ));
+                    }
+                    let part = match &image.source {
+                        ImageSource::Data(data) => json!({"inlineData": {
+                            "mimeType": image.mime_type.as_deref().unwrap_or("image/png"),
+                            "data": base64::engine::general_purpose::STANDARD.encode(data),
+                        }}),
+                        ImageSource::Url(url) => match data_url(url) {
+                            Some((mime, data)) => {
+                                json!({"inlineData": {"mimeType": mime, "data": data}})
+                            }
+                            None => {
+                                let Some(mime) = image.mime_type.as_deref() else {
+                                    return Err(self.unsupported(
+                                        format!("{at}.mime_type"),
+                                        "Gemini needs the MIME type of an image given by URL",
+                                    ));
+                                };
+                                json!({"fileData": {"mimeType": mime, "fileUri": url}})
+                            }
+                        },
+                    };
+                    parts.push(part);
+                }
+            }
+        }
+        Ok(parts)
+    }
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            FinishReason::ContentFilter
+        }
+        _ => FinishReason::Other,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse {
+    #[serde(default)]
+    candidates: Vec<WireCandidate>,
+    #[serde(default)]
+    usage_metadata: Option<WireUsage>,
+    #[serde(default)]
+    model_version: Option<String>,
+    #[serde(default)]
+    response_id: Option<String>,
+    #[serde(default)]
+    prompt_feedback: Option<WirePromptFeedback>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePromptFeedback {
+    #[serde(default)]
+    block_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCandidate {
+    #[serde(default)]
+    content: Option<WireContent>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireContent {
+    #[serde(default)]
+    parts: Vec<WirePart>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePart {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thought: Option<bool>,
+    #[serde(default)]
+    function_call: Option<WireFunctionCall>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunctionCall {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    args: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    #[serde(default)]
+    prompt_token_count: u32,
+    #[serde(default)]
+    candidates_token_count: u32,
+    #[serde(default)]
+    thoughts_token_count: u32,
+    #[serde(default)]
+    cached_content_token_count: u32,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        Usage {
+            input_tokens: u.prompt_token_count,
+            // Thinking tokens are billed as output.
+            output_tokens: u.candidates_token_count.saturating_add(u.thoughts_token_count),
+            cached_input_tokens: u.cached_content_token_count,
+            estimated: false,
+        }
+    }
+}
+
+/// What one response (or stream chunk) says, in domain terms.
+struct Reading {
+    text: String,
+    calls: Vec<WireFunctionCall>,
+    finish: Option<FinishReason>,
+}
+
+fn read(wire: &mut WireResponse) -> Reading {
+    let mut reading = Reading { text: String::new(), calls: Vec::new(), finish: None };
+    if let Some(reason) = wire.prompt_feedback.as_ref().and_then(|f| f.block_reason.as_ref()) {
+        // The prompt was blocked: no candidates come.
+        let _ = reason;
+        reading.finish = Some(FinishReason::ContentFilter);
+    }
+    if let Some(candidate) = wire.candidates.first_mut() {
+        if let Some(content) = candidate.content.take() {
+            for part in content.parts {
+                if part.thought == Some(true) {
+                    continue;
+                }
+                if let Some(text) = part.text {
+                    reading.text.push_str(&text);
+                }
+                if let Some(call) = part.function_call {
+                    reading.calls.push(call);
+                }
+            }
+        }
+        if let Some(reason) = candidate.finish_reason.as_deref() {
+            reading.finish = Some(finish_reason(reason));
+        }
+    }
+    reading
+}
+
+fn call_id(call: &WireFunctionCall, n: usize) -> String {
+    call.id.clone().filter(|id| !id.is_empty()).unwrap_or_else(|| format!("call_{n}"))
+}
+
+#[async_trait::async_trait]
+impl Provider for GeminiProvider {
+    fn name(&self) -> &str {
+        &self.upstream.name
+    }
+
+    async fn chat(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
+        let body = self.body(request)?;
+        let response = self.upstream.send(self.request(model, &body, false), false).await?;
+        let mut wire: WireResponse = self.upstream.json(response).await?;
+        let reading = read(&mut wire);
+        let Some(mut finish) = reading.finish else {
+            return Err(self.upstream.invalid("the reply has no finished candidate"));
+        };
+        let tool_calls: Vec<ToolCall> = reading
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(n, call)| ToolCall {
+                id: call_id(call, n),
+                name: call.name.clone(),
+                arguments: call.args.clone().unwrap_or_else(|| json!({})).to_string(),
+            })
+            .collect();
+        if !tool_calls.is_empty() && finish == FinishReason::Stop {
+            finish = FinishReason::ToolCalls;
+        }
+        let output_bytes =
+            reading.text.len() + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
+        let usage =
+            wire.usage_metadata.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
+        Ok(ChatResponse {
+            id: wire.response_id.unwrap_or_default(),
+            provider_model: wire.model_version.unwrap_or_else(|| model.to_owned()),
+            message: Message {
+                role: Role::Assistant,
+                content: if reading.text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![ContentPart::Text(reading.text)]
+                },
+                name: None,
+                tool_calls,
+                tool_call_id: None,
+            },
+            finish_reason: finish,
+            usage,
+        })
+    }
+
+    async fn stream(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ChatStream, ProviderError> {
+        let body = self.body(request)?;
+        let response = self.upstream.send(self.request(model, &body, true), true).await?;
+        let upstream = self.upstream.clone();
+        let mut events = Box::pin(self.upstream.events(response));
+        let mut provider_model = model.to_owned();
+        let stream = async_stream::stream! {
+            let mut id = String::new();
+            let mut usage: Option<Usage> = None;
+            let mut calls = 0usize;
+            let mut finish: Option<FinishReason> = None;
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                };
+                let mut wire: WireResponse = match serde_json::from_str(&event.data) {
+                    Ok(wire) => wire,
+                    Err(e) => {
+                        yield Err(upstream.malformed_event(&e));
+                        return;
+                    }
+                };
+                if let Some(error) = &wire.error {
+                    yield Err(upstream.stream_error(error));
+                    return;
+                }
+                if let Some(r) = wire.response_id.take() {
+                    id = r;
+                }
+                if let Some(m) = wire.model_version.take() {
+                    provider_model = m;
+                }
+                if let Some(u) = wire.usage_metadata {
+                    usage = Some(u.into());
+                }
+                let reading = read(&mut wire);
+                if !reading.text.is_empty() {
+                    yield Ok(ChatEvent::ContentDelta(reading.text));
+                }
+                for call in reading.calls {
+                    let n = calls;
+                    calls += 1;
+                    // Gemini sends each call whole, in one piece.
+                    yield Ok(ChatEvent::ToolCallDelta(ToolCallDelta {
+                        index: u32::try_from(n).unwrap_or(u32::MAX),
+                        id: Some(call_id(&call, n)),
+                        name: Some(call.name.clone()),
+                        arguments: call.args.unwrap_or_else(|| json!({})).to_string(),
+                    }));
+                }
+                if reading.finish.is_some() {
+                    finish = reading.finish;
+                }
+            }
+            // No end marker in this format: a finish reason is the end, and its absence a cut.
+            let Some(mut finish) = finish else {
+                yield Err(upstream.cut());
+                return;
+            };
+            if calls > 0 && finish == FinishReason::Stop {
+                finish = FinishReason::ToolCalls;
+            }
+            if let Some(usage) = usage {
+                yield Ok(ChatEvent::Usage(usage));
+            }
+            yield Ok(ChatEvent::Finish { reason: finish, id, provider_model });
+        };
+        Ok(Box::pin(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::chat::{Generation, JsonSchema, Tool};
+
+    fn provider() -> GeminiProvider {
+        let connection = ConnectionSettings {
+            base_url: "http://127.0.0.1:1/v1beta".into(),
+            api_key: None,
+            api_key_source: None,
+            proxy: None,
+            disable_proxy: true,
+            pool_size: 1,
+            idle_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        };
+        GeminiProvider::new("gemini", &connection).unwrap()
+    }
+
+    #[test]
+    fn roles_tools_and_generation_map_to_the_wire() {
+        let mut assistant = Message::text(Role::Assistant, "calling");
+        assistant.tool_calls = vec![ToolCall {
+            id: "call_0".into(),
+            name: "weather".into(),
+            arguments: r#"{"city":"Paris"}"#.into(),
+        }];
+        let mut result = Message::text(Role::Tool, "sunny");
+        result.tool_call_id = Some("call_0".into());
+        let request = ChatRequest {
+            messages: vec![
+                Message::text(Role::System, "sys"),
+                Message::text(Role::User, "hi"),
+                assistant,
+                result,
+            ],
+            generation: Generation {
+                temperature: Some(0.2),
+                top_k: Some(3),
+                max_tokens: Some(9),
+                seed: Some(5),
+                stop: vec!["x".into()],
+                response_format: ResponseFormat::JsonSchema(JsonSchema {
+                    name: "s".into(),
+                    description: None,
+                    schema: json!({"type": "object"}),
+                    strict: None,
+                }),
+                ..Default::default()
+            },
+            tools: vec![Tool {
+                name: "weather".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+                strict: None,
+            }],
+            tool_choice: Some(ToolChoice::Tool("weather".into())),
+            ..Default::default()
+        };
+        let body = provider().body(&request).unwrap();
+        assert_eq!(body["systemInstruction"]["parts"][0]["text"], "sys");
+        assert_eq!(body["contents"][1]["role"], "model");
+        assert_eq!(body["contents"][1]["parts"][1]["functionCall"]["args"]["city"], "Paris");
+        assert_eq!(body["contents"][2]["parts"][0]["functionResponse"]["name"], "weather");
+        assert_eq!(
+            body["contents"][2]["parts"][0]["functionResponse"]["response"]["result"],
+            "sunny"
+        );
+        assert_eq!(body["generationConfig"]["topK"], 3);
+        assert_eq!(body["generationConfig"]["maxOutputTokens"], 9);
+        assert_eq!(body["generationConfig"]["responseMimeType"], "application/json");
+        assert_eq!(
+            body["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"][0],
+            "weather"
+        );
+    }
+
+    #[test]
+    fn a_tool_result_without_its_call_is_refused() {
+        let mut result = Message::text(Role::Tool, "sunny");
+        result.tool_call_id = Some("nope".into());
+        let request = ChatRequest {
+            messages: vec![Message::text(Role::User, "hi"), result],
+            ..Default::default()
+        };
+        let err = provider().body(&request).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("messages[1].tool_call_id"));
+    }
+}

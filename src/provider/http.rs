@@ -1,0 +1,445 @@
+//! What every HTTP provider adapter shares: the pooled reqwest client built from a provider's
+//! [`ConnectionSettings`], the key held for atomic rotation, sending a request, and turning
+//! upstream failures (transport errors, error statuses and bodies, malformed JSON, cut
+//! streams) into [`ProviderError`]s whose kind says whether a retry may help.
+//!
+//! No error built here carries a key or a request: messages come from the provider's error
+//! body or from the transport error's causes, never from the URL or headers we sent.
+
+use std::{
+    sync::{Arc, Once},
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwap;
+use futures::{Stream, StreamExt};
+use reqwest::{RequestBuilder, Response, StatusCode, header::HeaderMap};
+use serde::de::DeserializeOwned;
+
+use super::{
+    ProviderError, ProviderErrorKind,
+    sse::{SseEvent, SseParser},
+};
+use crate::{config::ConnectionSettings, secret::Secret};
+
+/// Longest provider error message kept, in bytes.
+const MAX_MESSAGE: usize = 1000;
+
+/// Installs rustls' ring provider once per process; an embedder's own choice wins.
+pub fn install_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means a provider is already installed, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// One provider's connection: a pooled client, its base URL and its key.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The provider's configured name.
+    pub name: String,
+    /// The base URL, without a trailing slash.
+    pub base_url: String,
+    client: reqwest::Client,
+    /// Swapped whole by a key rotation, so a request sees the old key or the new one.
+    key: Option<Arc<ArcSwap<Secret>>>,
+    request_timeout: Duration,
+}
+
+impl Upstream {
+    /// Builds the client of `settings`.
+    pub fn new(name: &str, settings: &ConnectionSettings) -> Result<Upstream, ProviderError> {
+        install_crypto();
+        let mut builder = reqwest::Client::builder()
+            .pool_max_idle_per_host(settings.pool_size)
+            .pool_idle_timeout(settings.idle_timeout)
+            .connect_timeout(settings.connect_timeout)
+            // A stream may run for minutes; what must not last is silence.
+            .read_timeout(settings.request_timeout)
+            .tcp_nodelay(true)
+            .user_agent(concat!("ai-service/", env!("CARGO_PKG_VERSION")));
+        if settings.disable_proxy {
+            builder = builder.no_proxy();
+        }
+        if let Some(proxy) = &settings.proxy {
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| {
+                ProviderError::new(
+                    name,
+                    ProviderErrorKind::Connect,
+                    format!("invalid proxy: {}", causes(&e)),
+                )
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder.build().map_err(|e| {
+            ProviderError::new(
+                name,
+                ProviderErrorKind::Connect,
+                format!("cannot build the HTTP client: {}", causes(&e)),
+            )
+        })?;
+        Ok(Upstream {
+            name: name.to_owned(),
+            base_url: settings.base_url.clone(),
+            client,
+            key: settings.api_key.clone().map(|k| Arc::new(ArcSwap::from_pointee(k))),
+            request_timeout: settings.request_timeout,
+        })
+    }
+
+    /// The client, to build requests with.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The current key, if the provider has one.
+    pub fn key(&self) -> Option<Arc<Secret>> {
+        self.key.as_ref().map(|k| k.load_full())
+    }
+
+    /// The handle a key rotation swaps.
+    pub fn key_handle(&self) -> Option<Arc<ArcSwap<Secret>>> {
+        self.key.clone()
+    }
+
+    /// Sends `request`; an error status becomes an error built from its body. A unary call is
+    /// bounded by the request timeout as a whole; a stream only by its read timeout.
+    pub async fn send(
+        &self,
+        request: RequestBuilder,
+        stream: bool,
+    ) -> Result<Response, ProviderError> {
+        let request = if stream { request } else { request.timeout(self.request_timeout) };
+        let response = request.send().await.map_err(|e| self.transport_error(&e, false))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(self.status_error(status, &headers, &body))
+    }
+
+    /// Reads a whole JSON body; a body that does not parse is `InvalidResponse`.
+    pub async fn json<T: DeserializeOwned>(&self, response: Response) -> Result<T, ProviderError> {
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| self.transport_error(&e, true))?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ProviderError::new(
+                &self.name,
+                ProviderErrorKind::InvalidResponse,
+                format!("the upstream sent a reply that does not parse: {e}"),
+            )
+            .with_status(status)
+        })
+    }
+
+    /// The SSE events of a streamed body. A transport failure mid-body is `StreamCut` (or
+    /// `Timeout`); the stream simply ends at the body's end, and the adapter decides whether
+    /// its end marker came.
+    pub fn events(
+        &self,
+        response: Response,
+    ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
+        let upstream = self.clone();
+        let mut body = response.bytes_stream();
+        async_stream::stream! {
+            let mut parser = SseParser::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        yield Err(upstream.transport_error(&e, true));
+                        return;
+                    }
+                };
+                match parser.push(&chunk) {
+                    Ok(events) => {
+                        for event in events {
+                            yield Ok(event);
+                        }
+                    }
+                    Err(e) => {
+                        yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// An error of this provider.
+    pub fn error(&self, kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
+        ProviderError::new(&self.name, kind, self.redact(message.into()))
+    }
+
+    /// A reply that lacks what the wire format promises.
+    pub fn invalid(&self, message: impl Into<String>) -> ProviderError {
+        self.error(ProviderErrorKind::InvalidResponse, message)
+    }
+
+    /// The stream ended before its end marker.
+    pub fn cut(&self) -> ProviderError {
+        self.error(ProviderErrorKind::StreamCut, "the upstream stream ended before its end marker")
+    }
+
+    /// A stream event whose JSON does not parse.
+    pub fn malformed_event(&self, e: &serde_json::Error) -> ProviderError {
+        self.invalid(format!("the upstream sent a stream event that does not parse: {e}"))
+    }
+
+    /// A transport failure: before the reply (`in_body == false`) or while reading it.
+    fn transport_error(&self, e: &reqwest::Error, in_body: bool) -> ProviderError {
+        let kind = if e.is_timeout() {
+            ProviderErrorKind::Timeout
+        } else if in_body {
+            ProviderErrorKind::StreamCut
+        } else if e.is_connect() || e.is_request() {
+            ProviderErrorKind::Connect
+        } else {
+            ProviderErrorKind::Server
+        };
+        let what = match kind {
+            ProviderErrorKind::Timeout => "the upstream timed out",
+            ProviderErrorKind::StreamCut => "the upstream connection broke while sending the reply",
+            ProviderErrorKind::Connect => "cannot reach the upstream",
+            _ => "the upstream request failed",
+        };
+        self.error(kind, format!("{what}: {}", causes(e)))
+    }
+
+    /// An error status with its body.
+    pub fn status_error(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        let (message, provider_type) = error_message(body);
+        let mut kind = kind_for_status(status.as_u16());
+        if let Some(t) = provider_type.as_deref() {
+            // Bodies can say more than the status: Gemini rejects a bad key with a 400.
+            if t.contains("API_KEY_INVALID") || t == "authentication_error" {
+                kind = ProviderErrorKind::Auth;
+            } else if t == "overloaded_error" {
+                kind = ProviderErrorKind::Overloaded;
+            }
+        }
+        let message = match message {
+            Some(m) => format!("upstream returned {}: {m}", status.as_u16()),
+            None => format!("upstream returned {}", status),
+        };
+        let mut err = self.error(kind, message).with_status(status.as_u16());
+        if let Some(after) = retry_after(headers, SystemTime::now()) {
+            err = err.with_retry_after(after);
+        }
+        err
+    }
+
+    /// An error object sent inside a stream (`event: error`, `data: {"error": …}`).
+    pub fn stream_error(&self, error: &serde_json::Value) -> ProviderError {
+        let message = error
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("the upstream reported an error in the stream");
+        let kind = error_kind_of(error);
+        let status = error.get("code").and_then(serde_json::Value::as_u64);
+        let mut err = self.error(kind, format!("upstream stream error: {}", truncate(message)));
+        if let Some(status) = status.and_then(|s| u16::try_from(s).ok()) {
+            err = err.with_status(status);
+        }
+        err
+    }
+
+    /// The provider's message with our own key masked, in case an upstream echoes it.
+    fn redact(&self, message: String) -> String {
+        match self.key() {
+            Some(key) if key.expose().len() >= 8 && message.contains(key.expose()) => {
+                message.replace(key.expose(), "***")
+            }
+            _ => message,
+        }
+    }
+}
+
+/// The kind of an error object's `type`, `status` or numeric `code`.
+fn error_kind_of(error: &serde_json::Value) -> ProviderErrorKind {
+    use ProviderErrorKind as K;
+    let text = ["type", "status", "code"]
+        .iter()
+        .filter_map(|f| error.get(*f).and_then(|v| v.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some(code) = error.get("code").and_then(serde_json::Value::as_u64) {
+        return u16::try_from(code).map_or(K::Server, kind_for_status);
+    }
+    if text.contains("rate_limit") || text.contains("RESOURCE_EXHAUSTED") || text.contains("quota")
+    {
+        K::RateLimited
+    } else if text.contains("overloaded") || text.contains("UNAVAILABLE") {
+        K::Overloaded
+    } else if text.contains("invalid_request") || text.contains("INVALID_ARGUMENT") {
+        K::Rejected
+    } else if text.contains("authentication") || text.contains("permission") {
+        K::Auth
+    } else if text.contains("not_found") || text.contains("NOT_FOUND") {
+        K::NotFound
+    } else {
+        K::Server
+    }
+}
+
+/// The kind of an HTTP error status.
+pub fn kind_for_status(status: u16) -> ProviderErrorKind {
+    use ProviderErrorKind as K;
+    match status {
+        401 | 403 => K::Auth,
+        404 => K::NotFound,
+        408 => K::Timeout,
+        429 => K::RateLimited,
+        529 => K::Overloaded,
+        500..=599 => K::Server,
+        _ => K::Rejected,
+    }
+}
+
+/// The provider's message and error type from an error body in any of the known shapes:
+/// OpenAI `{"error":{"message","type"}}`, Anthropic `{"type":"error","error":{…}}`, Gemini
+/// `{"error":{"message","status","details"}}`, or plain text.
+fn error_message(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        return ((!text.is_empty()).then(|| truncate(text)), None);
+    };
+    let error = json.get("error").unwrap_or(&json);
+    let message = match error {
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => other.get("message").and_then(|m| m.as_str()).map(str::to_owned),
+    };
+    let mut kinds: Vec<String> = ["type", "status", "code"]
+        .iter()
+        .filter_map(|f| error.get(*f).and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    if let Some(details) = error.get("details").and_then(|d| d.as_array()) {
+        kinds.extend(
+            details
+                .iter()
+                .filter_map(|d| d.get("reason").and_then(|r| r.as_str()).map(str::to_owned)),
+        );
+    }
+    let kinds = kinds.join(" ");
+    (message.map(|m| truncate(&m)), (!kinds.is_empty()).then_some(kinds))
+}
+
+fn truncate(text: &str) -> String {
+    if text.len() <= MAX_MESSAGE {
+        return text.to_owned();
+    }
+    let mut end = MAX_MESSAGE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// `Retry-After` (seconds or an HTTP date) or `retry-after-ms`, as a wait from `now`.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The causes of a transport error, without the top-level message (which names the URL).
+fn causes(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        // reqwest's own text, minus the URL it may name.
+        let mut e = e.to_string();
+        if let Some(at) = e.find(" for url (") {
+            e.truncate(at);
+        }
+        e
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Splits a `data:` URL into its MIME type and base64 payload.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    Some((mime, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_milliseconds() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert("retry-after", later.parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn statuses_map_to_retryable_kinds() {
+        for s in [408, 429, 500, 502, 503, 529] {
+            assert!(kind_for_status(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 422] {
+            assert!(!kind_for_status(s).is_retryable(), "{s}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape_give_their_message() {
+        let openai = br#"{"error":{"message":"bad model","type":"invalid_request_error"}}"#;
+        assert_eq!(error_message(openai).0.as_deref(), Some("bad model"));
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            error_message(anthropic),
+            (Some("Overloaded".into()), Some("overloaded_error".into()))
+        );
+        let gemini = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#;
+        assert!(error_message(gemini).1.unwrap().contains("API_KEY_INVALID"));
+        assert_eq!(error_message(b"Bad Gateway").0.as_deref(), Some("Bad Gateway"));
+    }
+
+    #[test]
+    fn data_urls_split_into_type_and_payload() {
+        assert_eq!(data_url("data:image/png;base64,AAAA"), Some(("image/png", "AAAA")));
+        assert_eq!(data_url("https://x/y.png"), None);
+    }
+}

@@ -1,0 +1,680 @@
+//! OpenAI Chat Completions, the OpenAI-compatible APIs (Groq, DeepSeek, Mistral, Together,
+//! OpenRouter, xAI, Ollama, vLLM, any base URL) and Azure OpenAI, which speaks the same wire
+//! format behind a deployment-based URL and an `api-key` header.
+//!
+//! The compatible APIs differ in a few places only, kept in [`Dialect`]: whether they take
+//! `top_k`, what the seed field is called, whether a stream may ask for usage with
+//! `stream_options.include_usage`, and `max_tokens` vs `max_completion_tokens`.
+//!
+//! A stream is a sequence of `data:` chunks ending with `data: [DONE]`; usage comes in the last
+//! chunk before it (with empty `choices`). A stream that ends without `[DONE]` is cut; a chunk
+//! carrying `{"error": …}` ends the call with that error.
+
+use base64::Engine;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ChatStream, Provider, ProviderError, estimate_usage, http::Upstream};
+use crate::{
+    chat::{
+        ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageDetail, ImageSource,
+        Message, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+    },
+    config::{ConnectionSettings, ProviderKind},
+};
+
+/// The small differences between OpenAI-compatible APIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dialect {
+    /// Accepts `top_k`.
+    top_k: bool,
+    /// The name of the seed field (`seed`, or Mistral's `random_seed`).
+    seed_field: &'static str,
+    /// Accepts `stream_options.include_usage` (the others report usage unasked, or not at all).
+    stream_usage: bool,
+    /// Takes `max_completion_tokens` rather than the older `max_tokens`.
+    max_completion_tokens: bool,
+}
+
+impl Dialect {
+    fn of(kind: ProviderKind) -> Dialect {
+        use ProviderKind as K;
+        let base = Dialect {
+            top_k: false,
+            seed_field: "seed",
+            stream_usage: true,
+            max_completion_tokens: false,
+        };
+        match kind {
+            K::OpenAi | K::AzureOpenAi => Dialect { max_completion_tokens: true, ..base },
+            K::Mistral => Dialect { seed_field: "random_seed", stream_usage: false, ..base },
+            K::Together | K::OpenRouter | K::VLlm | K::OpenAiCompatible => {
+                Dialect { top_k: true, ..base }
+            }
+            _ => base,
+        }
+    }
+}
+
+/// How requests are addressed and authenticated.
+#[derive(Clone, Debug)]
+enum Flavor {
+    /// `{base}/chat/completions`, `Authorization: Bearer`.
+    OpenAi,
+    /// `{base}/openai/deployments/{model}/chat/completions?api-version=…`, `api-key`.
+    Azure { api_version: String },
+}
+
+/// An OpenAI or OpenAI-compatible provider.
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    upstream: Upstream,
+    dialect: Dialect,
+    flavor: Flavor,
+}
+
+impl OpenAiProvider {
+    /// OpenAI or one of the compatible presets.
+    pub fn new(
+        name: &str,
+        kind: ProviderKind,
+        connection: &ConnectionSettings,
+    ) -> Result<Self, ProviderError> {
+        Ok(OpenAiProvider {
+            upstream: Upstream::new(name, connection)?,
+            dialect: Dialect::of(kind),
+            flavor: Flavor::OpenAi,
+        })
+    }
+
+    /// Azure OpenAI: the target's model is the deployment name.
+    pub fn azure(
+        name: &str,
+        connection: &ConnectionSettings,
+        api_version: &str,
+    ) -> Result<Self, ProviderError> {
+        Ok(OpenAiProvider {
+            upstream: Upstream::new(name, connection)?,
+            dialect: Dialect::of(ProviderKind::AzureOpenAi),
+            flavor: Flavor::Azure { api_version: api_version.to_owned() },
+        })
+    }
+
+    fn request(&self, model: &str, body: &Value) -> reqwest::RequestBuilder {
+        let base = &self.upstream.base_url;
+        let client = self.upstream.client();
+        let key = self.upstream.key();
+        let builder = match &self.flavor {
+            Flavor::OpenAi => {
+                let builder = client.post(format!("{base}/chat/completions"));
+                match &key {
+                    Some(key) => builder.bearer_auth(key.expose()),
+                    None => builder,
+                }
+            }
+            Flavor::Azure { api_version } => {
+                let builder = client.post(format!(
+                    "{base}/openai/deployments/{}/chat/completions?api-version={}",
+                    path_segment(model),
+                    path_segment(api_version)
+                ));
+                match &key {
+                    Some(key) => builder.header("api-key", key.expose()),
+                    None => builder,
+                }
+            }
+        };
+        builder.json(body)
+    }
+
+    /// The wire request for `model`.
+    fn body(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<Value, ProviderError> {
+        let name = &self.upstream.name;
+        let mut body = Map::new();
+        if matches!(self.flavor, Flavor::OpenAi) {
+            body.insert("model".into(), json!(model));
+        }
+        let messages = request
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| message(name, i, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        body.insert("messages".into(), Value::Array(messages));
+
+        let g = &request.generation;
+        if let Some(t) = g.temperature {
+            body.insert("temperature".into(), json!(t));
+        }
+        if let Some(p) = g.top_p {
+            body.insert("top_p".into(), json!(p));
+        }
+        if let Some(k) = g.top_k {
+            if !self.dialect.top_k {
+                return Err(ProviderError::unsupported(
+                    name,
+                    "generation.top_k",
+                    "this provider's API has no top_k",
+                ));
+            }
+            body.insert("top_k".into(), json!(k));
+        }
+        if let Some(max) = g.max_tokens {
+            let field = if self.dialect.max_completion_tokens {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            body.insert(field.into(), json!(max));
+        }
+        if let Some(p) = g.presence_penalty {
+            body.insert("presence_penalty".into(), json!(p));
+        }
+        if let Some(p) = g.frequency_penalty {
+            body.insert("frequency_penalty".into(), json!(p));
+        }
+        if !g.stop.is_empty() {
+            body.insert("stop".into(), json!(g.stop));
+        }
+        if let Some(seed) = g.seed {
+            body.insert(self.dialect.seed_field.into(), json!(seed));
+        }
+        match &g.response_format {
+            ResponseFormat::Text => {}
+            ResponseFormat::JsonObject => {
+                body.insert("response_format".into(), json!({"type": "json_object"}));
+            }
+            ResponseFormat::JsonSchema(s) => {
+                let mut schema = Map::new();
+                schema.insert("name".into(), json!(s.name));
+                if let Some(d) = &s.description {
+                    schema.insert("description".into(), json!(d));
+                }
+                schema.insert("schema".into(), s.schema.clone());
+                if let Some(strict) = s.strict {
+                    schema.insert("strict".into(), json!(strict));
+                }
+                body.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema", "json_schema": schema}),
+                );
+            }
+        }
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut function = Map::new();
+                    function.insert("name".into(), json!(t.name));
+                    if let Some(d) = &t.description {
+                        function.insert("description".into(), json!(d));
+                    }
+                    function.insert("parameters".into(), t.parameters.clone());
+                    if let Some(strict) = t.strict {
+                        function.insert("strict".into(), json!(strict));
+                    }
+                    json!({"type": "function", "function": function})
+                })
+                .collect();
+            body.insert("tools".into(), Value::Array(tools));
+            // OpenAI rejects parallel_tool_calls without tools; without tools it means nothing.
+            if let Some(parallel) = g.parallel_tool_calls {
+                body.insert("parallel_tool_calls".into(), json!(parallel));
+            }
+        }
+        if let Some(choice) = &request.tool_choice {
+            let choice = match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+            };
+            body.insert("tool_choice".into(), choice);
+        }
+        if stream {
+            body.insert("stream".into(), json!(true));
+            if self.dialect.stream_usage {
+                body.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+        }
+        Ok(Value::Object(body))
+    }
+}
+
+/// A path segment with the characters that would change the path escaped.
+pub(crate) fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn message(provider: &str, i: usize, m: &Message) -> Result<Value, ProviderError> {
+    let mut out = Map::new();
+    out.insert("role".into(), json!(m.role.as_str()));
+    let has_images = m.content.iter().any(|p| matches!(p, ContentPart::Image(_)));
+    let content = if has_images {
+        if m.role != Role::User {
+            return Err(ProviderError::unsupported(
+                provider,
+                format!("messages[{i}].content"),
+                format!(
+                    "images are accepted only in user messages, not in {} messages",
+                    m.role.as_str()
+                ),
+            ));
+        }
+        let parts: Vec<Value> = m
+            .content
+            .iter()
+            .map(|part| match part {
+                ContentPart::Text(text) => json!({"type": "text", "text": text}),
+                ContentPart::Image(image) => {
+                    let url = match &image.source {
+                        ImageSource::Url(url) => url.clone(),
+                        ImageSource::Data(data) => format!(
+                            "data:{};base64,{}",
+                            image.mime_type.as_deref().unwrap_or("image/png"),
+                            base64::engine::general_purpose::STANDARD.encode(data)
+                        ),
+                    };
+                    let mut image_url = Map::new();
+                    image_url.insert("url".into(), json!(url));
+                    if let Some(detail) = image.detail {
+                        image_url.insert("detail".into(), json!(detail_name(detail)));
+                    }
+                    json!({"type": "image_url", "image_url": image_url})
+                }
+            })
+            .collect();
+        Value::Array(parts)
+    } else if m.content.is_empty() && !m.tool_calls.is_empty() {
+        Value::Null
+    } else {
+        json!(m.joined_text())
+    };
+    out.insert("content".into(), content);
+    if let Some(name) = &m.name {
+        out.insert("name".into(), json!(name));
+    }
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        out.insert("tool_calls".into(), Value::Array(calls));
+    }
+    if let Some(id) = &m.tool_call_id {
+        out.insert("tool_call_id".into(), json!(id));
+    }
+    Ok(Value::Object(out))
+}
+
+fn detail_name(detail: ImageDetail) -> &'static str {
+    match detail {
+        ImageDetail::Auto => "auto",
+        ImageDetail::Low => "low",
+        ImageDetail::High => "high",
+    }
+}
+
+/// A finish reason of the wire format.
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" | "end_turn" => FinishReason::Stop,
+        "length" | "model_length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChoice {
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+    #[serde(default)]
+    prompt_tokens_details: Option<WirePromptDetails>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct WirePromptDetails {
+    #[serde(default)]
+    cached_tokens: u32,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+            estimated: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChunk {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<WireChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+    /// Groq reports stream usage here.
+    #[serde(default)]
+    x_groq: Option<WireGroq>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireGroq {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChunkChoice {
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.upstream.name
+    }
+
+    async fn chat(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
+        let body = self.body(model, request, false)?;
+        let response = self.upstream.send(self.request(model, &body), false).await?;
+        let wire: WireResponse = self.upstream.json(response).await?;
+        let Some(choice) = wire.choices.into_iter().next() else {
+            return Err(self.upstream.invalid("the reply has no choices"));
+        };
+        let mut text = choice.message.content.unwrap_or_default();
+        if let Some(refusal) = choice.message.refusal {
+            text.push_str(&refusal);
+        }
+        let tool_calls: Vec<ToolCall> = choice
+            .message
+            .tool_calls
+            .into_iter()
+            .map(|c| {
+                let function = c.function.unwrap_or(WireFunction { name: None, arguments: None });
+                ToolCall {
+                    id: c.id.unwrap_or_default(),
+                    name: function.name.unwrap_or_default(),
+                    arguments: function.arguments.unwrap_or_default(),
+                }
+            })
+            .collect();
+        let output_bytes = text.len() + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
+        let usage = wire.usage.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
+        let finish = choice.finish_reason.as_deref().map_or(FinishReason::Stop, finish_reason);
+        Ok(ChatResponse {
+            id: wire.id,
+            provider_model: if wire.model.is_empty() { model.to_owned() } else { wire.model },
+            message: Message {
+                role: Role::Assistant,
+                content: if text.is_empty() { Vec::new() } else { vec![ContentPart::Text(text)] },
+                name: None,
+                tool_calls,
+                tool_call_id: None,
+            },
+            finish_reason: finish,
+            usage,
+        })
+    }
+
+    async fn stream(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ChatStream, ProviderError> {
+        let body = self.body(model, request, true)?;
+        let response = self.upstream.send(self.request(model, &body), true).await?;
+        let upstream = self.upstream.clone();
+        let mut events = Box::pin(self.upstream.events(response));
+        let mut provider_model = model.to_owned();
+        let stream = async_stream::stream! {
+            let mut id = String::new();
+            let mut finish: Option<FinishReason> = None;
+            let mut usage: Option<Usage> = None;
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                };
+                if event.data.trim() == "[DONE]" {
+                    if let Some(usage) = usage {
+                        yield Ok(ChatEvent::Usage(usage));
+                    }
+                    yield Ok(ChatEvent::Finish {
+                        reason: finish.unwrap_or(FinishReason::Stop),
+                        id,
+                        provider_model,
+                    });
+                    return;
+                }
+                let chunk: WireChunk = match serde_json::from_str(&event.data) {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        yield Err(upstream.malformed_event(&e));
+                        return;
+                    }
+                };
+                if let Some(error) = &chunk.error {
+                    yield Err(upstream.stream_error(error));
+                    return;
+                }
+                if let Some(chunk_id) = chunk.id.filter(|s| !s.is_empty()) {
+                    id = chunk_id;
+                }
+                if let Some(m) = chunk.model.filter(|s| !s.is_empty()) {
+                    provider_model = m;
+                }
+                if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|g| g.usage)) {
+                    usage = Some(u.into());
+                }
+                for choice in chunk.choices {
+                    if let Some(reason) = choice.finish_reason.as_deref() {
+                        finish = Some(finish_reason(reason));
+                    }
+                    let Some(delta) = choice.delta else { continue };
+                    for text in [delta.content, delta.refusal].into_iter().flatten() {
+                        if !text.is_empty() {
+                            yield Ok(ChatEvent::ContentDelta(text));
+                        }
+                    }
+                    for (n, call) in delta.tool_calls.into_iter().enumerate() {
+                        let function = call.function.unwrap_or(WireFunction { name: None, arguments: None });
+                        yield Ok(ChatEvent::ToolCallDelta(ToolCallDelta {
+                            index: call.index.unwrap_or(u32::try_from(n).unwrap_or(0)),
+                            id: call.id.filter(|s| !s.is_empty()),
+                            name: function.name.filter(|s| !s.is_empty()),
+                            arguments: function.arguments.unwrap_or_default(),
+                        }));
+                    }
+                }
+            }
+            yield Err(upstream.cut());
+        };
+        Ok(Box::pin(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Generation, Image, JsonSchema, Tool};
+
+    fn provider(kind: ProviderKind) -> OpenAiProvider {
+        let connection = ConnectionSettings {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            api_key: None,
+            api_key_source: None,
+            proxy: None,
+            disable_proxy: true,
+            pool_size: 1,
+            idle_timeout: std::time::Duration::from_secs(1),
+            connect_timeout: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(1),
+        };
+        OpenAiProvider::new("p", kind, &connection).unwrap()
+    }
+
+    #[test]
+    fn every_field_reaches_the_wire() {
+        let mut user = Message::text(Role::User, "look");
+        user.content.push(ContentPart::Image(Image {
+            source: ImageSource::Data(bytes::Bytes::from_static(b"\x89PNG")),
+            mime_type: Some("image/png".into()),
+            detail: Some(ImageDetail::Low),
+        }));
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::System, "sys"), user],
+            generation: Generation {
+                temperature: Some(0.5),
+                top_p: Some(0.9),
+                max_tokens: Some(10),
+                presence_penalty: Some(0.1),
+                frequency_penalty: Some(0.2),
+                stop: vec!["END".into()],
+                seed: Some(42),
+                response_format: ResponseFormat::JsonSchema(JsonSchema {
+                    name: "s".into(),
+                    description: None,
+                    schema: json!({"type": "object"}),
+                    strict: Some(true),
+                }),
+                parallel_tool_calls: Some(false),
+                top_k: None,
+            },
+            tools: vec![Tool {
+                name: "f".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object"}),
+                strict: None,
+            }],
+            tool_choice: Some(ToolChoice::Tool("f".into())),
+            metadata: Default::default(),
+        };
+        let body = provider(ProviderKind::OpenAi).body("gpt", &request, true).unwrap();
+        assert_eq!(body["max_completion_tokens"], 10);
+        assert_eq!(body["seed"], 42);
+        assert_eq!(
+            body["messages"][1]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,iVBORw=="
+        );
+        assert_eq!(body["messages"][1]["content"][1]["image_url"]["detail"], "low");
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+        assert_eq!(body["tool_choice"]["function"]["name"], "f");
+        assert_eq!(body["parallel_tool_calls"], false);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+
+        let body = provider(ProviderKind::Mistral).body("m", &request, true).unwrap();
+        assert_eq!(body["random_seed"], 42);
+        assert_eq!(body["max_tokens"], 10);
+        assert!(body.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn top_k_is_refused_where_the_api_has_none() {
+        let request = ChatRequest {
+            messages: vec![Message::text(Role::User, "x")],
+            generation: Generation { top_k: Some(5), ..Default::default() },
+            ..Default::default()
+        };
+        let err = provider(ProviderKind::OpenAi).body("m", &request, false).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("generation.top_k"));
+        assert_eq!(provider(ProviderKind::VLlm).body("m", &request, false).unwrap()["top_k"], 5);
+    }
+}
