@@ -10,10 +10,12 @@ use std::{pin::Pin, sync::Arc};
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::{
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
     error::Error,
+    metrics::{Method, Recorder, rpc::RpcRecord},
     proto::v1::{self as pb, chat_service_server::ChatService},
     provider::{ChatStream, ProviderError, ProviderErrorKind},
     router::Router,
@@ -25,29 +27,33 @@ use crate::{
 pub struct ChatHandler {
     router: Arc<Router>,
     stop: CancellationToken,
+    metrics: Recorder,
 }
 
 impl ChatHandler {
     /// A handler over `router`; calls still running when `stop` is cancelled end with
     /// UNAVAILABLE (the server's grace period is over).
     pub fn new(router: Arc<Router>, stop: CancellationToken) -> Self {
-        ChatHandler { router, stop }
+        ChatHandler { router, stop, metrics: Recorder::default() }
     }
-}
 
-/// The stream type of `StreamChat`.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StreamChatResponse, Status>> + Send>>;
+    /// With the metrics every call records (none by default).
+    pub fn with_metrics(mut self, metrics: Recorder) -> Self {
+        self.metrics = metrics;
+        self
+    }
 
-#[tonic::async_trait]
-impl ChatService for ChatHandler {
-    async fn chat(
+    /// `Chat`, inside its [`RpcRecord`].
+    async fn answer(
         &self,
+        rpc: &mut RpcRecord,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let request = validate::chat_request(request.into_inner())?;
         let route = self.router.resolve(&request.model)?;
+        rpc.route(&self.router, &request.model, &route);
         let served = tokio::select! {
-            served = route.chat(&request) => served?,
+            served = rpc.upstream(route.chat(&request)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let answer = served.value;
@@ -62,16 +68,17 @@ impl ChatService for ChatHandler {
         }))
     }
 
-    type StreamChatStream = EventStream;
-
-    async fn stream_chat(
+    /// `StreamChat`, inside its [`RpcRecord`].
+    async fn answer_stream(
         &self,
+        rpc: &mut RpcRecord,
         request: Request<pb::StreamChatRequest>,
-    ) -> Result<Response<Self::StreamChatStream>, Status> {
+    ) -> Result<Response<EventStream>, Status> {
         let request = validate::chat_request(request.into_inner().into())?;
         let route = self.router.resolve(&request.model)?;
+        rpc.route(&self.router, &request.model, &route);
         let served = tokio::select! {
-            served = route.stream(&request) => served?,
+            served = rpc.upstream(route.stream(&request)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let stream = relay(
@@ -82,6 +89,34 @@ impl ChatService for ChatHandler {
             self.stop.clone(),
         );
         Ok(Response::new(stream))
+    }
+}
+
+/// The stream type of `StreamChat`.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StreamChatResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ChatService for ChatHandler {
+    async fn chat(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
+        let mut rpc = self.metrics.begin_rpc(Method::Chat, request.metadata());
+        let span = rpc.span().clone();
+        let result = self.answer(&mut rpc, request).instrument(span).await;
+        rpc.finish_unary(result)
+    }
+
+    type StreamChatStream = EventStream;
+
+    async fn stream_chat(
+        &self,
+        request: Request<pb::StreamChatRequest>,
+    ) -> Result<Response<Self::StreamChatStream>, Status> {
+        let mut rpc = self.metrics.begin_rpc(Method::StreamChat, request.metadata());
+        let span = rpc.span().clone();
+        let result = self.answer_stream(&mut rpc, request).instrument(span).await;
+        rpc.finish_stream(result)
     }
 
     async fn list_models(
