@@ -7,7 +7,13 @@
 //!   watcher NOT_SERVING. A watch never ends on its own, so without this a graceful shutdown
 //!   would wait out its whole grace period for health watchers.
 
-use std::pin::Pin;
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -33,13 +39,18 @@ pub const CHAT_SERVICE: &str = <ChatServiceServer<ChatHandler> as NamedService>:
 pub struct HealthState {
     reporter: HealthReporter,
     drain: CancellationToken,
+    /// The last status set, for readers that are not gRPC clients (the admin port).
+    serving: Arc<AtomicBool>,
 }
 
 impl HealthState {
     /// A new state: SERVING or NOT_SERVING as `can_serve` says.
     pub async fn new(can_serve: bool) -> Self {
-        let state =
-            HealthState { reporter: HealthReporter::new(), drain: CancellationToken::new() };
+        let state = HealthState {
+            reporter: HealthReporter::new(),
+            drain: CancellationToken::new(),
+            serving: Arc::new(AtomicBool::new(false)),
+        };
         state.set_can_serve(can_serve).await;
         state
     }
@@ -49,6 +60,7 @@ impl HealthState {
         if self.drain.is_cancelled() {
             return;
         }
+        self.serving.store(can_serve, Ordering::Relaxed);
         let status = if can_serve { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status("", status).await;
         self.reporter.set_service_status(CHAT_SERVICE, status).await;
@@ -56,9 +68,15 @@ impl HealthState {
 
     /// Turns every service NOT_SERVING for good and ends the health watches.
     pub async fn drain(&self) {
+        self.serving.store(false, Ordering::Relaxed);
         self.reporter.set_service_status("", ServingStatus::NotServing).await;
         self.reporter.set_service_status(CHAT_SERVICE, ServingStatus::NotServing).await;
         self.drain.cancel();
+    }
+
+    /// Whether the gateway reports SERVING.
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Relaxed)
     }
 
     /// Whether draining began.

@@ -10,11 +10,15 @@
 //! [`Gateway`] from a [`Config`], then either mount [`Gateway::chat_service`] on your own tonic
 //! router or let [`Gateway::serve`] run the whole gateway on a listener you own.
 
+mod admin;
+pub mod call;
 pub mod chat;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod healthcheck;
+pub mod layers;
+pub mod metrics;
 pub mod proto;
 pub mod provider;
 pub mod router;

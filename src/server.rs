@@ -10,6 +10,10 @@
 //! 3. the listener closes and connections get GOAWAY: no new calls;
 //! 4. calls in flight get `server.shutdown_grace` to finish; those still running then end
 //!    with UNAVAILABLE (`SERVER_STOPPED`), so a caller knows its answer is incomplete.
+//!
+//! The admin HTTP port ([`Gateway::serve_admin`]: `/metrics`, `/livez`, `/readyz`) is
+//! separate, so an embedder is not forced to have one; [`Gateway::run`] binds both and keeps
+//! the admin port up until the gRPC server has stopped, so `/readyz` reports the drain.
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -20,9 +24,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{service::Routes, transport::Server};
 
 use crate::{
+    admin::Admin,
     config::Config,
     error::Error,
     health::HealthState,
+    layers::request_id::RequestIdLayer,
+    metrics::{Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
     router::Router,
     service::{Arrival, ChatHandler},
@@ -68,14 +75,35 @@ pub struct Gateway {
     health: HealthState,
     /// Cancelled when the grace period is over: calls still running end with UNAVAILABLE.
     stop: CancellationToken,
+    metrics: Recorder,
 }
 
 impl Gateway {
-    /// Builds the providers, routes and health state of `config`.
+    /// Builds the providers, routes and health state of `config`, with a Prometheus registry
+    /// for its metrics.
     pub async fn new(config: Config) -> Gateway {
+        Gateway::with_metrics(config, Arc::new(PrometheusMetrics::new())).await
+    }
+
+    /// Like [`Gateway::new`], emitting every metric to `metrics`, an embedding service's own
+    /// backend. The admin port's `/metrics` then serves what `metrics.render()` returns.
+    pub async fn with_metrics(config: Config, metrics: Arc<dyn Metrics>) -> Gateway {
+        let metrics = Recorder::new(metrics);
+        metrics.build_info();
         let router = Arc::new(Router::from_config(&config));
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
-        Gateway { config: Arc::new(config), router, health, stop: CancellationToken::new() }
+        Gateway {
+            config: Arc::new(config),
+            router,
+            health,
+            stop: CancellationToken::new(),
+            metrics,
+        }
+    }
+
+    /// The handle every part of the gateway emits its metrics through.
+    pub fn metrics(&self) -> &Recorder {
+        &self.metrics
     }
 
     /// The configuration it was built from.
@@ -90,11 +118,14 @@ impl Gateway {
 
     /// The chat service alone, to mount on another tonic server.
     pub fn chat_service(&self) -> ChatServiceServer<ChatHandler> {
-        ChatServiceServer::new(ChatHandler::new(
-            self.router.clone(),
-            self.config.server.request_timeout,
-            self.stop.clone(),
-        ))
+        ChatServiceServer::new(
+            ChatHandler::new(
+                self.router.clone(),
+                self.config.server.request_timeout,
+                self.stop.clone(),
+            )
+            .with_metrics(self.metrics.clone()),
+        )
     }
 
     /// Every service of the gRPC port: chat, health and reflection.
@@ -115,13 +146,36 @@ impl Gateway {
             .add_service(v1alpha))
     }
 
-    /// Binds `server.listen` and serves until `shutdown` resolves, then drains.
+    /// Binds `server.listen` and `server.admin_listen`, serves both until `shutdown`
+    /// resolves, drains the gRPC port, then closes the admin port.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let addr = self.config.server.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
-        self.serve(listener, shutdown).await
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))
+        };
+        let listener = bind(self.config.server.listen).await?;
+        let admin = bind(self.config.server.admin_listen).await?;
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin = self.clone().serve_admin(admin, async {
+            let _ = stopped_rx.await;
+        });
+        let grpc = async move {
+            let result = self.serve(listener, shutdown).await;
+            let _ = stopped_tx.send(());
+            result
+        };
+        tokio::join!(grpc, admin).0
+    }
+
+    /// Serves the admin HTTP port (`/metrics`, `/livez`, `/readyz`) on a listener the caller
+    /// owns until `shutdown` resolves. Give it a shutdown that resolves after
+    /// [`Gateway::serve`] returned, so `/readyz` answers 503 through the drain.
+    pub async fn serve_admin(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "admin port listening (HTTP: /metrics, /livez, /readyz)");
+        }
+        Admin { metrics: self.metrics, health: self.health }.serve(listener, shutdown).await;
     }
 
     /// Serves on a listener the caller owns until `shutdown` resolves, then drains.
@@ -142,6 +196,7 @@ impl Gateway {
         let server = Server::builder()
             // Outermost, so the arrival time is the moment tonic starts its deadline timer.
             .layer(tower::util::MapRequestLayer::new(Arrival::stamp))
+            .layer(RequestIdLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;

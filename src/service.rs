@@ -11,10 +11,12 @@ use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::{
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
     error::Error,
+    metrics::{Method, Recorder, rpc::RpcRecord},
     proto::v1::{self as pb, chat_service_server::ChatService},
     provider::{ProviderError, ProviderErrorKind},
     router::{Outcome, Primed, Router, Served},
@@ -27,13 +29,14 @@ pub struct ChatHandler {
     router: Arc<Router>,
     default_timeout: Duration,
     stop: CancellationToken,
+    metrics: Recorder,
 }
 
 impl ChatHandler {
     /// A handler over `router`. Calls without a `grpc-timeout` get `default_timeout`; calls
     /// still running when `stop` is cancelled end with UNAVAILABLE (the grace period is over).
     pub fn new(router: Arc<Router>, default_timeout: Duration, stop: CancellationToken) -> Self {
-        ChatHandler { router, default_timeout, stop }
+        ChatHandler { router, default_timeout, stop, metrics: Recorder::default() }
     }
 
     /// The call's deadline, counted from when its headers arrived (the moment tonic starts
@@ -50,6 +53,56 @@ impl ChatHandler {
             .map(|t| t.saturating_sub(DEADLINE_MARGIN))
             .unwrap_or(self.default_timeout);
         arrived + timeout
+    }
+
+    /// With the metrics every call records (none by default).
+    pub fn with_metrics(mut self, metrics: Recorder) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// `Chat`, inside its [`RpcRecord`].
+    async fn answer(
+        &self,
+        rpc: &mut RpcRecord,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let request = validate::chat_request(request.into_inner())?;
+        let route = self.router.resolve(&request.model)?;
+        rpc.route(&request.model, &route);
+        let served = tokio::select! {
+            served = rpc.upstream(route.chat(&request, deadline)) => served?,
+            () = self.stop.cancelled() => return Err(Error::Stopped.into()),
+        };
+        let answer = served.value;
+        Ok(Response::new(pb::ChatResponse {
+            id: answer.id,
+            model: route.name.clone(),
+            provider: served.provider,
+            provider_model: answer.provider_model,
+            message: Some(message_to_pb(answer.message)),
+            finish_reason: finish_to_pb(answer.finish_reason) as i32,
+            usage: Some(usage_to_pb(answer.usage)),
+        }))
+    }
+
+    /// `StreamChat`, inside its [`RpcRecord`].
+    async fn answer_stream(
+        &self,
+        rpc: &mut RpcRecord,
+        request: Request<pb::StreamChatRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let deadline = self.deadline(&request);
+        let request = validate::chat_request(request.into_inner().into())?;
+        let route = self.router.resolve(&request.model)?;
+        rpc.route(&request.model, &route);
+        let served = tokio::select! {
+            served = rpc.upstream(route.stream(&request, deadline)) => served?,
+            () = self.stop.cancelled() => return Err(Error::Stopped.into()),
+        };
+        let stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
+        Ok(Response::new(stream))
     }
 }
 
@@ -94,23 +147,10 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
-        let deadline = self.deadline(&request);
-        let request = validate::chat_request(request.into_inner())?;
-        let route = self.router.resolve(&request.model)?;
-        let served = tokio::select! {
-            served = route.chat(&request, deadline) => served?,
-            () = self.stop.cancelled() => return Err(Error::Stopped.into()),
-        };
-        let answer = served.value;
-        Ok(Response::new(pb::ChatResponse {
-            id: answer.id,
-            model: route.name.clone(),
-            provider: served.provider,
-            provider_model: answer.provider_model,
-            message: Some(message_to_pb(answer.message)),
-            finish_reason: finish_to_pb(answer.finish_reason) as i32,
-            usage: Some(usage_to_pb(answer.usage)),
-        }))
+        let mut rpc = self.metrics.begin_rpc(Method::Chat, request.metadata());
+        let span = rpc.span().clone();
+        let result = self.answer(&mut rpc, request).instrument(span).await;
+        rpc.finish_unary(result)
     }
 
     type StreamChatStream = EventStream;
@@ -119,15 +159,10 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<Self::StreamChatStream>, Status> {
-        let deadline = self.deadline(&request);
-        let request = validate::chat_request(request.into_inner().into())?;
-        let route = self.router.resolve(&request.model)?;
-        let served = tokio::select! {
-            served = route.stream(&request, deadline) => served?,
-            () = self.stop.cancelled() => return Err(Error::Stopped.into()),
-        };
-        let stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
-        Ok(Response::new(stream))
+        let mut rpc = self.metrics.begin_rpc(Method::StreamChat, request.metadata());
+        let span = rpc.span().clone();
+        let result = self.answer_stream(&mut rpc, request).instrument(span).await;
+        rpc.finish_stream(result)
     }
 
     async fn list_models(

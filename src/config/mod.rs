@@ -29,6 +29,8 @@ use crate::secret::Secret;
 
 /// The default gRPC address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// The default admin HTTP address.
+pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
 /// The name of the built-in echo provider and of its route.
 pub const ECHO: &str = "echo";
 
@@ -54,6 +56,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the gRPC port.
     pub listen: SocketAddr,
+    /// Address of the admin HTTP port.
+    pub admin_listen: SocketAddr,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// How long to keep serving after turning NOT_SERVING.
@@ -320,8 +324,19 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
             format!("{listen_text:?} is not a host:port address: {e}"),
         )
     })?;
+    let admin_text = raw.server.admin_listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+    let admin_listen: SocketAddr = admin_text.parse().map_err(|e| {
+        ConfigError::new(
+            "server.admin_listen",
+            format!("{admin_text:?} is not a host:port address: {e}"),
+        )
+    })?;
+    if admin_listen == listen && listen.port() != 0 {
+        return Err(ConfigError::new("server.admin_listen", "must differ from server.listen"));
+    }
     let server = ServerConfig {
         listen,
+        admin_listen,
         shutdown_grace: duration(raw.server.shutdown_grace, Duration::from_secs(30)),
         shutdown_delay: duration(raw.server.shutdown_delay, Duration::ZERO),
         request_timeout: duration(raw.server.request_timeout, Duration::from_secs(30)),
@@ -561,6 +576,11 @@ mod tests {
         assert_eq!(err.path, "server.shutdown_grace");
         let err = parse("server: {listen: nowhere}").unwrap_err();
         assert_eq!(err.path, "server.listen");
+        let err = parse("server: {admin_listen: nowhere}").unwrap_err();
+        assert_eq!(err.path, "server.admin_listen");
+        let err =
+            parse("server: {listen: 127.0.0.1:7000, admin_listen: 127.0.0.1:7000}").unwrap_err();
+        assert_eq!(err.path, "server.admin_listen");
         let err = parse("providers: {e: {kind: nope}}").unwrap_err();
         assert_eq!(err.path, "providers.e.kind");
         let yaml =

@@ -66,6 +66,8 @@ pub enum Strategy {
 pub struct RawServer {
     /// Address of the gRPC port.
     pub listen: Option<String>,
+    /// Address of the admin HTTP port (`/metrics`, `/livez`, `/readyz`).
+    pub admin_listen: Option<String>,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub shutdown_grace: Option<HumanDuration>,
     /// How long to keep serving after turning NOT_SERVING, so load balancers notice.

@@ -1,0 +1,368 @@
+//! Metrics: the signals the gateway emits, a small trait any backend can implement, and the
+//! [`Recorder`] handle through which the gateway's code emits them.
+//!
+//! - [`Metrics`] is the backend: counter, gauge and histogram (a timer is a histogram of
+//!   seconds) with labels. [`PrometheusMetrics`] renders the Prometheus text format for the
+//!   admin port's `/metrics`; [`NoopMetrics`] drops everything. A service that embeds the
+//!   library implements [`Metrics`] to route the same signals to its own backend and passes it
+//!   to [`crate::Gateway::with_metrics`].
+//! - [`names`] holds every metric name (all in the `ai_service_` namespace) and [`labels`]
+//!   every label key; `docs/metrics.md` describes them.
+//! - [`Recorder`] is what the gateway's code holds: typed methods, one per signal, so label
+//!   sets stay the same wherever a signal is emitted. The handler records a finished RPC
+//!   through [`rpc::RpcRecord`]; the router emits retries, failovers, hedges, attempts,
+//!   endpoint health and breaker state through the methods here.
+//!
+//! Labels stay bounded: route names come from the config (a `provider/model` passthrough is
+//! labelled `provider/*`, see [`route_label`]), providers from the config, codes and reasons
+//! from fixed sets. Never a request id, a user id or a model string a caller sent.
+
+pub mod prometheus;
+pub mod rpc;
+
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
+
+pub use prometheus::PrometheusMetrics;
+
+use crate::router::Route;
+
+/// Label pairs of one sample: `(key, value)`. Keys are the constants of [`labels`].
+pub type Labels<'a> = &'a [(&'static str, &'a str)];
+
+/// A metrics backend. Names are the constants of [`names`]; implementations must be cheap
+/// (they run on every call) and must not block.
+pub trait Metrics: Send + Sync + fmt::Debug + 'static {
+    /// Adds `value` to a counter.
+    fn counter(&self, name: &'static str, labels: Labels<'_>, value: u64);
+
+    /// Sets a gauge.
+    fn gauge_set(&self, name: &'static str, labels: Labels<'_>, value: f64);
+
+    /// Adds `delta` (negative to subtract) to a gauge.
+    fn gauge_add(&self, name: &'static str, labels: Labels<'_>, delta: f64);
+
+    /// Records one observation in a histogram.
+    fn histogram(&self, name: &'static str, labels: Labels<'_>, value: f64);
+
+    /// Records a duration, in seconds, in a histogram.
+    fn timing(&self, name: &'static str, labels: Labels<'_>, elapsed: Duration) {
+        self.histogram(name, labels, elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of everything recorded, for backends that keep one;
+    /// the admin port serves it at `/metrics`.
+    fn render(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A backend that drops every signal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopMetrics;
+
+impl Metrics for NoopMetrics {
+    fn counter(&self, _: &'static str, _: Labels<'_>, _: u64) {}
+    fn gauge_set(&self, _: &'static str, _: Labels<'_>, _: f64) {}
+    fn gauge_add(&self, _: &'static str, _: Labels<'_>, _: f64) {}
+    fn histogram(&self, _: &'static str, _: Labels<'_>, _: f64) {}
+}
+
+/// Every metric name. `docs/metrics.md` gives each one's type, labels and meaning.
+pub mod names {
+    /// Counter {method, route, provider, code}: finished RPCs.
+    pub const REQUESTS_TOTAL: &str = "ai_service_requests_total";
+    /// Histogram {method, route, provider}: seconds from the call's arrival to its last
+    /// message (for a stream, its end).
+    pub const REQUEST_DURATION_SECONDS: &str = "ai_service_request_duration_seconds";
+    /// Histogram {route, provider}: seconds from a stream's arrival to its first content.
+    pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "ai_service_time_to_first_token_seconds";
+    /// Histogram {method, provider}: seconds spent waiting on the upstream.
+    pub const UPSTREAM_DURATION_SECONDS: &str = "ai_service_upstream_duration_seconds";
+    /// Histogram {method}: the gateway's own time, total minus upstream.
+    pub const OVERHEAD_SECONDS: &str = "ai_service_overhead_seconds";
+    /// Counter {route, provider, type}: tokens, `type` = `input` | `output`.
+    pub const TOKENS_TOTAL: &str = "ai_service_tokens_total";
+    /// Counter {provider, outcome}: upstream attempts, `outcome` = `ok` or an error reason.
+    pub const UPSTREAM_ATTEMPTS_TOTAL: &str = "ai_service_upstream_attempts_total";
+    /// Counter {route, provider}: attempts retried on the same target.
+    pub const RETRIES_TOTAL: &str = "ai_service_retries_total";
+    /// Counter {route, provider}: moves from a failed target (`provider`) to the next.
+    pub const FAILOVERS_TOTAL: &str = "ai_service_failovers_total";
+    /// Counter {route, provider}: hedged (duplicate) requests sent.
+    pub const HEDGES_TOTAL: &str = "ai_service_hedges_total";
+    /// Gauge {provider, endpoint}: 1 when the endpoint takes traffic, 0 when ejected.
+    pub const ENDPOINT_HEALTHY: &str = "ai_service_endpoint_healthy";
+    /// Gauge {provider, endpoint}: 0 closed, 1 half-open, 2 open.
+    pub const BREAKER_STATE: &str = "ai_service_breaker_state";
+    /// Counter {route}: answers served from the response cache.
+    pub const CACHE_HITS_TOTAL: &str = "ai_service_cache_hits_total";
+    /// Counter {route}: cacheable calls the cache could not answer.
+    pub const CACHE_MISSES_TOTAL: &str = "ai_service_cache_misses_total";
+    /// Gauge: audit records waiting to be written.
+    pub const AUDIT_QUEUE_DEPTH: &str = "ai_service_audit_queue_depth";
+    /// Gauge {method}: RPCs being handled; a stream counts until it ends.
+    pub const REQUESTS_IN_FLIGHT: &str = "ai_service_requests_in_flight";
+    /// Gauge: streams relaying an upstream stream to a caller.
+    pub const STREAMS_IN_FLIGHT: &str = "ai_service_streams_in_flight";
+    /// Gauge {version}: always 1.
+    pub const BUILD_INFO: &str = "ai_service_build_info";
+}
+
+/// What kind of metric a name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations counted into buckets.
+    Histogram,
+}
+
+/// A metric's definition: name, kind, help text and, for histograms, bucket bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricDef {
+    /// One of [`names`].
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: Kind,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// Upper bounds of the histogram buckets, ascending; empty for other kinds.
+    pub buckets: &'static [f64],
+}
+
+/// Buckets for whole calls and upstream calls, in seconds: 5 ms to 2 minutes.
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Buckets for time to first token, in seconds: 10 ms to 30 s.
+pub const TTFT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0];
+/// Buckets for the gateway's own overhead, in seconds: 10 µs to 100 ms.
+pub const OVERHEAD_BUCKETS: &[f64] =
+    &[0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.1];
+
+const fn def(name: &'static str, kind: Kind, help: &'static str) -> MetricDef {
+    MetricDef { name, kind, help, buckets: &[] }
+}
+
+const fn histogram(name: &'static str, help: &'static str, buckets: &'static [f64]) -> MetricDef {
+    MetricDef { name, kind: Kind::Histogram, help, buckets }
+}
+
+/// Every metric the gateway emits.
+pub const CATALOGUE: &[MetricDef] = {
+    use Kind::{Counter, Gauge};
+    use names::*;
+    &[
+        def(REQUESTS_TOTAL, Counter, "Finished RPCs by method, route, provider and gRPC code."),
+        histogram(
+            REQUEST_DURATION_SECONDS,
+            "Seconds from a call's arrival to its end (a stream's last event).",
+            LATENCY_BUCKETS,
+        ),
+        histogram(
+            TIME_TO_FIRST_TOKEN_SECONDS,
+            "Seconds from a stream's arrival to its first content event.",
+            TTFT_BUCKETS,
+        ),
+        histogram(
+            UPSTREAM_DURATION_SECONDS,
+            "Seconds a call spent waiting on upstream providers (all attempts).",
+            LATENCY_BUCKETS,
+        ),
+        histogram(
+            OVERHEAD_SECONDS,
+            "The gateway's own seconds per call: handler time minus upstream time.",
+            OVERHEAD_BUCKETS,
+        ),
+        def(TOKENS_TOTAL, Counter, "Tokens by route, provider and type (input, output)."),
+        def(UPSTREAM_ATTEMPTS_TOTAL, Counter, "Upstream attempts by provider and outcome."),
+        def(RETRIES_TOTAL, Counter, "Attempts retried on the same target."),
+        def(FAILOVERS_TOTAL, Counter, "Moves from a failed target to the next in the chain."),
+        def(HEDGES_TOTAL, Counter, "Hedged requests sent."),
+        def(ENDPOINT_HEALTHY, Gauge, "1 when an endpoint takes traffic, 0 when ejected."),
+        def(BREAKER_STATE, Gauge, "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
+        def(CACHE_HITS_TOTAL, Counter, "Answers served from the response cache."),
+        def(CACHE_MISSES_TOTAL, Counter, "Cacheable calls the cache could not answer."),
+        def(AUDIT_QUEUE_DEPTH, Gauge, "Audit records waiting to be written."),
+        def(REQUESTS_IN_FLIGHT, Gauge, "RPCs being handled; a stream counts until it ends."),
+        def(STREAMS_IN_FLIGHT, Gauge, "Streams relaying an upstream stream to a caller."),
+        def(BUILD_INFO, Gauge, "Always 1; the version label names the build."),
+    ]
+};
+
+/// The definition of `name`, if it is one of [`names`].
+pub fn definition(name: &str) -> Option<&'static MetricDef> {
+    CATALOGUE.iter().find(|d| d.name == name)
+}
+
+/// Every label key, and the fixed values some labels take.
+pub mod labels {
+    /// The RPC: `Chat` or `StreamChat`.
+    pub const METHOD: &str = "method";
+    /// The route's configured name, `provider/*` for a passthrough, [`NONE`] before routing.
+    pub const ROUTE: &str = "route";
+    /// The provider's configured name, [`NONE`] when no provider was reached.
+    pub const PROVIDER: &str = "provider";
+    /// The gRPC status code name, e.g. `OK`, `NOT_FOUND`.
+    pub const CODE: &str = "code";
+    /// Token type: `input` or `output`.
+    pub const TYPE: &str = "type";
+    /// Attempt outcome: `ok` or an `ErrorInfo` reason such as `UPSTREAM_RATE_LIMITED`.
+    pub const OUTCOME: &str = "outcome";
+    /// An endpoint's configured name.
+    pub const ENDPOINT: &str = "endpoint";
+    /// The crate version.
+    pub const VERSION: &str = "version";
+    /// The value of `route` or `provider` when the call never got that far.
+    pub const NONE: &str = "none";
+}
+
+/// A circuit breaker's state, as the [`names::BREAKER_STATE`] gauge encodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Traffic flows.
+    Closed = 0,
+    /// A trial request is allowed.
+    HalfOpen = 1,
+    /// No traffic.
+    Open = 2,
+}
+
+/// The RPCs the handler records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `ChatService.Chat`.
+    Chat,
+    /// `ChatService.StreamChat`.
+    StreamChat,
+}
+
+impl Method {
+    /// The `method` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Chat => "Chat",
+            Method::StreamChat => "StreamChat",
+        }
+    }
+}
+
+/// The `route` label of a resolved route: its configured name, or `provider/*` for a
+/// `provider/model` passthrough, so a caller's model strings never become label values.
+pub fn route_label(route: &Route) -> Cow<'_, str> {
+    if route.configured {
+        return Cow::Borrowed(&route.name);
+    }
+    match route.targets.first() {
+        Some(target) => Cow::Owned(format!("{}/*", target.provider)),
+        None => Cow::Borrowed(labels::NONE),
+    }
+}
+
+/// The gateway's handle on its metrics backend: one typed method per signal. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    sink: Arc<dyn Metrics>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new(Arc::new(NoopMetrics))
+    }
+}
+
+impl Recorder {
+    /// A recorder emitting to `sink`.
+    pub fn new(sink: Arc<dyn Metrics>) -> Self {
+        Recorder { sink }
+    }
+
+    /// The backend, for signals without a typed method here.
+    pub fn sink(&self) -> &dyn Metrics {
+        self.sink.as_ref()
+    }
+
+    /// The backend's Prometheus text, when it keeps one.
+    pub fn render(&self) -> Option<String> {
+        self.sink.render()
+    }
+
+    /// Sets the build-info gauge; called once when the gateway is built.
+    pub fn build_info(&self) {
+        let labels = [(labels::VERSION, env!("CARGO_PKG_VERSION"))];
+        self.sink.gauge_set(names::BUILD_INFO, &labels, 1.0);
+    }
+
+    /// One upstream attempt ended; `outcome` is `"ok"` or the error's `ErrorInfo` reason
+    /// (a fixed set, see [`crate::provider::ProviderErrorKind::reason`]). The router calls
+    /// this once per attempt.
+    pub fn upstream_attempt(&self, provider: &str, outcome: &str) {
+        let labels = [(labels::PROVIDER, provider), (labels::OUTCOME, outcome)];
+        self.sink.counter(names::UPSTREAM_ATTEMPTS_TOTAL, &labels, 1);
+    }
+
+    /// The router retries `provider` (same target, next attempt).
+    pub fn retry(&self, route: &str, provider: &str) {
+        let labels = [(labels::ROUTE, route), (labels::PROVIDER, provider)];
+        self.sink.counter(names::RETRIES_TOTAL, &labels, 1);
+    }
+
+    /// The router leaves the failed target `provider` for the next one in the chain.
+    pub fn failover(&self, route: &str, provider: &str) {
+        let labels = [(labels::ROUTE, route), (labels::PROVIDER, provider)];
+        self.sink.counter(names::FAILOVERS_TOTAL, &labels, 1);
+    }
+
+    /// The router sent a hedged request to `provider`.
+    pub fn hedge(&self, route: &str, provider: &str) {
+        let labels = [(labels::ROUTE, route), (labels::PROVIDER, provider)];
+        self.sink.counter(names::HEDGES_TOTAL, &labels, 1);
+    }
+
+    /// An endpoint was ejected (`false`) or returned (`true`).
+    pub fn endpoint_health(&self, provider: &str, endpoint: &str, healthy: bool) {
+        let labels = [(labels::PROVIDER, provider), (labels::ENDPOINT, endpoint)];
+        self.sink.gauge_set(names::ENDPOINT_HEALTHY, &labels, if healthy { 1.0 } else { 0.0 });
+    }
+
+    /// An endpoint's breaker changed state.
+    pub fn breaker_state(&self, provider: &str, endpoint: &str, state: BreakerState) {
+        let labels = [(labels::PROVIDER, provider), (labels::ENDPOINT, endpoint)];
+        self.sink.gauge_set(names::BREAKER_STATE, &labels, f64::from(state as u8));
+    }
+
+    /// A cache lookup for `route` hit or missed.
+    pub fn cache_lookup(&self, route: &str, hit: bool) {
+        let name = if hit { names::CACHE_HITS_TOTAL } else { names::CACHE_MISSES_TOTAL };
+        self.sink.counter(name, &[(labels::ROUTE, route)], 1);
+    }
+
+    /// The audit sink's queue holds `depth` records.
+    pub fn audit_queue_depth(&self, depth: usize) {
+        // Precision loss above 2^53 records is not a concern.
+        #[allow(clippy::cast_precision_loss)]
+        self.sink.gauge_set(names::AUDIT_QUEUE_DEPTH, &[], depth as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passthrough_routes_are_labelled_by_provider() {
+        let config = crate::Config::from_yaml(
+            "providers: {local: {kind: echo}}\nroutes: [{name: fast, aliases: [quick], targets: [{provider: local, model: m}]}]",
+            std::iter::empty(),
+        )
+        .unwrap();
+        let router = crate::router::Router::from_config(&config);
+        for (asked, label) in
+            [("fast", "fast"), ("quick", "fast"), ("local/any-model-at-all", "local/*")]
+        {
+            let route = router.resolve(asked).unwrap();
+            assert_eq!(route_label(&route), label, "asked {asked}");
+        }
+    }
+}

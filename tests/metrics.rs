@@ -1,0 +1,257 @@
+//! Metrics end to end: `/metrics` scraped after a known sequence of calls, `/livez` and
+//! `/readyz` through a drain, request ids, and a recording backend plugged in by an embedder.
+//!
+//! Not produced yet, so not checked here: failover, upstream errors and cache hits (the router
+//! and the cache emit them through `Recorder` once they exist; only the echo provider exists).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use ai_service::{
+    Config, Gateway,
+    metrics::{Labels, Metrics, names},
+    proto::v1 as pb,
+};
+use common::{TestServer, chat, collect, http_get, start_admin, stream_chat};
+use tokio::net::TcpListener;
+
+const YAML: &str = r#"
+providers:
+  local: {kind: echo}
+routes:
+  - name: fast
+    targets: [{provider: local, model: echo-small}]
+"#;
+
+/// Samples of a scrape: the line without its value → the value.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            (series.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    *samples.get(series).unwrap_or_else(|| panic!("no sample {series}"))
+}
+
+#[tokio::test]
+async fn a_scrape_counts_calls_by_route_provider_and_code() {
+    let server = TestServer::start(YAML).await;
+    let (admin, _admin_stop) = start_admin(&server.gateway).await;
+    let mut client = server.client().await;
+
+    let mut tokens = (0u64, 0u64);
+    for text in ["one", "two words"] {
+        let usage = client.chat(chat("fast", text)).await.unwrap().into_inner().usage.unwrap();
+        tokens =
+            (tokens.0 + u64::from(usage.input_tokens), tokens.1 + u64::from(usage.output_tokens));
+    }
+    let (events, status) =
+        collect(client.stream_chat(stream_chat("fast", "a b c")).await.unwrap().into_inner()).await;
+    assert!(status.is_none());
+    let Some(pb::stream_chat_response::Event::Usage(usage)) = events.iter().rev().nth(1) else {
+        panic!("usage before finish")
+    };
+    tokens = (tokens.0 + u64::from(usage.input_tokens), tokens.1 + u64::from(usage.output_tokens));
+    let mut empty = chat("fast", "x");
+    empty.messages.clear();
+    assert_eq!(client.chat(empty).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    assert_eq!(client.chat(chat("nope", "x")).await.unwrap_err().code(), tonic::Code::NotFound);
+    assert_eq!(client.chat(chat("nope/raw", "x")).await.unwrap_err().code(), tonic::Code::NotFound);
+    client.chat(chat("local/raw-model-from-a-caller", "x")).await.unwrap();
+
+    let (status, text) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    let s = samples(&text);
+    let requests = |method: &str, route: &str, provider: &str, code: &str| {
+        value(
+            &s,
+            &format!(
+                "ai_service_requests_total{{method=\"{method}\",route=\"{route}\",provider=\"{provider}\",code=\"{code}\"}}"
+            ),
+        )
+    };
+    assert_eq!(requests("Chat", "fast", "local", "OK"), 2.0);
+    assert_eq!(requests("StreamChat", "fast", "local", "OK"), 1.0);
+    assert_eq!(requests("Chat", "none", "none", "INVALID_ARGUMENT"), 1.0);
+    assert_eq!(requests("Chat", "none", "none", "NOT_FOUND"), 2.0);
+    assert_eq!(requests("Chat", "local/*", "local", "OK"), 1.0);
+    // Callers' model strings never become label values.
+    for raw in ["raw-model", "nope", "echo-small"] {
+        assert!(!text.contains(raw), "{raw} leaked into the labels:\n{text}");
+    }
+
+    let fast = "method=\"Chat\",route=\"fast\",provider=\"local\"";
+    assert_eq!(value(&s, &format!("ai_service_request_duration_seconds_count{{{fast}}}")), 2.0);
+    assert_eq!(
+        value(&s, &format!("ai_service_request_duration_seconds_bucket{{{fast},le=\"+Inf\"}}")),
+        2.0
+    );
+    assert!(text.contains("# TYPE ai_service_request_duration_seconds histogram"));
+    let upstream = "ai_service_upstream_duration_seconds_count";
+    assert_eq!(value(&s, &format!("{upstream}{{method=\"Chat\",provider=\"local\"}}")), 3.0);
+    assert_eq!(value(&s, &format!("{upstream}{{method=\"StreamChat\",provider=\"local\"}}")), 1.0);
+    // Every call, the failed ones too, has an overhead sample.
+    assert_eq!(value(&s, "ai_service_overhead_seconds_count{method=\"Chat\"}"), 6.0);
+    assert_eq!(
+        value(
+            &s,
+            "ai_service_time_to_first_token_seconds_count{route=\"fast\",provider=\"local\"}"
+        ),
+        1.0
+    );
+    let token = |t: &str| {
+        value(
+            &s,
+            &format!("ai_service_tokens_total{{route=\"fast\",provider=\"local\",type=\"{t}\"}}"),
+        )
+    };
+    assert_eq!((token("input"), token("output")), (tokens.0 as f64, tokens.1 as f64));
+    assert_eq!(value(&s, "ai_service_requests_in_flight{method=\"Chat\"}"), 0.0);
+    assert_eq!(value(&s, "ai_service_requests_in_flight{method=\"StreamChat\"}"), 0.0);
+    assert_eq!(value(&s, "ai_service_streams_in_flight"), 0.0);
+    assert!(text.contains("ai_service_build_info{version=\""));
+}
+
+#[tokio::test]
+async fn readyz_turns_unavailable_when_the_drain_begins_and_livez_stays_up() {
+    let mut server = TestServer::start("server: {shutdown_delay: 5s}").await;
+    let (admin, _admin_stop) = start_admin(&server.gateway).await;
+    assert_eq!(http_get(admin, "/livez").await.0, 200);
+    assert_eq!(http_get(admin, "/readyz").await.0, 200);
+    assert_eq!(http_get(admin, "/nothing").await.0, 404);
+
+    server.begin_shutdown();
+    // The drain starts asynchronously; wait for it rather than for a time.
+    while !server.gateway.health().is_draining() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(http_get(admin, "/readyz").await.0, 503);
+    assert_eq!(http_get(admin, "/livez").await.0, 200);
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_or_generated_and_returned() {
+    let server = TestServer::start("").await;
+    let mut client = server.client().await;
+
+    let mut request = tonic::Request::new(chat("echo", "hi"));
+    request.metadata_mut().insert("x-request-id", "caller-id-7".parse().unwrap());
+    let reply = client.chat(request).await.unwrap();
+    assert_eq!(reply.metadata().get("x-request-id").unwrap(), "caller-id-7");
+
+    let reply = client.chat(chat("echo", "hi")).await.unwrap();
+    assert_eq!(reply.metadata().get("x-request-id").unwrap().len(), 32);
+
+    let mut request = tonic::Request::new(chat("missing", "hi"));
+    request.metadata_mut().insert("x-request-id", "caller-id-8".parse().unwrap());
+    let status = client.chat(request).await.unwrap_err();
+    assert_eq!(status.metadata().get("x-request-id").unwrap(), "caller-id-8");
+}
+
+/// What an embedder's backend saw.
+#[derive(Debug, Default)]
+struct RecordingMetrics {
+    samples: Mutex<Vec<(&'static str, String, f64)>>,
+}
+
+impl RecordingMetrics {
+    fn push(&self, name: &'static str, labels: Labels<'_>, value: f64) {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.samples.lock().unwrap().push((name, labels.join(","), value));
+    }
+
+    fn sum(&self, name: &str, labels: &str) -> f64 {
+        let samples = self.samples.lock().unwrap();
+        samples.iter().filter(|(n, l, _)| *n == name && l == labels).map(|(_, _, v)| v).sum()
+    }
+
+    fn count(&self, name: &str, labels: &str) -> usize {
+        let samples = self.samples.lock().unwrap();
+        samples.iter().filter(|(n, l, _)| *n == name && l == labels).count()
+    }
+}
+
+impl Metrics for RecordingMetrics {
+    fn counter(&self, name: &'static str, labels: Labels<'_>, value: u64) {
+        self.push(name, labels, value as f64);
+    }
+    fn gauge_set(&self, name: &'static str, labels: Labels<'_>, value: f64) {
+        self.push(name, labels, value);
+    }
+    fn gauge_add(&self, name: &'static str, labels: Labels<'_>, delta: f64) {
+        self.push(name, labels, delta);
+    }
+    fn histogram(&self, name: &'static str, labels: Labels<'_>, value: f64) {
+        self.push(name, labels, value);
+    }
+}
+
+#[tokio::test]
+async fn an_embedder_receives_the_signals_in_its_own_backend() {
+    let recording = Arc::new(RecordingMetrics::default());
+    let config = Config::from_yaml(YAML, std::iter::empty()).unwrap();
+    let gateway = Gateway::with_metrics(config, recording.clone()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(gateway.clone().serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::chat_service_client::ChatServiceClient::new(channel);
+
+    let usage =
+        client.chat(chat("fast", "four words of text")).await.unwrap().into_inner().usage.unwrap();
+    let (_, status) =
+        collect(client.stream_chat(stream_chat("fast", "streamed")).await.unwrap().into_inner())
+            .await;
+    assert!(status.is_none());
+    client.chat(chat("unknown", "x")).await.unwrap_err();
+
+    let r = &recording;
+    assert_eq!(r.sum(names::REQUESTS_TOTAL, "method=Chat,route=fast,provider=local,code=OK"), 1.0);
+    assert_eq!(
+        r.sum(names::REQUESTS_TOTAL, "method=StreamChat,route=fast,provider=local,code=OK"),
+        1.0
+    );
+    assert_eq!(
+        r.sum(names::REQUESTS_TOTAL, "method=Chat,route=none,provider=none,code=NOT_FOUND"),
+        1.0
+    );
+    assert_eq!(
+        r.count(names::REQUEST_DURATION_SECONDS, "method=Chat,route=fast,provider=local"),
+        1
+    );
+    assert_eq!(r.count(names::TIME_TO_FIRST_TOKEN_SECONDS, "route=fast,provider=local"), 1);
+    assert_eq!(r.count(names::OVERHEAD_SECONDS, "method=Chat"), 2);
+    assert!(
+        r.sum(names::TOKENS_TOTAL, "route=fast,provider=local,type=input")
+            >= f64::from(usage.input_tokens)
+    );
+    // In-flight gauges went up and came back down.
+    assert_eq!(r.count(names::REQUESTS_IN_FLIGHT, "method=Chat"), 4);
+    assert_eq!(r.sum(names::REQUESTS_IN_FLIGHT, "method=Chat"), 0.0);
+    assert_eq!(r.sum(names::STREAMS_IN_FLIGHT, ""), 0.0);
+    assert_eq!(r.count(names::BUILD_INFO, &format!("version={}", env!("CARGO_PKG_VERSION"))), 1);
+
+    // Its backend renders no Prometheus text, so the admin port has none to serve.
+    let (admin, _admin_stop) = start_admin(&gateway).await;
+    assert_eq!(http_get(admin, "/metrics").await.0, 404);
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
