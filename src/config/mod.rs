@@ -353,11 +353,14 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
 
     let configured = !raw.providers.is_empty() || !raw.routes.is_empty();
     let mut providers = Vec::with_capacity(raw.providers.len());
-    for (name, provider) in raw.providers {
+    for (name, mut provider) in raw.providers {
+        if provider.kind.is_some() || name != ECHO {
+            raw.provider_defaults.apply(&mut provider);
+        }
         providers.push(provider::validate(name, provider, vars)?);
     }
     if !configured {
-        providers = provider::detect(vars)?;
+        providers = provider::detect(vars, &raw.provider_defaults)?;
     }
 
     let routing = validate_routing(raw.routing)?;

@@ -378,7 +378,10 @@ fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
 
 /// The providers that the conventional key variables in `vars` configure, for a gateway run
 /// without a config file. Each is named after its kind and reached as `name/model`.
-pub fn detect(vars: &HashMap<String, String>) -> Result<Vec<ProviderConfig>, ConfigError> {
+pub fn detect(
+    vars: &HashMap<String, String>,
+    defaults: &super::raw::RawProviderDefaults,
+) -> Result<Vec<ProviderConfig>, ConfigError> {
     let mut providers = Vec::new();
     for preset in PRESETS {
         let Some(var) = preset.key_env else { continue };
@@ -391,7 +394,8 @@ pub fn detect(vars: &HashMap<String, String>) -> Result<Vec<ProviderConfig>, Con
             );
             continue;
         }
-        let raw = RawProvider { kind: Some(preset.kind), ..RawProvider::default() };
+        let mut raw = RawProvider { kind: Some(preset.kind), ..RawProvider::default() };
+        defaults.apply(&mut raw);
         providers.push(validate(preset.name.to_owned(), raw, vars).map_err(|e| {
             ConfigError::new(var, format!("detected provider {}: {}", preset.name, e.message))
         })?);
@@ -456,6 +460,24 @@ mod tests {
     }
 
     const ROUTE: &str = "routes: [{name: r, targets: [{provider: p, model: m}]}]";
+
+    #[test]
+    fn provider_defaults_fill_what_a_provider_leaves_unset() {
+        let yaml = format!(
+            "provider_defaults: {{pool_size: 16, request_timeout: 30s}}\nproviders: {{p: {{kind: groq, pool_size: 4}}, e: {{kind: echo}}}}\n{ROUTE}"
+        );
+        let config = Config::from_yaml(&yaml, vars(&[("GROQ_API_KEY", "gsk-1")])).unwrap();
+        let c = connection_of(&config, "p");
+        assert_eq!((c.pool_size, c.request_timeout), (4, Duration::from_secs(30)));
+
+        // Providers found from key variables take them too.
+        let config = Config::from_yaml(
+            "provider_defaults: {pool_size: 16}",
+            vars(&[("GROQ_API_KEY", "gsk-1")]),
+        )
+        .unwrap();
+        assert_eq!(connection_of(&config, "groq").pool_size, 16);
+    }
 
     #[test]
     fn keys_come_from_the_conventional_variable_by_default() {

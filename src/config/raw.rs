@@ -15,10 +15,39 @@ pub struct RawConfig {
     pub log: RawLog,
     /// Providers by name.
     pub providers: BTreeMap<String, RawProvider>,
+    /// Connection settings every HTTP provider takes unless it sets its own.
+    pub provider_defaults: RawProviderDefaults,
     /// Retry, back-off and endpoint-health policy shared by every route.
     pub routing: RawRouting,
     /// Public routes.
     pub routes: Vec<RawRoute>,
+}
+
+/// `provider_defaults:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProviderDefaults {
+    /// Idle connections kept per upstream host.
+    pub pool_size: Option<usize>,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Option<HumanDuration>,
+    /// Limit on opening a connection.
+    pub connect_timeout: Option<HumanDuration>,
+    /// Limit on a unary upstream call, and on the silence between two chunks of a stream.
+    pub request_timeout: Option<HumanDuration>,
+}
+
+impl RawProviderDefaults {
+    /// Fills what `provider` leaves unset (echo takes no connection settings).
+    pub fn apply(&self, provider: &mut RawProvider) {
+        if provider.kind == Some(ProviderKind::Echo) {
+            return;
+        }
+        provider.pool_size = provider.pool_size.or(self.pool_size);
+        provider.idle_timeout = provider.idle_timeout.or(self.idle_timeout);
+        provider.connect_timeout = provider.connect_timeout.or(self.connect_timeout);
+        provider.request_timeout = provider.request_timeout.or(self.request_timeout);
+    }
 }
 
 /// `routing:`
