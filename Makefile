@@ -26,6 +26,8 @@ BIN    := $(TOOLS)/bin
 STAMPS := $(TOOLS)/stamps
 VENV   := $(TOOLS)/venv
 PYTHON := $(VENV)/bin/python
+TEST_VENV   := $(TOOLS)/venv-test
+TEST_PYTHON := $(TEST_VENV)/bin/python
 export PATH := $(BIN):$(PATH)
 export AI_SERVICE_BIN := $(CURDIR)/target/debug/ai-service
 
@@ -41,32 +43,23 @@ GO_TOOLS := \
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients
 
-tools: $(GO_TOOLS) $(STAMPS)/venv
+tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test
 
-# The Python tools venv: grpcio-tools (bundles protoc) for generation, pytest for the
-# suite. Rebuilt when the pins change.
-PY_DEV_REQS := clients/python/requirements-dev.txt
-$(STAMPS)/venv: $(PY_DEV_REQS)
+# Two Python venvs: .tools/venv holds the pinned generator (grpcio-tools bundles protoc);
+# .tools/venv-test holds the client package with only its declared dependencies, plus
+# pytest, so the suite proves `pip install ./clients/python` in a clean venv. Each is
+# rebuilt when its pins change.
+$(STAMPS)/venv: clients/python/requirements-generate.txt
 	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -r $(PY_DEV_REQS)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r $<
 	@mkdir -p $(STAMPS) && touch $@
 
-# One rule per Go tool: `go install module/cmd@version` into .tools/bin.
-$(STAMPS)/buf@%:
-	GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf@$*
-	@mkdir -p $(STAMPS) && touch $@
-$(STAMPS)/grpcurl@%:
-	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$*
-	@mkdir -p $(STAMPS) && touch $@
-$(STAMPS)/grpc-health-probe@%:
-	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-health-probe@$*
-	@mkdir -p $(STAMPS) && touch $@
-$(STAMPS)/protoc-gen-go@%:
-	GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$*
-	@mkdir -p $(STAMPS) && touch $@
-$(STAMPS)/protoc-gen-go-grpc@%:
-	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$*
+$(STAMPS)/venv-test: clients/python/requirements-test.txt clients/python/pyproject.toml
+	rm -rf $(TEST_VENV)
+	python3 -m venv $(TEST_VENV)
+	$(TEST_PYTHON) -m pip install -q --disable-pip-version-check -r $< ./clients/python
+	rm -rf clients/python/build clients/python/src/*.egg-info
 	@mkdir -p $(STAMPS) && touch $@
 
 fmt:
@@ -97,9 +90,10 @@ smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(
 	tests/smoke/grpcurl.sh
 
 # The client suites, against one echo gateway and one slow echo gateway started for them
-# (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_SLOW_ADDR).
-clients: build $(STAMPS)/venv
-	scripts/with-servers.sh $(MAKE) client-go client-python client-java
+# (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_SLOW_ADDR); -k runs every
+# suite even when an earlier one fails, and still fails the run.
+clients: build $(STAMPS)/venv-test
+	scripts/with-servers.sh $(MAKE) -k client-go client-python client-java
 
 client-go:
 	cd clients/go && test -z "$$(gofmt -l .)" || { gofmt -l . >&2; echo "FAIL: gofmt" >&2; exit 1; }
@@ -108,11 +102,11 @@ client-go:
 
 # Installs the package the way a user would (pip builds and reinstalls a local directory
 # every time), then tests the installed copy.
-client-python: $(STAMPS)/venv
-	$(PYTHON) -m pip install -q --disable-pip-version-check ./clients/python
+client-python: $(STAMPS)/venv-test
+	$(TEST_PYTHON) -m pip install -q --disable-pip-version-check ./clients/python
 	rm -rf clients/python/build clients/python/src/*.egg-info
-	cd clients/python && $(PYTHON) -m pytest -p no:cacheprovider
-	$(PYTHON) clients/python/examples/chat.py --plaintext --addr "$$AI_SERVICE_ADDR" hello from python
+	cd clients/python && $(TEST_PYTHON) -m pytest -p no:cacheprovider
+	$(TEST_PYTHON) clients/python/examples/chat.py --plaintext --addr "$$AI_SERVICE_ADDR" hello from python
 
 # Maven generates the Java stubs (protoc + protoc-gen-grpc-java from Maven Central), runs
 # the JUnit suite, then the example, in one invocation; artifacts are cached in ~/.m2.

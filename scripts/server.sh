@@ -16,14 +16,18 @@ free_port() {
 }
 
 # start_server ADDR LOG [CONFIG]: starts the binary on ADDR (no keys, echo provider unless
-# CONFIG says otherwise), logging to LOG, and waits until it reports SERVING. Sets
-# LAST_SERVER_PID.
+# CONFIG says otherwise) with its admin HTTP port on another free loopback port (so that
+# instances never fight over the default 0.0.0.0:9090), logging to LOG, and waits until it
+# reports SERVING. Sets LAST_SERVER_PID and LAST_ADMIN_ADDR.
 start_server() {
     local addr=$1 log=$2 config=${3:-}
     local args=()
     [[ -n $config ]] && args=(--config "$config")
-    env -u OPENAI_API_KEY -u ANTHROPIC_API_KEY -u GROQ_API_KEY -u GEMINI_API_KEY \
-        AI_SERVICE__SERVER__LISTEN="$addr" "$AI_SERVICE_BIN" "${args[@]}" serve >"$log" 2>&1 </dev/null &
+    LAST_ADMIN_ADDR=127.0.0.1:$(free_port)
+    # A clean environment: no provider keys and no stray AI_SERVICE__ overrides reach it.
+    env -i PATH="$PATH" HOME="${HOME:-/root}" \
+        AI_SERVICE__SERVER__LISTEN="$addr" AI_SERVICE__SERVER__ADMIN_LISTEN="$LAST_ADMIN_ADDR" \
+        "$AI_SERVICE_BIN" "${args[@]}" serve >"$log" 2>&1 </dev/null &
     LAST_SERVER_PID=$!
     SERVER_PIDS+=("$LAST_SERVER_PID")
     local i

@@ -91,7 +91,7 @@ step "a misspelt config key exits 64 naming the field, before binding"
 # "address in use" instead of naming the field.
 start_server "$addr" "$work/holder.log"
 rc=0
-AI_SERVICE__SERVER__LISTEN="$addr" AI_SERVICE__SERVER__LISTN=x \
+env -i PATH="$PATH" AI_SERVICE__SERVER__LISTEN="$addr" AI_SERVICE__SERVER__LISTN=x \
     timeout 10 "$AI_SERVICE_BIN" >"$out" 2>&1 </dev/null || rc=$?
 [[ $rc -eq 64 ]] || { cat "$out" >&2; fail "bad config exited $rc, want 64"; }
 expect "bad config message" 'server\.listn' "$out"
