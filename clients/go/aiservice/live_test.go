@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/ai-service/ai-service/clients/go/aiservice"
@@ -222,6 +224,60 @@ func TestStreamDeadlineExpires(t *testing.T) {
 	if code := status.Code(err); code != codes.DeadlineExceeded {
 		t.Fatalf("code %v (%v), want DeadlineExceeded", code, err)
 	}
+}
+
+func TestRequestIDComesBack(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	withID := func(id string) context.Context { return metadata.AppendToOutgoingContext(ctx(t), "x-request-id", id) }
+
+	t.Run("unary, the caller's id", func(t *testing.T) {
+		var header metadata.MD
+		_, err := client.Chat.Chat(withID("go-unary-1"), &aiservicev1.ChatRequest{Model: "echo", Messages: hello()}, grpc.Header(&header))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := header.Get("x-request-id"); !slices.Equal(got, []string{"go-unary-1"}) {
+			t.Errorf("x-request-id %q, want [go-unary-1]", got)
+		}
+	})
+	t.Run("unary, a fresh id", func(t *testing.T) {
+		var header metadata.MD
+		_, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{Model: "echo", Messages: hello()}, grpc.Header(&header))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := header.Get("x-request-id"); len(got) != 1 || got[0] == "" {
+			t.Errorf("x-request-id %q, want one generated id", got)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		stream, err := client.Chat.StreamChat(withID("go-stream-1"), &aiservicev1.StreamChatRequest{Model: "echo", Messages: hello()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		header, err := stream.Header()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := header.Get("x-request-id"); !slices.Equal(got, []string{"go-stream-1"}) {
+			t.Errorf("x-request-id %q, want [go-stream-1]", got)
+		}
+		if _, err := aiservice.Collect(stream); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("error", func(t *testing.T) {
+		// A failed call is answered trailers-only: the id comes back with the status.
+		var header, trailer metadata.MD
+		_, err := client.Chat.Chat(withID("go-error-1"), &aiservicev1.ChatRequest{Model: "echo"}, grpc.Header(&header), grpc.Trailer(&trailer))
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("code %v, want InvalidArgument", status.Code(err))
+		}
+		got := append(header.Get("x-request-id"), trailer.Get("x-request-id")...)
+		if !slices.Contains(got, "go-error-1") {
+			t.Errorf("x-request-id %q in header and trailer, want go-error-1", got)
+		}
+	})
 }
 
 func TestErrorDetailsOfAPlainError(t *testing.T) {

@@ -79,3 +79,17 @@ async def test_api_key_does_not_break_plaintext_calls(addr):
     async with AsyncClient(addr, plaintext=True, api_key="test-key") as keyed:
         reply = await keyed.chat.Chat(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
         assert text_of(reply.message) == "hello world"
+
+
+async def test_request_id_comes_back(client):
+    call = client.chat.Chat(
+        chat_pb2.ChatRequest(model="echo", messages=HELLO), metadata=(("x-request-id", "py-aio-1"),), timeout=10
+    )
+    assert text_of((await call).message) == "hello world"
+    assert [v for k, v in await call.initial_metadata() if k == "x-request-id"] == ["py-aio-1"]
+
+    stream = client.chat.StreamChat(
+        chat_pb2.StreamChatRequest(model="echo", messages=HELLO), metadata=(("x-request-id", "py-aio-2"),), timeout=10
+    )
+    assert [v for k, v in await stream.initial_metadata() if k == "x-request-id"] == ["py-aio-2"]
+    assert (await collect_async(stream)).text == "hello world"

@@ -103,3 +103,32 @@ def test_api_key_does_not_break_plaintext_calls(addr):
     with Client(addr, plaintext=True, api_key="test-key") as keyed:
         reply = keyed.chat.Chat(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
         assert text_of(reply.message) == "hello world"
+
+
+def _request_id(metadata):
+    return [value for key, value in metadata or () if key == "x-request-id"]
+
+
+def test_request_id_comes_back(client):
+    _, call = client.chat.Chat.with_call(
+        chat_pb2.ChatRequest(model="echo", messages=HELLO), metadata=[("x-request-id", "py-unary-1")], timeout=10
+    )
+    assert _request_id(call.initial_metadata()) == ["py-unary-1"]
+
+    _, call = client.chat.Chat.with_call(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
+    generated = _request_id(call.initial_metadata())
+    assert len(generated) == 1 and generated[0]
+
+    stream = client.chat.StreamChat(
+        chat_pb2.StreamChatRequest(model="echo", messages=HELLO), metadata=[("x-request-id", "py-stream-1")], timeout=10
+    )
+    assert _request_id(stream.initial_metadata()) == ["py-stream-1"]
+    assert collect(stream).text == "hello world"
+
+
+def test_request_id_comes_back_with_an_error(client):
+    # A failed call is answered trailers-only: the id comes back with the status.
+    with pytest.raises(grpc.RpcError) as raised:
+        client.chat.Chat(chat_pb2.ChatRequest(model="echo"), metadata=[("x-request-id", "py-error-1")], timeout=10)
+    error = raised.value
+    assert "py-error-1" in _request_id(error.initial_metadata()) + _request_id(error.trailing_metadata())

@@ -19,15 +19,18 @@ import dev.aiservice.v1.Model;
 import dev.aiservice.v1.Role;
 import dev.aiservice.v1.StreamChatRequest;
 import dev.aiservice.v1.StreamChatResponse;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.stub.MetadataUtils;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -217,5 +220,44 @@ class LiveGatewayTest {
       assertEquals("hello world",
           AiServiceClient.text(keyed.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO).getMessage()));
     }
+  }
+
+  private static final Metadata.Key<String> REQUEST_ID =
+      Metadata.Key.of("x-request-id", Metadata.ASCII_STRING_MARSHALLER);
+
+  @Test
+  void requestIdComesBack() {
+    Metadata sent = new Metadata();
+    sent.put(REQUEST_ID, "java-unary-1");
+    AtomicReference<Metadata> headers = new AtomicReference<>();
+    AtomicReference<Metadata> trailers = new AtomicReference<>();
+    client.chat()
+        .withInterceptors(
+            MetadataUtils.newAttachHeadersInterceptor(sent),
+            MetadataUtils.newCaptureMetadataInterceptor(headers, trailers))
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
+        .chat(HELLO);
+    assertEquals("java-unary-1", headers.get().get(REQUEST_ID));
+
+    client.chat()
+        .withInterceptors(MetadataUtils.newCaptureMetadataInterceptor(headers, trailers))
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
+        .chat(HELLO);
+    String generated = headers.get().get(REQUEST_ID);
+    assertTrue(generated != null && !generated.isEmpty(), "generated x-request-id " + generated);
+  }
+
+  @Test
+  void requestIdComesBackWithAnError() {
+    // A failed call is answered trailers-only: the id comes back with the status.
+    Metadata sent = new Metadata();
+    sent.put(REQUEST_ID, "java-error-1");
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class,
+            () -> client.chat()
+                .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(sent))
+                .withDeadlineAfter(10, TimeUnit.SECONDS)
+                .chat(ChatRequest.newBuilder().setModel("echo").build()));
+    assertEquals("java-error-1", e.getTrailers().get(REQUEST_ID));
   }
 }
