@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.}
 python=${PYTHON:-python3}
+for tool in buf protoc-gen-go protoc-gen-go-grpc; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is not on PATH; run 'make generate'" >&2; exit 1; }
+done
+"$python" -c 'import grpc_tools' 2>/dev/null ||
+    { echo "FAIL: $python lacks grpcio-tools; run 'make generate'" >&2; exit 1; }
 
 buf generate --template buf.gen.yaml -o "$out"
 
