@@ -89,8 +89,9 @@ check-generated: $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_G
 smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(HEALTH_PROBE_VERSION)
 	tests/smoke/grpcurl.sh
 
-# The client suites, against one echo gateway and one slow echo gateway started for them
-# (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_SLOW_ADDR); -k runs every
+# The client suites, against an echo gateway and a gateway for the error cases (a slow echo
+# route and a route whose fake upstream answers 429) started for them
+# (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_FAULTS_ADDR); -k runs every
 # suite even when an earlier one fails, and still fails the run.
 clients: build $(STAMPS)/venv-test
 	scripts/with-servers.sh $(MAKE) -k client-go client-python client-java

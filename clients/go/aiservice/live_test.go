@@ -1,5 +1,6 @@
 // These tests call a running gateway: AI_SERVICE_ADDR (the echo provider, no keys) and
-// AI_SERVICE_SLOW_ADDR (an echo route "slow" that waits 200ms between deltas). `make test`
+// AI_SERVICE_FAULTS_ADDR (route "slow": echo with 200ms between deltas; route "limited": an
+// upstream that always answers 429 with Retry-After: 7). `make test`
 // starts both and sets the variables; without AI_SERVICE_ADDR the tests are skipped.
 package aiservice_test
 
@@ -208,7 +209,7 @@ func TestUnknownModelIsNotFound(t *testing.T) {
 }
 
 func TestStreamDeadlineExpires(t *testing.T) {
-	client := dial(t, "AI_SERVICE_SLOW_ADDR")
+	client := dial(t, "AI_SERVICE_FAULTS_ADDR")
 	c, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	stream, err := client.Chat.StreamChat(c, &aiservicev1.StreamChatRequest{
@@ -223,6 +224,25 @@ func TestStreamDeadlineExpires(t *testing.T) {
 	}
 	if code := status.Code(err); code != codes.DeadlineExceeded {
 		t.Fatalf("code %v (%v), want DeadlineExceeded", code, err)
+	}
+}
+
+func TestUpstreamRateLimitIsResourceExhaustedWithRetryInfo(t *testing.T) {
+	client := dial(t, "AI_SERVICE_FAULTS_ADDR")
+	_, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{Model: "limited", Messages: hello()})
+	if code := status.Code(err); code != codes.ResourceExhausted {
+		t.Fatalf("code %v (%v), want ResourceExhausted", code, err)
+	}
+	d := aiservice.ErrorDetails(err)
+	if d.Info.GetDomain() != aiservice.ErrorDomain || d.Info.GetReason() != "UPSTREAM_RATE_LIMITED" {
+		t.Errorf("ErrorInfo %v, want reason UPSTREAM_RATE_LIMITED in domain ai-service", d.Info)
+	}
+	if d.RetryInfo == nil {
+		t.Fatal("no RetryInfo")
+	}
+	// The upstream asked for 7s; later calls see what is left of it.
+	if delay := d.RetryInfo.GetRetryDelay().AsDuration(); delay <= 0 || delay > 7*time.Second {
+		t.Errorf("retry delay %v, want within (0, 7s]", delay)
 	}
 }
 

@@ -1,5 +1,6 @@
 """These tests call running gateways: AI_SERVICE_ADDR (the echo provider, no keys) and
-AI_SERVICE_SLOW_ADDR (an echo route "slow" with 200ms between deltas). `make test` starts
+AI_SERVICE_FAULTS_ADDR (route "slow": echo with 200ms between deltas; route "limited": an
+upstream that always answers 429 with Retry-After: 7). `make test` starts
 both and sets the variables; without AI_SERVICE_ADDR the tests are skipped."""
 
 import os
@@ -22,5 +23,5 @@ def addr() -> str:
 
 
 @pytest.fixture
-def slow_addr() -> str:
-    return _addr("AI_SERVICE_SLOW_ADDR")
+def faults_addr() -> str:
+    return _addr("AI_SERVICE_FAULTS_ADDR")

@@ -63,8 +63,8 @@ async def test_unknown_model_is_not_found(client):
     assert info is not None and info.reason == "MODEL_NOT_FOUND"
 
 
-async def test_stream_deadline_expires(slow_addr):
-    async with AsyncClient(slow_addr, plaintext=True) as slow:
+async def test_stream_deadline_expires(faults_addr):
+    async with AsyncClient(faults_addr, plaintext=True) as slow:
         request = chat_pb2.StreamChatRequest(model="slow", messages=[user("one two three four five")])
         events = []
         with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -93,3 +93,14 @@ async def test_request_id_comes_back(client):
     )
     assert [v for k, v in await stream.initial_metadata() if k == "x-request-id"] == ["py-aio-2"]
     assert (await collect_async(stream)).text == "hello world"
+
+
+async def test_upstream_rate_limit_is_resource_exhausted_with_retry_info(faults_addr):
+    async with AsyncClient(faults_addr, plaintext=True) as faults:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await faults.chat.Chat(chat_pb2.ChatRequest(model="limited", messages=HELLO), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = error_details(raised.value)
+    assert details.info is not None and details.info.reason == "UPSTREAM_RATE_LIMITED"
+    assert details.retry_info is not None
+    assert 0 < details.retry_info.retry_delay.ToTimedelta().total_seconds() <= 7

@@ -87,8 +87,8 @@ def test_unknown_model_is_not_found(client):
     assert info.metadata["model"] == "no-such-model"
 
 
-def test_stream_deadline_expires(slow_addr):
-    with Client(slow_addr, plaintext=True) as slow:
+def test_stream_deadline_expires(faults_addr):
+    with Client(faults_addr, plaintext=True) as slow:
         request = chat_pb2.StreamChatRequest(model="slow", messages=[user("one two three four five")])
         events = []
         with pytest.raises(grpc.RpcError) as raised:
@@ -132,3 +132,16 @@ def test_request_id_comes_back_with_an_error(client):
         client.chat.Chat(chat_pb2.ChatRequest(model="echo"), metadata=[("x-request-id", "py-error-1")], timeout=10)
     error = raised.value
     assert "py-error-1" in _request_id(error.initial_metadata()) + _request_id(error.trailing_metadata())
+
+
+def test_upstream_rate_limit_is_resource_exhausted_with_retry_info(faults_addr):
+    with Client(faults_addr, plaintext=True) as faults:
+        with pytest.raises(grpc.RpcError) as raised:
+            faults.chat.Chat(chat_pb2.ChatRequest(model="limited", messages=HELLO), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = error_details(raised.value)
+    assert details.info is not None
+    assert (details.info.domain, details.info.reason) == (ERROR_DOMAIN, "UPSTREAM_RATE_LIMITED")
+    assert details.retry_info is not None
+    # The upstream asked for 7s; later calls see what is left of it.
+    assert 0 < details.retry_info.retry_delay.ToTimedelta().total_seconds() <= 7

@@ -38,12 +38,13 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Calls running gateways: AI_SERVICE_ADDR (the echo provider, no keys) and
- * AI_SERVICE_SLOW_ADDR (an echo route "slow" with 200ms between deltas). {@code make test}
+ * AI_SERVICE_FAULTS_ADDR (route "slow": echo with 200ms between deltas; route "limited": an
+ * upstream that always answers 429 with Retry-After: 7). {@code make test}
  * starts both and sets the variables; without AI_SERVICE_ADDR the tests are skipped.
  */
 class LiveGatewayTest {
   private static AiServiceClient client;
-  private static AiServiceClient slow;
+  private static AiServiceClient faults;
 
   private static final ChatRequest HELLO =
       ChatRequest.newBuilder().setModel("echo").addMessages(AiServiceClient.user("hello world")).build();
@@ -54,12 +55,12 @@ class LiveGatewayTest {
   static void connect() {
     String addr = System.getenv("AI_SERVICE_ADDR");
     assumeTrue(addr != null && !addr.isEmpty(), "AI_SERVICE_ADDR is not set; `make test` sets it");
-    String slowAddr = System.getenv("AI_SERVICE_SLOW_ADDR");
-    if (slowAddr == null || slowAddr.isEmpty()) {
-      fail("AI_SERVICE_SLOW_ADDR is not set but AI_SERVICE_ADDR is: start the second server too");
+    String faultsAddr = System.getenv("AI_SERVICE_FAULTS_ADDR");
+    if (faultsAddr == null || faultsAddr.isEmpty()) {
+      fail("AI_SERVICE_FAULTS_ADDR is not set but AI_SERVICE_ADDR is: start the second server too");
     }
     client = AiServiceClient.forTarget(addr).plaintext().build();
-    slow = AiServiceClient.forTarget(slowAddr).plaintext().build();
+    faults = AiServiceClient.forTarget(faultsAddr).plaintext().build();
   }
 
   @AfterAll
@@ -67,8 +68,8 @@ class LiveGatewayTest {
     if (client != null) {
       client.close();
     }
-    if (slow != null) {
-      slow.close();
+    if (faults != null) {
+      faults.close();
     }
   }
 
@@ -199,17 +200,33 @@ class LiveGatewayTest {
   void streamDeadlineExpiresBlocking() {
     StatusRuntimeException e =
         assertThrows(StatusRuntimeException.class,
-            () -> StreamResult.collect(slow.chat().withDeadlineAfter(100, TimeUnit.MILLISECONDS).streamChat(SLOW)));
+            () -> StreamResult.collect(faults.chat().withDeadlineAfter(100, TimeUnit.MILLISECONDS).streamChat(SLOW)));
     assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
   }
 
   @Test
   void streamDeadlineExpiresAsync() {
     StreamResult.Collector observer = StreamResult.observer();
-    slow.chatAsync().withDeadlineAfter(100, TimeUnit.MILLISECONDS).streamChat(SLOW, observer);
+    faults.chatAsync().withDeadlineAfter(100, TimeUnit.MILLISECONDS).streamChat(SLOW, observer);
     ExecutionException e = assertThrows(ExecutionException.class, () -> observer.result().get(10, TimeUnit.SECONDS));
     StatusRuntimeException status = assertInstanceOf(StatusRuntimeException.class, e.getCause());
     assertEquals(Status.Code.DEADLINE_EXCEEDED, status.getStatus().getCode());
+  }
+
+  @Test
+  void upstreamRateLimitIsResourceExhaustedWithRetryInfo() {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class,
+            () -> faults.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO.toBuilder().setModel("limited").build()));
+    assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode(), e.toString());
+    AiServiceClient.ErrorDetails details = AiServiceClient.errorDetails(e);
+    ErrorInfo info = details.info().orElseThrow();
+    assertEquals(AiServiceClient.ERROR_DOMAIN, info.getDomain());
+    assertEquals("UPSTREAM_RATE_LIMITED", info.getReason());
+    // The upstream asked for 7s; later calls see what is left of it.
+    com.google.protobuf.Duration delay = details.retryInfo().orElseThrow().getRetryDelay();
+    long millis = delay.getSeconds() * 1000 + delay.getNanos() / 1_000_000;
+    assertTrue(millis > 0 && millis <= 7000, "retry delay " + millis + "ms");
   }
 
   @Test
