@@ -62,6 +62,23 @@ $(STAMPS)/venv-test: clients/python/requirements-test.txt clients/python/pyproje
 	rm -rf clients/python/build clients/python/src/*.egg-info
 	@mkdir -p $(STAMPS) && touch $@
 
+# One rule per Go tool: `go install module/cmd@version` into .tools/bin.
+$(STAMPS)/buf@%:
+	GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf@$*
+	@mkdir -p $(STAMPS) && touch $@
+$(STAMPS)/grpcurl@%:
+	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$*
+	@mkdir -p $(STAMPS) && touch $@
+$(STAMPS)/grpc-health-probe@%:
+	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-health-probe@$*
+	@mkdir -p $(STAMPS) && touch $@
+$(STAMPS)/protoc-gen-go@%:
+	GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$*
+	@mkdir -p $(STAMPS) && touch $@
+$(STAMPS)/protoc-gen-go-grpc@%:
+	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$*
+	@mkdir -p $(STAMPS) && touch $@
+
 fmt:
 	cargo fmt --check
 
