@@ -45,6 +45,24 @@ pub enum Error {
     #[error("invalid request: {}", join(.0))]
     InvalidRequest(Vec<FieldViolation>),
 
+    /// The caller presented no client key, or an unknown one.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+
+    /// The caller's key may not call this route.
+    #[error("this client key may not call {route:?}")]
+    PermissionDenied {
+        /// The route asked for.
+        route: String,
+    },
+
+    /// The gateway is at its concurrency limit and sheds the call.
+    #[error("the gateway is at capacity ({limit} calls in flight); retry shortly")]
+    Overloaded {
+        /// The configured limit.
+        limit: usize,
+    },
+
     /// No route or model of that name.
     #[error(
         "model {model:?} is not served by this gateway; ListModels lists the models you can use"
@@ -168,6 +186,9 @@ impl Error {
         match self {
             Error::InvalidRequest(_) => Code::InvalidArgument,
             Error::ModelNotFound { .. } => Code::NotFound,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied { .. } => Code::PermissionDenied,
+            Error::Overloaded { .. } => Code::ResourceExhausted,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Stopped => Code::Unavailable,
             Error::Exhausted { attempts, cooling_for, .. }
@@ -186,6 +207,9 @@ impl Error {
         match self {
             Error::InvalidRequest(_) => "INVALID_REQUEST",
             Error::ModelNotFound { .. } => "MODEL_NOT_FOUND",
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::PermissionDenied { .. } => "ROUTE_NOT_ALLOWED",
+            Error::Overloaded { .. } => "OVERLOADED",
             Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             Error::Stopped => "SERVER_STOPPED",
             // The last failure says most about why the call failed (a rate limit, when every
@@ -222,6 +246,9 @@ impl From<Error> for Status {
         if let Error::ModelNotFound { model } = &err {
             metadata.insert("model".to_owned(), model.clone());
         }
+        if let Error::PermissionDenied { route } = &err {
+            metadata.insert("route".to_owned(), route.clone());
+        }
         if let Error::Provider(p) = &err {
             metadata.insert("provider".to_owned(), p.provider.clone());
             if let Some(status) = p.status {
@@ -246,7 +273,8 @@ impl From<Error> for Status {
                 tracing::error!(error = %detail, "internal error");
                 "internal error".to_owned()
             }
-            other => other.to_string(),
+            // Provider messages and anything else we pass on go through the redactor.
+            other => crate::redact::redact(&other.to_string()).into_owned(),
         };
 
         let mut details = ErrorDetails::with_error_info(err.reason(), ERROR_DOMAIN, metadata);
@@ -271,6 +299,9 @@ impl From<Error> for Status {
                 let said = attempts.iter().filter_map(|a| a.error.retry_after).min();
                 let wait = said.or(*cooling_for);
                 details.set_retry_info(Some(wait.unwrap_or(Duration::from_secs(1))));
+            }
+            Error::Overloaded { .. } => {
+                details.set_retry_info(Some(Duration::from_secs(1)));
             }
             _ => {}
         }

@@ -11,16 +11,20 @@
 //! router or let [`Gateway::serve`] run the whole gateway on a listener you own.
 
 mod admin;
+pub mod audit;
+pub mod auth;
 pub mod call;
 pub mod chat;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod healthcheck;
+pub mod keys;
 pub mod layers;
 pub mod metrics;
 pub mod proto;
 pub mod provider;
+pub mod redact;
 pub mod router;
 pub mod secret;
 pub mod server;

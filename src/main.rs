@@ -28,6 +28,15 @@ enum Command {
         /// The file to check; defaults to --config.
         file: Option<PathBuf>,
     },
+    /// Generate a new client key; prints the key once and the line to add under `auth.keys`.
+    Keygen {
+        /// The key's id, as audit records show it.
+        #[arg(long)]
+        id: String,
+        /// Who holds it.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Probe a running gateway with the gRPC health protocol; exits 0 when SERVING.
     Healthcheck {
         /// Address of the gRPC port.
@@ -57,6 +66,19 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        Command::Keygen { id, name } => match ai_service::auth::generate_key() {
+            Ok((key, hash)) => {
+                println!("key (give it to the client; it is not stored anywhere): {key}");
+                println!("add under auth.keys:");
+                let name = name.map(|n| format!(", name: {n:?}")).unwrap_or_default();
+                println!("  - {{id: {id:?}{name}, sha256: {hash}}}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ai-service keygen: no randomness available: {e}");
+                ExitCode::FAILURE
+            }
         },
         Command::Healthcheck { addr, service, timeout } => match runtime() {
             Ok(rt) => match rt.block_on(healthcheck::probe(&addr, &service, timeout)) {
@@ -88,6 +110,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
+/// Re-reads the key files on every SIGHUP.
+async fn reload_on_sighup(gateway: Gateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let rotated = gateway.reload_keys();
+            tracing::info!(rotated, "SIGHUP: key files re-read");
+        }
+    }
+}
+
 fn serve(path: Option<PathBuf>) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
@@ -99,14 +134,17 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     let result = rt.block_on(async move {
-        let gateway = Gateway::new(config).await;
-        gateway
+        let gateway = Gateway::new(config).await?;
+        let sighup = tokio::spawn(reload_on_sighup(gateway.clone()));
+        let result = gateway
             .run(async {
                 if let Err(e) = shutdown::signal().await {
                     tracing::error!(error = %e, "cannot listen for shutdown signals; stopping");
                 }
             })
-            .await
+            .await;
+        sighup.abort();
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,10 +9,14 @@ pub struct Secret(String);
 
 impl Secret {
     /// Wraps `value`; surrounding whitespace (a trailing newline in a key file) is dropped.
+    /// The value is also registered with the redactor, so it is masked wherever it appears.
     pub fn new(value: impl Into<String>) -> Self {
         let value: String = value.into();
         let trimmed = value.trim();
-        if trimmed.len() == value.len() { Secret(value) } else { Secret(trimmed.to_owned()) }
+        let secret =
+            if trimmed.len() == value.len() { Secret(value) } else { Secret(trimmed.to_owned()) };
+        crate::redact::register_secret(&secret.0);
+        secret
     }
 
     /// The secret itself, for the one place that sends it.

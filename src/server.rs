@@ -25,9 +25,12 @@ use tonic::{service::Routes, transport::Server};
 
 use crate::{
     admin::Admin,
+    audit::AuditSink,
+    auth::{AuthLayer, ClientKeys},
     config::Config,
     error::Error,
     health::HealthState,
+    keys::KeyRing,
     layers::request_id::RequestIdLayer,
     metrics::{Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
@@ -55,6 +58,17 @@ async fn watch_routes(router: Arc<Router>, health: HealthState) {
     }
 }
 
+/// Re-reads the key files every `interval`.
+async fn reload_keys(keys: KeyRing, interval: std::time::Duration) {
+    if keys.provider_keys.is_empty() && !keys.client_keys.required() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(interval).await;
+        keys.reload();
+    }
+}
+
 /// Aborts a task when dropped, so a helper task never outlives the server that owns it.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -76,29 +90,51 @@ pub struct Gateway {
     /// Cancelled when the grace period is over: calls still running end with UNAVAILABLE.
     stop: CancellationToken,
     metrics: Recorder,
+    audit: AuditSink,
+    keys: KeyRing,
 }
 
 impl Gateway {
     /// Builds the providers, routes and health state of `config`, with a Prometheus registry
     /// for its metrics.
-    pub async fn new(config: Config) -> Gateway {
+    /// Fails only when the audit sink cannot be opened.
+    pub async fn new(config: Config) -> Result<Gateway, Error> {
         Gateway::with_metrics(config, Arc::new(PrometheusMetrics::new())).await
     }
 
     /// Like [`Gateway::new`], emitting every metric to `metrics`, an embedding service's own
     /// backend. The admin port's `/metrics` then serves what `metrics.render()` returns.
-    pub async fn with_metrics(config: Config, metrics: Arc<dyn Metrics>) -> Gateway {
+    pub async fn with_metrics(config: Config, metrics: Arc<dyn Metrics>) -> Result<Gateway, Error> {
         let metrics = Recorder::new(metrics);
         metrics.build_info();
+        let audit = AuditSink::open(&config.audit, metrics.clone())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let router = Arc::new(Router::from_config(&config));
+        let keys = KeyRing {
+            provider_keys: router.key_files().to_vec(),
+            client_keys: ClientKeys::new(&config.auth),
+        };
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
-        Gateway {
+        Ok(Gateway {
             config: Arc::new(config),
             router,
             health,
             stop: CancellationToken::new(),
             metrics,
-        }
+            audit,
+            keys,
+        })
+    }
+
+    /// Re-reads every key file now (what SIGHUP does); returns how many provider keys changed.
+    pub fn reload_keys(&self) -> usize {
+        self.keys.reload()
+    }
+
+    /// The audit sink; [`Gateway::serve`] closes it when it stops.
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
     }
 
     /// The handle every part of the gateway emits its metrics through.
@@ -118,14 +154,18 @@ impl Gateway {
 
     /// The chat service alone, to mount on another tonic server.
     pub fn chat_service(&self) -> ChatServiceServer<ChatHandler> {
+        let limits = &self.config.server.limits;
         ChatServiceServer::new(
             ChatHandler::new(
                 self.router.clone(),
                 self.config.server.request_timeout,
                 self.stop.clone(),
             )
-            .with_metrics(self.metrics.clone()),
+            .with_metrics(self.metrics.clone())
+            .with_audit(self.audit.clone())
+            .with_limits(limits),
         )
+        .max_decoding_message_size(limits.max_request_bytes)
     }
 
     /// Every service of the gRPC port: chat, health and reflection.
@@ -178,8 +218,20 @@ impl Gateway {
         Admin { metrics: self.metrics, health: self.health }.serve(listener, shutdown).await;
     }
 
-    /// Serves on a listener the caller owns until `shutdown` resolves, then drains.
+    /// Serves on a listener the caller owns until `shutdown` resolves, then drains and flushes
+    /// the audit trail.
     pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let audit = self.audit.clone();
+        let result = self.serve_until_drained(listener, shutdown).await;
+        audit.close().await;
+        result
+    }
+
+    async fn serve_until_drained(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
@@ -197,6 +249,8 @@ impl Gateway {
             // Outermost, so the arrival time is the moment tonic starts its deadline timer.
             .layer(tower::util::MapRequestLayer::new(Arrival::stamp))
             .layer(RequestIdLayer)
+            .layer(AuthLayer::new(self.keys.client_keys.clone(), self.audit.clone()))
+            .max_concurrent_streams(Some(self.config.server.limits.max_concurrent_streams))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
@@ -205,6 +259,10 @@ impl Gateway {
 
         let _health_monitor =
             AbortOnDrop(tokio::spawn(watch_routes(self.router.clone(), self.health.clone())));
+        let _key_reloader = AbortOnDrop(tokio::spawn(reload_keys(
+            self.keys.clone(),
+            self.config.server.key_reload_interval,
+        )));
         self.log_start(local);
         tokio::select! {
             result = &mut server => return result.map_err(|e| Error::Internal(format!("server: {e}"))),

@@ -8,13 +8,16 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt};
-use tokio::time::Instant;
+use tokio::{sync::Semaphore, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::{
+    audit::{AuditRecord, AuditSink, caller_headers},
+    auth::ClientIdentity,
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
+    config::{ClientKey, Limits},
     error::Error,
     metrics::{Method, Recorder, rpc::RpcRecord},
     proto::v1::{self as pb, chat_service_server::ChatService},
@@ -30,13 +33,77 @@ pub struct ChatHandler {
     default_timeout: Duration,
     stop: CancellationToken,
     metrics: Recorder,
+    audit: Option<AuditSink>,
+    limits: Limits,
+    in_flight: Arc<Semaphore>,
 }
 
 impl ChatHandler {
     /// A handler over `router`. Calls without a `grpc-timeout` get `default_timeout`; calls
     /// still running when `stop` is cancelled end with UNAVAILABLE (the grace period is over).
     pub fn new(router: Arc<Router>, default_timeout: Duration, stop: CancellationToken) -> Self {
-        ChatHandler { router, default_timeout, stop, metrics: Recorder::default() }
+        let limits = Limits::default();
+        ChatHandler {
+            router,
+            default_timeout,
+            stop,
+            metrics: Recorder::default(),
+            audit: None,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            limits,
+        }
+    }
+
+    /// With an audit record for every call.
+    pub fn with_audit(mut self, audit: AuditSink) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// With these request limits (messages per request, calls in flight).
+    pub fn with_limits(mut self, limits: &Limits) -> Self {
+        self.in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+        self.limits = limits.clone();
+        self
+    }
+
+    /// Starts the record of a call: waits for room in the audit queue, attaches the audit
+    /// record and takes a place under the in-flight limit (or sheds the call).
+    async fn begin<T>(
+        &self,
+        method: Method,
+        request: &Request<T>,
+    ) -> Result<RpcRecord, (RpcRecord, Status)> {
+        if let Some(audit) = &self.audit {
+            audit.admit().await;
+        }
+        let mut rpc = self.metrics.begin_rpc(method, request.metadata());
+        if let Some(audit) = &self.audit {
+            let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.as_ref());
+            rpc.audit(audit, client, request.metadata());
+        }
+        match self.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                rpc.hold(permit);
+                Ok(rpc)
+            }
+            Err(_) => Err((rpc, Error::Overloaded { limit: self.limits.max_in_flight }.into())),
+        }
+    }
+
+    /// Checks what needs the raw request: its size in messages and the caller's key.
+    fn admit_request<T: HasMessages>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<Option<Arc<ClientKey>>, Error> {
+        let count = request.get_ref().message_count();
+        if count > self.limits.max_messages {
+            return Err(Error::invalid(
+                "messages",
+                format!("at most {} messages per request, got {count}", self.limits.max_messages),
+            ));
+        }
+        Ok(request.extensions().get::<ClientIdentity>().map(|c| c.0.clone()))
     }
 
     /// The call's deadline, counted from when its headers arrived (the moment tonic starts
@@ -68,9 +135,12 @@ impl ChatHandler {
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let deadline = self.deadline(&request);
+        let client = self.admit_request(&request)?;
         let request = validate::chat_request(request.into_inner())?;
+        rpc.request(&request);
         let route = self.router.resolve(&request.model)?;
         rpc.route(&request.model, &route);
+        allowed(client.as_deref(), &route.name)?;
         let served = tokio::select! {
             served = rpc.upstream(route.chat(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
@@ -94,15 +164,45 @@ impl ChatHandler {
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let deadline = self.deadline(&request);
+        let client = self.admit_request(&request)?;
         let request = validate::chat_request(request.into_inner().into())?;
+        rpc.request(&request);
         let route = self.router.resolve(&request.model)?;
         rpc.route(&request.model, &route);
+        allowed(client.as_deref(), &route.name)?;
         let served = tokio::select! {
             served = rpc.upstream(route.stream(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
         Ok(Response::new(stream))
+    }
+}
+
+/// PERMISSION_DENIED unless `client` (when there is one) may call `route`.
+fn allowed(client: Option<&ClientKey>, route: &str) -> Result<(), Error> {
+    match client {
+        Some(key) if !key.may_call(route) => {
+            Err(Error::PermissionDenied { route: route.to_owned() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The two request types, for the checks made before validation.
+trait HasMessages {
+    fn message_count(&self) -> usize;
+}
+
+impl HasMessages for pb::ChatRequest {
+    fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+impl HasMessages for pb::StreamChatRequest {
+    fn message_count(&self) -> usize {
+        self.messages.len()
     }
 }
 
@@ -147,7 +247,10 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
-        let mut rpc = self.metrics.begin_rpc(Method::Chat, request.metadata());
+        let mut rpc = match self.begin(Method::Chat, &request).await {
+            Ok(rpc) => rpc,
+            Err((rpc, shed)) => return rpc.finish_unary(Err(shed)),
+        };
         let span = rpc.span().clone();
         let result = self.answer(&mut rpc, request).instrument(span).await;
         rpc.finish_unary(result)
@@ -159,7 +262,10 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<Self::StreamChatStream>, Status> {
-        let mut rpc = self.metrics.begin_rpc(Method::StreamChat, request.metadata());
+        let mut rpc = match self.begin(Method::StreamChat, &request).await {
+            Ok(rpc) => rpc,
+            Err((rpc, shed)) => return rpc.finish_stream(Err(shed)),
+        };
         let span = rpc.span().clone();
         let result = self.answer_stream(&mut rpc, request).instrument(span).await;
         rpc.finish_stream(result)
@@ -167,13 +273,15 @@ impl ChatService for ChatHandler {
 
     async fn list_models(
         &self,
-        _request: Request<pb::ListModelsRequest>,
+        request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let now = Instant::now();
-        let models = self
+        let started = Instant::now();
+        let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.clone());
+        let models: Vec<pb::Model> = self
             .router
             .routes()
             .iter()
+            .filter(|route| client.as_ref().is_none_or(|c| c.may_call(&route.name)))
             .map(|route| pb::Model {
                 name: route.name.clone(),
                 aliases: route.aliases.clone(),
@@ -183,12 +291,25 @@ impl ChatService for ChatHandler {
                     .map(|t| pb::Target {
                         provider: t.provider.clone(),
                         model: t.model.clone(),
-                        available: t.pool.is_available(now),
+                        available: t.pool.is_available(started),
                     })
                     .collect(),
-                available: route.is_available(now),
+                available: route.is_available(started),
             })
             .collect();
+        if let Some(audit) = &self.audit {
+            audit.submit(AuditRecord {
+                request_id: crate::call::CallContext::from_metadata(request.metadata())
+                    .request_id()
+                    .to_owned(),
+                method: "ListModels",
+                client_id: client.map(|c| c.id.clone()),
+                caller: caller_headers(audit.headers(), request.metadata()),
+                latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                code: "OK",
+                ..AuditRecord::default()
+            });
+        }
         Ok(Response::new(pb::ListModelsResponse { models }))
     }
 }

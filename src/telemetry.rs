@@ -1,5 +1,6 @@
 //! Logging set-up: `tracing` to stderr (stdout is left to the audit sink), as text or JSON,
-//! filtered by `RUST_LOG` when it is set and by `log.level` otherwise.
+//! filtered by `RUST_LOG` when it is set and by `log.level` otherwise, every line passed
+//! through the redactor ([`crate::redact`]).
 //!
 //! Each RPC runs in one `rpc` span (opened by [`crate::metrics::rpc`]) with the fields
 //! `request_id`, `method`, `trace_id`, `model`, `route`, `provider`, `upstream_model`, `code`,
@@ -10,7 +11,10 @@
 use tracing::Subscriber;
 use tracing_subscriber::{EnvFilter, fmt, fmt::MakeWriter, util::SubscriberInitExt};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::{
+    config::{LogConfig, LogFormat},
+    redact::Redacting,
+};
 
 /// Installs the global subscriber. Calling it twice is harmless: the second call is ignored.
 pub fn init(log: &LogConfig) {
@@ -26,7 +30,8 @@ where
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(writer);
+    // Every event passes the redactor, whatever the writer.
+    let builder = fmt().with_env_filter(filter).with_writer(Redacting(writer));
     match log.format {
         LogFormat::Json => {
             Box::new(builder.json().flatten_event(true).with_current_span(true).finish())

@@ -16,7 +16,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 #[tokio::test]
 async fn the_chat_service_mounts_on_a_host_router() {
-    let gateway = Gateway::new(Config::from_yaml("", std::iter::empty()).unwrap()).await;
+    let gateway =
+        Gateway::new(Config::from_yaml("", common::quiet_audit("")).unwrap()).await.unwrap();
     // The host has its own health service and adds ours next to it.
     let (host_health, host_health_service) = tonic_health::server::health_reporter();
     host_health.set_service_status("host.Service", tonic_health::ServingStatus::Serving).await;
@@ -51,7 +52,8 @@ async fn the_chat_service_mounts_on_a_host_router() {
 #[tokio::test]
 async fn the_whole_gateway_serves_on_a_listener_the_host_owns() {
     let yaml = "providers: {mine: {kind: echo}}\nroutes: [{name: house-model, targets: [{provider: mine, model: m}]}]";
-    let gateway = Gateway::new(Config::from_yaml(yaml, std::iter::empty()).unwrap()).await;
+    let gateway =
+        Gateway::new(Config::from_yaml(yaml, common::quiet_audit(yaml)).unwrap()).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

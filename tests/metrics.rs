@@ -199,8 +199,8 @@ impl Metrics for RecordingMetrics {
 #[tokio::test]
 async fn an_embedder_receives_the_signals_in_its_own_backend() {
     let recording = Arc::new(RecordingMetrics::default());
-    let config = Config::from_yaml(YAML, std::iter::empty()).unwrap();
-    let gateway = Gateway::with_metrics(config, recording.clone()).await;
+    let config = Config::from_yaml(YAML, common::quiet_audit(YAML)).unwrap();
+    let gateway = Gateway::with_metrics(config, recording.clone()).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -12,6 +12,7 @@ pub mod env;
 pub mod raw;
 
 mod provider;
+pub mod security;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -24,6 +25,7 @@ use std::{
 pub use provider::{ConnectionSettings, KeySource, Preset};
 pub use raw::{LogFormat, ProviderKind, Strategy};
 use raw::{RawConfig, RawEndpoint, RawRouting};
+pub use security::{AuditConfig, AuditSinkConfig, AuthConfig, ClientKey, Limits, TlsConfig};
 
 use crate::secret::Secret;
 
@@ -43,6 +45,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Providers, sorted by name.
     pub providers: Vec<ProviderConfig>,
+    /// Client keys.
+    pub auth: AuthConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
     /// Retry, back-off and endpoint-health policy.
     pub routing: RoutingConfig,
     /// Public routes, in file order.
@@ -64,6 +70,12 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// Deadline for calls that bring none.
     pub request_timeout: Duration,
+    /// TLS on the gRPC port.
+    pub tls: Option<TlsConfig>,
+    /// Request size and concurrency limits.
+    pub limits: Limits,
+    /// How often key files are checked for changes.
+    pub key_reload_interval: Duration,
 }
 
 /// `log:`
@@ -340,7 +352,39 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         shutdown_grace: duration(raw.server.shutdown_grace, Duration::from_secs(30)),
         shutdown_delay: duration(raw.server.shutdown_delay, Duration::ZERO),
         request_timeout: duration(raw.server.request_timeout, Duration::from_secs(30)),
+        tls: security::validate_tls(raw.server.tls)?,
+        limits: {
+            let d = Limits::default();
+            Limits {
+                max_request_bytes: raw.server.max_request_bytes.unwrap_or(d.max_request_bytes),
+                max_messages: raw.server.max_messages.unwrap_or(d.max_messages),
+                max_concurrent_streams: raw
+                    .server
+                    .max_concurrent_streams
+                    .unwrap_or(d.max_concurrent_streams),
+                max_in_flight: raw.server.max_in_flight.unwrap_or(d.max_in_flight),
+            }
+        },
+        key_reload_interval: duration(raw.server.key_reload_interval, Duration::from_secs(10)),
     };
+    for (field, value) in [
+        ("max_request_bytes", server.limits.max_request_bytes),
+        ("max_messages", server.limits.max_messages),
+        ("max_concurrent_streams", server.limits.max_concurrent_streams as usize),
+        ("max_in_flight", server.limits.max_in_flight),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::new(format!("server.{field}"), "must be at least 1"));
+        }
+    }
+    if server.key_reload_interval.is_zero() {
+        return Err(ConfigError::new("server.key_reload_interval", "must be greater than zero"));
+    }
+    crate::redact::add_patterns(&raw.log.redact_patterns).map_err(|e| {
+        ConfigError::new("log.redact_patterns", format!("not a regular expression: {e}"))
+    })?;
+    let auth = security::validate_auth(raw.auth)?;
+    let audit = security::validate_audit(raw.audit)?;
     if server.request_timeout.is_zero() {
         return Err(ConfigError::new("server.request_timeout", "must be greater than zero"));
     }
@@ -452,7 +496,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         });
     }
 
-    Ok(Config { server, log, providers, routing, routes, echo_fallback })
+    Ok(Config { server, log, providers, auth, audit, routing, routes, echo_fallback })
 }
 
 fn validate_routing(raw: RawRouting) -> Result<RoutingConfig, ConfigError> {

@@ -15,6 +15,10 @@ pub struct RawConfig {
     pub log: RawLog,
     /// Providers by name.
     pub providers: BTreeMap<String, RawProvider>,
+    /// Client keys.
+    pub auth: super::security::RawAuth,
+    /// The audit trail.
+    pub audit: super::security::RawAudit,
     /// Connection settings every HTTP provider takes unless it sets its own.
     pub provider_defaults: RawProviderDefaults,
     /// Retry, back-off and endpoint-health policy shared by every route.
@@ -103,6 +107,19 @@ pub struct RawServer {
     pub shutdown_delay: Option<HumanDuration>,
     /// Deadline for calls that bring none.
     pub request_timeout: Option<HumanDuration>,
+    /// TLS (and mTLS) on the gRPC port.
+    pub tls: Option<super::security::RawTls>,
+    /// Largest request message, in bytes (default 4 MiB).
+    pub max_request_bytes: Option<usize>,
+    /// Most messages in one request (default 1024).
+    pub max_messages: Option<usize>,
+    /// Most concurrent calls on one HTTP/2 connection (default 256).
+    pub max_concurrent_streams: Option<u32>,
+    /// Most chat calls in flight; more are shed with RESOURCE_EXHAUSTED (default 4096).
+    pub max_in_flight: Option<usize>,
+    /// How often key files (provider keys, client keys) are checked for changes (default 10s);
+    /// SIGHUP re-reads them at once.
+    pub key_reload_interval: Option<HumanDuration>,
 }
 
 /// `log:`
@@ -113,6 +130,8 @@ pub struct RawLog {
     pub level: Option<String>,
     /// `text` or `json`.
     pub format: Option<LogFormat>,
+    /// Extra regular expressions whose matches are masked in logs, audit records and errors.
+    pub redact_patterns: Vec<String>,
 }
 
 /// How logs are written.

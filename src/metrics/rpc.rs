@@ -19,8 +19,14 @@ use tonic::{Code, Response, Status, metadata::MetadataValue};
 use tracing::{Instrument, Span, field::Empty};
 
 use super::{Method, Recorder, labels, names, route_label};
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::metadata::MetadataMap;
+
 use crate::{
+    audit::{AuditRecord, AuditSink, caller_headers},
     call::{CallContext, REQUEST_ID},
+    chat::{ChatRequest, ContentPart},
+    config::ClientKey,
     error::Error,
     proto::v1 as pb,
     router::{Route, Served},
@@ -49,6 +55,10 @@ pub struct RpcRecord {
     tokens: Option<(u32, u32)>,
     streaming: bool,
     finished: bool,
+    /// Where the call's audit record goes, and the record so far.
+    audit: Option<(AuditSink, Box<AuditRecord>)>,
+    /// The call's place under the in-flight limit, held until it ends.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Recorder {
@@ -87,11 +97,50 @@ impl Recorder {
             tokens: None,
             streaming: false,
             finished: false,
+            audit: None,
+            permit: None,
         }
     }
 }
 
 impl RpcRecord {
+    /// Makes the call write an audit record to `sink` when it ends, starting from what its
+    /// metadata says: the client key, the audited caller headers.
+    pub fn audit(&mut self, sink: &AuditSink, client: Option<&ClientKey>, metadata: &MetadataMap) {
+        let record = AuditRecord {
+            request_id: self.call.request_id().to_owned(),
+            method: self.method.as_str(),
+            client_id: client.map(|c| c.id.clone()),
+            caller: caller_headers(sink.headers(), metadata),
+            ..AuditRecord::default()
+        };
+        self.audit = Some((sink.clone(), Box::new(record)));
+    }
+
+    /// Holds the call's in-flight permit until the call ends.
+    pub fn hold(&mut self, permit: OwnedSemaphorePermit) {
+        self.permit = Some(permit);
+    }
+
+    /// Notes what the validated request says, for the audit record.
+    pub fn request(&mut self, request: &ChatRequest) {
+        if let Some((sink, record)) = &mut self.audit {
+            record.model = Some(request.model.clone());
+            record.message_count = request.messages.len();
+            record.metadata = request.metadata.clone();
+            if sink.include_content() {
+                record.content = Some(audit_content(request));
+            }
+        }
+    }
+
+    /// Notes that the answer came from the response cache.
+    pub fn cache_hit(&mut self) {
+        if let Some((_, record)) = &mut self.audit {
+            record.cache_hit = true;
+        }
+    }
+
     /// The call's span; the handler runs inside it.
     pub fn span(&self) -> &Span {
         &self.span
@@ -118,6 +167,20 @@ impl RpcRecord {
         let started = Instant::now();
         let result = self.call.scope(router_call).await;
         *self.upstream.get_or_insert(Duration::ZERO) += started.elapsed();
+        if let Some((_, record)) = &mut self.audit {
+            match &result {
+                Ok(served) => {
+                    record.endpoint = Some(served.endpoint.name.clone());
+                    record.attempts = served.attempts;
+                }
+                Err(Error::Exhausted { attempts, .. }) => {
+                    record.attempts = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+                    record.endpoint = attempts.last().map(|a| a.endpoint.clone());
+                }
+                Err(Error::Provider(_)) => record.attempts = 1,
+                Err(_) => {}
+            }
+        }
         let provider = match &result {
             Ok(served) => Some(served.provider.as_str()),
             Err(Error::Provider(err)) => Some(err.provider.as_str()),
@@ -142,6 +205,9 @@ impl RpcRecord {
                     self.tokens = Some((u.input_tokens, u.output_tokens));
                 }
                 self.span.record("upstream_model", reply.provider_model.as_str());
+                if let Some((_, record)) = &mut self.audit {
+                    record.provider_model = Some(reply.provider_model.clone());
+                }
                 self.set_request_id(response.metadata_mut());
                 self.finish(Code::Ok, None);
                 Ok(response)
@@ -197,6 +263,9 @@ impl RpcRecord {
             Some(Event::Usage(u)) => self.tokens = Some((u.input_tokens, u.output_tokens)),
             Some(Event::Finish(f)) => {
                 self.span.record("upstream_model", f.provider_model.as_str());
+                if let Some((_, record)) = &mut self.audit {
+                    record.provider_model = Some(f.provider_model.clone());
+                }
             }
             None => {}
         }
@@ -256,6 +325,18 @@ impl RpcRecord {
         let latency_ms = total.as_secs_f64() * 1e3;
         let upstream_ms = upstream.as_secs_f64() * 1e3;
         let ttft_ms = self.first_token.map(|t| t.as_secs_f64() * 1e3);
+        if let Some((sink, mut record)) = self.audit.take() {
+            record.route = self.route.clone();
+            record.provider = self.provider.clone();
+            record.input_tokens = self.tokens.map(|t| t.0);
+            record.output_tokens = self.tokens.map(|t| t.1);
+            record.latency_ms = latency_ms;
+            record.ttft_ms = ttft_ms;
+            record.code = code_name;
+            record.error = error.map(str::to_owned);
+            sink.submit(*record);
+        }
+        self.permit = None;
         self.span.in_scope(|| {
             if is_server_fault(code) {
                 tracing::warn!(latency_ms, upstream_ms, ttft_ms, "rpc failed");
@@ -299,4 +380,25 @@ pub fn code_name(code: Code) -> &'static str {
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
+}
+
+/// The messages of a request as the audit record shows them (redacted when written); images
+/// are noted, not copied.
+fn audit_content(request: &ChatRequest) -> serde_json::Value {
+    let messages: Vec<serde_json::Value> = request
+        .messages
+        .iter()
+        .map(|m| {
+            let parts: Vec<serde_json::Value> = m
+                .content
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text(t) => serde_json::Value::String(t.clone()),
+                    ContentPart::Image(_) => serde_json::json!({"image": true}),
+                })
+                .collect();
+            serde_json::json!({"role": m.role.as_str(), "content": parts})
+        })
+        .collect();
+    serde_json::Value::Array(messages)
 }

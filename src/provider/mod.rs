@@ -72,6 +72,12 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// it drops the upstream request.
     async fn stream(&self, model: &str, request: &ChatRequest)
     -> Result<ChatStream, ProviderError>;
+
+    /// The handle its key is read through on every call, so a rotation can swap it; `None`
+    /// for a provider without a key.
+    fn key_handle(&self) -> Option<Arc<arc_swap::ArcSwap<crate::secret::Secret>>> {
+        None
+    }
 }
 
 /// A shared provider adapter.

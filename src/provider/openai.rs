@@ -464,6 +464,10 @@ impl Provider for OpenAiProvider {
         &self.upstream.name
     }
 
+    fn key_handle(&self) -> Option<std::sync::Arc<arc_swap::ArcSwap<crate::secret::Secret>>> {
+        self.upstream.key_handle()
+    }
+
     async fn chat(
         &self,
         model: &str,

@@ -29,8 +29,9 @@ pub use endpoint::{BreakerState, Endpoint, Outcome};
 
 use crate::{
     chat::{ChatEvent, ChatRequest, ChatResponse},
-    config::{Config, EndpointConfig, HealthPolicy, ProviderConfig, Strategy},
+    config::{Config, EndpointConfig, HealthPolicy, KeySource, ProviderConfig, Strategy},
     error::{AttemptFailure, Error},
+    keys::KeyFile,
     provider::{self, ChatStream, ProviderError, ProviderErrorKind, SharedProvider},
 };
 
@@ -398,25 +399,37 @@ pub struct Router {
     routes: Vec<Arc<Route>>,
     by_name: HashMap<String, Arc<Route>>,
     passthrough: std::sync::RwLock<HashMap<String, Arc<Route>>>,
+    key_files: Vec<KeyFile>,
     policy: Arc<HealthPolicy>,
     max_retries: u32,
     backoff: Backoff,
 }
 
-/// Builds the adapter for `provider`, bound to `endpoint`'s address and key when given. An
-/// adapter that cannot be built (its HTTP client failed) is logged and left out: its targets
-/// fail over as if it were down.
-fn adapter(provider: &ProviderConfig, endpoint: Option<&EndpointConfig>) -> Option<SharedProvider> {
-    let built = match endpoint {
-        Some(e) => provider::build(&provider.for_endpoint(e)),
-        None => provider::build(provider),
+/// Builds the adapter for `provider`, bound to `endpoint`'s address and key when given, and
+/// notes a key read from a file so it can be rotated. An adapter that cannot be built (its
+/// HTTP client failed) is logged and left out: its targets fail over as if it were down.
+fn adapter(
+    provider: &ProviderConfig,
+    endpoint: Option<&EndpointConfig>,
+    key_files: &mut Vec<KeyFile>,
+) -> Option<SharedProvider> {
+    let mut bound = match endpoint {
+        Some(e) => provider.for_endpoint(e),
+        None => provider.clone(),
     };
-    built
-        .map_err(|e| {
-            let endpoint = endpoint.map_or("default", |e| e.name.as_str());
-            tracing::error!(provider = %provider.name, endpoint, error = %e, "cannot build provider");
-        })
-        .ok()
+    let owner = match endpoint {
+        Some(e) => format!("{}@{}", provider.name, e.name),
+        None => provider.name.clone(),
+    };
+    let built = provider::build(&bound)
+        .map_err(|e| tracing::error!(provider = %owner, error = %e, "cannot build provider"))
+        .ok()?;
+    if let (Some(key), Some(connection)) = (built.key_handle(), bound.connection_mut())
+        && let Some(KeySource::File(path)) = &connection.api_key_source
+    {
+        key_files.push(KeyFile { owner, path: path.clone(), key });
+    }
+    Some(built)
 }
 
 impl Router {
@@ -425,13 +438,14 @@ impl Router {
         let policy = Arc::new(config.routing.health.clone());
         let backoff =
             Backoff { base: config.routing.backoff_base, max: config.routing.backoff_max };
+        let mut key_files = Vec::new();
         // Each provider's own address is one endpoint, shared by every target that has no pool
         // of its own, so its health is judged once.
         let providers: HashMap<String, Arc<Endpoint>> = config
             .providers
             .iter()
             .filter_map(|p| {
-                let adapter = adapter(p, None)?;
+                let adapter = adapter(p, None, &mut key_files)?;
                 Some((
                     p.name.clone(),
                     Arc::new(Endpoint::new("default", 1, adapter, policy.clone())),
@@ -453,7 +467,7 @@ impl Router {
                         t.endpoints
                             .iter()
                             .filter_map(|e| {
-                                let adapter = adapter(provider_config, Some(e))?;
+                                let adapter = adapter(provider_config, Some(e), &mut key_files)?;
                                 Some(Arc::new(Endpoint::new(
                                     &e.name,
                                     e.weight,
@@ -493,6 +507,7 @@ impl Router {
             routes,
             by_name,
             passthrough: std::sync::RwLock::default(),
+            key_files,
             policy,
             max_retries: config.routing.max_retries,
             backoff,
@@ -543,6 +558,11 @@ impl Router {
     pub fn can_serve(&self, now: Instant) -> bool {
         self.routes.iter().any(|r| r.is_available(now))
             || self.providers.values().any(|e| e.is_available(now))
+    }
+
+    /// The provider keys read from files, for rotation.
+    pub fn key_files(&self) -> &[KeyFile] {
+        &self.key_files
     }
 
     /// The health policy endpoints are judged by.

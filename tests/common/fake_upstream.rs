@@ -212,11 +212,12 @@ pub const TEST_KEY: &str = "sk-test-0123456789abcdef";
 pub async fn gateway(yaml: &str, vars: &[(&str, &str)]) -> TestGateway {
     let mut env = vec![("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env: Vec<(String, String)> = env.into_iter().chain(super::quiet_audit(yaml)).collect();
     let config = Config::from_yaml(yaml, env).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let gateway = Gateway::new(config).await;
+    let gateway = Gateway::new(config).await.unwrap();
     let task = tokio::spawn(async move {
         let _ = gateway
             .serve(listener, async {

@@ -30,7 +30,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a gateway with the config in `yaml` ("" for the built-in defaults).
     pub async fn start(yaml: &str) -> TestServer {
-        let config = Config::from_yaml(yaml, std::iter::empty()).expect("test config is valid");
+        let config = Config::from_yaml(yaml, quiet_audit(yaml)).expect("test config is valid");
         TestServer::start_with(config).await
     }
 
@@ -38,7 +38,7 @@ impl TestServer {
     pub async fn start_with(config: Config) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let gateway = Gateway::new(config).await;
+        let gateway = Gateway::new(config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let serving = gateway.clone();
         let task = tokio::spawn(async move {
@@ -90,6 +90,16 @@ impl TestServer {
     /// Waits until the server stopped (after `begin_shutdown`).
     pub async fn stopped(self) -> Result<(), ai_service::Error> {
         self.task.await.unwrap()
+    }
+}
+
+/// Sends the audit trail to /dev/null unless the test's config says where it goes, so test
+/// output is not flooded with records.
+pub fn quiet_audit(yaml: &str) -> Vec<(String, String)> {
+    if yaml.contains("sink:") {
+        Vec::new()
+    } else {
+        vec![("AI_SERVICE__AUDIT__SINK".to_owned(), "/dev/null".to_owned())]
     }
 }
 

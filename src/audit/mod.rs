@@ -1,0 +1,337 @@
+//! The audit trail: exactly one JSON-lines record per chat RPC, failures and rejected calls
+//! included.
+//!
+//! Who writes the record:
+//! - a call that reaches the chat handler is recorded when its [`crate::metrics::RpcRecord`]
+//!   finishes, once, whatever way it ends (answer, error, a stream cut, the caller leaving);
+//! - a call refused before the handler (no or wrong client key) is recorded by the
+//!   [`crate::auth`] layer that refused it.
+//!
+//! Health checks and reflection are not audited: they carry no caller data and would drown
+//! the trail.
+//!
+//! Records go through an unbounded channel to one writer task, so submitting never blocks and
+//! never drops. The bound is enforced at admission instead: while more than `queue_capacity`
+//! records wait to be written, new calls wait before they start ([`AuditSink::admit`]). A
+//! slow sink therefore slows callers down rather than losing records, and the queue can never
+//! hold more than the capacity plus the calls already in flight. [`AuditSink::close`] drains
+//! and flushes the queue on shutdown.
+
+use std::{
+    collections::BTreeMap,
+    io,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::SystemTime,
+};
+
+use serde::Serialize;
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt, BufWriter},
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{AuditConfig, AuditSinkConfig},
+    metrics::Recorder,
+    redact::redact,
+};
+
+/// One audited call.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditRecord {
+    /// When the call ended, RFC 3339 with milliseconds, UTC.
+    pub time: String,
+    /// The call's `x-request-id`.
+    pub request_id: String,
+    /// `Chat`, `StreamChat` or `ListModels`.
+    pub method: &'static str,
+    /// The client key's id, when the call presented a valid one.
+    pub client_id: Option<String>,
+    /// Audited caller headers (`x-user-id`, `x-tenant-id`, configured extras).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub caller: BTreeMap<String, String>,
+    /// The request's `metadata` map.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// The model name the caller asked for.
+    pub model: Option<String>,
+    /// The route it resolved to (`provider/model` for a passthrough).
+    pub route: Option<String>,
+    /// The provider that answered, or failed last.
+    pub provider: Option<String>,
+    /// The upstream model that answered.
+    pub provider_model: Option<String>,
+    /// The endpoint that answered.
+    pub endpoint: Option<String>,
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Messages in the request.
+    pub message_count: usize,
+    /// Prompt tokens.
+    pub input_tokens: Option<u32>,
+    /// Generated tokens.
+    pub output_tokens: Option<u32>,
+    /// Whether the answer came from the response cache.
+    pub cache_hit: bool,
+    /// Whole call, in milliseconds.
+    pub latency_ms: f64,
+    /// Time to the first content event of a stream, in milliseconds.
+    pub ttft_ms: Option<f64>,
+    /// The gRPC code, e.g. `OK` or `UNAVAILABLE`.
+    pub code: &'static str,
+    /// The error message the caller got, redacted.
+    pub error: Option<String>,
+    /// The request's messages, redacted; only with `audit.include_content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<serde_json::Value>,
+}
+
+/// The current time as the record shows it.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Where records go; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuditSink {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: mpsc::UnboundedSender<AuditRecord>,
+    depth: AtomicUsize,
+    capacity: usize,
+    space: Notify,
+    closing: CancellationToken,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    headers: Vec<String>,
+    include_content: bool,
+    metrics: Recorder,
+}
+
+impl AuditSink {
+    /// Opens the sink of `config` and starts its writer.
+    pub async fn open(config: &AuditConfig, metrics: Recorder) -> io::Result<AuditSink> {
+        let out: Box<dyn AsyncWrite + Send + Unpin> = match &config.sink {
+            AuditSinkConfig::Stdout => Box::new(tokio::io::stdout()),
+            AuditSinkConfig::File(path) => Box::new(
+                tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.map_err(
+                    |e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("cannot open audit file {}: {e}", path.display()),
+                        )
+                    },
+                )?,
+            ),
+        };
+        Ok(AuditSink::with_writer(config, metrics, out))
+    }
+
+    /// A sink writing to `out`.
+    pub fn with_writer(
+        config: &AuditConfig,
+        metrics: Recorder,
+        out: Box<dyn AsyncWrite + Send + Unpin>,
+    ) -> AuditSink {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            tx,
+            depth: AtomicUsize::new(0),
+            capacity: config.queue_capacity,
+            space: Notify::new(),
+            closing: CancellationToken::new(),
+            writer: Mutex::new(None),
+            headers: config.headers.clone(),
+            include_content: config.include_content,
+            metrics,
+        });
+        let task = tokio::spawn(write_records(inner.clone(), rx, BufWriter::new(out)));
+        *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        AuditSink { inner }
+    }
+
+    /// The caller headers copied into records.
+    pub fn headers(&self) -> &[String] {
+        &self.inner.headers
+    }
+
+    /// Whether records carry message content.
+    pub fn include_content(&self) -> bool {
+        self.inner.include_content
+    }
+
+    /// Waits until the queue has room; a new call does this before it starts.
+    pub async fn admit(&self) {
+        loop {
+            let notified = self.inner.space.notified();
+            if self.inner.depth.load(Ordering::Acquire) < self.inner.capacity {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Queues a record; never blocks, never drops (see the module docs).
+    pub fn submit(&self, mut record: AuditRecord) {
+        if record.time.is_empty() {
+            record.time = now_rfc3339();
+        }
+        let depth = self.inner.depth.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.metrics.audit_queue_depth(depth);
+        if self.inner.tx.send(record).is_err() {
+            // Only after close(): the writer is gone. Say so loudly rather than silently.
+            self.inner.depth.fetch_sub(1, Ordering::AcqRel);
+            tracing::error!("audit record submitted after the audit sink closed");
+        }
+    }
+
+    /// Records waiting to be written.
+    pub fn depth(&self) -> usize {
+        self.inner.depth.load(Ordering::Acquire)
+    }
+
+    /// Writes out every queued record, flushes and stops the writer.
+    pub async fn close(&self) {
+        self.inner.closing.cancel();
+        let task = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn write_records(
+    inner: Arc<Inner>,
+    mut rx: mpsc::UnboundedReceiver<AuditRecord>,
+    mut out: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+) {
+    loop {
+        let record = tokio::select! {
+            biased;
+            record = rx.recv() => record,
+            () = inner.closing.cancelled() => None,
+        };
+        let Some(record) = record else { break };
+        write_one(&inner, &mut out, &record).await;
+        if rx.is_empty() {
+            flush(&mut out).await;
+        }
+    }
+    // Closing: whatever is still queued is written before the writer stops.
+    while let Ok(record) = rx.try_recv() {
+        write_one(&inner, &mut out, &record).await;
+    }
+    flush(&mut out).await;
+}
+
+async fn write_one(
+    inner: &Inner,
+    out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+    record: &AuditRecord,
+) {
+    match serde_json::to_string(record) {
+        Ok(line) => {
+            let mut line = redact(&line).into_owned();
+            line.push('\n');
+            if let Err(e) = out.write_all(line.as_bytes()).await {
+                tracing::error!(error = %e, "cannot write an audit record");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
+    }
+    let depth = inner.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+    inner.metrics.audit_queue_depth(depth);
+    inner.space.notify_waiters();
+}
+
+async fn flush(out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>) {
+    if let Err(e) = out.flush().await {
+        tracing::error!(error = %e, "cannot flush the audit sink");
+    }
+}
+
+/// The audited caller headers of `metadata`.
+pub fn caller_headers(
+    headers: &[String],
+    metadata: &tonic::metadata::MetadataMap,
+) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|h| {
+            let value = metadata.get(h.as_str())?.to_str().ok()?;
+            Some((h.clone(), value.chars().take(256).collect()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::security::validate_audit;
+
+    fn config(capacity: usize) -> AuditConfig {
+        let mut c = validate_audit(Default::default()).unwrap();
+        c.queue_capacity = capacity;
+        c
+    }
+
+    #[tokio::test]
+    async fn every_submitted_record_is_written_once_and_redacted() {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let sink = AuditSink::with_writer(&config(16), Recorder::default(), Box::new(client));
+        for i in 0..100 {
+            sink.submit(AuditRecord {
+                request_id: format!("r{i}"),
+                method: "Chat",
+                code: "OK",
+                error: Some("Bearer sk-abcdefghijklmnopqrstuvwxyz leaked".into()),
+                ..AuditRecord::default()
+            });
+        }
+        sink.close().await;
+        drop(sink);
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut server, &mut text).await.unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 100);
+        assert!(!text.contains("sk-abcdefghijklmnopqrstuvwxyz"));
+        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(first["request_id"], "r0");
+        assert_eq!(first["code"], "OK");
+        assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_new_calls_wait_instead_of_dropping() {
+        // A writer that cannot write until we read: the queue fills up.
+        let (client, mut server) = tokio::io::duplex(64);
+        let sink = AuditSink::with_writer(&config(2), Recorder::default(), Box::new(client));
+        for _ in 0..4 {
+            sink.submit(AuditRecord { error: Some("x".repeat(20_000)), ..AuditRecord::default() });
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), sink.admit()).await.is_err(),
+            "admission must wait"
+        );
+        let reader = tokio::spawn(async move {
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut server, &mut text).await.unwrap();
+            text
+        });
+        tokio::time::timeout(Duration::from_secs(5), sink.admit())
+            .await
+            .expect("room again once written");
+        sink.close().await;
+        drop(sink);
+        assert_eq!(reader.await.unwrap().lines().count(), 4, "nothing was dropped");
+    }
+}

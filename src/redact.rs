@@ -1,0 +1,206 @@
+//! The redactor: every log line, audit record and error message passes through [`redact`]
+//! before it leaves the process.
+//!
+//! It removes two kinds of thing:
+//! - every secret the process holds: a [`crate::secret::Secret`] registers its value here when
+//!   it is made, so a provider key is caught wherever it turns up, whatever its shape;
+//! - text that looks like a credential: `sk-…` keys, `Bearer …` tokens, `x-api-key: …` and
+//!   similar header lines, `key=…` in URLs, and the patterns configured in
+//!   `log.redact_patterns`.
+//!
+//! Each is replaced by `***`. Logs get it through [`Redacting`], the writer wrapper the log
+//! subscriber is built with.
+
+use std::{
+    borrow::Cow,
+    io,
+    sync::{OnceLock, RwLock},
+};
+
+use regex::Regex;
+
+/// What a redacted value becomes.
+pub const MASK: &str = "***";
+
+/// Secrets shorter than this are not matched literally (too likely to match by chance).
+const MIN_SECRET_LEN: usize = 8;
+
+/// Built-in credential shapes. A pattern with a capture group keeps group 1 (the label) and
+/// masks the rest of the match.
+const BUILT_IN: &[&str] = &[
+    r"(?i)((?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{4,}",
+    r#"(?i)((?:x-api-key|api-key|x-goog-api-key)["']?\s*[:=]\s*["']?)[^\s"',;}]+"#,
+    r#"(?i)([?&](?:key|api_key|api-key|apikey|access_token|token)=)[^&\s"']+"#,
+    r"\bsk-[A-Za-z0-9_\-]{8,}",
+    r"\bAIza[0-9A-Za-z_\-]{20,}",
+    r"\bgsk_[A-Za-z0-9]{16,}",
+    r"\bxai-[A-Za-z0-9]{16,}",
+];
+
+struct Redactor {
+    patterns: RwLock<Vec<Regex>>,
+    secrets: RwLock<Vec<String>>,
+}
+
+fn redactor() -> &'static Redactor {
+    static REDACTOR: OnceLock<Redactor> = OnceLock::new();
+    REDACTOR.get_or_init(|| Redactor {
+        patterns: RwLock::new(BUILT_IN.iter().filter_map(|p| Regex::new(p).ok()).collect()),
+        secrets: RwLock::new(Vec::new()),
+    })
+}
+
+/// Remembers `value` as a secret to mask wherever it appears.
+pub fn register_secret(value: &str) {
+    if value.len() < MIN_SECRET_LEN {
+        return;
+    }
+    let mut secrets = redactor().secrets.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == value) {
+        secrets.push(value.to_owned());
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Adds configured patterns; each must be a valid regular expression.
+pub fn add_patterns(patterns: &[String]) -> Result<(), String> {
+    let compiled: Result<Vec<Regex>, String> =
+        patterns.iter().map(|p| Regex::new(p).map_err(|e| format!("{p:?}: {e}"))).collect();
+    redactor().patterns.write().unwrap_or_else(|e| e.into_inner()).extend(compiled?);
+    Ok(())
+}
+
+/// `text` with every secret and credential-shaped substring masked.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let r = redactor();
+    let mut out = Cow::Borrowed(text);
+    for secret in r.secrets.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), MASK));
+        }
+    }
+    for pattern in r.patterns.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        if pattern.is_match(&out) {
+            let replaced =
+                pattern.replace_all(&out, |caps: &regex::Captures<'_>| match caps.get(1) {
+                    Some(label) => format!("{}{MASK}", label.as_str()),
+                    None => MASK.to_owned(),
+                });
+            out = Cow::Owned(replaced.into_owned());
+        }
+    }
+    out
+}
+
+/// Wraps a log writer so every event is redacted before it is written. The subscriber makes
+/// one writer per event and drops it when the event is written, so each event is redacted
+/// whole, however the formatter split its writes.
+#[derive(Clone, Debug)]
+pub struct Redacting<M>(pub M);
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for Redacting<M>
+{
+    type Writer = RedactingWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter { buffer: Vec::new(), inner: self.0.make_writer() }
+    }
+}
+
+/// One event's output, written redacted to the inner writer when dropped.
+pub struct RedactingWriter<W: io::Write> {
+    buffer: Vec<u8>,
+    inner: W,
+}
+
+impl<W: io::Write> io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: io::Write> Drop for RedactingWriter<W> {
+    fn drop(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buffer);
+        // Logging must never fail the caller; a closed stream loses the line.
+        let _ = self.inner.write_all(redact(&text).as_bytes());
+        let _ = self.inner.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_credential_shapes() {
+        let cases = [
+            ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer ***"),
+            ("bearer eyJhbGciOi", "bearer ***"),
+            ("x-api-key: sk-ant-api03-abcdefgh", "x-api-key: ***"),
+            (r#"{"api-key":"0123456789abcdef"}"#, r#"{"api-key":"***"}"#),
+            (
+                "GET /v1/models?key=AIzaSyA1234567890abcdefghij&alt=sse",
+                "GET /v1/models?key=***&alt=sse",
+            ),
+            ("token sk-proj-1234567890abcdef leaked", "token *** leaked"),
+            ("nothing to see", "nothing to see"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn masks_registered_secrets_of_any_shape() {
+        register_secret("plain-looking-value-42");
+        assert_eq!(
+            redact("upstream said plain-looking-value-42 twice: plain-looking-value-42"),
+            "upstream said *** twice: ***"
+        );
+        register_secret("short");
+        assert_eq!(redact("short"), "short", "too short to match safely");
+    }
+
+    #[test]
+    fn log_events_are_redacted_whole() {
+        use tracing_subscriber::fmt::MakeWriter;
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let target = sink.clone();
+        let make = Redacting(move || SharedBuf(target.clone()));
+        {
+            let mut w = make.make_writer();
+            io::Write::write_all(&mut w, b"auth: Bear").unwrap();
+            io::Write::write_all(&mut w, b"er sk-abcdefghijklmnop\n").unwrap();
+        }
+        assert_eq!(String::from_utf8(sink.lock().unwrap().clone()).unwrap(), "auth: Bearer ***\n");
+    }
+
+    struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl io::Write for SharedBuf {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn configured_patterns_are_applied() {
+        add_patterns(&["corp-[0-9]{6}".to_owned()]).unwrap();
+        assert_eq!(redact("id corp-123456"), "id ***");
+        assert!(add_patterns(&["(".to_owned()]).is_err());
+    }
+}
