@@ -6,7 +6,7 @@
 #   cargo fmt --check, cargo clippy (-D warnings), cargo test, buf lint on proto/,
 #   the check that the committed client stubs match proto/,
 #   the grpcurl smoke test against the debug binary (tests/smoke/grpcurl.sh),
-#   and the Go, Python and Java client suites against one running server.
+#   and the Go, Python and Java client suites against running gateways.
 # `make generate` regenerates the committed Go and Python stubs from proto/.
 
 SHELL := bash
@@ -106,10 +106,10 @@ check-generated: $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_G
 smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(HEALTH_PROBE_VERSION)
 	tests/smoke/grpcurl.sh
 
-# The client suites, against an echo gateway and a gateway for the error cases (a slow echo
-# route and a route whose fake upstream answers 429) started for them
-# (scripts/with-servers.sh sets AI_SERVICE_ADDR and AI_SERVICE_FAULTS_ADDR); -k runs every
-# suite even when an earlier one fails, and still fails the run.
+# The client suites, against three gateways started for them by scripts/with-servers.sh:
+# echo with no config, one for the error cases (a slow echo route, a route whose fake
+# upstream answers 429) and one that requires client keys. -k runs every suite even when an
+# earlier one fails, and still fails the run.
 clients: build $(STAMPS)/venv-test
 	scripts/with-servers.sh $(MAKE) -k client-go client-python client-java
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command against two running gateways and stops them afterwards, whatever happens:
+# Runs a command against three running gateways and stops them afterwards, whatever happens:
 #   AI_SERVICE_ADDR         no config, no keys: the built-in echo provider as model "echo";
 #   AI_SERVICE_FAULTS_ADDR  the error cases that need a configured gateway:
 #                           route "slow"    echo with 200ms between deltas (deadline tests);
@@ -7,6 +7,8 @@
 #                                           (scripts/fake-upstream.py) answers every request
 #                                           with 429 and Retry-After: 7 (RESOURCE_EXHAUSTED
 #                                           with RetryInfo).
+#   AI_SERVICE_AUTH_ADDR    client keys required: AI_SERVICE_AUTH_KEY may call every route,
+#                           AI_SERVICE_AUTH_OTHER_KEY only route "other" (both echo).
 # Usage: scripts/with-servers.sh COMMAND [ARGS...]   (from any directory)
 set -euo pipefail
 
@@ -42,17 +44,38 @@ routes:
     targets: [{provider: limited, model: gpt-fake}]
 YAML
 
+# Test-only keys; the gateway stores only their SHA-256.
+AI_SERVICE_AUTH_KEY=test-client-key-all-routes
+AI_SERVICE_AUTH_OTHER_KEY=test-client-key-route-other
+sha256() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+cat >"$work/auth.yaml" <<YAML
+providers:
+  echo: {kind: echo}
+routes:
+  - name: echo
+    targets: [{provider: echo, model: echo}]
+  - name: other
+    targets: [{provider: echo, model: echo}]
+auth:
+  keys:
+    - {id: all-routes, sha256: $(sha256 "$AI_SERVICE_AUTH_KEY")}
+    - {id: route-other, sha256: $(sha256 "$AI_SERVICE_AUTH_OTHER_KEY"), routes: [other]}
+YAML
+
 AI_SERVICE_ADDR=127.0.0.1:$(free_port)
 start_server "$AI_SERVICE_ADDR" "$work/echo.log"
 AI_SERVICE_FAULTS_ADDR=127.0.0.1:$(free_port)
 start_server "$AI_SERVICE_FAULTS_ADDR" "$work/faults.log" "$work/faults.yaml"
-export AI_SERVICE_ADDR AI_SERVICE_FAULTS_ADDR
-echo "clients: gateways on $AI_SERVICE_ADDR (echo) and $AI_SERVICE_FAULTS_ADDR (slow, limited)"
+AI_SERVICE_AUTH_ADDR=127.0.0.1:$(free_port)
+start_server "$AI_SERVICE_AUTH_ADDR" "$work/auth.log" "$work/auth.yaml"
+export AI_SERVICE_ADDR AI_SERVICE_FAULTS_ADDR AI_SERVICE_AUTH_ADDR AI_SERVICE_AUTH_KEY AI_SERVICE_AUTH_OTHER_KEY
+echo "clients: gateways on $AI_SERVICE_ADDR (echo), $AI_SERVICE_FAULTS_ADDR (slow, limited)" \
+    "and $AI_SERVICE_AUTH_ADDR (client keys)"
 
 rc=0
 "$@" || rc=$?
 if [[ $rc -ne 0 ]]; then
-    echo "--- gateway logs (echo, then faults):" >&2
-    cat "$work/echo.log" "$work/faults.log" >&2
+    echo "--- gateway logs (echo, faults, auth):" >&2
+    cat "$work/echo.log" "$work/faults.log" "$work/auth.log" >&2
 fi
 exit "$rc"

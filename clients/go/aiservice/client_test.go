@@ -12,8 +12,8 @@ import (
 	aiservicev1 "github.com/ai-service/ai-service/clients/go/aiservicev1"
 )
 
-// recorder is a ChatService that remembers the authorization header of each call; the
-// gateway does not check client keys yet, so this is where WithAPIKey is proven.
+// recorder is a ChatService that remembers the authorization header of each call, so the
+// exact header WithAPIKey sends is pinned down (TestClientKeys covers the gateway side).
 type recorder struct {
 	aiservicev1.UnimplementedChatServiceServer
 	auth chan []string

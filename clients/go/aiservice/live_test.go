@@ -1,7 +1,9 @@
 // These tests call a running gateway: AI_SERVICE_ADDR (the echo provider, no keys) and
 // AI_SERVICE_FAULTS_ADDR (route "slow": echo with 200ms between deltas; route "limited": an
-// upstream that always answers 429 with Retry-After: 7). `make test`
-// starts both and sets the variables; without AI_SERVICE_ADDR the tests are skipped.
+// upstream that always answers 429 with Retry-After: 7) and AI_SERVICE_AUTH_ADDR (client
+// keys required: AI_SERVICE_AUTH_KEY for every route, AI_SERVICE_AUTH_OTHER_KEY for route
+// "other" only). `make test` starts them and sets the variables; without AI_SERVICE_ADDR
+// the tests are skipped.
 package aiservice_test
 
 import (
@@ -22,7 +24,7 @@ import (
 	aiservicev1 "github.com/ai-service/ai-service/clients/go/aiservicev1"
 )
 
-func dial(t *testing.T, env string) *aiservice.Client {
+func dial(t *testing.T, env string, opts ...aiservice.Option) *aiservice.Client {
 	t.Helper()
 	addr := os.Getenv(env)
 	if addr == "" {
@@ -31,7 +33,7 @@ func dial(t *testing.T, env string) *aiservice.Client {
 		}
 		t.Skipf("%s is not set; `make test` sets it to a running gateway", env)
 	}
-	client, err := aiservice.Dial(addr, aiservice.WithPlaintext())
+	client, err := aiservice.Dial(addr, append([]aiservice.Option{aiservice.WithPlaintext()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +246,46 @@ func TestUpstreamRateLimitIsResourceExhaustedWithRetryInfo(t *testing.T) {
 	if delay := d.RetryInfo.GetRetryDelay().AsDuration(); delay <= 0 || delay > 7*time.Second {
 		t.Errorf("retry delay %v, want within (0, 7s]", delay)
 	}
+}
+
+func TestClientKeys(t *testing.T) {
+	chat := func(t *testing.T, opts ...aiservice.Option) error {
+		client := dial(t, "AI_SERVICE_AUTH_ADDR", opts...)
+		_, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{Model: "echo", Messages: hello()})
+		return err
+	}
+	reason := func(err error) string { return aiservice.ErrorDetails(err).Info.GetReason() }
+
+	t.Run("without a key", func(t *testing.T) {
+		err := chat(t)
+		if status.Code(err) != codes.Unauthenticated || reason(err) != "UNAUTHENTICATED" {
+			t.Errorf("got %v (reason %q), want Unauthenticated (UNAUTHENTICATED)", err, reason(err))
+		}
+	})
+	t.Run("with a wrong key", func(t *testing.T) {
+		err := chat(t, aiservice.WithAPIKey("not-a-key"))
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("got %v, want Unauthenticated", err)
+		}
+	})
+	t.Run("with a valid key", func(t *testing.T) {
+		if err := chat(t, aiservice.WithAPIKey(os.Getenv("AI_SERVICE_AUTH_KEY"))); err != nil {
+			t.Errorf("got %v, want OK", err)
+		}
+	})
+	t.Run("with a key for another route", func(t *testing.T) {
+		err := chat(t, aiservice.WithAPIKey(os.Getenv("AI_SERVICE_AUTH_OTHER_KEY")))
+		if status.Code(err) != codes.PermissionDenied || reason(err) != "ROUTE_NOT_ALLOWED" {
+			t.Errorf("got %v (reason %q), want PermissionDenied (ROUTE_NOT_ALLOWED)", err, reason(err))
+		}
+	})
+	t.Run("health needs no key", func(t *testing.T) {
+		client := dial(t, "AI_SERVICE_AUTH_ADDR")
+		resp, err := client.Health.Check(ctx(t), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("got %v, %v; want SERVING", resp, err)
+		}
+	})
 }
 
 func TestRequestIDComesBack(t *testing.T) {

@@ -1,5 +1,5 @@
 """The client key reaches the server as ``authorization: Bearer <key>``, blocking and
-asyncio. The gateway does not check keys yet, so a recording in-process server proves it."""
+asyncio, as a recording in-process server sees it (test_client_keys covers the gateway side)."""
 
 from concurrent import futures
 

@@ -1,5 +1,7 @@
 """The grpc.aio client against a running gateway."""
 
+import os
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
@@ -75,7 +77,7 @@ async def test_stream_deadline_expires(faults_addr):
 
 
 async def test_api_key_does_not_break_plaintext_calls(addr):
-    # The gateway does not check client keys yet; this proves the key interceptor works.
+    # The echo gateway requires no key; a key sent anyway must not break plaintext calls.
     async with AsyncClient(addr, plaintext=True, api_key="test-key") as keyed:
         reply = await keyed.chat.Chat(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
         assert text_of(reply.message) == "hello world"
@@ -104,3 +106,13 @@ async def test_upstream_rate_limit_is_resource_exhausted_with_retry_info(faults_
     assert details.info is not None and details.info.reason == "UPSTREAM_RATE_LIMITED"
     assert details.retry_info is not None
     assert 0 < details.retry_info.retry_delay.ToTimedelta().total_seconds() <= 7
+
+
+async def test_client_keys(auth_addr):
+    request = chat_pb2.ChatRequest(model="echo", messages=HELLO)
+    async with AsyncClient(auth_addr, plaintext=True) as anonymous:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await anonymous.chat.Chat(request, timeout=10)
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    async with AsyncClient(auth_addr, plaintext=True, api_key=os.environ["AI_SERVICE_AUTH_KEY"]) as keyed:
+        assert text_of((await keyed.chat.Chat(request, timeout=10)).message) == "hello world"

@@ -1,5 +1,7 @@
 """The blocking client against a running gateway."""
 
+import os
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
@@ -99,7 +101,7 @@ def test_stream_deadline_expires(faults_addr):
 
 
 def test_api_key_does_not_break_plaintext_calls(addr):
-    # The gateway does not check client keys yet; this proves the key interceptor works.
+    # The echo gateway requires no key; a key sent anyway must not break plaintext calls.
     with Client(addr, plaintext=True, api_key="test-key") as keyed:
         reply = keyed.chat.Chat(chat_pb2.ChatRequest(model="echo", messages=HELLO), timeout=10)
         assert text_of(reply.message) == "hello world"
@@ -145,3 +147,32 @@ def test_upstream_rate_limit_is_resource_exhausted_with_retry_info(faults_addr):
     assert details.retry_info is not None
     # The upstream asked for 7s; later calls see what is left of it.
     assert 0 < details.retry_info.retry_delay.ToTimedelta().total_seconds() <= 7
+
+
+@pytest.mark.parametrize(
+    ("key", "code", "reason"),
+    [
+        (None, grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+        ("not-a-key", grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+        ("AI_SERVICE_AUTH_OTHER_KEY", grpc.StatusCode.PERMISSION_DENIED, "ROUTE_NOT_ALLOWED"),
+        ("AI_SERVICE_AUTH_KEY", grpc.StatusCode.OK, None),
+    ],
+    ids=["without a key", "with a wrong key", "with a key for another route", "with a valid key"],
+)
+def test_client_keys(auth_addr, key, code, reason):
+    key = os.environ.get(key, key) if key else None
+    with Client(auth_addr, plaintext=True, api_key=key) as keyed:
+        request = chat_pb2.ChatRequest(model="echo", messages=HELLO)
+        if code == grpc.StatusCode.OK:
+            assert text_of(keyed.chat.Chat(request, timeout=10).message) == "hello world"
+            return
+        with pytest.raises(grpc.RpcError) as raised:
+            keyed.chat.Chat(request, timeout=10)
+    assert raised.value.code() == code
+    info = error_details(raised.value).info
+    assert info is not None and info.reason == reason
+
+
+def test_health_needs_no_key(auth_addr):
+    with Client(auth_addr, plaintext=True) as anonymous:
+        assert anonymous.health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING

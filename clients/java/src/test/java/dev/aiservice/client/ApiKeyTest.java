@@ -23,8 +23,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The client key reaches the server as {@code authorization: Bearer <key>}. The gateway does
- * not check keys yet, so a recording server on a loopback port proves it.
+ * The client key reaches the server as {@code authorization: Bearer <key>}, as a recording
+ * server on a loopback port sees it (LiveGatewayTest.clientKeys covers the gateway side).
  */
 class ApiKeyTest {
   private static final Metadata.Key<String> AUTHORIZATION =

@@ -39,8 +39,10 @@ import org.junit.jupiter.api.Test;
 /**
  * Calls running gateways: AI_SERVICE_ADDR (the echo provider, no keys) and
  * AI_SERVICE_FAULTS_ADDR (route "slow": echo with 200ms between deltas; route "limited": an
- * upstream that always answers 429 with Retry-After: 7). {@code make test}
- * starts both and sets the variables; without AI_SERVICE_ADDR the tests are skipped.
+ * upstream that always answers 429 with Retry-After: 7) and AI_SERVICE_AUTH_ADDR (client keys
+ * required: AI_SERVICE_AUTH_KEY for every route, AI_SERVICE_AUTH_OTHER_KEY for route "other"
+ * only). {@code make test} starts them and sets the variables; without AI_SERVICE_ADDR the
+ * tests are skipped.
  */
 class LiveGatewayTest {
   private static AiServiceClient client;
@@ -229,9 +231,43 @@ class LiveGatewayTest {
     assertTrue(millis > 0 && millis <= 7000, "retry delay " + millis + "ms");
   }
 
+  private static StatusRuntimeException chatWithKey(String key) throws InterruptedException {
+    String target = System.getenv("AI_SERVICE_AUTH_ADDR");
+    if (target == null || target.isEmpty()) {
+      fail("AI_SERVICE_AUTH_ADDR is not set but AI_SERVICE_ADDR is: start the third server too");
+    }
+    AiServiceClient.Builder builder = AiServiceClient.forTarget(target).plaintext();
+    if (key != null) {
+      builder.apiKey(key);
+    }
+    try (AiServiceClient keyed = builder.build()) {
+      keyed.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO);
+      return null;
+    } catch (StatusRuntimeException e) {
+      return e;
+    }
+  }
+
+  @Test
+  void clientKeys() throws InterruptedException {
+    StatusRuntimeException none = chatWithKey(null);
+    assertEquals(Status.Code.UNAUTHENTICATED, none == null ? Status.Code.OK : none.getStatus().getCode());
+    assertEquals("UNAUTHENTICATED", AiServiceClient.errorDetails(none).info().orElseThrow().getReason());
+
+    StatusRuntimeException wrong = chatWithKey("not-a-key");
+    assertEquals(Status.Code.UNAUTHENTICATED, wrong == null ? Status.Code.OK : wrong.getStatus().getCode());
+
+    StatusRuntimeException other = chatWithKey(System.getenv("AI_SERVICE_AUTH_OTHER_KEY"));
+    assertEquals(Status.Code.PERMISSION_DENIED, other == null ? Status.Code.OK : other.getStatus().getCode());
+    assertEquals("ROUTE_NOT_ALLOWED", AiServiceClient.errorDetails(other).info().orElseThrow().getReason());
+
+    StatusRuntimeException valid = chatWithKey(System.getenv("AI_SERVICE_AUTH_KEY"));
+    assertEquals(null, valid, () -> "a valid key was refused: " + valid);
+  }
+
   @Test
   void apiKeyDoesNotBreakPlaintextCalls() throws InterruptedException {
-    // The gateway does not check client keys yet; this proves the header interceptor works.
+    // The echo gateway requires no key; a key sent anyway must not break plaintext calls.
     try (AiServiceClient keyed =
         AiServiceClient.forTarget(System.getenv("AI_SERVICE_ADDR")).plaintext().apiKey("test-key").build()) {
       assertEquals("hello world",
