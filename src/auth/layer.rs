@@ -74,7 +74,7 @@ where
             Err(failure) => {
                 let error = Error::Unauthenticated(match failure {
                     AuthFailure::Missing => {
-                        "a client key is required: send `authorization: Bearer <key>` or `x-api-key: <key>`"
+                        "a client key is required, in the authorization header (Bearer) or the x-api-key header"
                     }
                     AuthFailure::Invalid => "the client key is not valid",
                 });
