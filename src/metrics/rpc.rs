@@ -47,6 +47,8 @@ pub struct RpcRecord {
     handler_done: Option<Instant>,
     first_token: Option<Duration>,
     tokens: Option<(u32, u32)>,
+    /// Whether the response cache answered; `None` when the call was not cacheable.
+    cache_hit: Option<bool>,
     streaming: bool,
     finished: bool,
 }
@@ -68,6 +70,7 @@ impl Recorder {
             input_tokens = Empty,
             output_tokens = Empty,
             error = Empty,
+            cache = Empty,
         );
         if let Some(trace) = call.trace() {
             span.record("trace_id", trace.trace_id_hex().as_str());
@@ -85,6 +88,7 @@ impl Recorder {
             handler_done: None,
             first_token: None,
             tokens: None,
+            cache_hit: None,
             streaming: false,
             finished: false,
         }
@@ -108,6 +112,23 @@ impl RpcRecord {
         self.span.record("model", model);
         self.span.record("route", label.as_str());
         self.route = Some(label);
+    }
+
+    /// The response cache was consulted for this call and answered it (`hit`) or not. Records
+    /// the hit or miss counter under the call's route and the span's `cache` field; the audit
+    /// record reads it back with [`RpcRecord::cache_hit`]. Calls that never consult the cache
+    /// (cache off, `x-ai-cache: bypass` or `refresh`) leave it unset.
+    pub fn cache_lookup(&mut self, hit: bool) {
+        let route = self.route.as_deref().unwrap_or(labels::NONE);
+        self.recorder.cache_lookup(route, hit);
+        self.span.record("cache", if hit { "hit" } else { "miss" });
+        self.cache_hit = Some(hit);
+    }
+
+    /// Whether the response cache answered this call: `Some(true)` for a hit, `Some(false)`
+    /// for a miss, `None` when the cache was not consulted.
+    pub fn cache_hit(&self) -> Option<bool> {
+        self.cache_hit
     }
 
     /// Runs the router's call in the [`CallContext`] and times it as upstream time.
