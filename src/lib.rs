@@ -11,6 +11,7 @@
 //! router or let [`Gateway::serve`] run the whole gateway on a listener you own.
 
 mod admin;
+pub mod cache;
 pub mod call;
 pub mod chat;
 pub mod config;
@@ -18,9 +19,11 @@ pub mod error;
 pub mod health;
 pub mod healthcheck;
 pub mod layers;
+pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod provider;
+pub mod redis_store;
 pub mod router;
 pub mod secret;
 pub mod server;

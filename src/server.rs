@@ -25,12 +25,15 @@ use tonic::{service::Routes, transport::Server};
 
 use crate::{
     admin::Admin,
+    cache::ResponseCache,
     config::Config,
     error::Error,
     health::HealthState,
     layers::request_id::RequestIdLayer,
+    limits::RateLimiter,
     metrics::{Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
+    redis_store::RedisStore,
     router::Router,
     service::{Arrival, ChatHandler},
 };
@@ -64,6 +67,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The response cache and rate limiter of `config`, on one shared Redis connection when
+/// either uses Redis. The connection is lazy: the gateway starts while Redis is down.
+fn shared_state(
+    config: &Config,
+    metrics: &Recorder,
+) -> (Option<Arc<ResponseCache>>, Arc<RateLimiter>) {
+    let redis = config.redis.as_ref().and_then(|redis| match RedisStore::new(redis) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            tracing::error!(%error, "cannot set up the Redis connection");
+            None
+        }
+    });
+    let cache = ResponseCache::from_config(config, redis.as_ref(), metrics.clone());
+    let limiter = Arc::new(RateLimiter::from_config(config, redis.as_ref(), metrics.clone()));
+    (cache, limiter)
+}
+
 /// How long to wait for connections to close after the grace period ended their calls.
 const HARD_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -76,6 +97,8 @@ pub struct Gateway {
     /// Cancelled when the grace period is over: calls still running end with UNAVAILABLE.
     stop: CancellationToken,
     metrics: Recorder,
+    cache: Option<Arc<ResponseCache>>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl Gateway {
@@ -92,12 +115,15 @@ impl Gateway {
         metrics.build_info();
         let router = Arc::new(Router::from_config(&config));
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
+        let (cache, limiter) = shared_state(&config, &metrics);
         Gateway {
             config: Arc::new(config),
             router,
             health,
             stop: CancellationToken::new(),
             metrics,
+            cache,
+            limiter,
         }
     }
 
@@ -124,8 +150,19 @@ impl Gateway {
                 self.config.server.request_timeout,
                 self.stop.clone(),
             )
-            .with_metrics(self.metrics.clone()),
+            .with_metrics(self.metrics.clone())
+            .with_cache(self.cache.clone()),
         )
+    }
+
+    /// The response cache, when a route caches answers.
+    pub fn cache(&self) -> Option<&Arc<ResponseCache>> {
+        self.cache.as_ref()
+    }
+
+    /// The per-client rate limiter (`limits:`), for the auth layer to call.
+    pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
+        &self.limiter
     }
 
     /// Every service of the gRPC port: chat, health and reflection.

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::{
+    cache::{CacheMode, CallCache, ResponseCache},
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
     error::Error,
     metrics::{Method, Recorder, rpc::RpcRecord},
@@ -30,13 +31,14 @@ pub struct ChatHandler {
     default_timeout: Duration,
     stop: CancellationToken,
     metrics: Recorder,
+    cache: Option<Arc<ResponseCache>>,
 }
 
 impl ChatHandler {
     /// A handler over `router`. Calls without a `grpc-timeout` get `default_timeout`; calls
     /// still running when `stop` is cancelled end with UNAVAILABLE (the grace period is over).
     pub fn new(router: Arc<Router>, default_timeout: Duration, stop: CancellationToken) -> Self {
-        ChatHandler { router, default_timeout, stop, metrics: Recorder::default() }
+        ChatHandler { router, default_timeout, stop, metrics: Recorder::default(), cache: None }
     }
 
     /// The call's deadline, counted from when its headers arrived (the moment tonic starts
@@ -61,6 +63,12 @@ impl ChatHandler {
         self
     }
 
+    /// With a response cache (none by default); see [`crate::cache`].
+    pub fn with_cache(mut self, cache: Option<Arc<ResponseCache>>) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// `Chat`, inside its [`RpcRecord`].
     async fn answer(
         &self,
@@ -68,15 +76,20 @@ impl ChatHandler {
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let deadline = self.deadline(&request);
+        let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner())?;
         let route = self.router.resolve(&request.model)?;
         rpc.route(&request.model, &route);
+        let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
+        if let Some(hit) = cache.lookup(rpc).await {
+            return Ok(Response::new(hit.into_response()));
+        }
         let served = tokio::select! {
             served = rpc.upstream(route.chat(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let answer = served.value;
-        Ok(Response::new(pb::ChatResponse {
+        let response = pb::ChatResponse {
             id: answer.id,
             model: route.name.clone(),
             provider: served.provider,
@@ -84,7 +97,9 @@ impl ChatHandler {
             message: Some(message_to_pb(answer.message)),
             finish_reason: finish_to_pb(answer.finish_reason) as i32,
             usage: Some(usage_to_pb(answer.usage)),
-        }))
+        };
+        cache.store(&response).await;
+        Ok(Response::new(response))
     }
 
     /// `StreamChat`, inside its [`RpcRecord`].
@@ -94,15 +109,20 @@ impl ChatHandler {
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let deadline = self.deadline(&request);
+        let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner().into())?;
         let route = self.router.resolve(&request.model)?;
         rpc.route(&request.model, &route);
+        let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
+        if let Some(hit) = cache.lookup(rpc).await {
+            return Ok(Response::new(CallCache::replay(hit)));
+        }
         let served = tokio::select! {
             served = rpc.upstream(route.stream(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
-        Ok(Response::new(stream))
+        Ok(Response::new(cache.record(stream)))
     }
 }
 
