@@ -94,6 +94,15 @@ pub enum Error {
         cooling_for: Option<Duration>,
     },
 
+    /// The caller's client key used up one of its rate limits; retry after `retry_after`.
+    #[error("rate limit exceeded: too many {limit} this minute for this client; retry in {}ms", retry_after.as_millis())]
+    RateLimited {
+        /// Which limit: `requests` or `tokens`.
+        limit: &'static str,
+        /// When the window that refused the call ends.
+        retry_after: Duration,
+    },
+
     /// The provider failed, after whatever retries and failover applied.
     #[error("{0}")]
     Provider(#[from] ProviderError),
@@ -197,6 +206,7 @@ impl Error {
                 Code::ResourceExhausted
             }
             Error::Exhausted { .. } => Code::Unavailable,
+            Error::RateLimited { .. } => Code::ResourceExhausted,
             Error::Provider(err) => provider_code(err.kind),
             Error::Internal(_) => Code::Internal,
         }
@@ -220,6 +230,7 @@ impl Error {
                 None if *no_endpoint => "NO_ENDPOINT_AVAILABLE",
                 None => "ALL_ATTEMPTS_FAILED",
             },
+            Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Provider(err) => err.kind.reason(),
             Error::Internal(_) => "INTERNAL",
         }
@@ -248,6 +259,9 @@ impl From<Error> for Status {
         }
         if let Error::PermissionDenied { route } = &err {
             metadata.insert("route".to_owned(), route.clone());
+        }
+        if let Error::RateLimited { limit, .. } = &err {
+            metadata.insert("limit".to_owned(), (*limit).to_owned());
         }
         if let Error::Provider(p) = &err {
             metadata.insert("provider".to_owned(), p.provider.clone());
@@ -288,6 +302,9 @@ impl From<Error> for Status {
                 if let Some(field) = &p.field {
                     details.add_bad_request_violation(field.clone(), p.message.clone());
                 }
+            }
+            Error::RateLimited { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
             }
             Error::Provider(p) if p.kind == ProviderErrorKind::RateLimited => {
                 details.set_retry_info(Some(p.retry_after.unwrap_or(Duration::from_secs(1))));
@@ -336,6 +353,20 @@ mod tests {
         let status = Status::from(Error::Internal("lock poisoned at 0xdeadbeef".into()));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn local_rate_limits_carry_retry_info_and_their_reason() {
+        let err = Error::RateLimited { limit: "requests", retry_after: Duration::from_secs(12) };
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(details.retry_info().unwrap().retry_delay, Some(Duration::from_secs(12)));
+        let info = details.error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["limit"].as_str()),
+            ("RATE_LIMITED", "requests")
+        );
     }
 
     #[test]

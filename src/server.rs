@@ -27,13 +27,16 @@ use crate::{
     admin::Admin,
     audit::AuditSink,
     auth::{AuthLayer, ClientKeys},
+    cache::ResponseCache,
     config::Config,
     error::Error,
     health::HealthState,
     keys::KeyRing,
     layers::request_id::RequestIdLayer,
+    limits::RateLimiter,
     metrics::{Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
+    redis_store::RedisStore,
     router::Router,
     service::{Arrival, ChatHandler},
 };
@@ -78,6 +81,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The response cache and rate limiter of `config`, on one shared Redis connection when
+/// either uses Redis. The connection is lazy: the gateway starts while Redis is down.
+fn shared_state(
+    config: &Config,
+    metrics: &Recorder,
+) -> (Option<Arc<ResponseCache>>, Arc<RateLimiter>) {
+    let redis = config.redis.as_ref().and_then(|redis| match RedisStore::new(redis) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            tracing::error!(%error, "cannot set up the Redis connection");
+            None
+        }
+    });
+    let cache = ResponseCache::from_config(config, redis.as_ref(), metrics.clone());
+    let limiter = Arc::new(RateLimiter::from_config(config, redis.as_ref(), metrics.clone()));
+    (cache, limiter)
+}
+
 /// How long to wait for connections to close after the grace period ended their calls.
 const HARD_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -92,6 +113,8 @@ pub struct Gateway {
     metrics: Recorder,
     audit: AuditSink,
     keys: KeyRing,
+    cache: Option<Arc<ResponseCache>>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl Gateway {
@@ -116,6 +139,7 @@ impl Gateway {
             client_keys: ClientKeys::new(&config.auth),
         };
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
+        let (cache, limiter) = shared_state(&config, &metrics);
         Ok(Gateway {
             config: Arc::new(config),
             router,
@@ -124,6 +148,8 @@ impl Gateway {
             metrics,
             audit,
             keys,
+            cache,
+            limiter,
         })
     }
 
@@ -163,9 +189,21 @@ impl Gateway {
             )
             .with_metrics(self.metrics.clone())
             .with_audit(self.audit.clone())
-            .with_limits(limits),
+            .with_limits(limits)
+            .with_cache(self.cache.clone())
+            .with_limiter(self.limiter.clone()),
         )
         .max_decoding_message_size(limits.max_request_bytes)
+    }
+
+    /// The response cache, when a route caches answers.
+    pub fn cache(&self) -> Option<&Arc<ResponseCache>> {
+        self.cache.as_ref()
+    }
+
+    /// The per-client rate limiter (`limits:`), for the auth layer to call.
+    pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
+        &self.limiter
     }
 
     /// Every service of the gRPC port: chat, health and reflection.

@@ -16,9 +16,11 @@ use tracing::Instrument;
 use crate::{
     audit::{AuditRecord, AuditSink, caller_headers},
     auth::ClientIdentity,
+    cache::{CacheMode, CallCache, ResponseCache},
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
     config::{ClientKey, Limits},
     error::Error,
+    limits::RateLimiter,
     metrics::{Method, Recorder, rpc::RpcRecord},
     proto::v1::{self as pb, chat_service_server::ChatService},
     provider::{ProviderError, ProviderErrorKind},
@@ -36,6 +38,8 @@ pub struct ChatHandler {
     audit: Option<AuditSink>,
     limits: Limits,
     in_flight: Arc<Semaphore>,
+    cache: Option<Arc<ResponseCache>>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl ChatHandler {
@@ -49,6 +53,8 @@ impl ChatHandler {
             stop,
             metrics: Recorder::default(),
             audit: None,
+            cache: None,
+            limiter: None,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
         }
@@ -91,6 +97,47 @@ impl ChatHandler {
         }
     }
 
+    /// PERMISSION_DENIED unless the caller's key may call `route`; RESOURCE_EXHAUSTED when
+    /// the key is over its request rate. Anonymous calls (no keys configured) pass.
+    async fn authorize(&self, client: Option<&ClientKey>, route: &str) -> Result<(), Error> {
+        let Some(key) = client else { return Ok(()) };
+        if !key.may_call(route) {
+            return Err(Error::PermissionDenied { route: route.to_owned() });
+        }
+        match &self.limiter {
+            Some(limiter) => {
+                limiter.check_request(&key.id, &key.limits()).await.map_err(Error::from)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a finished call's tokens against its key's token rate.
+    async fn charge(&self, key: &ClientKey, usage: &pb::Usage) {
+        if let Some(limiter) = &self.limiter {
+            limiter.add_tokens(&key.id, u64::from(usage.total_tokens), &key.limits()).await;
+        }
+    }
+
+    /// `stream`, counting its tokens against `key` when its usage event passes.
+    fn charged(&self, mut stream: EventStream, key: Arc<ClientKey>) -> EventStream {
+        let handler = self.clone();
+        Box::pin(async_stream::stream! {
+            while let Some(item) = stream.next().await {
+                if let Ok(pb::StreamChatResponse { event: Some(pb::stream_chat_response::Event::Usage(usage)) }) = &item {
+                    handler.charge(&key, usage).await;
+                }
+                yield item;
+            }
+        })
+    }
+
+    /// With the per-client rate limiter.
+    pub fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
     /// Checks what needs the raw request: its size in messages and the caller's key.
     fn admit_request<T: HasMessages>(
         &self,
@@ -128,6 +175,12 @@ impl ChatHandler {
         self
     }
 
+    /// With a response cache (none by default); see [`crate::cache`].
+    pub fn with_cache(mut self, cache: Option<Arc<ResponseCache>>) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// `Chat`, inside its [`RpcRecord`].
     async fn answer(
         &self,
@@ -136,17 +189,22 @@ impl ChatHandler {
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let deadline = self.deadline(&request);
         let client = self.admit_request(&request)?;
+        let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner())?;
         rpc.request(&request);
         let route = self.router.resolve(&request.model)?;
         rpc.route(&request.model, &route);
-        allowed(client.as_deref(), &route.name)?;
+        self.authorize(client.as_deref(), &route.name).await?;
+        let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
+        if let Some(hit) = cache.lookup(rpc).await {
+            return Ok(Response::new(hit.into_response()));
+        }
         let served = tokio::select! {
             served = rpc.upstream(route.chat(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let answer = served.value;
-        Ok(Response::new(pb::ChatResponse {
+        let response = pb::ChatResponse {
             id: answer.id,
             model: route.name.clone(),
             provider: served.provider,
@@ -154,7 +212,12 @@ impl ChatHandler {
             message: Some(message_to_pb(answer.message)),
             finish_reason: finish_to_pb(answer.finish_reason) as i32,
             usage: Some(usage_to_pb(answer.usage)),
-        }))
+        };
+        cache.store(&response).await;
+        if let (Some(key), Some(usage)) = (&client, &response.usage) {
+            self.charge(key, usage).await;
+        }
+        Ok(Response::new(response))
     }
 
     /// `StreamChat`, inside its [`RpcRecord`].
@@ -165,27 +228,25 @@ impl ChatHandler {
     ) -> Result<Response<EventStream>, Status> {
         let deadline = self.deadline(&request);
         let client = self.admit_request(&request)?;
+        let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner().into())?;
         rpc.request(&request);
         let route = self.router.resolve(&request.model)?;
         rpc.route(&request.model, &route);
-        allowed(client.as_deref(), &route.name)?;
+        self.authorize(client.as_deref(), &route.name).await?;
+        let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
+        if let Some(hit) = cache.lookup(rpc).await {
+            return Ok(Response::new(CallCache::replay(hit)));
+        }
         let served = tokio::select! {
             served = rpc.upstream(route.stream(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
-        let stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
-        Ok(Response::new(stream))
-    }
-}
-
-/// PERMISSION_DENIED unless `client` (when there is one) may call `route`.
-fn allowed(client: Option<&ClientKey>, route: &str) -> Result<(), Error> {
-    match client {
-        Some(key) if !key.may_call(route) => {
-            Err(Error::PermissionDenied { route: route.to_owned() })
+        let mut stream = relay(served, &request, route.name.clone(), deadline, self.stop.clone());
+        if let Some(key) = client.filter(|k| k.tokens_per_minute.is_some()) {
+            stream = self.charged(stream, key);
         }
-        _ => Ok(()),
+        Ok(Response::new(cache.record(stream)))
     }
 }
 

@@ -150,3 +150,25 @@ fn keygen_prints_a_key_and_its_hash_line() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_key_over_its_request_rate_is_resource_exhausted_with_retry_info() {
+    let yaml = format!(
+        "auth: {{keys: [{{id: slowpoke, sha256: {}, requests_per_minute: 2}}, {{id: other, sha256: {}}}]}}\n",
+        sha(ALICE),
+        sha(BOB)
+    );
+    let server = TestServer::start(&yaml).await;
+    let mut client = server.client().await;
+    for _ in 0..2 {
+        client.chat(with_header(chat("echo", "hi"), "x-api-key", ALICE)).await.unwrap();
+    }
+    let status = client.chat(with_header(chat("echo", "hi"), "x-api-key", ALICE)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let details = status.get_error_details();
+    assert_eq!(details.error_info().unwrap().reason, "RATE_LIMITED");
+    let delay = details.retry_info().unwrap().retry_delay.unwrap();
+    assert!(delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(60), "{delay:?}");
+    // Another key is not held back by this one's limit.
+    client.chat(with_header(chat("echo", "hi"), "x-api-key", BOB)).await.unwrap();
+}

@@ -76,8 +76,10 @@ pub struct AuditRecord {
     pub input_tokens: Option<u32>,
     /// Generated tokens.
     pub output_tokens: Option<u32>,
-    /// Whether the answer came from the response cache.
-    pub cache_hit: bool,
+    /// Whether the response cache answered (`true`) or not (`false`); absent when the call
+    /// did not consult it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_hit: Option<bool>,
     /// Whole call, in milliseconds.
     pub latency_ms: f64,
     /// Time to the first content event of a stream, in milliseconds.

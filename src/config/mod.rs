@@ -13,6 +13,7 @@ pub mod raw;
 
 mod provider;
 pub mod security;
+mod shared;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -23,9 +24,10 @@ use std::{
 };
 
 pub use provider::{ConnectionSettings, KeySource, Preset};
-pub use raw::{LogFormat, ProviderKind, Strategy};
+pub use raw::{Backend, LogFormat, ProviderKind, RawLimitPolicy, Strategy};
 use raw::{RawConfig, RawEndpoint, RawRouting};
 pub use security::{AuditConfig, AuditSinkConfig, AuthConfig, ClientKey, Limits, TlsConfig};
+pub use shared::{CacheConfig, LimitPolicy, LimitsConfig, RedisConfig, RouteCache};
 
 use crate::secret::Secret;
 
@@ -55,6 +57,12 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// True when nothing was configured and the built-in echo provider stands in.
     pub echo_fallback: bool,
+    /// The response cache.
+    pub cache: CacheConfig,
+    /// Rate-limit counters.
+    pub limits: LimitsConfig,
+    /// The Redis server shared by the replicas, when one is configured.
+    pub redis: Option<RedisConfig>,
 }
 
 /// `server:`
@@ -216,6 +224,8 @@ pub struct RouteConfig {
     pub max_retries: u32,
     /// Hedging delay, when hedging is on.
     pub hedge_delay: Option<Duration>,
+    /// Whether and how long the route caches answers.
+    pub cache: RouteCache,
     /// Targets, in failover order; never empty.
     pub targets: Vec<TargetConfig>,
 }
@@ -408,6 +418,9 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
     }
 
     let routing = validate_routing(raw.routing)?;
+    let cache = shared::validate_cache(raw.cache)?;
+    let limits = shared::validate_limits(raw.limits);
+    let redis = shared::validate_redis(raw.redis, &cache, &limits, vars)?;
     let mut routes = Vec::with_capacity(raw.routes.len());
     let mut names = BTreeSet::new();
     for (i, route) in raw.routes.into_iter().enumerate() {
@@ -466,11 +479,13 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
                 "hedging needs at least two targets",
             ));
         }
+        let route_cache = shared::validate_route_cache(&at, route.cache, &cache)?;
         routes.push(RouteConfig {
             name: route.name,
             aliases: route.aliases,
             max_retries: route.max_retries.unwrap_or(routing.max_retries),
             hedge_delay,
+            cache: route_cache,
             targets,
         });
     }
@@ -487,6 +502,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
             aliases: Vec::new(),
             max_retries: routing.max_retries,
             hedge_delay: None,
+            cache: RouteCache { enabled: cache.enabled, ttl: cache.ttl },
             targets: vec![TargetConfig {
                 provider: ECHO.to_owned(),
                 model: ECHO.to_owned(),
@@ -496,7 +512,19 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         });
     }
 
-    Ok(Config { server, log, providers, auth, audit, routing, routes, echo_fallback })
+    Ok(Config {
+        server,
+        log,
+        providers,
+        auth,
+        audit,
+        routing,
+        routes,
+        echo_fallback,
+        cache,
+        limits,
+        redis,
+    })
 }
 
 fn validate_routing(raw: RawRouting) -> Result<RoutingConfig, ConfigError> {

@@ -25,6 +25,12 @@ pub struct RawConfig {
     pub routing: RawRouting,
     /// Public routes.
     pub routes: Vec<RawRoute>,
+    /// The response cache.
+    pub cache: RawCache,
+    /// The Redis server shared by the replicas (cache and rate limits).
+    pub redis: Option<RawRedis>,
+    /// Rate-limit counters.
+    pub limits: RawLimits,
 }
 
 /// `provider_defaults:`
@@ -250,6 +256,9 @@ pub struct RawRoute {
     /// target is tried in parallel and the first to answer wins.
     #[serde(default)]
     pub hedge_delay: Option<HumanDuration>,
+    /// Overrides `cache.enabled` and `cache.ttl` for this route.
+    #[serde(default)]
+    pub cache: Option<RawRouteCache>,
     /// The failover chain.
     pub targets: Vec<RawTarget>,
 }
@@ -309,5 +318,133 @@ impl<'de> Deserialize<'de> for HumanDuration {
             }
         }
         deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// `cache:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    /// Whether routes cache answers unless they say otherwise (default false).
+    pub enabled: Option<bool>,
+    /// How long an answer stays (default 5m).
+    pub ttl: Option<HumanDuration>,
+    /// memory: most entries kept (default 10000).
+    pub max_entries: Option<usize>,
+    /// memory: most bytes of stored answers kept (default 64MiB).
+    pub max_bytes: Option<ByteSize>,
+    /// Where answers are kept.
+    pub backend: Option<Backend>,
+}
+
+/// `routes[i].cache:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouteCache {
+    /// Whether this route caches answers.
+    pub enabled: Option<bool>,
+    /// This route's TTL.
+    pub ttl: Option<HumanDuration>,
+}
+
+/// Where shared state lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// In this process: one replica.
+    #[default]
+    Memory,
+    /// In the Redis server of `redis:`, shared by every replica.
+    Redis,
+}
+
+/// `redis:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRedis {
+    /// `redis://host:port/db` or `rediss://…` for TLS.
+    pub url: Option<String>,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// The variable that holds the password.
+    pub password_env: Option<String>,
+    /// A file that holds the password.
+    pub password_file: Option<String>,
+    /// Connect with TLS (same as a `rediss://` URL).
+    pub tls: Option<bool>,
+    /// Prepended to every key (default `ai-service:`).
+    pub key_prefix: Option<String>,
+    /// Limit on opening a connection (default 1s).
+    pub connect_timeout: Option<HumanDuration>,
+    /// Limit on one command (default 250ms).
+    pub command_timeout: Option<HumanDuration>,
+}
+
+/// `limits:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Where the counters live.
+    pub backend: Option<Backend>,
+}
+
+/// A per-client rate-limit policy as written (for example under a client key).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimitPolicy {
+    /// Requests admitted per minute.
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (input plus output) per minute.
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// A size in bytes: a number, or a string such as `64MiB`, `500kB`, `1GB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `64MiB`, `500 kB`, `1024`.
+    pub fn parse(text: &str) -> Option<ByteSize> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits.parse().ok()?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "kB" | "KB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            _ => return None,
+        };
+        n.checked_mul(scale).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as 67108864 or \"64MiB\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                ByteSize::parse(v).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid size {v:?}: use bytes or B, kB, KiB, MB, MiB, GB, GiB"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }

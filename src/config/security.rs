@@ -58,6 +58,14 @@ pub struct ClientKey {
 }
 
 impl ClientKey {
+    /// The key's rate limits.
+    pub fn limits(&self) -> super::LimitPolicy {
+        super::LimitPolicy {
+            requests_per_minute: self.requests_per_minute.map(u64::from),
+            tokens_per_minute: self.tokens_per_minute,
+        }
+    }
+
     /// Whether this key may call `route`.
     pub fn may_call(&self, route: &str) -> bool {
         self.routes.is_empty() || self.routes.iter().any(|r| r == route)

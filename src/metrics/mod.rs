@@ -98,6 +98,16 @@ pub mod names {
     pub const CACHE_HITS_TOTAL: &str = "ai_service_cache_hits_total";
     /// Counter {route}: cacheable calls the cache could not answer.
     pub const CACHE_MISSES_TOTAL: &str = "ai_service_cache_misses_total";
+    /// Counter: answers the in-memory cache dropped to stay within its bounds.
+    pub const CACHE_EVICTIONS_TOTAL: &str = "ai_service_cache_evictions_total";
+    /// Counter {operation}: cache reads (`get`) and writes (`set`) that failed (Redis down or
+    /// slow, an unreadable entry); the call went on without the cache.
+    pub const CACHE_ERRORS_TOTAL: &str = "ai_service_cache_errors_total";
+    /// Counter {limit}: calls refused by a client's rate limit, `limit` = `requests` | `tokens`.
+    pub const RATE_LIMITED_TOTAL: &str = "ai_service_rate_limited_total";
+    /// Counter {operation}: rate-limit updates that failed (Redis down or slow); the call was
+    /// let through.
+    pub const RATE_LIMIT_ERRORS_TOTAL: &str = "ai_service_rate_limit_errors_total";
     /// Gauge: audit records waiting to be written.
     pub const AUDIT_QUEUE_DEPTH: &str = "ai_service_audit_queue_depth";
     /// Gauge {method}: RPCs being handled; a stream counts until it ends.
@@ -184,6 +194,22 @@ pub const CATALOGUE: &[MetricDef] = {
         def(BREAKER_STATE, Gauge, "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
         def(CACHE_HITS_TOTAL, Counter, "Answers served from the response cache."),
         def(CACHE_MISSES_TOTAL, Counter, "Cacheable calls the cache could not answer."),
+        def(
+            CACHE_EVICTIONS_TOTAL,
+            Counter,
+            "Answers evicted from the in-memory cache by its bounds.",
+        ),
+        def(
+            CACHE_ERRORS_TOTAL,
+            Counter,
+            "Cache reads and writes that failed; the call went on uncached.",
+        ),
+        def(RATE_LIMITED_TOTAL, Counter, "Calls refused by a client's rate limit, by limit."),
+        def(
+            RATE_LIMIT_ERRORS_TOTAL,
+            Counter,
+            "Rate-limit updates that failed; the call was let through.",
+        ),
         def(AUDIT_QUEUE_DEPTH, Gauge, "Audit records waiting to be written."),
         def(REQUESTS_IN_FLIGHT, Gauge, "RPCs being handled; a stream counts until it ends."),
         def(STREAMS_IN_FLIGHT, Gauge, "Streams relaying an upstream stream to a caller."),
@@ -214,6 +240,10 @@ pub mod labels {
     pub const ENDPOINT: &str = "endpoint";
     /// The crate version.
     pub const VERSION: &str = "version";
+    /// A shared-state operation: `get`, `set`, `check`, `add_tokens`.
+    pub const OPERATION: &str = "operation";
+    /// Which rate limit: `requests` or `tokens`.
+    pub const LIMIT: &str = "limit";
     /// The value of `route` or `provider` when the call never got that far.
     pub const NONE: &str = "none";
 }
@@ -336,6 +366,26 @@ impl Recorder {
     pub fn cache_lookup(&self, route: &str, hit: bool) {
         let name = if hit { names::CACHE_HITS_TOTAL } else { names::CACHE_MISSES_TOTAL };
         self.sink.counter(name, &[(labels::ROUTE, route)], 1);
+    }
+
+    /// The in-memory cache evicted `count` answers to stay within its bounds.
+    pub fn cache_evictions(&self, count: u64) {
+        self.sink.counter(names::CACHE_EVICTIONS_TOTAL, &[], count);
+    }
+
+    /// A cache `operation` (`get` or `set`) failed; the call went on without the cache.
+    pub fn cache_error(&self, operation: &'static str) {
+        self.sink.counter(names::CACHE_ERRORS_TOTAL, &[(labels::OPERATION, operation)], 1);
+    }
+
+    /// A call was refused by its client's `limit` (`requests` or `tokens`).
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.sink.counter(names::RATE_LIMITED_TOTAL, &[(labels::LIMIT, limit)], 1);
+    }
+
+    /// A rate-limit `operation` failed; the call was let through.
+    pub fn rate_limit_error(&self, operation: &'static str) {
+        self.sink.counter(names::RATE_LIMIT_ERRORS_TOTAL, &[(labels::OPERATION, operation)], 1);
     }
 
     /// The audit sink's queue holds `depth` records.

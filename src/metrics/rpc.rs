@@ -53,6 +53,8 @@ pub struct RpcRecord {
     handler_done: Option<Instant>,
     first_token: Option<Duration>,
     tokens: Option<(u32, u32)>,
+    /// Whether the response cache answered; `None` when the call was not cacheable.
+    cache_hit: Option<bool>,
     streaming: bool,
     finished: bool,
     /// Where the call's audit record goes, and the record so far.
@@ -78,6 +80,7 @@ impl Recorder {
             input_tokens = Empty,
             output_tokens = Empty,
             error = Empty,
+            cache = Empty,
         );
         if let Some(trace) = call.trace() {
             span.record("trace_id", trace.trace_id_hex().as_str());
@@ -95,6 +98,7 @@ impl Recorder {
             handler_done: None,
             first_token: None,
             tokens: None,
+            cache_hit: None,
             streaming: false,
             finished: false,
             audit: None,
@@ -134,13 +138,6 @@ impl RpcRecord {
         }
     }
 
-    /// Notes that the answer came from the response cache.
-    pub fn cache_hit(&mut self) {
-        if let Some((_, record)) = &mut self.audit {
-            record.cache_hit = true;
-        }
-    }
-
     /// The call's span; the handler runs inside it.
     pub fn span(&self) -> &Span {
         &self.span
@@ -157,6 +154,23 @@ impl RpcRecord {
         self.span.record("model", model);
         self.span.record("route", label.as_str());
         self.route = Some(label);
+    }
+
+    /// The response cache was consulted for this call and answered it (`hit`) or not. Records
+    /// the hit or miss counter under the call's route and the span's `cache` field; the audit
+    /// record reads it back with [`RpcRecord::cache_hit`]. Calls that never consult the cache
+    /// (cache off, `x-ai-cache: bypass` or `refresh`) leave it unset.
+    pub fn cache_lookup(&mut self, hit: bool) {
+        let route = self.route.as_deref().unwrap_or(labels::NONE);
+        self.recorder.cache_lookup(route, hit);
+        self.span.record("cache", if hit { "hit" } else { "miss" });
+        self.cache_hit = Some(hit);
+    }
+
+    /// Whether the response cache answered this call: `Some(true)` for a hit, `Some(false)`
+    /// for a miss, `None` when the cache was not consulted.
+    pub fn cache_hit(&self) -> Option<bool> {
+        self.cache_hit
     }
 
     /// Runs the router's call in the [`CallContext`] and times it as upstream time.
@@ -330,6 +344,7 @@ impl RpcRecord {
             record.provider = self.provider.clone();
             record.input_tokens = self.tokens.map(|t| t.0);
             record.output_tokens = self.tokens.map(|t| t.1);
+            record.cache_hit = self.cache_hit;
             record.latency_ms = latency_ms;
             record.ttft_ms = ttft_ms;
             record.code = code_name;

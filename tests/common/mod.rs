@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)] // tests fail loudly
 
 pub mod fake_upstream;
+pub mod redis;
 
 use std::net::SocketAddr;
 
