@@ -97,6 +97,36 @@ for src in Cargo.toml Cargo.lock build.rs proto src deploy/config.yaml; do
     expect "build context keeps $src" bash -c "! grep -qxE '/?$src/?' .dockerignore"
 done
 
+# What the build stage COPYs, alone, must be a complete locked cargo project.
+context_is_enough() {
+    local ctx=$out/context
+    mkdir -p "$ctx"
+    awk '/^FROM .* AS build/ {b = 1; next} /^FROM / {b = 0} b && /^COPY / && !/--from/ {
+            for (i = 2; i < NF; i++) print $i }' "$dockerfile" >"$out/copied"
+    [[ -s $out/copied ]] || return 1
+    while read -r path; do cp -r "$path" "$ctx/" || return 1; done <"$out/copied"
+    cargo metadata --locked --offline --no-deps --format-version 1 \
+        --manifest-path "$ctx/Cargo.toml" >"$out/metadata.json" 2>"$out/metadata.err" ||
+        { cat "$out/metadata.err"; return 1; }
+    # cargo metadata does not look for the sources: the library, binary and build script
+    # must be there, and whatever the build script watches (proto/).
+    "$python" - "$ctx" "$out/metadata.json" <<'PY'
+import json, os, re, sys
+ctx, meta = sys.argv[1], json.load(open(sys.argv[2]))
+need = [t["src_path"] for p in meta["packages"] for t in p["targets"]
+        if set(t["kind"]) & {"lib", "bin", "custom-build"}]
+build_rs = os.path.join(ctx, "build.rs")
+if os.path.exists(build_rs):
+    need += [os.path.join(ctx, m) for m in
+             re.findall(r"cargo:rerun-if-changed=([^\"\s)]+)", open(build_rs).read())]
+missing = [os.path.relpath(p, ctx) for p in need if not os.path.exists(p)]
+if missing:
+    print("missing from the build context:", ", ".join(missing))
+sys.exit(1 if missing else 0)
+PY
+}
+expect "the build stage's COPYs make a complete --locked cargo project" context_is_enough
+
 echo "helm"
 chart=deploy/helm/ai-service
 lint() { helm lint --kube-version "$KUBE_VERSION" "$@" >"$out/lint.log" 2>&1 || { cat "$out/lint.log"; return 1; }; }
