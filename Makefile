@@ -42,6 +42,7 @@ GO_TOOLS := \
 	clients client-go client-python client-java
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients
+	bash deploy/check.sh
 
 tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test
 

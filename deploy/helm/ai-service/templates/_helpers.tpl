@@ -1,0 +1,92 @@
+{{/* Names and labels. */}}
+{{- define "ai-service.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ai-service.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ai-service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ai-service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "ai-service.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "ai-service.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The Secret the pods read keys from: the operator's, or the chart's own. */}}
+{{- define "ai-service.secretName" -}}
+{{- default (include "ai-service.fullname" .) .Values.existingSecret -}}
+{{- end -}}
+
+{{/* Whether the chart creates its own Secret: a key is given and no existingSecret. */}}
+{{- define "ai-service.createSecret" -}}
+{{- if and (not .Values.existingSecret) (or .Values.secrets.openai_key .Values.secrets.anthropic_key .Values.secrets.groq_key) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* A duration value as the service reads it: "30s" stays, a bare number means seconds. */}}
+{{- define "ai-service.duration" -}}
+{{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) -}}
+{{- printf "%ds" (int .) -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The service config file. The documented values map onto it (config.max_retries ->
+routing.max_retries, config.timeout -> server.request_timeout, config.pool_size ->
+provider_defaults.pool_size); providers and routes are copied verbatim; TLS, Redis and
+client-key settings appear only when set; extraConfig is deep-merged last and wins.
+*/}}
+{{- define "ai-service.config" -}}
+{{- $v := .Values -}}
+{{- $server := dict
+  "listen" "0.0.0.0:8080"
+  "admin_listen" (printf "0.0.0.0:%d" (int $v.metrics.port))
+  "request_timeout" (include "ai-service.duration" $v.config.timeout)
+  "shutdown_delay" (printf "%ds" (int $v.shutdown.delaySeconds))
+  "shutdown_grace" (printf "%ds" (int $v.shutdown.graceSeconds)) -}}
+{{- if $v.tls.enabled -}}
+{{- $tls := dict "cert_file" "/var/run/ai-service/tls/tls.crt" "key_file" "/var/run/ai-service/tls/tls.key" -}}
+{{- if $v.tls.clientAuth -}}
+{{- $_ := set $tls "client_ca_file" "/var/run/ai-service/tls/ca.crt" -}}
+{{- end -}}
+{{- $_ := set $server "tls" $tls -}}
+{{- end -}}
+{{- $cfg := dict
+  "server" $server
+  "log" (dict "level" $v.log.level "format" "json")
+  "routing" (dict "max_retries" (int $v.config.max_retries))
+  "provider_defaults" (dict "pool_size" (int $v.config.pool_size)) -}}
+{{- if $v.providers -}}
+{{- $_ := set $cfg "providers" (deepCopy $v.providers) -}}
+{{- end -}}
+{{- if $v.routes -}}
+{{- $_ := set $cfg "routes" (deepCopy $v.routes) -}}
+{{- end -}}
+{{- if $v.redis.url -}}
+{{- $_ := set $cfg "redis" (dict "url" $v.redis.url) -}}
+{{- end -}}
+{{- if $v.auth.keysSecret -}}
+{{- $_ := set $cfg "auth" (dict "keys_file" "/var/run/ai-service/auth/keys.yaml") -}}
+{{- end -}}
+{{- $cfg = mustMergeOverwrite $cfg (deepCopy $v.extraConfig) -}}
+{{- toYaml $cfg -}}
+{{- end -}}
