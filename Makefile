@@ -6,7 +6,8 @@
 #   cargo fmt --check, cargo clippy (-D warnings), cargo test, buf lint on proto/,
 #   the check that the committed client stubs match proto/,
 #   the grpcurl smoke test against the debug binary (tests/smoke/grpcurl.sh),
-#   and the Go, Python and Java client suites against running gateways.
+#   the Go, Python and Java client suites against running gateways,
+#   and the deploy checks (deploy/check.sh: Dockerfile, manifests, Helm chart, smoke run).
 # `make generate` regenerates the committed Go and Python stubs from proto/.
 
 SHELL := bash
@@ -38,13 +39,20 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
-.PHONY: test tools fmt clippy cargo-test build lint smoke generate check-generated \
+.PHONY: test tools redis-server fmt clippy cargo-test build lint smoke generate check-generated \
 	clients client-go client-python client-java
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients
 	bash deploy/check.sh
 
-tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test
+tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test redis-server
+
+# The cache and rate-limit tests start (and stop) their own redis-server on 127.0.0.1, from
+# Debian's package.
+redis-server:
+	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
+	  S=; [ "$$(id -u)" = 0 ] || S=sudo; \
+	  $$S apt-get update -qq && $$S apt-get install -y -qq redis-server >/dev/null; }
 
 # Two Python venvs: .tools/venv holds the pinned generator (grpcio-tools bundles protoc);
 # .tools/venv-test holds the client package with only its declared dependencies, plus
