@@ -163,12 +163,16 @@ async fn a_key_over_its_request_rate_is_resource_exhausted_with_retry_info() {
     for _ in 0..2 {
         client.chat(with_header(chat("echo", "hi"), "x-api-key", ALICE)).await.unwrap();
     }
-    let status = client.chat(with_header(chat("echo", "hi"), "x-api-key", ALICE)).await.unwrap_err();
+    let status =
+        client.chat(with_header(chat("echo", "hi"), "x-api-key", ALICE)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     let details = status.get_error_details();
     assert_eq!(details.error_info().unwrap().reason, "RATE_LIMITED");
     let delay = details.retry_info().unwrap().retry_delay.unwrap();
-    assert!(delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(60), "{delay:?}");
+    assert!(
+        delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(60),
+        "{delay:?}"
+    );
     // Another key is not held back by this one's limit.
     client.chat(with_header(chat("echo", "hi"), "x-api-key", BOB)).await.unwrap();
 }
