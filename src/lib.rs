@@ -34,6 +34,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 
 pub use config::Config;

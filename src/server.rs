@@ -39,6 +39,7 @@ use crate::{
     redis_store::RedisStore,
     router::Router,
     service::{Arrival, ChatHandler},
+    tls::{self, TlsReloader},
 };
 
 /// How often the health status is brought in line with whether any route can serve.
@@ -275,13 +276,44 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let local: Option<SocketAddr> = listener.local_addr().ok();
+        match self.config.server.tls.clone() {
+            None => {
+                let incoming = TcpListenerStream::new(listener).map(|conn| {
+                    conn.inspect(|stream| {
+                        // Small gRPC frames must not wait for Nagle.
+                        let _ = stream.set_nodelay(true);
+                    })
+                });
+                self.drive(incoming, shutdown, local).await
+            }
+            Some(files) => {
+                let tls = TlsReloader::new(&files).map_err(Error::Internal)?;
+                let _reloader = AbortOnDrop(tokio::spawn(tls.clone().watch()));
+                let (incoming, acceptor) = tls::incoming(listener, tls);
+                let _acceptor = AbortOnDrop(acceptor);
+                tracing::info!(mtls = files.client_ca_file.is_some(), "TLS on the gRPC port");
+                self.drive(incoming, shutdown, local).await
+            }
+        }
+    }
+
+    /// Serves the connections of `incoming` through the staged shutdown of the module docs.
+    async fn drive<IO, IE>(
+        self,
+        incoming: impl futures::Stream<Item = Result<IO, IE>>,
+        shutdown: impl Future<Output = ()>,
+        local: Option<SocketAddr>,
+    ) -> Result<(), Error>
+    where
+        IO: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + tonic::transport::server::Connected
+            + Unpin
+            + Send
+            + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let routes = self.routes()?;
-        let incoming = TcpListenerStream::new(listener).map(|conn| {
-            conn.inspect(|stream| {
-                // Small gRPC frames must not wait for Nagle.
-                let _ = stream.set_nodelay(true);
-            })
-        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
             // Outermost, so the arrival time is the moment tonic starts its deadline timer.

@@ -315,6 +315,11 @@ pub fn validate_tls(raw: Option<RawTls>) -> Result<Option<TlsConfig>, ConfigErro
     if tls.reload_interval.is_zero() {
         return Err(ConfigError::new("server.tls.reload_interval", "must be greater than zero"));
     }
+    // Parse them now, so a bad certificate stops the service before it binds a port.
+    crate::tls::load(&tls).map_err(|e| match e.split_once(": ") {
+        Some((path, message)) => ConfigError::new(path, message),
+        None => ConfigError::new("server.tls", e.clone()),
+    })?;
     Ok(Some(tls))
 }
 
