@@ -2,7 +2,8 @@
 //! an operator needs on top of it:
 //!
 //! - [`HealthState`] keeps the overall status (`""`) and `aiservice.v1.ChatService` in step:
-//!   SERVING while a route can serve, NOT_SERVING otherwise or once draining began.
+//!   SERVING while a route can serve, NOT_SERVING otherwise or once draining began; and
+//!   [`LIVENESS`] SERVING throughout, for liveness probes.
 //! - [`DrainingHealth`] ends every `Watch` stream when the server drains, after telling the
 //!   watcher NOT_SERVING. A watch never ends on its own, so without this a graceful shutdown
 //!   would wait out its whole grace period for health watchers.
@@ -31,6 +32,11 @@ use tonic_health::{
 use crate::proto::v1::chat_service_server::ChatServiceServer;
 use crate::service::ChatHandler;
 
+/// A health service name that is SERVING for as long as the process serves at all, through
+/// a drain and an upstream outage: what a liveness probe should ask, so neither restarts the
+/// pod.
+pub const LIVENESS: &str = "liveness";
+
 /// The health service name of the chat API.
 pub const CHAT_SERVICE: &str = <ChatServiceServer<ChatHandler> as NamedService>::NAME;
 
@@ -51,6 +57,7 @@ impl HealthState {
             drain: CancellationToken::new(),
             serving: Arc::new(AtomicBool::new(false)),
         };
+        state.reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         state.set_can_serve(can_serve).await;
         state
     }

@@ -55,9 +55,12 @@ async fn check_reports_not_serving_during_the_shutdown_delay() {
     server.begin_shutdown();
     assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::NotServing);
 
-    // Still answering during the delay, but no longer SERVING.
+    // Still answering during the delay, but no longer SERVING; alive all the same, so a
+    // liveness probe does not restart a draining pod.
     let reply = health.check(HealthCheckRequest { service: CHAT.into() }).await.unwrap();
     assert_eq!(reply.into_inner().status(), ServingStatus::NotServing);
+    let reply = health.check(HealthCheckRequest { service: "liveness".into() }).await.unwrap();
+    assert_eq!(reply.into_inner().status(), ServingStatus::Serving);
     server.stopped().await.unwrap();
 }
 
