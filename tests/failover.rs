@@ -1,0 +1,186 @@
+//! Routing against real HTTP upstreams: failover order across providers, no failover on the
+//! caller's mistakes, the health status following the routes, and cancellation reaching the
+//! upstream at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ai_service::proto::v1::ListModelsRequest;
+use common::{
+    TestServer, chat,
+    fake_upstream::{FakeUpstream, Reply},
+    stream_chat,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_types::StatusExt;
+
+fn provider(name: &str, fake: &FakeUpstream) -> String {
+    format!(
+        "  {name}: {{kind: openai_compatible, base_url: \"{}/v1\", disable_proxy: true}}\n",
+        fake.url("")
+    )
+}
+
+#[tokio::test]
+async fn fails_over_along_the_chain_in_order_and_lists_every_attempt() {
+    let first = FakeUpstream::start(vec![Reply::json(503, "openai/error_400.json")]).await;
+    let second = FakeUpstream::start(vec![Reply::json(500, "openai/error_400.json")]).await;
+    let third = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
+    let yaml = format!(
+        "routing: {{backoff_base: 1ms, backoff_max: 5ms}}\nproviders:\n{}{}{}routes:\n  - name: smart\n    targets: [{{provider: a, model: m1}}, {{provider: b, model: m2}}, {{provider: c, model: m3}}]\n",
+        provider("a", &first),
+        provider("b", &second),
+        provider("c", &third)
+    );
+    let server = TestServer::start(&yaml).await;
+    let reply = server.client().await.chat(chat("smart", "hi")).await.unwrap().into_inner();
+    assert_eq!(reply.provider, "c");
+    assert_eq!(
+        (first.received().len(), second.received().len(), third.received().len()),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        third.only_request().body["model"],
+        "m3",
+        "each target sends its own upstream model"
+    );
+
+    // All three failing: UNAVAILABLE listing each attempt.
+    let down = FakeUpstream::start(vec![Reply::json(503, "openai/error_400.json")]).await;
+    let yaml = format!(
+        "routing: {{backoff_base: 1ms, backoff_max: 5ms, max_retries: 2}}\nproviders:\n{}routes: [{{name: r, targets: [{{provider: d, model: m}}]}}]\n",
+        provider("d", &down)
+    );
+    let server = TestServer::start(&yaml).await;
+    let status = server.client().await.chat(chat("r", "hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    let info = status.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata["attempts"], "3");
+    assert!(
+        info.metadata["attempt_1"].starts_with("d/m@default: UPSTREAM_SERVER_ERROR (HTTP 503)"),
+        "{info:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_callers_mistake_is_not_retried() {
+    let first = FakeUpstream::start(vec![Reply::json(400, "openai/error_400.json")]).await;
+    let second = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
+    let yaml = format!(
+        "providers:\n{}{}routes: [{{name: r, targets: [{{provider: a, model: m}}, {{provider: b, model: m}}]}}]\n",
+        provider("a", &first),
+        provider("b", &second)
+    );
+    let server = TestServer::start(&yaml).await;
+    let status = server.client().await.chat(chat("r", "hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(second.received().is_empty());
+}
+
+#[tokio::test]
+async fn health_and_list_models_follow_the_routes() {
+    let fake = FakeUpstream::start(vec![Reply::json(503, "openai/error_400.json")]).await;
+    let yaml = format!(
+        "routing: {{max_retries: 0, eject_after: 1, eject_cooldown: 600ms, eject_cooldown_max: 600ms}}\nproviders:\n{}routes: [{{name: r, targets: [{{provider: a, model: m}}]}}]\n",
+        provider("a", &fake)
+    );
+    let server = TestServer::start(&yaml).await;
+    let mut health = HealthClient::new(server.channel().await);
+    let chat_service = || HealthCheckRequest { service: "aiservice.v1.ChatService".into() };
+    assert_eq!(
+        health.check(chat_service()).await.unwrap().into_inner().status(),
+        ServingStatus::Serving
+    );
+
+    // One failure ejects the only endpoint: nothing can serve.
+    server.client().await.chat(chat("r", "hi")).await.unwrap_err();
+    let models =
+        server.client().await.list_models(ListModelsRequest {}).await.unwrap().into_inner().models;
+    assert!(!models[0].available && !models[0].targets[0].available);
+    let mut seen_down = false;
+    for _ in 0..20 {
+        if health.check(chat_service()).await.unwrap().into_inner().status()
+            == ServingStatus::NotServing
+        {
+            seen_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(seen_down, "ChatService must turn NOT_SERVING when no route can serve");
+    // The liveness name stays up: an upstream outage is no reason to restart.
+    let live = health.check(HealthCheckRequest { service: "liveness".into() }).await.unwrap();
+    assert_eq!(live.into_inner().status(), ServingStatus::Serving);
+
+    // After the cool-down the endpoint may be probed again: SERVING again.
+    let mut back = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if health.check(chat_service()).await.unwrap().into_inner().status()
+            == ServingStatus::Serving
+        {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "ChatService must return to SERVING when a route can serve again");
+}
+
+/// A bare HTTP/1.1 upstream that starts an SSE stream, then waits; it reports when the
+/// gateway closes the connection.
+async fn hanging_stream() -> (String, tokio::sync::oneshot::Receiver<Instant>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let _ = conn.read(&mut buf).await.unwrap();
+        let chunk = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n",
+            chunk.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        // Wait for the gateway to hang up.
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = closed_tx.send(Instant::now());
+    });
+    (url, closed_rx)
+}
+
+#[tokio::test]
+async fn a_caller_who_goes_away_closes_the_upstream_request_at_once() {
+    let (url, closed) = hanging_stream().await;
+    let yaml = format!(
+        "providers:\n  a: {{kind: openai_compatible, base_url: \"{url}\", disable_proxy: true}}\nroutes: [{{name: r, targets: [{{provider: a, model: m}}]}}]\n"
+    );
+    let server = TestServer::start(&yaml).await;
+    let mut client = server.client().await;
+    let mut stream = client.stream_chat(stream_chat("r", "hi")).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().is_some(), "the first delta arrives");
+
+    let dropped = Instant::now();
+    drop(stream);
+    drop(client);
+    let closed = tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the upstream connection stayed open")
+        .unwrap();
+    let after = closed.saturating_duration_since(dropped);
+    assert!(
+        after < Duration::from_millis(100),
+        "the upstream saw the close {after:?} after the caller left"
+    );
+}
