@@ -134,7 +134,7 @@ impl Gateway {
         let audit = AuditSink::open(&config.audit, metrics.clone())
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let router = Arc::new(Router::from_config(&config));
+        let router = Arc::new(Router::with_metrics(&config, metrics.clone()));
         let keys = KeyRing {
             provider_keys: router.key_files().to_vec(),
             client_keys: ClientKeys::new(&config.auth),

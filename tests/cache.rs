@@ -21,7 +21,8 @@ async fn server(fake: &FakeUpstream, cache: &str, route_extra: &str) -> TestServ
         "cache: {cache}\nproviders:\n{}routes:\n  - name: gpt\n    aliases: [gpt-alias]\n{route_extra}    targets: [{{provider: openai, model: gpt-4o}}]\n",
         provider_yaml("openai", "openai", &fake.url("/v1"), "")
     );
-    let env = [("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
+    let mut env = vec![("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
+    env.extend(common::quiet_audit(&yaml));
     TestServer::start_with(Config::from_yaml(&yaml, env).unwrap()).await
 }
 

@@ -184,3 +184,30 @@ async fn a_caller_who_goes_away_closes_the_upstream_request_at_once() {
         "the upstream saw the close {after:?} after the caller left"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_key() {
+    let elsewhere = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
+    let redirecting = FakeUpstream::start(vec![
+        Reply::json(307, "openai/chat.json")
+            .header("location", &elsewhere.url("/v1/chat/completions")),
+    ])
+    .await;
+    let yaml = format!(
+        "routing: {{max_retries: 0}}\nproviders:\n  a: {{kind: azure_openai, base_url: \"{}\", api_key_env: KEY, disable_proxy: true}}\nroutes: [{{name: r, targets: [{{provider: a, model: gpt-4o}}]}}]\n",
+        redirecting.url("")
+    );
+    let config = ai_service::Config::from_yaml(
+        &yaml,
+        [
+            ("KEY".to_owned(), "azure-secret-key-0123456789".to_owned()),
+            ("AI_SERVICE__AUDIT__SINK".to_owned(), "/dev/null".to_owned()),
+        ],
+    )
+    .unwrap();
+    let server = TestServer::start_with(config).await;
+    let status = server.client().await.chat(chat("r", "hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(redirecting.received().len(), 1);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed, key and all");
+}

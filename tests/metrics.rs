@@ -1,8 +1,8 @@
 //! Metrics end to end: `/metrics` scraped after a known sequence of calls, `/livez` and
 //! `/readyz` through a drain, request ids, and a recording backend plugged in by an embedder.
 //!
-//! Not produced yet, so not checked here: failover, upstream errors and cache hits (the router
-//! and the cache emit them through `Recorder` once they exist; only the echo provider exists).
+//! The router's signals (attempts, failovers, endpoint health, breakers) are checked against
+//! fake HTTP upstreams; cache hits and misses in `tests/cache.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
@@ -254,4 +254,39 @@ async fn an_embedder_receives_the_signals_in_its_own_backend() {
 
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_scrape_shows_failovers_attempts_and_endpoint_health() {
+    use common::fake_upstream::{FakeUpstream, Reply};
+    let down = FakeUpstream::start(vec![Reply::json(503, "openai/error_400.json")]).await;
+    let up = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
+    let yaml = format!(
+        "routing: {{eject_after: 1}}\nproviders:\n  a: {{kind: openai_compatible, base_url: \"{}/v1\", disable_proxy: true}}\n  b: {{kind: openai_compatible, base_url: \"{}/v1\", disable_proxy: true}}\nroutes: [{{name: r, targets: [{{provider: a, model: m}}, {{provider: b, model: m}}]}}]\n",
+        down.url(""),
+        up.url("")
+    );
+    let server = TestServer::start(&yaml).await;
+    let (admin, _admin_stop) = start_admin(&server.gateway).await;
+    server.client().await.chat(chat("r", "hi")).await.unwrap();
+
+    let (_, text) = http_get(admin, "/metrics").await;
+    let s = samples(&text);
+    assert_eq!(value(&s, r#"ai_service_failovers_total{route="r",provider="a"}"#), 1.0, "{text}");
+    assert_eq!(
+        value(
+            &s,
+            r#"ai_service_upstream_attempts_total{provider="a",outcome="UPSTREAM_SERVER_ERROR"}"#
+        ),
+        1.0
+    );
+    assert_eq!(value(&s, r#"ai_service_upstream_attempts_total{provider="b",outcome="ok"}"#), 1.0);
+    // One failure ejected a's only endpoint (eject_after: 1): its breaker is open.
+    assert_eq!(value(&s, r#"ai_service_endpoint_healthy{provider="a",endpoint="default"}"#), 0.0);
+    assert_eq!(value(&s, r#"ai_service_breaker_state{provider="a",endpoint="default"}"#), 2.0);
+    assert_eq!(value(&s, r#"ai_service_endpoint_healthy{provider="b",endpoint="default"}"#), 1.0);
+    assert_eq!(
+        value(&s, r#"ai_service_requests_total{method="Chat",route="r",provider="b",code="OK"}"#),
+        1.0
+    );
 }

@@ -20,7 +20,8 @@ async fn replica(fake: &FakeUpstream, redis: &RedisServer) -> TestServer {
         redis.url(),
         provider_yaml("openai", "openai", &fake.url("/v1"), "")
     );
-    let env = [("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
+    let mut env = vec![("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
+    env.extend(common::quiet_audit(&yaml));
     TestServer::start_with(Config::from_yaml(&yaml, env).unwrap()).await
 }
 

@@ -58,6 +58,10 @@ impl Upstream {
             // A stream may run for minutes; what must not last is silence.
             .read_timeout(settings.request_timeout)
             .tcp_nodelay(true)
+            // Never follow a redirect: the request carries a key in headers that reqwest would
+            // not strip on a cross-host redirect (x-api-key, api-key, x-goog-api-key). A 3xx is
+            // an upstream error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ai-service/", env!("CARGO_PKG_VERSION")));
         if settings.disable_proxy {
             builder = builder.no_proxy();
@@ -300,6 +304,8 @@ pub fn kind_for_status(status: u16) -> ProviderErrorKind {
         429 => K::RateLimited,
         529 => K::Overloaded,
         500..=599 => K::Server,
+        // A redirect is not followed (see `Upstream::new`): the upstream misbehaved.
+        300..=399 => K::InvalidResponse,
         _ => K::Rejected,
     }
 }

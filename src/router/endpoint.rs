@@ -29,16 +29,7 @@ use crate::{
     provider::{ProviderError, ProviderErrorKind, SharedProvider},
 };
 
-/// The breaker's state, as metrics report it (0, 1, 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Taking calls.
-    Closed = 0,
-    /// Out of rotation until its cool-down ends.
-    Open = 1,
-    /// Letting one probe call through.
-    HalfOpen = 2,
-}
+pub use crate::metrics::BreakerState;
 
 /// An endpoint: an adapter bound to one address and key, with its health.
 #[derive(Debug)]

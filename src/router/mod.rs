@@ -32,6 +32,7 @@ use crate::{
     config::{Config, EndpointConfig, HealthPolicy, KeySource, ProviderConfig, Strategy},
     error::{AttemptFailure, Error},
     keys::KeyFile,
+    metrics::Recorder,
     provider::{self, ChatStream, ProviderError, ProviderErrorKind, SharedProvider},
 };
 
@@ -80,6 +81,7 @@ pub struct Route {
     max_retries: u32,
     hedge_delay: Option<Duration>,
     backoff: Backoff,
+    metrics: Recorder,
 }
 
 impl fmt::Debug for Route {
@@ -220,6 +222,7 @@ impl Route {
         let mut launched = 0u32;
         let mut hedged = false;
         let mut retry_at: Option<Instant> = None;
+        let mut last_failed: Option<usize> = None;
         let started = Instant::now();
 
         let launch = |c: Candidate| -> BoxFuture<'a, Finished<T>> {
@@ -260,6 +263,7 @@ impl Route {
                         Ok(value) => {
                             let endpoint = done.guard.endpoint().clone();
                             done.guard.finish(Outcome::Success { latency: done.latency });
+                            self.observe(target, &endpoint, "ok");
                             return Ok(Served {
                                 value,
                                 provider: target.provider.clone(),
@@ -269,8 +273,11 @@ impl Route {
                             });
                         }
                         Err(err) => {
-                            let endpoint = done.guard.endpoint().name.clone();
+                            let failed_endpoint = done.guard.endpoint().clone();
+                            let endpoint = failed_endpoint.name.clone();
                             done.guard.finish(Outcome::of_error(&err));
+                            self.observe(target, &failed_endpoint, err.kind.reason());
+                            last_failed = Some(done.target);
                             tracing::warn!(
                                 route = %self.name, provider = %target.provider, model = %target.model,
                                 endpoint = %endpoint, kind = err.kind.reason(), error = %err.message,
@@ -302,6 +309,7 @@ impl Route {
                     retry_at = None;
                     match plan.next(&self.targets, Instant::now(), None) {
                         Some(candidate) => {
+                            self.observe_next(last_failed, candidate.target);
                             in_flight.push(launch(candidate));
                             launched += 1;
                         }
@@ -312,6 +320,7 @@ impl Route {
                     hedged = true;
                     if let Some(candidate) = plan.next(&self.targets, Instant::now(), Some(plan.current)) {
                         tracing::info!(route = %self.name, provider = %self.targets[candidate.target].provider, "hedging");
+                        self.metrics.hedge(&crate::metrics::route_label(self), &self.targets[candidate.target].provider);
                         in_flight.push(launch(candidate));
                         launched += 1;
                     }
@@ -323,6 +332,28 @@ impl Route {
                         self.name
                     )));
                 }
+            }
+        }
+    }
+
+    /// Emits an attempt's outcome and the health of the endpoint it ran on.
+    fn observe(&self, target: &Target, endpoint: &Endpoint, outcome: &str) {
+        let m = &self.metrics;
+        m.upstream_attempt(&target.provider, outcome);
+        let now = Instant::now();
+        m.endpoint_health(&target.provider, &endpoint.name, endpoint.is_available(now));
+        m.breaker_state(&target.provider, &endpoint.name, endpoint.breaker_state(now));
+    }
+
+    /// Emits a retry (same target as the last failure) or a failover (another target).
+    fn observe_next(&self, failed: Option<usize>, next: usize) {
+        let route = crate::metrics::route_label(self);
+        if let Some(failed) = failed {
+            let provider = &self.targets[failed].provider;
+            if failed == next {
+                self.metrics.retry(&route, provider);
+            } else {
+                self.metrics.failover(&route, provider);
             }
         }
     }
@@ -400,6 +431,7 @@ pub struct Router {
     by_name: HashMap<String, Arc<Route>>,
     passthrough: std::sync::RwLock<HashMap<String, Arc<Route>>>,
     key_files: Vec<KeyFile>,
+    metrics: Recorder,
     policy: Arc<HealthPolicy>,
     max_retries: u32,
     backoff: Backoff,
@@ -435,6 +467,12 @@ fn adapter(
 impl Router {
     /// Builds the adapters, endpoints and routes of a validated config.
     pub fn from_config(config: &Config) -> Router {
+        Router::with_metrics(config, Recorder::default())
+    }
+
+    /// Like [`Router::from_config`], emitting attempts, retries, failovers, hedges and endpoint
+    /// health to `metrics`.
+    pub fn with_metrics(config: &Config, metrics: Recorder) -> Router {
         let policy = Arc::new(config.routing.health.clone());
         let backoff =
             Backoff { base: config.routing.backoff_base, max: config.routing.backoff_max };
@@ -495,6 +533,7 @@ impl Router {
                 max_retries: r.max_retries,
                 hedge_delay: r.hedge_delay,
                 backoff,
+                metrics: metrics.clone(),
             });
             for name in std::iter::once(&r.name).chain(&r.aliases) {
                 by_name.insert(name.clone(), route.clone());
@@ -508,6 +547,7 @@ impl Router {
             by_name,
             passthrough: std::sync::RwLock::default(),
             key_files,
+            metrics,
             policy,
             max_retries: config.routing.max_retries,
             backoff,
@@ -541,6 +581,7 @@ impl Router {
             max_retries: self.max_retries,
             hedge_delay: None,
             backoff: self.backoff,
+            metrics: self.metrics.clone(),
         });
         let mut cache = self.passthrough.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() < MAX_PASSTHROUGH_ROUTES {

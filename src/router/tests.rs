@@ -155,6 +155,7 @@ fn route(targets: Vec<Target>, max_retries: u32, hedge_delay: Option<Duration>) 
         max_retries,
         hedge_delay,
         backoff: Backoff { base: Duration::from_millis(50), max: Duration::from_secs(1) },
+        metrics: crate::metrics::Recorder::default(),
     }
 }
 
