@@ -30,7 +30,7 @@ def main(path):
     checks = []
     out.append("### Unary Chat (median of rounds; µs unless noted)\n")
     out.append("| c | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 "
-               "| direct rps | gateway rps | gw CPU/call | gw RSS idle / load MiB | loadavg |")
+               "| direct rps | gateway rps | gw CPU/call (user+sys) | gw RSS idle / load MiB | loadavg |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in conc:
         d, w = g.get(("direct-unary", c), []), g.get(("gateway-unary", c), [])
@@ -42,7 +42,7 @@ def main(path):
         out.append(
             f"| {c} | {med(d,'p50_us'):.0f} | {med(w,'p50_us'):.0f} | **{a50:.0f}** | {med(d,'p99_us'):.0f} "
             f"| {med(w,'p99_us'):.0f} | **{a99:.0f}** | {med(d,'throughput_rps'):.0f} | {med(w,'throughput_rps'):.0f} "
-            f"| **{cpu:.1f}** | {med(w,'gw_rss_idle_kib')/1024:.1f} / {med(w,'gw_rss_load_max_kib')/1024:.1f} "
+            f"| **{cpu:.1f}** ({med(w,'gw_user_us_per_call'):.0f}+{med(w,'gw_sys_us_per_call'):.0f}) | {med(w,'gw_rss_idle_kib')/1024:.1f} / {med(w,'gw_rss_load_max_kib')/1024:.1f} "
             f"| {w[-1]['loadavg']} |")
         if c == 1:
             checks.append(("added latency p50 at c=1 ≤ 200 µs", a50, a50 <= 200))

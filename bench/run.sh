@@ -106,6 +106,7 @@ record hold --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench
 curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" >"$WORK/metrics.txt" || true
 stop_pid "$GW_PID"
 audited=$(wc -l <"$AUDIT_FILE")
+rm -f "$AUDIT_FILE" # about 370 bytes a call: tens of MiB per run
 echo "audit records: $audited; metrics lines: $(grep -c '^ai_service_' "$WORK/metrics.txt" || true)"
 if [[ $audited -gt 0 ]] && grep -q '^ai_service_' "$WORK/metrics.txt"; then
     PASSED=$((PASSED + 1))

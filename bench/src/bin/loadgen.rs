@@ -103,12 +103,12 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// utime+stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+/// (utime, stime) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -353,8 +353,16 @@ async fn load(a: &Args, mode: &str) {
     let chunks: u64 = out.samples.iter().map(|s| s.chunks).sum();
     let mut extra = String::new();
     if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
-        let cpu_us = (a - b) as f64 / clk_tck * 1e6;
-        extra += &format!(r#","gw_cpu_ms":{:.1},"gw_cpu_us_per_call":{:.1}"#, cpu_us / 1000.0, cpu_us / n.max(1.0));
+        let user_us = (a.0 - b.0) as f64 / clk_tck * 1e6;
+        let sys_us = (a.1 - b.1) as f64 / clk_tck * 1e6;
+        let cpu_us = user_us + sys_us;
+        extra += &format!(
+            r#","gw_cpu_ms":{:.1},"gw_cpu_us_per_call":{:.1},"gw_user_us_per_call":{:.1},"gw_sys_us_per_call":{:.1}"#,
+            cpu_us / 1000.0,
+            cpu_us / n.max(1.0),
+            user_us / n.max(1.0),
+            sys_us / n.max(1.0)
+        );
         if chunks > 0 {
             extra += &format!(r#","gw_cpu_us_per_chunk":{:.2}"#, cpu_us / chunks as f64);
         }
