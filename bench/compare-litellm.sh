@@ -93,7 +93,7 @@ echo "$litellm_json" | tee "$WORK/results.jsonl"
 echo "$ours_json" | tee -a "$WORK/results.jsonl"
 
 python3 - "$litellm_json" "$ours_json" "$LITELLM_RSS_IDLE" "$LITELLM_RSS_LOAD" "$GW_RSS_IDLE" "$GW_RSS_LOAD" \
-    "$LITELLM_VERSION" "$C" <<'EOF' | tee "$WORK/summary.md"
+    "$LITELLM_VERSION" "$C" "$LITELLM_READY_MS" "$(cat "$WORK/launch.json")" <<'EOF' | tee "$WORK/summary.md"
 import json, sys
 l, o = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 lri, lrl, ori, orl = (int(x) / 1024 for x in sys.argv[3:7])
@@ -106,6 +106,8 @@ print(f"| latency p99 (µs) | {l['p99_us']:.0f} | {o['p99_us']:.0f} | {l['p99_us
 print(f"| CPU per call (µs) | {l.get('gw_cpu_us_per_call', 0):.0f} | {o.get('gw_cpu_us_per_call', 0):.1f} | {l.get('gw_cpu_us_per_call', 0)/max(o.get('gw_cpu_us_per_call', 1), 0.1):.0f}× less |")
 print(f"| RSS idle (MiB) | {lri:.1f} | {ori:.1f} | 1/{lri/ori:.0f} |")
 print(f"| RSS after load (MiB) | {lrl:.1f} | {orl:.1f} | 1/{lrl/orl:.0f} |")
+ours_ready = json.loads(sys.argv[10])["launch_to_first_call_ms"]
+print(f"| launch to serving (ms) | {int(sys.argv[9])} | {ours_ready:.0f} | {int(sys.argv[9])/ours_ready:.0f}× sooner |")
 print(f"| failed calls | {l['errors']} | {o['errors']} | |")
 print(f"| loadavg | {l['loadavg']} | {o['loadavg']} | |")
 ok_tp = o['throughput_rps'] >= 100 * l['throughput_rps']

@@ -14,8 +14,12 @@ BENCH_PIDS=()
 CORE_LOAD=0
 CORE_GW=1
 [[ $(nproc) -ge 2 ]] || CORE_GW=0
-pin_load() { taskset -c "$CORE_LOAD" "$@"; }
-pin_gw() { taskset -c "$CORE_GW" "$@"; }
+# BENCH_RT=1 runs the fake, the load generator and the gateway under SCHED_FIFO (chrt -f 1),
+# so that other work on a shared machine cannot delay their wake-ups: an experiment that
+# tells scheduler noise from the gateway's own tail latency.
+RT=()
+[[ ${BENCH_RT:-0} == 1 ]] && RT=(chrt -f 1)
+pin_load() { taskset -c "$CORE_LOAD" "${RT[@]}" "$@"; }
 
 bench_fail() {
     echo "bench: FAIL: $*" >&2
@@ -47,7 +51,7 @@ build_tools() {
 start_fake() {
     local port=$1 log=$2
     shift 2
-    taskset -c "$CORE_LOAD" "$FAKE" --listen "127.0.0.1:$port" "$@" >"$log" 2>&1 </dev/null &
+    taskset -c "$CORE_LOAD" "${RT[@]}" "$FAKE" --listen "127.0.0.1:$port" "$@" >"$log" 2>&1 </dev/null &
     BENCH_PIDS+=("$!")
     local i
     for i in $(seq 1 100); do
@@ -106,7 +110,7 @@ launch_gateway() {
     local config=$1 log=$2 t0
     t0=$(date +%s%N)
     env -i PATH="$PATH" HOME="${HOME:-/root}" FAKE_UPSTREAM_KEY=sk-fake-bench \
-        taskset -c "$CORE_GW" "$AI_SERVICE_BIN" --config "$config" serve >"$log" 2>&1 </dev/null &
+        taskset -c "$CORE_GW" "${RT[@]}" "$AI_SERVICE_BIN" --config "$config" serve >"$log" 2>&1 </dev/null &
     GW_PID=$!
     BENCH_PIDS+=("$GW_PID")
     pin_load "$LOADGEN" ready --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench \

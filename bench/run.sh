@@ -13,7 +13,8 @@
 #
 # Environment: BENCH_AI_SERVICE_BIN (default: the release binary), AI_SERVICE_BIN (--smoke:
 # default the debug binary),
-# ROUNDS (3), CALLS_C1 (5000), CALLS (20000), STREAM_CALLS (3000), HOLD_STREAMS (1000).
+# ROUNDS (3), CALLS_C1 (5000), CALLS (20000), STREAM_CALLS (3000), HOLD_STREAMS (1000),
+# BENCH_RT (0; 1 runs every process under SCHED_FIFO, see lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_DIR"
@@ -51,7 +52,7 @@ PASSED=0 FAILED=0
 # results; a run with failed calls (or none) counts as failed.
 record() {
     local line
-    if line=$(taskset -c "$CORE_LOAD" "$LOADGEN" "$@"); then
+    if line=$(pin_load "$LOADGEN" "$@"); then
         echo "$line" | tee -a "$RESULTS"
         if grep -q '"errors":0,' <<<"$line" && ! grep -q '"calls":0,' <<<"$line"; then
             PASSED=$((PASSED + 1))
