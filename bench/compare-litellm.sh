@@ -89,6 +89,7 @@ LITELLM_RSS_LOAD=$(tree_rss_kib "$LITELLM_PID")
 ours_json=$(run grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench \
     --watch-pid "$GW_PID" --label ai-service-unary)
 GW_RSS_LOAD=$(tree_rss_kib "$GW_PID")
+rm -f "$AUDIT_FILE" # ~370 bytes a call: over 100 MiB for a 15 s run
 echo "$litellm_json" | tee "$WORK/results.jsonl"
 echo "$ours_json" | tee -a "$WORK/results.jsonl"
 

@@ -7,7 +7,7 @@
 # discarded; every result carries /proc/loadavg. Results: bench/results/<stamp>/results.jsonl
 # and a summary (bench/report.py) on stdout.
 #
-#   bench/run.sh           the full run (`make bench`), about 3 minutes
+#   bench/run.sh           the full run (`make bench`), 1–2 minutes once built
 #   bench/run.sh --smoke   a few hundred calls through every path, no timing judged; ends
 #                          with `bench smoke: N passed, M failed` (`make bench-smoke`)
 #
