@@ -41,7 +41,7 @@ tree_rss_kib() {
     echo "$total"
 }
 
-FAKE_PORT=$(free_port) SLOW_PORT=$FAKE_PORT GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
+FAKE_PORT=$(free_port) SLOW_PORT=$FAKE_PORT DELAY_PORT=$FAKE_PORT GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
 LITELLM_PORT=$(free_port)
 AUDIT_FILE=$WORK/audit.jsonl
 new_client_key

@@ -64,7 +64,7 @@ start_fake() {
 
 # write_gateway_config FILE: the production-like config — client keys required, audit to a
 # file, metrics on the admin port, two-target routes over the fake(s). Needs GW_PORT,
-# ADMIN_PORT, FAKE_PORT, SLOW_PORT, KEY_SHA256, AUDIT_FILE.
+# ADMIN_PORT, FAKE_PORT, SLOW_PORT, DELAY_PORT, KEY_SHA256, AUDIT_FILE.
 write_gateway_config() {
     cat >"$1" <<EOF
 server:
@@ -83,6 +83,8 @@ providers:
   fake_b: {kind: openai_compatible, base_url: "http://127.0.0.1:$FAKE_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}
   slow_a: {kind: openai_compatible, base_url: "http://127.0.0.1:$SLOW_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}
   slow_b: {kind: openai_compatible, base_url: "http://127.0.0.1:$SLOW_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}
+  delay_a: {kind: openai_compatible, base_url: "http://127.0.0.1:$DELAY_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}
+  delay_b: {kind: openai_compatible, base_url: "http://127.0.0.1:$DELAY_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}
 routes:
   - name: bench
     targets:
@@ -92,6 +94,10 @@ routes:
     targets:
       - {provider: slow_a, model: bench-model}
       - {provider: slow_b, model: bench-model}
+  - name: bench-delay
+    targets:
+      - {provider: delay_a, model: bench-model}
+      - {provider: delay_b, model: bench-model}
 EOF
 }
 

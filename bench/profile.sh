@@ -20,7 +20,7 @@ mkdir -p "$WORK"
 trap bench_cleanup EXIT
 build_tools
 
-FAKE_PORT=$(free_port) SLOW_PORT=$FAKE_PORT GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
+FAKE_PORT=$(free_port) SLOW_PORT=$FAKE_PORT DELAY_PORT=$FAKE_PORT GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
 AUDIT_FILE=$WORK/audit.jsonl
 new_client_key
 write_gateway_config "$WORK/gateway.yaml"

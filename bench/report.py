@@ -61,6 +61,13 @@ def main(path):
             f"| **{med(w,'ttft_p50_us')-med(d,'ttft_p50_us'):.0f}** | **{med(w,'ttft_p99_us')-med(d,'ttft_p99_us'):.0f}** "
             f"| {med(d,'throughput_rps'):.0f} | {med(w,'throughput_rps'):.0f} | {med(w,'gw_cpu_us_per_call'):.1f} "
             f"| **{med(w,'gw_cpu_us_per_chunk'):.2f}** | {w[-1]['loadavg']} |")
+    for c in conc:
+        d, w = g.get(("direct-delay20", c), []), g.get(("gateway-delay20", c), [])
+        if d and w:
+            out.append(f"\nUpstream answering after 20 ms, unary, c={c}: direct p50/p99 {med(d,'p50_us'):.0f}/{med(d,'p99_us'):.0f} µs, "
+                       f"gateway {med(w,'p50_us'):.0f}/{med(w,'p99_us'):.0f} µs (added **{med(w,'p50_us')-med(d,'p50_us'):.0f}/"
+                       f"{med(w,'p99_us')-med(d,'p99_us'):.0f} µs**); {med(d,'throughput_rps'):.0f} vs {med(w,'throughput_rps'):.0f} calls/s; "
+                       f"gateway CPU {med(w,'gw_cpu_us_per_call'):.1f} µs per call")
     launch = [r for r in rows if r["label"] == "launch"]
     if launch:
         ms = [r["launch_to_first_call_ms"] for r in launch]

@@ -5,7 +5,8 @@
 # streaming; plus launch-to-first-call time, RSS idle and under load, and RSS with 1,000
 # open streams. Gateway and direct runs are interleaved, ROUNDS times; warm-up calls are
 # discarded; every result carries /proc/loadavg. Results: bench/results/<stamp>/results.jsonl
-# and a summary (bench/report.py) on stdout.
+# and a summary (bench/report.py) on stdout. A third fake answers after 20 ms: the same
+# comparison with a realistic upstream, at the highest concurrency.
 #
 #   bench/run.sh           the full run (`make bench`), 1–2 minutes once built
 #   bench/run.sh --smoke   a few hundred calls through every path, no timing judged; ends
@@ -62,13 +63,15 @@ record() {
     FAILED=$((FAILED + 1))
 }
 
-FAKE_PORT=$(free_port) SLOW_PORT=$(free_port) GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
+FAKE_PORT=$(free_port) SLOW_PORT=$(free_port) DELAY_PORT=$(free_port) GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
 AUDIT_FILE=$WORK/audit.jsonl
 new_client_key
 write_gateway_config "$WORK/gateway.yaml"
 start_fake "$FAKE_PORT" "$WORK/fake.log" --chunks 20
 # The slow fake keeps streams open: a content chunk every 500 ms, 120 of them (60 s at most).
 start_fake "$SLOW_PORT" "$WORK/slow.log" --chunks 120 --chunk-delay-ms 500
+# A realistic upstream: 20 ms before each reply.
+start_fake "$DELAY_PORT" "$WORK/delay.log" --delay-ms 20
 
 {
     echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\""
@@ -93,6 +96,10 @@ for round in $(seq 1 "$ROUNDS"); do
         record "${HTTP[@]}" --label "direct-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
         record "${GRPC[@]}" --label "gateway-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
     done
+    # With a 20 ms upstream, at the highest concurrency.
+    c=${CONCURRENCY[-1]}
+    record "${HTTP[@]/$FAKE_PORT/$DELAY_PORT}" --label "direct-delay20-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$c"
+    record "${GRPC[@]}" --model bench-delay --label "gateway-delay20-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$c"
     for c in "${CONCURRENCY[@]}"; do
         record "${HTTP[@]}" --stream --label "direct-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
         record "${GRPC[@]}" --stream --label "gateway-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"

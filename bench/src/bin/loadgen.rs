@@ -85,10 +85,11 @@ const ROLE_USER: i32 = 2;
 struct Args(Vec<String>);
 
 impl Args {
+    /// The value after the last `name`, so that a later option overrides an earlier one.
     fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
         self.0
             .iter()
-            .position(|a| a == name)
+            .rposition(|a| a == name)
             .and_then(|i| self.0.get(i + 1))
             .map(|v| v.parse().unwrap_or_else(|_| die(&format!("bad value for {name}: {v}"))))
             .unwrap_or(default)
