@@ -44,6 +44,7 @@ GO_TOOLS := \
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients
 	bash deploy/check.sh
+	$(MAKE) bench-smoke
 
 tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test redis-server
 
@@ -139,3 +140,12 @@ client-python: $(STAMPS)/venv-test
 # the JUnit suite, then the example, in one invocation; artifacts are cached in ~/.m2.
 client-java:
 	mvn -B -ntp -f clients/java/pom.xml test exec:java -Dexec.args="$$AI_SERVICE_ADDR hello from java"
+
+# Benchmarks (docs/benchmarks.md): `make bench` is the full run against the release build;
+# `make bench-smoke` pushes a few hundred calls through every path with no timing judged.
+.PHONY: bench bench-smoke
+bench:
+	bench/run.sh
+
+bench-smoke: build
+	bench/run.sh --smoke
