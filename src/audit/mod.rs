@@ -14,8 +14,8 @@
 //! never drops. The bound is enforced at admission instead: while more than `queue_capacity`
 //! records wait to be written, new calls wait before they start ([`AuditSink::admit`]). A
 //! slow sink therefore slows callers down rather than losing records, and the queue can never
-//! hold more than the capacity plus the calls already in flight. [`AuditSink::close`] drains
-//! and flushes the queue on shutdown.
+//! hold more than the capacity plus the calls already in flight. Written records are flushed
+//! within 50 ms; [`AuditSink::close`] drains and flushes the queue on shutdown.
 
 use std::{
     collections::BTreeMap,
@@ -154,7 +154,11 @@ impl AuditSink {
             include_content: config.include_content,
             metrics,
         });
-        let task = tokio::spawn(write_records(inner.clone(), rx, BufWriter::new(out)));
+        let task = tokio::spawn(write_records(
+            inner.clone(),
+            rx,
+            BufWriter::with_capacity(64 * 1024, out),
+        ));
         *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         AuditSink { inner }
     }
@@ -209,22 +213,36 @@ impl AuditSink {
     }
 }
 
+/// Longest a written record waits in the buffer before it is flushed to the sink.
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 async fn write_records(
     inner: Arc<Inner>,
     mut rx: mpsc::UnboundedReceiver<AuditRecord>,
     mut out: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
 ) {
+    // Written records reach the sink within FLUSH_INTERVAL: flushing after every record would
+    // cost a blocking-pool hop per call (tokio's file writes run there).
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
         let record = tokio::select! {
             biased;
             record = rx.recv() => record,
+            () = async {
+                match flush_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                flush(&mut out).await;
+                flush_at = None;
+                continue;
+            }
             () = inner.closing.cancelled() => None,
         };
         let Some(record) = record else { break };
         write_one(&inner, &mut out, &record).await;
-        if rx.is_empty() {
-            flush(&mut out).await;
-        }
+        flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_INTERVAL);
     }
     // Closing: whatever is still queued is written before the writer stops.
     while let Ok(record) = rx.try_recv() {
@@ -318,7 +336,7 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(64);
         let sink = AuditSink::with_writer(&config(2), Recorder::default(), Box::new(client));
         for _ in 0..4 {
-            sink.submit(AuditRecord { error: Some("x".repeat(20_000)), ..AuditRecord::default() });
+            sink.submit(AuditRecord { error: Some("x".repeat(200_000)), ..AuditRecord::default() });
         }
         assert!(
             tokio::time::timeout(Duration::from_millis(50), sink.admit()).await.is_err(),
