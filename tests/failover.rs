@@ -211,3 +211,21 @@ async fn a_redirect_is_not_followed_with_the_key() {
     assert_eq!(redirecting.received().len(), 1);
     assert!(elsewhere.received().is_empty(), "the redirect was followed, key and all");
 }
+
+#[tokio::test]
+async fn the_trace_context_and_request_id_reach_the_upstream() {
+    let fake = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
+    let yaml = format!(
+        "providers:\n{}routes: [{{name: r, targets: [{{provider: a, model: m}}]}}]\n",
+        provider("a", &fake)
+    );
+    let server = TestServer::start(&yaml).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request = tonic::Request::new(chat("r", "hi"));
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    request.metadata_mut().insert("x-request-id", "trace-me-1".parse().unwrap());
+    server.client().await.chat(request).await.unwrap();
+    let sent = fake.only_request();
+    assert_eq!(sent.header("traceparent"), Some(traceparent));
+    assert_eq!(sent.header("x-request-id"), Some("trace-me-1"));
+}

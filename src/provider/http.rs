@@ -114,7 +114,13 @@ impl Upstream {
         request: RequestBuilder,
         stream: bool,
     ) -> Result<Response, ProviderError> {
-        let request = if stream { request } else { request.timeout(self.request_timeout) };
+        let mut request = if stream { request } else { request.timeout(self.request_timeout) };
+        // The caller's request id and W3C trace context travel on to the provider.
+        if let Some(call) = crate::call::CallContext::current() {
+            for (name, value) in call.upstream_headers() {
+                request = request.header(name, value);
+            }
+        }
         let response = request.send().await.map_err(|e| self.transport_error(&e, false))?;
         let status = response.status();
         if status.is_success() {
