@@ -24,7 +24,7 @@ use crate::{
     metrics::{Method, Recorder, rpc::RpcRecord},
     proto::v1::{self as pb, chat_service_server::ChatService},
     provider::{ProviderError, ProviderErrorKind},
-    router::{Outcome, Primed, Router, Served},
+    router::{Outcome, Primed, Route, Router, Served},
     validate,
 };
 
@@ -138,21 +138,6 @@ impl ChatHandler {
         self
     }
 
-    /// Checks what needs the raw request: its size in messages and the caller's key.
-    fn admit_request<T: HasMessages>(
-        &self,
-        request: &Request<T>,
-    ) -> Result<Option<Arc<ClientKey>>, Error> {
-        let count = request.get_ref().message_count();
-        if count > self.limits.max_messages {
-            return Err(Error::invalid(
-                "messages",
-                format!("at most {} messages per request, got {count}", self.limits.max_messages),
-            ));
-        }
-        Ok(request.extensions().get::<ClientIdentity>().map(|c| c.0.clone()))
-    }
-
     /// The call's deadline, counted from when its headers arrived (the moment tonic starts
     /// its own `grpc-timeout` timer), not from when the body was decoded.
     fn deadline<T>(&self, request: &Request<T>) -> Instant {
@@ -181,14 +166,24 @@ impl ChatHandler {
         self
     }
 
-    /// `Chat`, inside its [`RpcRecord`].
-    async fn answer(
+    /// Everything a call goes through before its upstream: deadline, size, cache mode,
+    /// validation, route, the caller's key (routes and rate) and the cache plan.
+    async fn admit(
         &self,
         rpc: &mut RpcRecord,
         request: Request<pb::ChatRequest>,
-    ) -> Result<Response<pb::ChatResponse>, Status> {
+    ) -> Result<Admitted, Status> {
         let deadline = self.deadline(&request);
-        let client = self.admit_request(&request)?;
+        let count = request.get_ref().messages.len();
+        if count > self.limits.max_messages {
+            let limit = self.limits.max_messages;
+            return Err(Error::invalid(
+                "messages",
+                format!("at most {limit} messages per request, got {count}"),
+            )
+            .into());
+        }
+        let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.clone());
         let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner())?;
         rpc.request(&request);
@@ -196,6 +191,16 @@ impl ChatHandler {
         rpc.route(&request.model, &route);
         self.authorize(client.as_deref(), &route.name).await?;
         let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
+        Ok(Admitted { deadline, client, request, route, cache })
+    }
+
+    /// `Chat`, inside its [`RpcRecord`].
+    async fn answer(
+        &self,
+        rpc: &mut RpcRecord,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
+        let Admitted { deadline, client, request, route, cache } = self.admit(rpc, request).await?;
         if let Some(hit) = cache.lookup(rpc).await {
             return Ok(Response::new(hit.into_response()));
         }
@@ -226,15 +231,8 @@ impl ChatHandler {
         rpc: &mut RpcRecord,
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let deadline = self.deadline(&request);
-        let client = self.admit_request(&request)?;
-        let mode = CacheMode::from_metadata(request.metadata())?;
-        let request = validate::chat_request(request.into_inner().into())?;
-        rpc.request(&request);
-        let route = self.router.resolve(&request.model)?;
-        rpc.route(&request.model, &route);
-        self.authorize(client.as_deref(), &route.name).await?;
-        let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
+        let request = request.map(pb::ChatRequest::from);
+        let Admitted { deadline, client, request, route, cache } = self.admit(rpc, request).await?;
         if let Some(hit) = cache.lookup(rpc).await {
             return Ok(Response::new(CallCache::replay(hit)));
         }
@@ -250,21 +248,13 @@ impl ChatHandler {
     }
 }
 
-/// The two request types, for the checks made before validation.
-trait HasMessages {
-    fn message_count(&self) -> usize;
-}
-
-impl HasMessages for pb::ChatRequest {
-    fn message_count(&self) -> usize {
-        self.messages.len()
-    }
-}
-
-impl HasMessages for pb::StreamChatRequest {
-    fn message_count(&self) -> usize {
-        self.messages.len()
-    }
+/// A call that passed every check before its upstream.
+struct Admitted {
+    deadline: Instant,
+    client: Option<Arc<ClientKey>>,
+    request: ChatRequest,
+    route: Arc<Route>,
+    cache: CallCache,
 }
 
 /// When a call's headers arrived; set by the server's outermost layer.
