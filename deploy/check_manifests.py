@@ -294,6 +294,9 @@ def sections(renders):
               and c["livenessProbe"].get("httpGet", {}).get("path") == "/livez")
         check("extras: redis.url in the config",
               config.get("redis") == {"url": "redis://redis.default.svc:6379"}, config.get("redis"))
+        check("extras: with Redis, rate limits and the cache are shared by the fleet",
+              config.get("limits") == {"backend": "redis"} and config.get("cache", {}).get("backend") == "redis",
+              (config.get("limits"), config.get("cache")))
         keys_file = config.get("auth", {}).get("keys_file", "")
         check("extras: auth.keys_file in the config, its directory mounted",
               bool(keys_file) and os.path.dirname(keys_file) in mounts, keys_file)

@@ -82,7 +82,11 @@ client-key settings appear only when set; extraConfig is deep-merged last and wi
 {{- $_ := set $cfg "routes" (deepCopy $v.routes) -}}
 {{- end -}}
 {{- if $v.redis.url -}}
+{{- /* One Redis for the fleet: rate limits hold across replicas, and the cache (when
+       enabled with extraConfig.cache.enabled) is shared. */ -}}
 {{- $_ := set $cfg "redis" (dict "url" $v.redis.url) -}}
+{{- $_ := set $cfg "limits" (dict "backend" "redis") -}}
+{{- $_ := set $cfg "cache" (dict "backend" "redis") -}}
 {{- end -}}
 {{- if $v.auth.keysSecret -}}
 {{- $_ := set $cfg "auth" (dict "keys_file" "/var/run/ai-service/auth/keys.yaml") -}}
