@@ -329,6 +329,9 @@ impl Gateway {
 
         let _health_monitor =
             AbortOnDrop(tokio::spawn(watch_routes(self.router.clone(), self.health.clone())));
+        let router = self.router.clone();
+        let _health_checks =
+            AbortOnDrop(tokio::spawn(async move { router.run_health_checks().await }));
         let _key_reloader = AbortOnDrop(tokio::spawn(reload_keys(
             self.keys.clone(),
             self.config.server.key_reload_interval,

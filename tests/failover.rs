@@ -229,3 +229,43 @@ async fn the_trace_context_and_request_id_reach_the_upstream() {
     assert_eq!(sent.header("traceparent"), Some(traceparent));
     assert_eq!(sent.header("x-request-id"), Some("trace-me-1"));
 }
+
+#[tokio::test]
+async fn active_health_checks_take_an_endpoint_out_and_bring_it_back() {
+    // The probes are the only requests: up, three failures, then up for good.
+    let fake = FakeUpstream::start(vec![
+        Reply::json(200, "openai/chat.json"),
+        Reply::json(503, "openai/error_400.json"),
+        Reply::json(503, "openai/error_400.json"),
+        Reply::json(503, "openai/error_400.json"),
+        Reply::json(200, "openai/chat.json"),
+    ])
+    .await;
+    let yaml = format!(
+        "providers:\n{}routes:\n  - name: r\n    targets:\n      - {{provider: a, model: m, health_check: {{interval: 30ms, timeout: 1s, healthy_threshold: 2, unhealthy_threshold: 2}}}}\n",
+        provider("a", &fake)
+    );
+    let server = TestServer::start(&yaml).await;
+    let mut client = server.client().await;
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let models = client.list_models(ListModelsRequest {}).await.unwrap().into_inner().models;
+        let available = models[0].available;
+        if seen.last() != Some(&available) {
+            seen.push(available);
+        }
+        if seen == [true, false, true] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        seen,
+        [true, false, true],
+        "available, out after two failed probes, back after two good ones"
+    );
+    let probes = fake.received();
+    assert!(probes.len() >= 6);
+    assert!(probes.iter().all(|r| r.method == "GET" && r.uri.ends_with("/v1/models")));
+    assert!(probes.iter().all(|r| r.header("authorization").is_none()), "probes carry no key");
+}

@@ -241,6 +241,21 @@ pub struct TargetConfig {
     pub strategy: Strategy,
     /// The pool; empty means the provider's own address and key.
     pub endpoints: Vec<EndpointConfig>,
+    /// Active health checks of the pool's endpoints, when configured.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Active health checks: a probe per endpoint every `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between probes.
+    pub interval: Duration,
+    /// Limit on one probe.
+    pub timeout: Duration,
+    /// Passing probes in a row that bring an endpoint back.
+    pub healthy_threshold: u32,
+    /// Failing probes in a row that take it out.
+    pub unhealthy_threshold: u32,
 }
 
 /// One endpoint of a pool.
@@ -465,11 +480,36 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
             }
             let at = format!("{at}.targets[{j}]");
             let endpoints = validate_endpoints(&at, target.endpoints, vars)?;
+            let health_check = match target.health_check {
+                None => None,
+                Some(raw) => {
+                    let check = HealthCheck {
+                        interval: duration(raw.interval, Duration::from_secs(10)),
+                        timeout: duration(raw.timeout, Duration::from_secs(2)),
+                        healthy_threshold: raw.healthy_threshold.unwrap_or(2),
+                        unhealthy_threshold: raw.unhealthy_threshold.unwrap_or(3),
+                    };
+                    if check.interval.is_zero() || check.timeout.is_zero() {
+                        return Err(ConfigError::new(
+                            format!("{at}.health_check"),
+                            "interval and timeout must be above zero",
+                        ));
+                    }
+                    if check.healthy_threshold == 0 || check.unhealthy_threshold == 0 {
+                        return Err(ConfigError::new(
+                            format!("{at}.health_check"),
+                            "thresholds must be at least 1",
+                        ));
+                    }
+                    Some(check)
+                }
+            };
             targets.push(TargetConfig {
                 provider: target.provider,
                 model: target.model,
                 strategy: target.strategy.unwrap_or_default(),
                 endpoints,
+                health_check,
             });
         }
         let hedge_delay = route.hedge_delay.map(|d| d.0);
@@ -508,6 +548,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
                 model: ECHO.to_owned(),
                 strategy: Strategy::default(),
                 endpoints: Vec::new(),
+                health_check: None,
             }],
         });
     }

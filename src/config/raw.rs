@@ -277,6 +277,27 @@ pub struct RawTarget {
     /// The pool; empty means one endpoint at the provider's own address and key.
     #[serde(default)]
     pub endpoints: Vec<RawEndpoint>,
+    /// Optional active health checks of the pool's endpoints.
+    #[serde(default)]
+    pub health_check: Option<RawHealthCheck>,
+}
+
+/// `routes[i].targets[j].health_check:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// Time between probes (default 10s).
+    #[serde(default)]
+    pub interval: Option<HumanDuration>,
+    /// Limit on one probe (default 2s).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// Passing probes in a row that bring an endpoint back (default 2).
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    /// Failing probes in a row that take it out (default 3).
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
 }
 
 /// `routes[i].targets[j].endpoints[k]:`

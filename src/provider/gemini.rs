@@ -404,6 +404,10 @@ impl Provider for GeminiProvider {
         self.upstream.key_handle()
     }
 
+    async fn probe(&self, timeout: std::time::Duration) -> Result<(), ProviderError> {
+        self.upstream.probe(timeout).await
+    }
+
     async fn chat(
         &self,
         model: &str,

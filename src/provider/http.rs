@@ -107,6 +107,27 @@ impl Upstream {
         self.key.clone()
     }
 
+    /// An active health probe: a key-less `GET {base_url}/models`. Any answer below 500 (a
+    /// 401 for the missing key included) shows the endpoint is up; a transport error, a
+    /// timeout or a 5xx shows it is not. No key is sent, so a probe can leak none.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), ProviderError> {
+        let url = format!("{}/models", self.base_url);
+        let response = self
+            .client
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, false))?;
+        let status = response.status().as_u16();
+        if status >= 500 {
+            return Err(self
+                .error(kind_for_status(status), format!("health probe answered {status}"))
+                .with_status(status));
+        }
+        Ok(())
+    }
+
     /// Sends `request`; an error status becomes an error built from its body. A unary call is
     /// bounded by the request timeout as a whole; a stream only by its read timeout.
     pub async fn send(

@@ -73,6 +73,11 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     async fn stream(&self, model: &str, request: &ChatRequest)
     -> Result<ChatStream, ProviderError>;
 
+    /// An active health probe of the endpoint this adapter is bound to. Echo is always up.
+    async fn probe(&self, _timeout: std::time::Duration) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// The handle its key is read through on every call, so a rotation can swap it; `None`
     /// for a provider without a key.
     fn key_handle(&self) -> Option<Arc<arc_swap::ArcSwap<crate::secret::Secret>>> {

@@ -468,6 +468,10 @@ impl Provider for OpenAiProvider {
         self.upstream.key_handle()
     }
 
+    async fn probe(&self, timeout: std::time::Duration) -> Result<(), ProviderError> {
+        self.upstream.probe(timeout).await
+    }
+
     async fn chat(
         &self,
         model: &str,

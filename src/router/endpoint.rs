@@ -43,6 +43,9 @@ pub struct Endpoint {
     policy: Arc<HealthPolicy>,
     state: Mutex<State>,
     in_flight: AtomicU32,
+    /// Active probes: whether the endpoint passes them (true without probes), and the run
+    /// of passing (positive) or failing (negative) probes.
+    probed: Mutex<(bool, i64)>,
 }
 
 #[derive(Debug)]
@@ -131,6 +134,7 @@ impl Endpoint {
                 latency_ewma_us: None,
             }),
             in_flight: AtomicU32::new(0),
+            probed: Mutex::new((true, 0)),
         }
     }
 
@@ -140,8 +144,41 @@ impl Endpoint {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Records an active probe: `unhealthy` failures in a row take the endpoint out of
+    /// rotation, `healthy` passes in a row bring it back. Returns whether it passes now.
+    pub fn record_probe(&self, passed: bool, healthy: u32, unhealthy: u32) -> bool {
+        let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
+        let (up, run) = *probed;
+        let run = match (passed, run >= 0) {
+            (true, true) => run.saturating_add(1),
+            (true, false) => 1,
+            (false, false) => run.saturating_sub(1),
+            (false, true) => -1,
+        };
+        let up = match up {
+            true if run <= -i64::from(unhealthy) => {
+                tracing::warn!(endpoint = %self.name, provider = self.provider.name(), "endpoint failed its health checks");
+                false
+            }
+            false if run >= i64::from(healthy) => {
+                tracing::info!(endpoint = %self.name, provider = self.provider.name(), "endpoint passes its health checks again");
+                true
+            }
+            same => same,
+        };
+        *probed = (up, run);
+        up
+    }
+
+    fn passes_probes(&self) -> bool {
+        self.probed.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
     /// Whether a call could be sent now.
     pub fn is_available(&self, now: Instant) -> bool {
+        if !self.passes_probes() {
+            return false;
+        }
         let state = self.state();
         if state.cooled_until.is_some_and(|t| t > now) {
             return false;
@@ -183,6 +220,9 @@ impl Endpoint {
     /// Claims the endpoint for one attempt: `None` when it is not available. An open breaker
     /// whose cool-down ended lets exactly one probe through.
     pub fn acquire(self: &Arc<Self>, now: Instant) -> Option<AttemptGuard> {
+        if !self.passes_probes() {
+            return None;
+        }
         let mut state = self.state();
         if state.cooled_until.is_some_and(|t| t > now) {
             return None;
@@ -385,6 +425,22 @@ mod tests {
         tokio::time::advance(Duration::from_millis(6999)).await;
         assert!(!e.is_available(Instant::now()));
         tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(e.is_available(Instant::now()));
+    }
+
+    #[tokio::test]
+    async fn active_probes_need_a_run_of_results_to_change_their_mind() {
+        let e = endpoint(HealthPolicy::default());
+        assert!(e.record_probe(false, 2, 3));
+        assert!(e.record_probe(false, 2, 3));
+        assert!(e.record_probe(true, 2, 3), "a pass resets the failing run");
+        for _ in 0..2 {
+            assert!(e.record_probe(false, 2, 3));
+        }
+        assert!(!e.record_probe(false, 2, 3), "three failures in a row");
+        assert!(!e.is_available(Instant::now()) && e.acquire(Instant::now()).is_none());
+        assert!(!e.record_probe(true, 2, 3));
+        assert!(e.record_probe(true, 2, 3), "two passes in a row");
         assert!(e.is_available(Instant::now()));
     }
 

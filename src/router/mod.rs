@@ -29,7 +29,9 @@ pub use endpoint::{BreakerState, Endpoint, Outcome};
 
 use crate::{
     chat::{ChatEvent, ChatRequest, ChatResponse},
-    config::{Config, EndpointConfig, HealthPolicy, KeySource, ProviderConfig, Strategy},
+    config::{
+        Config, EndpointConfig, HealthCheck, HealthPolicy, KeySource, ProviderConfig, Strategy,
+    },
     error::{AttemptFailure, Error},
     keys::KeyFile,
     metrics::Recorder,
@@ -431,6 +433,7 @@ pub struct Router {
     by_name: HashMap<String, Arc<Route>>,
     passthrough: std::sync::RwLock<HashMap<String, Arc<Route>>>,
     key_files: Vec<KeyFile>,
+    probes: Vec<(Arc<Endpoint>, HealthCheck)>,
     metrics: Recorder,
     policy: Arc<HealthPolicy>,
     max_retries: u32,
@@ -477,6 +480,7 @@ impl Router {
         let backoff =
             Backoff { base: config.routing.backoff_base, max: config.routing.backoff_max };
         let mut key_files = Vec::new();
+        let mut probes = Vec::new();
         // Each provider's own address is one endpoint, shared by every target that has no pool
         // of its own, so its health is judged once.
         let providers: HashMap<String, Arc<Endpoint>> = config
@@ -518,6 +522,15 @@ impl Router {
                     if endpoints.is_empty() {
                         return None;
                     }
+                    if let Some(check) = t.health_check {
+                        for endpoint in &endpoints {
+                            if !probes.iter().any(|(e, _): &(Arc<Endpoint>, HealthCheck)| {
+                                Arc::ptr_eq(e, endpoint)
+                            }) {
+                                probes.push((endpoint.clone(), check));
+                            }
+                        }
+                    }
                     Some(Target {
                         provider: t.provider.clone(),
                         model: t.model.clone(),
@@ -547,6 +560,7 @@ impl Router {
             by_name,
             passthrough: std::sync::RwLock::default(),
             key_files,
+            probes,
             metrics,
             policy,
             max_retries: config.routing.max_retries,
@@ -599,6 +613,28 @@ impl Router {
     pub fn can_serve(&self, now: Instant) -> bool {
         self.routes.iter().any(|r| r.is_available(now))
             || self.providers.values().any(|e| e.is_available(now))
+    }
+
+    /// Probes every endpoint that has active health checks, for as long as it runs: a probe at
+    /// once, then one every interval.
+    pub async fn run_health_checks(&self) {
+        let mut checks = tokio::task::JoinSet::new();
+        for (endpoint, check) in self.probes.clone() {
+            checks.spawn(async move {
+                loop {
+                    let probe = endpoint.provider.probe(check.timeout);
+                    let passed =
+                        matches!(tokio::time::timeout(check.timeout, probe).await, Ok(Ok(())));
+                    endpoint.record_probe(
+                        passed,
+                        check.healthy_threshold,
+                        check.unhealthy_threshold,
+                    );
+                    tokio::time::sleep(check.interval).await;
+                }
+            });
+        }
+        while checks.join_next().await.is_some() {}
     }
 
     /// The provider keys read from files, for rotation.
