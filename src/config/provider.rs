@@ -150,7 +150,13 @@ pub struct ConnectionSettings {
     pub connect_timeout: Duration,
     /// Limit on a unary call, and on the silence between two chunks of a stream.
     pub request_timeout: Duration,
+    /// Most bytes read from one reply: a longer body or stream fails, rather than growing
+    /// memory or running forever.
+    pub max_output_bytes: usize,
 }
+
+/// Default `max_output_bytes`: far above any model's answer, far below the machine's memory.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default idle connections per host.
 pub const DEFAULT_POOL_SIZE: usize = 32;
@@ -259,6 +265,7 @@ fn reject_unused(
         ("idle_timeout", is_echo && raw.idle_timeout.is_some()),
         ("connect_timeout", is_echo && raw.connect_timeout.is_some()),
         ("request_timeout", is_echo && raw.request_timeout.is_some()),
+        ("max_output_bytes", is_echo && raw.max_output_bytes.is_some()),
     ];
     for (field, set) in present {
         if set && !allowed.contains(&field) {
@@ -341,6 +348,13 @@ fn connection(
             return Err(ConfigError::new(format!("{at}.{field}"), "must be greater than zero"));
         }
     }
+    let max_output_bytes = raw.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES);
+    if max_output_bytes == 0 {
+        return Err(ConfigError::new(
+            format!("{at}.max_output_bytes"),
+            "must be greater than zero",
+        ));
+    }
     Ok(ConnectionSettings {
         base_url,
         api_key,
@@ -351,6 +365,7 @@ fn connection(
         idle_timeout: duration(raw.idle_timeout, Duration::from_secs(90)),
         connect_timeout,
         request_timeout,
+        max_output_bytes,
     })
 }
 

@@ -45,6 +45,8 @@ pub struct RawProviderDefaults {
     pub connect_timeout: Option<HumanDuration>,
     /// Limit on a unary upstream call, and on the silence between two chunks of a stream.
     pub request_timeout: Option<HumanDuration>,
+    /// Most bytes read from one upstream reply (a whole body, or a stream in total).
+    pub max_output_bytes: Option<usize>,
 }
 
 impl RawProviderDefaults {
@@ -57,6 +59,7 @@ impl RawProviderDefaults {
         provider.idle_timeout = provider.idle_timeout.or(self.idle_timeout);
         provider.connect_timeout = provider.connect_timeout.or(self.connect_timeout);
         provider.request_timeout = provider.request_timeout.or(self.request_timeout);
+        provider.max_output_bytes = provider.max_output_bytes.or(self.max_output_bytes);
     }
 }
 
@@ -188,6 +191,9 @@ pub struct RawProvider {
     /// Limit on a unary call; for a stream, on the silence between two chunks.
     #[serde(default)]
     pub request_timeout: Option<HumanDuration>,
+    /// Most bytes read from one reply (a whole body, or a stream in total).
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
     /// azure_openai: the `api-version` query parameter.
     #[serde(default)]
     pub api_version: Option<String>,

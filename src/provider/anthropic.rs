@@ -579,6 +579,7 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
+            max_output_bytes: 1 << 20,
         };
         AnthropicProvider::new("anthropic", &connection, "2023-06-01", 1024).unwrap()
     }

@@ -553,6 +553,7 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
+            max_output_bytes: 1 << 20,
         };
         GeminiProvider::new("gemini", &connection).unwrap()
     }

@@ -24,6 +24,9 @@ use crate::{config::ConnectionSettings, secret::Secret};
 
 /// Longest provider error message kept, in bytes.
 const MAX_MESSAGE: usize = 1000;
+/// Most bytes of an error body read: enough for any provider's error object, and an HTML
+/// error page or an endless body cannot grow memory.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Installs rustls' ring provider once per process; an embedder's own choice wins.
 pub fn install_crypto() {
@@ -45,6 +48,7 @@ pub struct Upstream {
     /// Swapped whole by a key rotation, so a request sees the old key or the new one.
     key: Option<Arc<ArcSwap<Secret>>>,
     request_timeout: Duration,
+    max_output_bytes: usize,
 }
 
 impl Upstream {
@@ -89,6 +93,7 @@ impl Upstream {
             client,
             key: settings.api_key.clone().map(|k| Arc::new(ArcSwap::from_pointee(k))),
             request_timeout: settings.request_timeout,
+            max_output_bytes: settings.max_output_bytes,
         })
     }
 
@@ -148,14 +153,20 @@ impl Upstream {
             return Ok(response);
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_at_most(response, MAX_ERROR_BODY).await.unwrap_or_default();
         Err(self.status_error(status, &headers, &body))
     }
 
     /// Reads a whole JSON body; a body that does not parse is `InvalidResponse`.
     pub async fn json<T: DeserializeOwned>(&self, response: Response) -> Result<T, ProviderError> {
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| self.transport_error(&e, true))?;
+        let limit = self.max_output_bytes;
+        let body = read_at_most(response, limit.saturating_add(1))
+            .await
+            .map_err(|e| self.transport_error(&e, true))?;
+        if body.len() > limit {
+            return Err(self.too_long().with_status(status));
+        }
         serde_json::from_slice(&body).map_err(|e| {
             ProviderError::new(
                 &self.name,
@@ -177,6 +188,7 @@ impl Upstream {
         let mut body = response.bytes_stream();
         async_stream::stream! {
             let mut parser = SseParser::new();
+            let mut read = 0usize;
             while let Some(chunk) = body.next().await {
                 let chunk = match chunk {
                     Ok(chunk) => chunk,
@@ -185,6 +197,12 @@ impl Upstream {
                         return;
                     }
                 };
+                // An endless stream ends here rather than at the caller's deadline, if any.
+                read = read.saturating_add(chunk.len());
+                if read > upstream.max_output_bytes {
+                    yield Err(upstream.too_long());
+                    return;
+                }
                 match parser.push(&chunk) {
                     Ok(events) => {
                         for event in events {
@@ -208,6 +226,14 @@ impl Upstream {
     /// A reply that lacks what the wire format promises.
     pub fn invalid(&self, message: impl Into<String>) -> ProviderError {
         self.error(ProviderErrorKind::InvalidResponse, message)
+    }
+
+    /// A reply longer than `max_output_bytes`.
+    pub fn too_long(&self) -> ProviderError {
+        self.invalid(format!(
+            "the upstream reply is longer than max_output_bytes ({} bytes)",
+            self.max_output_bytes
+        ))
     }
 
     /// The stream ended before its end marker.
@@ -319,6 +345,17 @@ fn error_kind_of(error: &serde_json::Value) -> ProviderErrorKind {
     } else {
         K::Server
     }
+}
+
+/// The first `limit` bytes of a body, or all of it when shorter; the rest is never read.
+async fn read_at_most(mut response: Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        let Some(chunk) = response.chunk().await? else { break };
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(body)
 }
 
 /// The kind of an HTTP error status.

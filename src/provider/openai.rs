@@ -614,6 +614,7 @@ mod tests {
             idle_timeout: std::time::Duration::from_secs(1),
             connect_timeout: std::time::Duration::from_secs(1),
             request_timeout: std::time::Duration::from_secs(1),
+            max_output_bytes: 1 << 20,
         };
         OpenAiProvider::new("p", kind, &connection).unwrap()
     }
