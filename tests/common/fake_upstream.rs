@@ -39,6 +39,10 @@ pub enum ReplyBody {
     Chunks(Vec<Vec<u8>>),
     /// These pieces, then the connection breaks.
     CutAfter(Vec<Vec<u8>>),
+    /// This piece, again and again, for as long as the reader reads.
+    Endless(Vec<u8>),
+    /// These pieces, then silence with the connection open.
+    StallAfter(Vec<Vec<u8>>),
 }
 
 /// One scripted answer.
@@ -79,7 +83,10 @@ impl Reply {
     pub fn then_break(mut self) -> Reply {
         self.body = match self.body {
             ReplyBody::Whole(b) => ReplyBody::CutAfter(vec![b]),
-            ReplyBody::Chunks(c) | ReplyBody::CutAfter(c) => ReplyBody::CutAfter(c),
+            ReplyBody::Chunks(c) | ReplyBody::CutAfter(c) | ReplyBody::StallAfter(c) => {
+                ReplyBody::CutAfter(c)
+            }
+            ReplyBody::Endless(c) => ReplyBody::Endless(c),
         };
         self
     }
@@ -176,6 +183,16 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
                 .map(|c| Ok::<_, std::io::Error>(Bytes::from(c)))
                 .chain(std::iter::once(Err(std::io::Error::other("cut"))));
             Body::from_stream(futures::stream::iter(items))
+        }
+        ReplyBody::Endless(piece) => {
+            let piece = Bytes::from(piece);
+            Body::from_stream(futures::stream::repeat_with(move || {
+                Ok::<_, std::io::Error>(piece.clone())
+            }))
+        }
+        ReplyBody::StallAfter(chunks) => {
+            let items = chunks.into_iter().map(|c| Ok::<_, std::io::Error>(Bytes::from(c)));
+            Body::from_stream(futures::stream::iter(items).chain(futures::stream::pending()))
         }
     };
     let mut response = Response::new(body);
