@@ -82,7 +82,7 @@ async fn an_endless_stream_is_cut_at_max_output_bytes() {
     let streamed = bounded(stream_chat(&mut gw, user_request("m", "hi"))).await;
     let status = streamed.error.as_ref().expect("the stream ends with an error");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert_eq!(reason(&status), "UPSTREAM_INVALID_RESPONSE");
+    assert_eq!(reason(status), "UPSTREAM_INVALID_RESPONSE");
     assert!(status.message().contains("max_output_bytes"), "{}", status.message());
     // What reached the caller is bounded by the limit too.
     assert!(!streamed.text().is_empty());
