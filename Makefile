@@ -40,11 +40,12 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
 .PHONY: test tools redis-server fmt clippy cargo-test build lint smoke generate check-generated \
-	clients client-go client-python client-java
+	clients client-go client-python client-java fuzz fuzz-short soak
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients
 	bash deploy/check.sh
 	$(MAKE) bench-smoke
+	$(MAKE) fuzz-short
 
 tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test redis-server
 
@@ -149,3 +150,37 @@ bench:
 
 bench-smoke: build
 	bench/run.sh --smoke
+
+# Fuzzing with cargo-fuzz (libFuzzer, on the nightly toolchain), targets in fuzz/: the SSE
+# parser, each provider's reply reader (unary and stream), the config parser and the request
+# validator. `make fuzz` runs each target for FUZZ_SECONDS; `make fuzz-short` (15 s each, about
+# a minute in all) is part of `make test`. The corpus starts from the test fixtures
+# (fuzz/seed.sh) and grows in the git-ignored fuzz/corpus/; a crash is saved under
+# fuzz/artifacts/<target>/ and fails the run; each one found becomes a regression test.
+# No sanitizer: the crate forbids unsafe code, and what is hunted is panics, hangs and memory.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_TARGETS := sse config validate provider_reply
+FUZZ_SECONDS ?= 300
+
+$(STAMPS)/cargo-fuzz@%:
+	cargo install cargo-fuzz --locked --version $* --root $(TOOLS)
+	@mkdir -p $(STAMPS) && touch $@
+
+fuzz: $(STAMPS)/cargo-fuzz@$(CARGO_FUZZ_VERSION)
+	@rustup run nightly rustc --version >/dev/null 2>&1 || { \
+	  echo "fuzz: cargo-fuzz needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
+	fuzz/seed.sh
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run --sanitizer none $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+# The soak (tests/soak.rs) at a larger scale than its shortened run in `cargo test`: 8 workers
+# x SOAK_CALLS calls per phase, two phases, random upstream faults, a key rotation; then no
+# call unanswered, one audit record per call, no growth of RSS, fds or threads.
+SOAK_CALLS ?= 1000
+soak:
+	SOAK_CALLS=$(SOAK_CALLS) cargo test --test soak -- --nocapture

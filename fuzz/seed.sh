@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fills fuzz/corpus/<target>/ with seeds from the test fixtures and configs, once: the corpus
+# then grows with what libFuzzer finds (it is git-ignored; regressions go into tests).
+set -euo pipefail
+cd "$(dirname "$0")"
+fixtures=../tests/fixtures
+seed() { # seed TARGET NAME PREFIX-PRINTF-FORMAT FILE
+  mkdir -p "corpus/$1"
+  { printf "$3"; cat "$4"; } > "corpus/$1/$2"
+}
+# sse: one byte of piece size, then the stream.
+for f in "$fixtures"/*/*.sse; do seed sse "$(basename "$(dirname "$f")")-$(basename "$f")" '\x07' "$f"; done
+# provider_reply: byte 0 picks the provider (0 anthropic, 1 gemini, 2 openai; +0x80 streams),
+# byte 1 the status (0 is 200).
+for p in anthropic:0 gemini:1 openai:2 azure:2; do
+  dir=${p%%:*}; i=${p##*:}
+  for f in "$fixtures/$dir"/*.json "$fixtures/$dir"/*.html; do
+    [ -e "$f" ] && seed provider_reply "$dir-$(basename "$f")" "\\x0$i\\x00" "$f"
+  done
+  for f in "$fixtures/$dir"/*.sse; do
+    [ -e "$f" ] && seed provider_reply "$dir-$(basename "$f")" "\\x8$i\\x00" "$f"
+  done
+done
+# config: the documented examples and the deploy values.
+mkdir -p corpus/config
+for f in ../config*.yaml ../docs/*.yaml ../deploy/*.yaml ../deploy/**/*.yaml; do
+  [ -f "$f" ] && cp "$f" "corpus/config/$(echo "$f" | tr / _)"
+done
+printf 'providers: {p: {kind: openai, api_key_env: K}}\nroutes: [{name: m, targets: [{provider: p, model: gpt-4o}]}]\n' > corpus/config/minimal.yaml
+# validate: a few encoded requests come from the fuzzer itself; start from an empty one.
+mkdir -p corpus/validate
+printf '\x0a\x04echo\x12\x0b\x08\x02\x12\x07\x0a\x05hello' > corpus/validate/one-message
