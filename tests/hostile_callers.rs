@@ -369,3 +369,40 @@ routes: [{name: slow, targets: [{provider: slow, model: m}]}]
     }
     assert_healthy_on(&server, "slow").await;
 }
+
+#[tokio::test]
+async fn a_caller_that_goes_away_drops_its_upstream_request() {
+    use fake_upstream::{FakeUpstream, Reply, ReplyBody};
+    let chunk = b"data: {\"choices\":[{\"delta\":{\"content\":\"more \"}}]}\n\n";
+    let fake = FakeUpstream::start(vec![Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        body: ReplyBody::Endless(chunk.to_vec()),
+    }])
+    .await;
+    let yaml = format!(
+        "providers:\n{}routes:\n  - {{name: m, targets: [{{provider: p, model: m}}]}}\n",
+        fake_upstream::provider_yaml("p", "openai", &fake.url("/v1"), "")
+    );
+    let env = [("TEST_KEY".to_owned(), fake_upstream::TEST_KEY.to_owned())];
+    let config =
+        ai_service::Config::from_yaml(&yaml, env.into_iter().chain(common::quiet_audit("")))
+            .unwrap();
+    let server = TestServer::start_with(config).await;
+    let mut client = server.client().await;
+    let mut stream =
+        bounded(client.stream_chat(stream_chat("m", "go"))).await.unwrap().into_inner();
+    assert!(bounded(stream.message()).await.unwrap().is_some());
+    assert_eq!(fake.endless_bodies(), 1);
+    drop(stream);
+    drop(client);
+    // The gateway drops its upstream request, the connection closes, and the fake's endless
+    // body ends; bounded wait, no timing asserted.
+    for _ in 0..200 {
+        if fake.endless_bodies() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the upstream request outlived its caller");
+}

@@ -112,6 +112,24 @@ impl Received {
 struct Shared {
     replies: Arc<Mutex<Vec<Reply>>>,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Endless bodies still being sent: one ends when the reader goes away.
+    endless: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one endless body for as long as it lives.
+struct Live(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Live {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Live(count.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A running fake upstream; stops when dropped.
@@ -131,7 +149,11 @@ impl FakeUpstream {
     /// Starts a fake answering with `replies` in order.
     pub async fn start(replies: Vec<Reply>) -> FakeUpstream {
         assert!(!replies.is_empty());
-        let shared = Shared { replies: Arc::new(Mutex::new(replies)), received: Arc::default() };
+        let shared = Shared {
+            replies: Arc::new(Mutex::new(replies)),
+            received: Arc::default(),
+            endless: Arc::default(),
+        };
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -149,6 +171,11 @@ impl FakeUpstream {
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// How many endless bodies are still being sent: one stops when its reader went away.
+    pub fn endless_bodies(&self) -> usize {
+        self.shared.endless.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The one request received; fails when there were more or none.
@@ -186,7 +213,9 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         }
         ReplyBody::Endless(piece) => {
             let piece = Bytes::from(piece);
+            let live = Live::new(&shared.endless);
             Body::from_stream(futures::stream::repeat_with(move || {
+                let _ = &live;
                 Ok::<_, std::io::Error>(piece.clone())
             }))
         }
