@@ -313,7 +313,7 @@ mod tests {
                 request_id: format!("r{i}"),
                 method: "Chat",
                 code: "OK",
-                error: Some("Bearer sk-abcdefghijklmnopqrstuvwxyz leaked".into()),
+                error: Some("Bearer sk-test-leak-abcdefghijklmnop leaked".into()),
                 ..AuditRecord::default()
             });
         }
@@ -323,7 +323,7 @@ mod tests {
         tokio::io::AsyncReadExt::read_to_string(&mut server, &mut text).await.unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 100);
-        assert!(!text.contains("sk-abcdefghijklmnopqrstuvwxyz"));
+        assert!(!text.contains("sk-test-leak-abcdefghijklmnop"));
         let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(first["request_id"], "r0");
         assert_eq!(first["code"], "OK");
