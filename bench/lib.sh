@@ -115,7 +115,7 @@ new_client_key() {
 launch_gateway() {
     local config=$1 log=$2 t0
     t0=$(date +%s%N)
-    env -i PATH="$PATH" HOME="${HOME:-/root}" FAKE_UPSTREAM_KEY=sk-fake-bench \
+    env -i PATH="$PATH" HOME="${HOME:-/root}" FAKE_UPSTREAM_KEY=sk-fake-bench ${TOKIO_WORKER_THREADS:+TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS} \
         taskset -c "$CORE_GW" "${RT[@]}" "$AI_SERVICE_BIN" --config "$config" serve >"$log" 2>&1 </dev/null &
     GW_PID=$!
     BENCH_PIDS+=("$GW_PID")
