@@ -400,12 +400,8 @@ impl Provider for GeminiProvider {
         &self.upstream.name
     }
 
-    fn key_handle(&self) -> Option<std::sync::Arc<arc_swap::ArcSwap<crate::secret::Secret>>> {
-        self.upstream.key_handle()
-    }
-
-    async fn probe(&self, timeout: std::time::Duration) -> Result<(), ProviderError> {
-        self.upstream.probe(timeout).await
+    fn upstream(&self) -> Option<&super::http::Upstream> {
+        Some(&self.upstream)
     }
 
     async fn chat(

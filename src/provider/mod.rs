@@ -73,15 +73,24 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     async fn stream(&self, model: &str, request: &ChatRequest)
     -> Result<ChatStream, ProviderError>;
 
-    /// An active health probe of the endpoint this adapter is bound to. Echo is always up.
-    async fn probe(&self, _timeout: std::time::Duration) -> Result<(), ProviderError> {
-        Ok(())
+    /// The HTTP connection of an adapter that has one (every provider but echo).
+    fn upstream(&self) -> Option<&http::Upstream> {
+        None
+    }
+
+    /// An active health probe of the endpoint this adapter is bound to; an adapter without an
+    /// HTTP connection (echo) is always up.
+    async fn probe(&self, timeout: std::time::Duration) -> Result<(), ProviderError> {
+        match self.upstream() {
+            Some(upstream) => upstream.probe(timeout).await,
+            None => Ok(()),
+        }
     }
 
     /// The handle its key is read through on every call, so a rotation can swap it; `None`
     /// for a provider without a key.
     fn key_handle(&self) -> Option<Arc<arc_swap::ArcSwap<crate::secret::Secret>>> {
-        None
+        self.upstream().and_then(http::Upstream::key_handle)
     }
 }
 
