@@ -158,6 +158,26 @@ pub struct ConnectionSettings {
 /// Default `max_output_bytes`: far above any model's answer, far below the machine's memory.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
 
+#[cfg(test)]
+impl ConnectionSettings {
+    /// Settings for an adapter under test that never connects anywhere real.
+    pub fn for_tests(base_url: &str) -> ConnectionSettings {
+        let second = Duration::from_secs(1);
+        ConnectionSettings {
+            base_url: base_url.to_owned(),
+            api_key: None,
+            api_key_source: None,
+            proxy: None,
+            disable_proxy: true,
+            pool_size: 1,
+            idle_timeout: second,
+            connect_timeout: second,
+            request_timeout: second,
+            max_output_bytes: 1 << 20,
+        }
+    }
+}
+
 /// Default idle connections per host.
 pub const DEFAULT_POOL_SIZE: usize = 32;
 

@@ -533,24 +533,12 @@ impl Provider for GeminiProvider {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
     use crate::chat::{Generation, JsonSchema, Tool};
 
     fn provider() -> GeminiProvider {
-        let connection = ConnectionSettings {
-            base_url: "http://127.0.0.1:1/v1beta".into(),
-            api_key: None,
-            api_key_source: None,
-            proxy: None,
-            disable_proxy: true,
-            pool_size: 1,
-            idle_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            max_output_bytes: 1 << 20,
-        };
+        let connection = ConnectionSettings::for_tests("http://127.0.0.1:1/v1beta");
         GeminiProvider::new("gemini", &connection).unwrap()
     }
 

@@ -600,18 +600,7 @@ mod tests {
     use crate::chat::{Generation, Image, JsonSchema, Tool};
 
     fn provider(kind: ProviderKind) -> OpenAiProvider {
-        let connection = ConnectionSettings {
-            base_url: "http://127.0.0.1:1/v1".into(),
-            api_key: None,
-            api_key_source: None,
-            proxy: None,
-            disable_proxy: true,
-            pool_size: 1,
-            idle_timeout: std::time::Duration::from_secs(1),
-            connect_timeout: std::time::Duration::from_secs(1),
-            request_timeout: std::time::Duration::from_secs(1),
-            max_output_bytes: 1 << 20,
-        };
+        let connection = ConnectionSettings::for_tests("http://127.0.0.1:1/v1");
         OpenAiProvider::new("p", kind, &connection).unwrap()
     }
 
