@@ -51,16 +51,24 @@ impl KeyFile {
 /// Every key the gateway can reload.
 #[derive(Clone, Debug)]
 pub struct KeyRing {
-    /// Provider keys from files.
-    pub provider_keys: Vec<KeyFile>,
+    /// Provider keys from files; replaced when the routes are reloaded.
+    pub provider_keys: Arc<arc_swap::ArcSwap<Vec<KeyFile>>>,
     /// Client keys (their keys file, when there is one).
     pub client_keys: ClientKeys,
 }
 
 impl KeyRing {
+    /// A ring over these keys.
+    pub fn new(provider_keys: Vec<KeyFile>, client_keys: ClientKeys) -> KeyRing {
+        KeyRing {
+            provider_keys: Arc::new(arc_swap::ArcSwap::from_pointee(provider_keys)),
+            client_keys,
+        }
+    }
+
     /// Re-reads every key file; returns how many provider keys changed.
     pub fn reload(&self) -> usize {
         self.client_keys.reload();
-        self.provider_keys.iter().filter(|k| k.reload()).count()
+        self.provider_keys.load().iter().filter(|k| k.reload()).count()
     }
 }

@@ -110,21 +110,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
-/// Re-reads the key files on every SIGHUP.
-async fn reload_on_sighup(gateway: Gateway) {
+/// On every SIGHUP: re-reads the config file (its providers and routes apply at once; a bad
+/// file keeps the config in force) and the key files.
+async fn reload_on_sighup(gateway: Gateway, path: Option<PathBuf>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
         while hup.recv().await.is_some() {
+            match Config::load(path.as_deref(), std::env::vars()) {
+                Ok(config) => gateway.reload(&config),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the config does not load; keeping the one in force")
+                }
+            }
             let rotated = gateway.reload_keys();
-            tracing::info!(rotated, "SIGHUP: key files re-read");
+            tracing::info!(rotated, "SIGHUP: config and key files re-read");
         }
     }
 }
 
 fn serve(path: Option<PathBuf>) -> ExitCode {
-    let config = match load(path) {
+    let config = match load(path.clone()) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -135,7 +142,7 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     };
     let result = rt.block_on(async move {
         let gateway = Gateway::new(config).await?;
-        let sighup = tokio::spawn(reload_on_sighup(gateway.clone()));
+        let sighup = tokio::spawn(reload_on_sighup(gateway.clone(), path));
         let result = gateway
             .run(async {
                 if let Err(e) = shutdown::signal().await {

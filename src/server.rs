@@ -17,6 +17,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use arc_swap::ArcSwap;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -47,10 +48,10 @@ const HEALTH_REFRESH: std::time::Duration = std::time::Duration::from_millis(200
 
 /// Keeps the health status in step with the routes: NOT_SERVING while no route can serve
 /// (every endpoint ejected), SERVING again when one can.
-async fn watch_routes(router: Arc<Router>, health: HealthState) {
+async fn watch_routes(router: Arc<ArcSwap<Router>>, health: HealthState) {
     let mut last = None;
     loop {
-        let can_serve = router.can_serve(tokio::time::Instant::now());
+        let can_serve = router.load().can_serve(tokio::time::Instant::now());
         if last != Some(can_serve) {
             if last.is_some() {
                 tracing::warn!(can_serve, "route availability changed");
@@ -64,9 +65,6 @@ async fn watch_routes(router: Arc<Router>, health: HealthState) {
 
 /// Re-reads the key files every `interval`.
 async fn reload_keys(keys: KeyRing, interval: std::time::Duration) {
-    if keys.provider_keys.is_empty() && !keys.client_keys.required() {
-        return;
-    }
     loop {
         tokio::time::sleep(interval).await;
         keys.reload();
@@ -107,7 +105,10 @@ const HARD_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct Gateway {
     config: Arc<Config>,
-    router: Arc<Router>,
+    /// The routes and providers in force; a configuration reload swaps them.
+    router: Arc<ArcSwap<Router>>,
+    /// Told when the routes were swapped, so the health checks follow the new endpoints.
+    reloaded: Arc<tokio::sync::Notify>,
     health: HealthState,
     /// Cancelled when the grace period is over: calls still running end with UNAVAILABLE.
     stop: CancellationToken,
@@ -134,16 +135,15 @@ impl Gateway {
         let audit = AuditSink::open(&config.audit, metrics.clone())
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let router = Arc::new(Router::with_metrics(&config, metrics.clone()));
-        let keys = KeyRing {
-            provider_keys: router.key_files().to_vec(),
-            client_keys: ClientKeys::new(&config.auth),
-        };
+        let router = Router::with_metrics(&config, metrics.clone());
+        let keys = KeyRing::new(router.key_files().to_vec(), ClientKeys::new(&config.auth));
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
+        let router = Arc::new(ArcSwap::from_pointee(router));
         let (cache, limiter) = shared_state(&config, &metrics);
         Ok(Gateway {
             config: Arc::new(config),
             router,
+            reloaded: Arc::new(tokio::sync::Notify::new()),
             health,
             stop: CancellationToken::new(),
             metrics,
@@ -152,6 +152,28 @@ impl Gateway {
             cache,
             limiter,
         })
+    }
+
+    /// Applies the providers, routes and routing policy of `config` without a restart (what
+    /// SIGHUP does with the config file): new calls use the new routes, calls in flight finish
+    /// on the old ones. Endpoint health starts afresh. The other sections (server, auth, audit,
+    /// cache, limits, redis, log) take effect at the next start; a change to them is logged.
+    pub fn reload(&self, config: &Config) {
+        let unchanged = config.server == self.config.server
+            && config.auth == self.config.auth
+            && config.audit == self.config.audit
+            && config.log == self.config.log;
+        if !unchanged {
+            tracing::warn!(
+                "config reload: server, auth, audit and log settings take effect at the next start"
+            );
+        }
+        let router = Router::with_metrics(config, self.metrics.clone());
+        self.keys.provider_keys.store(Arc::new(router.key_files().to_vec()));
+        let names: Vec<String> = router.routes().iter().map(|r| r.name.clone()).collect();
+        self.router.store(Arc::new(router));
+        self.reloaded.notify_waiters();
+        tracing::info!(routes = %names.join(","), "config reloaded: routes and providers swapped");
     }
 
     /// Re-reads every key file now (what SIGHUP does); returns how many provider keys changed.
@@ -184,10 +206,11 @@ impl Gateway {
         let limits = &self.config.server.limits;
         ChatServiceServer::new(
             ChatHandler::new(
-                self.router.clone(),
+                self.router.load_full(),
                 self.config.server.request_timeout,
                 self.stop.clone(),
             )
+            .with_shared_router(self.router.clone())
             .with_metrics(self.metrics.clone())
             .with_audit(self.audit.clone())
             .with_limits(limits)
@@ -329,9 +352,18 @@ impl Gateway {
 
         let _health_monitor =
             AbortOnDrop(tokio::spawn(watch_routes(self.router.clone(), self.health.clone())));
-        let router = self.router.clone();
-        let _health_checks =
-            AbortOnDrop(tokio::spawn(async move { router.run_health_checks().await }));
+        let (router, reloaded) = (self.router.clone(), self.reloaded.clone());
+        let _health_checks = AbortOnDrop(tokio::spawn(async move {
+            // The checks of the routes in force, started over when they are swapped.
+            loop {
+                let current = router.load_full();
+                tokio::select! {
+                    // No endpoint has checks: wait for routes that may.
+                    () = current.run_health_checks() => reloaded.notified().await,
+                    () = reloaded.notified() => {}
+                }
+            }
+        }));
         let _key_reloader = AbortOnDrop(tokio::spawn(reload_keys(
             self.keys.clone(),
             self.config.server.key_reload_interval,
@@ -368,7 +400,8 @@ impl Gateway {
     }
 
     fn log_start(&self, local: Option<SocketAddr>) {
-        let routes: Vec<&str> = self.router.routes().iter().map(|r| r.name.as_str()).collect();
+        let router = self.router.load();
+        let routes: Vec<&str> = router.routes().iter().map(|r| r.name.as_str()).collect();
         let addr = local.map(|a| a.to_string()).unwrap_or_default();
         if self.config.echo_fallback {
             tracing::warn!(

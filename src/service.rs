@@ -7,6 +7,7 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
+use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
 use tokio::{sync::Semaphore, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +32,7 @@ use crate::{
 /// The chat service handler; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ChatHandler {
-    router: Arc<Router>,
+    router: Arc<ArcSwap<Router>>,
     default_timeout: Duration,
     stop: CancellationToken,
     metrics: Recorder,
@@ -48,7 +49,7 @@ impl ChatHandler {
     pub fn new(router: Arc<Router>, default_timeout: Duration, stop: CancellationToken) -> Self {
         let limits = Limits::default();
         ChatHandler {
-            router,
+            router: Arc::new(ArcSwap::new(router)),
             default_timeout,
             stop,
             metrics: Recorder::default(),
@@ -58,6 +59,12 @@ impl ChatHandler {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
         }
+    }
+
+    /// Reading its router from `router`, which a configuration reload swaps.
+    pub fn with_shared_router(mut self, router: Arc<ArcSwap<Router>>) -> Self {
+        self.router = router;
+        self
     }
 
     /// With an audit record for every call.
@@ -187,7 +194,7 @@ impl ChatHandler {
         let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner())?;
         rpc.request(&request);
-        let route = self.router.resolve(&request.model)?;
+        let route = self.router.load().resolve(&request.model)?;
         rpc.route(&request.model, &route);
         self.authorize(client.as_deref(), &route.name).await?;
         let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
@@ -328,8 +335,8 @@ impl ChatService for ChatHandler {
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let started = Instant::now();
         let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.clone());
-        let models: Vec<pb::Model> = self
-            .router
+        let router = self.router.load();
+        let models: Vec<pb::Model> = router
             .routes()
             .iter()
             .filter(|route| client.as_ref().is_none_or(|c| c.may_call(&route.name)))

@@ -1,9 +1,9 @@
 //! A shortened soak: a bounded mixed load (unary and streaming, an echo route and two routes
 //! on fake upstreams that fail at random: 500, 503, 429, malformed JSON, cut streams) with a
-//! provider key rotation in the middle, in two equal phases. Then it checks that every call
-//! was answered, that the audit file holds exactly one record per call, and that memory,
-//! file descriptors and threads did not grow from the end of the first phase to the end of
-//! the second (a leak per call would show there, a warm pool would not).
+//! provider key rotation and a config reload in the middle, in two equal phases. Then it
+//! checks that every call was answered, that the audit file holds exactly one record per
+//! call, and that memory, file descriptors and threads did not grow from the end of the first
+//! phase to the end of the second (a leak per call would show there, a warm pool would not).
 //!
 //! `SOAK_CALLS` (calls per worker and phase, default 25) scales it up for `make soak`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -126,9 +126,10 @@ async fn a_mixed_faulty_load_with_a_key_rotation_loses_no_call_and_no_record_and
     );
     let server = TestServer::start(&yaml).await;
 
-    // Warm-up and phase one, with the key rotated half-way through.
+    // Warm-up and phase one, with the key rotated and the config reloaded half-way through.
     let rotation = {
         let gateway = server.gateway.clone();
+        let reloaded_yaml = yaml.clone();
         let key_file = key_file.clone();
         let fake_requests = total_per_phase / 2;
         let unary = unary.clone();
@@ -141,7 +142,12 @@ async fn a_mixed_faulty_load_with_a_key_rotation_loses_no_call_and_no_record_and
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             std::fs::write(&key_file, "sk-soak-new-9876543210fedcba\n").unwrap();
-            gateway.reload_keys()
+            let rotated = gateway.reload_keys();
+            // The same routes, rebuilt (fresh endpoints and health) under load.
+            gateway.reload(
+                &ai_service::Config::from_yaml(&reloaded_yaml, std::iter::empty()).unwrap(),
+            );
+            rotated
         })
     };
     let mut answered = phase(&server, calls, 100).await;
