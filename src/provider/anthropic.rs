@@ -197,13 +197,7 @@ impl AnthropicProvider {
                         "this adapter does not ask Anthropic for strict tool arguments",
                     ));
                 }
-                let mut tool = Map::new();
-                tool.insert("name".into(), json!(t.name));
-                if let Some(d) = &t.description {
-                    tool.insert("description".into(), json!(d));
-                }
-                tool.insert("input_schema".into(), t.parameters.clone());
-                tools.push(Value::Object(tool));
+                tools.push(Value::Object(super::tool_declaration(t, "input_schema")));
             }
             body.insert("tools".into(), Value::Array(tools));
         }

@@ -196,13 +196,8 @@ impl GeminiProvider {
                         "Gemini has no strict mode for function arguments",
                     ));
                 }
-                let mut d = Map::new();
-                d.insert("name".into(), json!(t.name));
-                if let Some(desc) = &t.description {
-                    d.insert("description".into(), json!(desc));
-                }
-                d.insert("parametersJsonSchema".into(), t.parameters.clone());
-                declarations.push(Value::Object(d));
+                declarations
+                    .push(Value::Object(super::tool_declaration(t, "parametersJsonSchema")));
             }
             body.insert("tools".into(), json!([{"functionDeclarations": declarations}]));
         }

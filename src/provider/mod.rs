@@ -43,6 +43,21 @@ pub fn build(config: &ProviderConfig) -> Result<SharedProvider, ProviderError> {
     })
 }
 
+/// A tool as the wire formats declare it: its name, its description when there is one, and its
+/// argument schema under `schema_key` (`parameters`, `input_schema`, `parametersJsonSchema`).
+pub(crate) fn tool_declaration(
+    tool: &crate::chat::Tool,
+    schema_key: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut declaration = serde_json::Map::new();
+    declaration.insert("name".into(), serde_json::Value::String(tool.name.clone()));
+    if let Some(description) = &tool.description {
+        declaration.insert("description".into(), serde_json::Value::String(description.clone()));
+    }
+    declaration.insert(schema_key.into(), tool.parameters.clone());
+    declaration
+}
+
 /// Usage estimated at about four bytes a token, for providers that report none.
 pub fn estimate_usage(request: &ChatRequest, output_bytes: usize) -> Usage {
     let input: usize = request.messages.iter().map(|m| m.joined_text().len()).sum();

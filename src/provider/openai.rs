@@ -211,12 +211,7 @@ impl OpenAiProvider {
                 .tools
                 .iter()
                 .map(|t| {
-                    let mut function = Map::new();
-                    function.insert("name".into(), json!(t.name));
-                    if let Some(d) = &t.description {
-                        function.insert("description".into(), json!(d));
-                    }
-                    function.insert("parameters".into(), t.parameters.clone());
+                    let mut function = super::tool_declaration(t, "parameters");
                     if let Some(strict) = t.strict {
                         function.insert("strict".into(), json!(strict));
                     }
