@@ -6,14 +6,14 @@ mod common;
 
 use std::{
     collections::{HashMap, HashSet},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
 use ai_service::proto::v1::{
     self as pb, ListModelsRequest, chat_service_client::ChatServiceClient,
 };
-use common::{TestServer, chat, collect, stream_chat};
+use common::{Binary, TestServer, chat, collect, stream_chat};
 use sha2::{Digest, Sha256};
 use tonic::{Code, Request};
 
@@ -166,24 +166,9 @@ async fn no_record_is_lost_when_the_server_stops_under_load() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ai-service"))
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .env("AI_SERVICE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("AI_SERVICE__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if ai_service::healthcheck::probe(&addr, "", Duration::from_secs(1)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server =
+        Binary::start(&config, &[("RUST_LOG", "warn")], Stdio::null(), Stdio::null()).await;
+    let addr = server.addr.clone();
 
     const CALLS: usize = 3000;
     let mut channels = Vec::new();
@@ -212,7 +197,7 @@ async fn no_record_is_lost_when_the_server_stops_under_load() {
         }
         if i == CALLS / 2 {
             // Halfway through sending: stop the server.
-            Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+            server.signal("TERM");
         }
     }
     let mut answered = HashSet::new();
@@ -230,7 +215,7 @@ async fn no_record_is_lost_when_the_server_stops_under_load() {
             answered.insert(id);
         }
     }
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = server.wait().await;
     assert!(exit.success(), "exit status {exit:?}");
 
     let records = records(&audit);

@@ -5,16 +5,13 @@
 
 mod common;
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
 use ai_service::{
     Config,
     proto::v1::{ListModelsRequest, chat_service_client::ChatServiceClient},
 };
-use common::{TestServer, chat, collect, stream_chat};
+use common::{Binary, TestServer, chat, collect, stream_chat};
 use tonic::Code;
 
 const BEFORE: &str = "providers: {e: {kind: echo, chunk_delay: 2ms}}\nroutes: [{name: old, targets: [{provider: e, model: m1}]}, {name: kept, targets: [{provider: e, model: m1}]}]\n";
@@ -78,33 +75,13 @@ async fn sighup_reloads_the_config_file_and_a_bad_file_keeps_the_old_one() {
         format!("audit: {{sink: {}}}\n{BEFORE}", dir.path().join("audit").display()),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ai-service"))
-        .args(["--config", config.to_str().unwrap()])
-        .env("AI_SERVICE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("AI_SERVICE__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if ai_service::healthcheck::probe(&addr, "", Duration::from_secs(1)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let server = Binary::start(&config, &[], Stdio::null(), Stdio::null()).await;
+    let channel = server.channel().await;
     let mut client = ChatServiceClient::new(channel);
     let names = |models: Vec<ai_service::proto::v1::Model>| -> Vec<String> {
         models.into_iter().map(|m| m.name).collect()
     };
-    let hup = || Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let hup = || server.signal("HUP");
 
     // A file that does not load: the config in force stays.
     std::fs::write(&config, "routes: [{name: broken}]\n").unwrap();
@@ -132,6 +109,6 @@ async fn sighup_reloads_the_config_file_and_a_bad_file_keeps_the_old_one() {
     assert!(reloaded, "SIGHUP did not apply the new routes");
     client.chat(chat("new", "hi")).await.unwrap();
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap().success());
+    server.signal("TERM");
+    assert!(server.wait().await.success());
 }

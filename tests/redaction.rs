@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::process::Stdio;
 
 use ai_service::proto::v1::chat_service_client::ChatServiceClient;
 use common::{
-    chat,
+    Binary, chat,
     fake_upstream::{FakeUpstream, Reply, ReplyBody},
 };
 use sha2::{Digest, Sha256};
@@ -65,33 +62,18 @@ routes: [{{name: gpt, targets: [{{provider: openai, model: gpt-4o}}]}}]
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // Files, not pipes: trace logging fills a pipe nobody reads until the end.
     let log_path = dir.path().join("stderr.log");
     let out_path = dir.path().join("stdout.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_ai-service"))
-        .args(["--config", config.to_str().unwrap()])
-        .env("AI_SERVICE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("AI_SERVICE__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if ai_service::healthcheck::probe(&addr, "", Duration::from_secs(1)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = Binary::start(
+        &config,
+        &[("RUST_LOG", "trace")],
+        Stdio::from(std::fs::File::create(&out_path).unwrap()),
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    )
+    .await;
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut client = ChatServiceClient::new(channel);
     let mut errors = Vec::new();
     let call = |text: &str| {
@@ -115,9 +97,8 @@ routes: [{{name: gpt, targets: [{{provider: openai, model: gpt-4o}}]}}]
     errors.push(format!("{:?}", client.chat(wrong).await.unwrap_err()));
     assert!(errors.len() >= 4, "the error paths ran: {errors:?}");
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let mut child = child;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    server.signal("TERM");
+    let status = server.wait().await;
     assert!(status.success());
     let logs =
         std::fs::read_to_string(&log_path).unwrap() + &std::fs::read_to_string(&out_path).unwrap();

@@ -94,6 +94,69 @@ impl TestServer {
     }
 }
 
+/// The real `ai-service` binary, serving a config file on free loopback ports.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT` of its gRPC port.
+    pub addr: String,
+}
+
+impl Binary {
+    /// Starts the binary with `--config config` and `env`, its output going to `stdout` and
+    /// `stderr` (files, not pipes, for a chatty log); returns once it answers health checks,
+    /// or after 5 s.
+    pub async fn start(
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+        stdout: std::process::Stdio,
+        stderr: std::process::Stdio,
+    ) -> Binary {
+        let free_port =
+            || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ai-service"))
+            .arg("--config")
+            .arg(config)
+            .env("AI_SERVICE__SERVER__LISTEN", &addr)
+            .env("AI_SERVICE__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if ai_service::healthcheck::probe(&addr, "", std::time::Duration::from_secs(1))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Binary { child, addr }
+    }
+
+    /// A connection to its gRPC port.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// Sends it a signal, e.g. `TERM` or `HUP`.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for it to exit.
+    pub async fn wait(mut self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || self.child.wait()).await.unwrap().unwrap()
+    }
+}
+
 /// Sends the audit trail to /dev/null unless the test's config says where it goes, so test
 /// output is not flooded with records.
 pub fn quiet_audit(yaml: &str) -> Vec<(String, String)> {
