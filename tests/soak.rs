@@ -177,7 +177,10 @@ async fn a_mixed_faulty_load_with_a_key_rotation_loses_no_call_and_no_record_and
 
     // No growth from phase one to phase two, beyond a small margin.
     assert!(after_two.0 <= after_one.0 + 48 * 1024, "RSS {after_one:?} -> {after_two:?}");
-    assert!(after_two.1 <= after_one.1 + 8, "fds {after_one:?} -> {after_two:?}");
+    // Pooled upstream connections (two upstreams, eight workers, faults that close some) may
+    // still settle after the reload; a descriptor leaked per call (200 calls a phase) would not
+    // fit in this margin.
+    assert!(after_two.1 <= after_one.1 + 32, "fds {after_one:?} -> {after_two:?}");
     assert!(after_two.2 <= after_one.2 + 2, "threads {after_one:?} -> {after_two:?}");
     // Pooled upstream connections each keep a task until their idle timeout, and the pools
     // warm up further in phase two; a task leaked per call (hundreds of calls) would not fit.
