@@ -115,9 +115,16 @@ pub(crate) fn is_usable_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// A fresh request id.
+/// A fresh request id: a version 4 UUID in its simple (32 hex digits) form.
+///
+/// Its random bits come from the thread's fast generator (`fastrand`, seeded per thread from
+/// the process's OS-seeded hash keys) rather than from the OS: a request id must be unique,
+/// not secret, and `getrandom(2)` on every call was a system call per RPC.
 pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .simple()
+        .to_string()
 }
 
 /// A W3C `traceparent`: `00-<trace id>-<parent id>-<flags>`.
@@ -262,5 +269,22 @@ mod tests {
         let mut md = MetadataMap::new();
         md.insert(REQUEST_ID, "x".repeat(200).parse().unwrap());
         assert_ne!(CallContext::from_metadata(&md).request_id(), "x".repeat(200));
+    }
+
+    #[test]
+    fn fresh_request_ids_are_distinct_v4_uuids_across_threads() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..5_000).map(|_| new_request_id()).collect::<Vec<_>>()))
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "a request id repeated");
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
     }
 }

@@ -224,6 +224,9 @@ async fn write_records(
     // Written records reach the sink within FLUSH_INTERVAL: flushing after every record would
     // cost a blocking-pool hop per call (tokio's file writes run there).
     let mut flush_at: Option<tokio::time::Instant> = None;
+    // One serialization buffer for the writer's life: a record costs no allocation of its own
+    // unless redaction has something to mask.
+    let mut line = Vec::with_capacity(1024);
     loop {
         let record = tokio::select! {
             biased;
@@ -241,12 +244,12 @@ async fn write_records(
             () = inner.closing.cancelled() => None,
         };
         let Some(record) = record else { break };
-        write_one(&inner, &mut out, &record).await;
+        write_one(&inner, &mut out, &record, &mut line).await;
         flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_INTERVAL);
     }
     // Closing: whatever is still queued is written before the writer stops.
     while let Ok(record) = rx.try_recv() {
-        write_one(&inner, &mut out, &record).await;
+        write_one(&inner, &mut out, &record, &mut line).await;
     }
     flush(&mut out).await;
 }
@@ -255,15 +258,24 @@ async fn write_one(
     inner: &Inner,
     out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
     record: &AuditRecord,
+    line: &mut Vec<u8>,
 ) {
-    match serde_json::to_string(record) {
-        Ok(line) => {
-            let mut line = redact(&line).into_owned();
-            line.push('\n');
-            if let Err(e) = out.write_all(line.as_bytes()).await {
-                tracing::error!(error = %e, "cannot write an audit record");
+    line.clear();
+    match serde_json::to_writer(&mut *line, record) {
+        // serde_json writes valid UTF-8.
+        Ok(()) => match std::str::from_utf8(line) {
+            Ok(text) => {
+                let redacted = redact(text);
+                let written = match out.write_all(redacted.as_bytes()).await {
+                    Ok(()) => out.write_all(b"\n").await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    tracing::error!(error = %e, "cannot write an audit record");
+                }
             }
-        }
+            Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
+        },
         Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
     }
     let depth = inner.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
