@@ -60,8 +60,9 @@ impl Dialect {
 /// How requests are addressed and authenticated.
 #[derive(Clone, Debug)]
 enum Flavor {
-    /// `{base}/chat/completions`, `Authorization: Bearer`.
-    OpenAi,
+    /// `{base}/chat/completions`, `Authorization: Bearer`. The URL is parsed once, not per
+    /// call; `None` if it does not parse, which every call then reports.
+    OpenAi { chat_url: Option<reqwest::Url> },
     /// `{base}/openai/deployments/{model}/chat/completions?api-version=…`, `api-key`.
     Azure { api_version: String },
 }
@@ -81,10 +82,12 @@ impl OpenAiProvider {
         kind: ProviderKind,
         connection: &ConnectionSettings,
     ) -> Result<Self, ProviderError> {
+        let upstream = Upstream::new(name, connection)?;
+        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", upstream.base_url)).ok();
         Ok(OpenAiProvider {
-            upstream: Upstream::new(name, connection)?,
+            upstream,
             dialect: Dialect::of(kind),
-            flavor: Flavor::OpenAi,
+            flavor: Flavor::OpenAi { chat_url },
         })
     }
 
@@ -106,8 +109,11 @@ impl OpenAiProvider {
         let client = self.upstream.client();
         let key = self.upstream.key();
         let builder = match &self.flavor {
-            Flavor::OpenAi => {
-                let builder = client.post(format!("{base}/chat/completions"));
+            Flavor::OpenAi { chat_url } => {
+                let builder = match chat_url {
+                    Some(url) => client.post(url.clone()),
+                    None => client.post(format!("{base}/chat/completions")),
+                };
                 match &key {
                     Some(key) => builder.bearer_auth(key.expose()),
                     None => builder,
@@ -137,7 +143,7 @@ impl OpenAiProvider {
     ) -> Result<Value, ProviderError> {
         let name = &self.upstream.name;
         let mut body = Map::new();
-        if matches!(self.flavor, Flavor::OpenAi) {
+        if matches!(self.flavor, Flavor::OpenAi { .. }) {
             body.insert("model".into(), json!(model));
         }
         let messages = request
