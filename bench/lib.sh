@@ -3,13 +3,15 @@
 # (set as an EXIT trap) stops exactly those, by pid.
 #
 # Placement: the load generator and the fake upstream share core 0, the gateway (or LiteLLM)
-# runs alone on core 1, so the figure under test is not disturbed by its own load.
+# runs alone on core 1, so the figure under test is not disturbed by its own load. The floor
+# (bench/src/bin/null_proxy.rs) is launched and placed exactly like the gateway.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 BENCH_TARGET=$BENCH_DIR/target
 LOADGEN=$BENCH_TARGET/release/loadgen
 FAKE=$BENCH_TARGET/release/fake-upstream
+NULL_PROXY=$BENCH_TARGET/release/null-proxy
 BENCH_PIDS=()
 CORE_LOAD=0
 CORE_GW=1
@@ -47,19 +49,49 @@ build_tools() {
         --manifest-path "$BENCH_DIR/Cargo.toml" || bench_fail "building bench/ tools"
 }
 
-# start_fake PORT LOG [fake-upstream options…]: the fake on core 0; waits until it answers.
-start_fake() {
-    local port=$1 log=$2
-    shift 2
-    taskset -c "$CORE_LOAD" "${RT[@]}" "$FAKE" --listen "127.0.0.1:$port" "$@" >"$log" 2>&1 </dev/null &
-    BENCH_PIDS+=("$!")
-    local i
+# wait_listening LOG WHAT: waits (5 s at most) for the last started process to print its
+# `listening on` line.
+wait_listening() {
+    local log=$1 what=$2 i
     for i in $(seq 1 100); do
         grep -q "listening on" "$log" 2>/dev/null && return 0
-        kill -0 "${BENCH_PIDS[-1]}" 2>/dev/null || { cat "$log" >&2; bench_fail "fake upstream exited"; }
+        kill -0 "${BENCH_PIDS[-1]}" 2>/dev/null || { cat "$log" >&2; bench_fail "$what exited"; }
         sleep 0.05
     done
-    bench_fail "fake upstream on $port did not start"
+    bench_fail "$what did not start"
+}
+
+# start_fake PORT LOG [fake-upstream options…]: the fake on core 0; waits until it answers.
+# Sets FAKE_PID.
+start_fake() {
+    start_fake_on "$CORE_LOAD" "$@"
+}
+
+# start_fake_on CORE PORT LOG [fake-upstream options…]: start_fake on another core.
+start_fake_on() {
+    local core=$1 port=$2 log=$3
+    shift 3
+    taskset -c "$core" "${RT[@]}" "$FAKE" --listen "127.0.0.1:$port" "$@" >"$log" 2>&1 </dev/null &
+    FAKE_PID=$!
+    BENCH_PIDS+=("$FAKE_PID")
+    wait_listening "$log" "fake upstream on $port"
+}
+
+# on_gateway_core CMD…: runs CMD in the background as the gateway runs: a clean environment
+# (TOKIO_WORKER_THREADS passed through), alone on core 1, under SCHED_FIFO with BENCH_RT=1.
+on_gateway_core() {
+    env -i PATH="$PATH" HOME="${HOME:-/root}" FAKE_UPSTREAM_KEY=sk-fake-bench ${TOKIO_WORKER_THREADS:+TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS} \
+        taskset -c "$CORE_GW" "${RT[@]}" "$@" &
+    BENCH_PIDS+=("$!")
+}
+
+# launch_null_proxy PORT UPSTREAM-URL LOG: the floor, launched and placed like the gateway;
+# waits until it listens. Sets NULL_PID.
+launch_null_proxy() {
+    local port=$1 upstream=$2 log=$3
+    on_gateway_core "$NULL_PROXY" --listen "127.0.0.1:$port" --upstream "$upstream" >"$log" 2>&1 </dev/null
+    NULL_PID=${BENCH_PIDS[-1]}
+    wait_listening "$log" "null proxy on $port"
 }
 
 # write_gateway_config FILE: the production-like config — client keys required, audit to a
@@ -115,10 +147,8 @@ new_client_key() {
 launch_gateway() {
     local config=$1 log=$2 t0
     t0=$(date +%s%N)
-    env -i PATH="$PATH" HOME="${HOME:-/root}" FAKE_UPSTREAM_KEY=sk-fake-bench ${TOKIO_WORKER_THREADS:+TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS} \
-        taskset -c "$CORE_GW" "${RT[@]}" "$AI_SERVICE_BIN" --config "$config" serve >"$log" 2>&1 </dev/null &
-    GW_PID=$!
-    BENCH_PIDS+=("$GW_PID")
+    on_gateway_core "$AI_SERVICE_BIN" --config "$config" serve >"$log" 2>&1 </dev/null
+    GW_PID=${BENCH_PIDS[-1]}
     pin_load "$LOADGEN" ready --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench \
         --since-ns "$t0" --max-s 20 || { cat "$log" >&2; bench_fail "gateway did not serve"; }
 }

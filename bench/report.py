@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Summarises bench/run.sh's results.jsonl as Markdown tables: per concurrency, the median
 over rounds of each figure, gateway beside direct-to-fake, the added latency, and the
-release targets of issue 10 with met/missed."""
+release targets of issue 10 with met/missed. When the run has them, also the floor (a null
+proxy placed and loaded like the gateway: labels floor-*) beside the gateway, with the
+difference as ai-service's own cost, and the fake upstream's CPU per call on the load's core
+(direct-unary) and alone on the gateway's core (fakealone-unary). Older results without those
+lines give the older tables."""
 
 import json
 import statistics
@@ -21,6 +25,65 @@ def load(path):
 def med(rows, key):
     vals = [r[key] for r in rows if key in r]
     return statistics.median(vals) if vals else float("nan")
+
+
+def cpu(rows):
+    """CPU per call with its user+sys split, e.g. `46.5 (26+21)`."""
+    return f"{med(rows,'gw_cpu_us_per_call'):.1f} ({med(rows,'gw_user_us_per_call'):.0f}+{med(rows,'gw_sys_us_per_call'):.0f})"
+
+
+def floor_tables(g, conc):
+    """The gateway against the floor: what any proxy costs here, and what ai-service adds."""
+    out = []
+    unary = [(c, g[("direct-unary", c)], g[("floor-unary", c)], g[("gateway-unary", c)]) for c in conc
+             if g.get(("direct-unary", c)) and g.get(("floor-unary", c)) and g.get(("gateway-unary", c))]
+    if unary:
+        out.append("\n### Against the floor: a null proxy on the gateway's core (median of rounds; µs)\n")
+        out.append("floor = `bench/src/bin/null_proxy.rs` (tonic server, hyper's pooled HTTP/1.1 client, no auth, "
+                   "audit, metrics or routing), launched, placed and loaded like the gateway, calling the same fake. "
+                   "*added* = minus direct (at c≥16 direct queues on core 0, so only c=1 reads cleanly); "
+                   "**own** = gateway − floor, what ai-service costs beyond any proxy here.\n")
+        out.append("| c | p50 floor / gateway | added p50 floor / gateway | added p99 floor / gateway | floor rps "
+                   "| gateway rps | floor CPU/call (user+sys) | gateway CPU/call (user+sys) | **own CPU/call** |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for c, d, f, w in unary:
+            out.append(
+                f"| {c} | {med(f,'p50_us'):.0f} / {med(w,'p50_us'):.0f} "
+                f"| {med(f,'p50_us')-med(d,'p50_us'):.0f} / {med(w,'p50_us')-med(d,'p50_us'):.0f} "
+                f"| {med(f,'p99_us')-med(d,'p99_us'):.0f} / {med(w,'p99_us')-med(d,'p99_us'):.0f} "
+                f"| {med(f,'throughput_rps'):.0f} | {med(w,'throughput_rps'):.0f} | {cpu(f)} | {cpu(w)} "
+                f"| **{med(w,'gw_cpu_us_per_call')-med(f,'gw_cpu_us_per_call'):.1f}** |")
+    stream = [(c, g[("floor-stream", c)], g[("gateway-stream", c)]) for c in conc
+              if g.get(("floor-stream", c)) and g.get(("gateway-stream", c))]
+    if stream:
+        out.append("\nStreamChat against the floor (20 chunks per stream):\n")
+        out.append("| c | TTFT p50 floor / gateway | floor CPU/stream | gateway CPU/stream | **own CPU/stream** "
+                   "| floor CPU/chunk | gateway CPU/chunk |")
+        out.append("|---|---|---|---|---|---|---|")
+        for c, f, w in stream:
+            out.append(
+                f"| {c} | {med(f,'ttft_p50_us'):.0f} / {med(w,'ttft_p50_us'):.0f} | {med(f,'gw_cpu_us_per_call'):.1f} "
+                f"| {med(w,'gw_cpu_us_per_call'):.1f} | **{med(w,'gw_cpu_us_per_call')-med(f,'gw_cpu_us_per_call'):.1f}** "
+                f"| {med(f,'gw_cpu_us_per_chunk'):.2f} | {med(w,'gw_cpu_us_per_chunk'):.2f} |")
+    for c in conc:
+        f, w = g.get(("floor-delay20", c), []), g.get(("gateway-delay20", c), [])
+        if f and w:
+            out.append(f"\nUpstream answering after 20 ms, unary, c={c}: floor p50/p99 {med(f,'p50_us'):.0f}/{med(f,'p99_us'):.0f} µs, "
+                       f"gateway {med(w,'p50_us'):.0f}/{med(w,'p99_us'):.0f} µs; CPU per call floor {med(f,'gw_cpu_us_per_call'):.1f}, "
+                       f"gateway {med(w,'gw_cpu_us_per_call'):.1f}, **own {med(w,'gw_cpu_us_per_call')-med(f,'gw_cpu_us_per_call'):.1f} µs**")
+    fake = [(c, g.get(("direct-unary", c), []), g.get(("fakealone-unary", c), [])) for c in conc]
+    fake = [(c, d, a) for c, d, a in fake if a or any("gw_cpu_us_per_call" in r for r in d)]
+    if fake:
+        out.append("\n### The fake upstream's own CPU per call (µs; a trivial HTTP/1 server, one runtime thread)\n")
+        out.append("The same work per call; only the placement differs. The difference is what this machine "
+                   "charges for waking a process on a core that went idle.\n")
+        out.append("| c | sharing core 0 with the load generator (user+sys) | alone on the gateway's core (user+sys) | p50 alone |")
+        out.append("|---|---|---|---|")
+        for c, d, a in fake:
+            shared = cpu(d) if any("gw_cpu_us_per_call" in r for r in d) else "–"
+            alone, p50 = (cpu(a), f"{med(a,'p50_us'):.0f}") if a else ("–", "–")
+            out.append(f"| {c} | {shared} | {alone} | {p50} |")
+    return out
 
 
 def main(path):
@@ -68,6 +131,7 @@ def main(path):
                        f"gateway {med(w,'p50_us'):.0f}/{med(w,'p99_us'):.0f} µs (added **{med(w,'p50_us')-med(d,'p50_us'):.0f}/"
                        f"{med(w,'p99_us')-med(d,'p99_us'):.0f} µs**); {med(d,'throughput_rps'):.0f} vs {med(w,'throughput_rps'):.0f} calls/s; "
                        f"gateway CPU {med(w,'gw_cpu_us_per_call'):.1f} µs per call")
+    out.extend(floor_tables(g, conc))
     launch = [r for r in rows if r["label"] == "launch"]
     if launch:
         ms = [r["launch_to_first_call_ms"] for r in launch]

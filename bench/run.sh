@@ -8,6 +8,14 @@
 # and a summary (bench/report.py) on stdout. A third fake answers after 20 ms: the same
 # comparison with a realistic upstream, at the highest concurrency.
 #
+# The floor: every gateway run is matched by the same run against a null proxy
+# (bench/src/bin/null_proxy.rs: tonic server, hyper's pooled HTTP/1.1 client, nothing else),
+# launched and placed exactly like the gateway and calling the same fake, so the tables can
+# split the gateway's cost into what any proxy costs on this machine and ai-service's own. The
+# direct runs also read the fake's CPU per call (sharing core 0 with the load generator), and a
+# second fake alone on the gateway's core gives the same figure with a cross-core wake-up per
+# call (label fakealone-unary): the machine's price of serving one call from another core.
+#
 #   bench/run.sh           the full run (`make bench`), 1–2 minutes once built
 #   bench/run.sh --smoke   a few hundred calls through every path, no timing judged; ends
 #                          with `bench smoke: N passed, M failed` (`make bench-smoke`)
@@ -64,18 +72,24 @@ record() {
 }
 
 FAKE_PORT=$(free_port) SLOW_PORT=$(free_port) DELAY_PORT=$(free_port) GW_PORT=$(free_port) ADMIN_PORT=$(free_port)
+NULL_PORT=$(free_port) NULL_DELAY_PORT=$(free_port) ALONE_PORT=$(free_port)
 AUDIT_FILE=$WORK/audit.jsonl
 new_client_key
 write_gateway_config "$WORK/gateway.yaml"
 start_fake "$FAKE_PORT" "$WORK/fake.log" --chunks 20
+DIRECT_FAKE_PID=$FAKE_PID
 # The slow fake keeps streams open: a content chunk every 500 ms, 120 of them (60 s at most).
 start_fake "$SLOW_PORT" "$WORK/slow.log" --chunks 120 --chunk-delay-ms 500
 # A realistic upstream: 20 ms before each reply.
 start_fake "$DELAY_PORT" "$WORK/delay.log" --delay-ms 20
+# The same fake alone on the gateway's core: its CPU per call with a cross-core wake-up each.
+start_fake_on "$CORE_GW" "$ALONE_PORT" "$WORK/fake-alone.log"
+ALONE_FAKE_PID=$FAKE_PID
 
 {
     echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\""
     echo "gateway: $AI_SERVICE_BIN ($("$AI_SERVICE_BIN" --version)) on core $CORE_GW; load and fake on core $CORE_LOAD"
+    echo "floor: $NULL_PROXY on core $CORE_GW, launched like the gateway; a second fake alone on core $CORE_GW"
     echo "loadavg at start: $(cat /proc/loadavg)"
 } | tee "$WORK/machine.txt"
 
@@ -87,21 +101,34 @@ for i in 1 2 3; do
 done
 PASSED=$((PASSED + 1))
 
+# The floor, one per upstream the runs below use.
+launch_null_proxy "$NULL_PORT" "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$WORK/null-proxy.log"
+NULL_FAKE_PID=$NULL_PID
+launch_null_proxy "$NULL_DELAY_PORT" "http://127.0.0.1:$DELAY_PORT/v1/chat/completions" "$WORK/null-proxy-delay.log"
+NULL_DELAY_PID=$NULL_PID
+
 GRPC=(grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench --watch-pid "$GW_PID")
+FLOOR=(grpc --addr "http://127.0.0.1:$NULL_PORT" --model bench-model --watch-pid "$NULL_FAKE_PID")
+FLOOR_DELAY=(grpc --addr "http://127.0.0.1:$NULL_DELAY_PORT" --model bench-model --watch-pid "$NULL_DELAY_PID")
 HTTP=(http --url "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" --key sk-fake-bench --model bench-model)
+ALONE=(http --url "http://127.0.0.1:$ALONE_PORT/v1/chat/completions" --key sk-fake-bench --model bench-model --watch-pid "$ALONE_FAKE_PID")
 for round in $(seq 1 "$ROUNDS"); do
     for c in "${CONCURRENCY[@]}"; do
         n=$CALLS
         [[ $c == 1 ]] && n=$CALLS_C1
-        record "${HTTP[@]}" --label "direct-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
+        record "${HTTP[@]}" --watch-pid "$DIRECT_FAKE_PID" --label "direct-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
+        record "${FLOOR[@]}" --label "floor-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
         record "${GRPC[@]}" --label "gateway-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
+        record "${ALONE[@]}" --label "fakealone-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
     done
     # With a 20 ms upstream, at the highest concurrency.
     c=${CONCURRENCY[-1]}
     record "${HTTP[@]/$FAKE_PORT/$DELAY_PORT}" --label "direct-delay20-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$c"
+    record "${FLOOR_DELAY[@]}" --label "floor-delay20-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$c"
     record "${GRPC[@]}" --model bench-delay --label "gateway-delay20-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$c"
     for c in "${CONCURRENCY[@]}"; do
         record "${HTTP[@]}" --stream --label "direct-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
+        record "${FLOOR[@]}" --stream --label "floor-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
         record "${GRPC[@]}" --stream --label "gateway-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
     done
 done

@@ -3,6 +3,8 @@
 //! line: latency percentiles, throughput, time to first token for streams, and — when
 //! `--watch-pid` names the gateway — its CPU time per call (utime+stime from /proc/PID/stat,
 //! before and after the measured calls) and its RSS, idle and the highest seen under load.
+//! The `gw_` figures are of whatever process `--watch-pid` names: bench/run.sh also points it
+//! at the null proxy (the floor) and at the fake upstream.
 //! The machine's load average is recorded with every result.
 //!
 //! Modes:
