@@ -317,3 +317,76 @@ async fn keyless_servers_get_no_authorization_header() {
     gw.client.chat(user_request("llama", "hi")).await.unwrap();
     assert_eq!(fake.only_request().header("authorization"), None);
 }
+
+/// Over HTTP/1.1 each concurrent call holds its own upstream connection. With the default
+/// pool those connections are kept when the calls end and reused by the next ones, not closed
+/// and reopened per call (a pool smaller than the concurrency churns connections: with TLS
+/// upstreams that is a handshake per call). With `pool_size: 32` this test sees 96
+/// connections after the second wave.
+#[tokio::test]
+async fn concurrent_calls_reuse_pooled_upstream_connections() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use http_body_util::Full;
+    use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+    use hyper_util::rt::TokioIo;
+
+    const CONCURRENCY: usize = 64;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    // Every reply waits until CONCURRENCY requests are in flight, so each wave really holds
+    // CONCURRENCY upstream connections at once.
+    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENCY));
+    let reply = bytes::Bytes::from(fixture("openai/chat.json"));
+    let server = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let (barrier, reply) = (barrier.clone(), reply.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |_req: hyper::Request<Incoming>| {
+                        let (barrier, reply) = (barrier.clone(), reply.clone());
+                        async move {
+                            barrier.wait().await;
+                            let mut response = hyper::Response::new(Full::new(reply));
+                            response.headers_mut().insert(
+                                "content-type",
+                                hyper::header::HeaderValue::from_static("application/json"),
+                            );
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        })
+    };
+    let yaml = format!(
+        "providers:\n{}routes:\n  - name: gpt\n    targets: [{{provider: openai, model: gpt-4o}}]\n",
+        provider_yaml("openai", "openai", &format!("http://{addr}/v1"), "")
+    );
+    let gw = gateway(&yaml, &[]).await;
+    for wave in 0..2 {
+        let calls: Vec<_> = (0..CONCURRENCY)
+            .map(|i| {
+                let mut client = gw.client.clone();
+                tokio::spawn(async move { client.chat(user_request("gpt", &format!("{i}"))).await })
+            })
+            .collect();
+        for call in calls {
+            let reply = tokio::time::timeout(Duration::from_secs(20), call).await;
+            reply.expect("a call hung").unwrap().unwrap();
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), CONCURRENCY, "after wave {wave}");
+        // The last replies' connections go back to the pool as their bodies end.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.abort();
+}
