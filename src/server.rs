@@ -157,15 +157,17 @@ impl Gateway {
     /// Applies the providers, routes and routing policy of `config` without a restart (what
     /// SIGHUP does with the config file): new calls use the new routes, calls in flight finish
     /// on the old ones. Endpoint health starts afresh. The other sections (server, auth, audit,
-    /// cache, limits, redis, log) take effect at the next start; a change to them is logged.
+    /// cache, limits, redis, log, tracing) take effect at the next start; a change to them is
+    /// logged.
     pub fn reload(&self, config: &Config) {
         let unchanged = config.server == self.config.server
             && config.auth == self.config.auth
             && config.audit == self.config.audit
-            && config.log == self.config.log;
+            && config.log == self.config.log
+            && config.tracing == self.config.tracing;
         if !unchanged {
             tracing::warn!(
-                "config reload: server, auth, audit and log settings take effect at the next start"
+                "config reload: server, auth, audit, log and tracing settings take effect at the next start"
             );
         }
         let router = Router::with_metrics(config, self.metrics.clone());

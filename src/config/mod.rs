@@ -14,6 +14,7 @@ pub mod raw;
 mod provider;
 pub mod security;
 mod shared;
+pub mod trace;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -28,6 +29,7 @@ pub use raw::{Backend, LogFormat, ProviderKind, RawLimitPolicy, Strategy};
 use raw::{RawConfig, RawEndpoint, RawRouting};
 pub use security::{AuditConfig, AuditSinkConfig, AuthConfig, ClientKey, Limits, TlsConfig};
 pub use shared::{CacheConfig, LimitPolicy, LimitsConfig, RedisConfig, RouteCache};
+pub use trace::{OtlpConfig, OtlpProtocol, TracingConfig};
 
 use crate::secret::Secret;
 
@@ -45,6 +47,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Span export (off unless `tracing.otlp` is set).
+    pub tracing: TracingConfig,
     /// Providers, sorted by name.
     pub providers: Vec<ProviderConfig>,
     /// Client keys.
@@ -419,6 +423,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         return Err(ConfigError::new("log.level", format!("{level:?} is not a log filter: {e}")));
     }
     let log = LogConfig { level, format: raw.log.format.unwrap_or_default() };
+    let tracing = trace::validate_tracing(raw.tracing, vars)?;
 
     let configured = !raw.providers.is_empty() || !raw.routes.is_empty();
     let mut providers = Vec::with_capacity(raw.providers.len());
@@ -556,6 +561,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
     Ok(Config {
         server,
         log,
+        tracing,
         providers,
         auth,
         audit,

@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub server: RawServer,
     /// Logging.
     pub log: RawLog,
+    /// Span export to an OpenTelemetry collector.
+    pub tracing: super::trace::RawTracing,
     /// Providers by name.
     pub providers: BTreeMap<String, RawProvider>,
     /// Client keys.
