@@ -18,9 +18,14 @@
 //! The context lives in a tokio task-local: it is visible to the futures the router awaits,
 //! not to tasks it spawns (those must take a clone along).
 //!
-//! The gateway records no spans of its own yet (no OTLP export), so it forwards `traceparent`
-//! and `tracestate` unchanged, as W3C Trace Context allows a non-participating intermediary
-//! to do: the upstream's spans then hang under the caller's span.
+//! Trace context: with trace export off (the default) the gateway records no spans, so it
+//! forwards `traceparent` and `tracestate` unchanged, as W3C Trace Context allows a
+//! non-participating intermediary to do: the upstream's spans then hang under the caller's
+//! span. With `tracing.otlp` configured it participates: the call's `rpc` span is a child of
+//! the caller's span, each upstream attempt a child of that, and the `traceparent` sent
+//! upstream carries the same trace id with the attempt span's id, so the provider's spans hang
+//! under the gateway's attempt ([`crate::telemetry::spans`]). `tracestate` is passed on as
+//! the caller sent it.
 
 use std::{fmt, future::Future, sync::Arc};
 
@@ -95,15 +100,23 @@ impl CallContext {
         self.inner.trace.as_ref()
     }
 
-    /// The headers an adapter adds to its upstream request: `traceparent` and `tracestate`
-    /// when the caller sent them, and `x-request-id`.
+    /// The caller's `tracestate`, sent with a valid `traceparent`.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.inner.tracestate.as_deref()
+    }
+
+    /// The headers an adapter adds to its upstream request: `traceparent` (the caller's, or
+    /// the current attempt span's while trace export is on) and the caller's `tracestate`,
+    /// and `x-request-id`.
     pub fn upstream_headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = Vec::with_capacity(3);
-        if let Some(trace) = &self.inner.trace {
+        if let Some(ours) = crate::telemetry::spans::upstream_traceparent() {
+            headers.push((TRACEPARENT, ours.to_string()));
+        } else if let Some(trace) = &self.inner.trace {
             headers.push((TRACEPARENT, trace.to_string()));
-            if let Some(state) = &self.inner.tracestate {
-                headers.push((TRACESTATE, state.clone()));
-            }
+        }
+        if let Some(state) = &self.inner.tracestate {
+            headers.push((TRACESTATE, state.clone()));
         }
         headers.push((REQUEST_ID, self.inner.request_id.clone()));
         headers

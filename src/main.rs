@@ -1,9 +1,12 @@
-//! The `ai-service` binary: parses arguments, loads the config, sets up logging and runs the
-//! library's [`Gateway`]. Everything else lives in the library.
+//! The `ai-service` binary: parses arguments, loads the config, sets up logging (and trace
+//! export, when configured) and runs the library's [`Gateway`]. Everything else lives in the
+//! library.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use ai_service::{Config, Gateway, config::ConfigError, healthcheck, shutdown, telemetry};
+use ai_service::{
+    Config, Gateway, config::ConfigError, healthcheck, shutdown, telemetry, telemetry::TraceExport,
+};
 use clap::{Parser, Subcommand};
 
 /// A gRPC-native gateway in front of the LLM providers.
@@ -135,11 +138,19 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    telemetry::init(&config.log);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    // Trace export (only with `tracing.otlp`) runs on the runtime, and the subscriber feeds it.
+    let export = match rt.block_on(async { TraceExport::start(&config.tracing) }) {
+        Ok(export) => export,
+        Err(e) => {
+            eprintln!("ai-service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&config.log, export.as_ref());
     let result = rt.block_on(async move {
         let gateway = Gateway::new(config).await?;
         let sighup = tokio::spawn(reload_on_sighup(gateway.clone(), path));
@@ -151,6 +162,10 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             })
             .await;
         sighup.abort();
+        // The drained calls' spans are still queued: send them, within the export timeout.
+        if let Some(export) = export {
+            export.shutdown().await;
+        }
         result
     });
     match result {

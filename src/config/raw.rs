@@ -248,6 +248,30 @@ pub enum ProviderKind {
     VLlm,
 }
 
+impl ProviderKind {
+    /// The kind as OpenTelemetry's GenAI conventions name it (`gen_ai.provider.name`): the
+    /// well-known value where there is one, else the kind's name in this file.
+    pub fn gen_ai_provider(self) -> &'static str {
+        use ProviderKind as K;
+        match self {
+            K::Echo => "echo",
+            K::OpenAi => "openai",
+            K::OpenAiCompatible => "openai_compatible",
+            K::AzureOpenAi => "azure.ai.openai",
+            K::Anthropic => "anthropic",
+            K::Gemini => "gcp.gemini",
+            K::Groq => "groq",
+            K::DeepSeek => "deepseek",
+            K::Mistral => "mistral_ai",
+            K::Together => "together",
+            K::OpenRouter => "openrouter",
+            K::XAi => "x_ai",
+            K::Ollama => "ollama",
+            K::VLlm => "vllm",
+        }
+    }
+}
+
 /// `routes[i]:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -30,6 +30,7 @@ use crate::{
     error::Error,
     proto::v1 as pb,
     router::{Route, Served},
+    telemetry::spans,
 };
 
 /// A stream of `StreamChat` responses.
@@ -68,7 +69,7 @@ impl Recorder {
     pub fn begin_rpc(&self, method: Method, metadata: &tonic::metadata::MetadataMap) -> RpcRecord {
         let call = CallContext::from_metadata(metadata);
         let span = tracing::info_span!(
-            "rpc",
+            spans::RPC,
             request_id = %call.request_id(),
             method = method.as_str(),
             trace_id = Empty,
@@ -85,6 +86,7 @@ impl Recorder {
         if let Some(trace) = call.trace() {
             span.record("trace_id", trace.trace_id_hex().as_str());
         }
+        spans::adopt_caller_trace(&span, &call);
         self.sink().gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method.as_str())], 1.0);
         RpcRecord {
             recorder: self.clone(),
@@ -194,6 +196,9 @@ impl RpcRecord {
                 Err(Error::Provider(_)) => record.attempts = 1,
                 Err(_) => {}
             }
+        }
+        if let Ok(served) = &result {
+            spans::note_provider(&self.span, served.endpoint.provider.system());
         }
         let provider = match &result {
             Ok(served) => Some(served.provider.as_str()),
@@ -324,8 +329,9 @@ impl RpcRecord {
             let [r, p] = by_target;
             m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "input")], input.into());
             m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "output")], output.into());
-            self.span.record("input_tokens", input);
-            self.span.record("output_tokens", output);
+            // Signed: the trace export layer would send an unsigned value as a string.
+            self.span.record("input_tokens", i64::from(input));
+            self.span.record("output_tokens", i64::from(output));
         }
         m.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method)], -1.0);
         if self.streaming {

@@ -401,6 +401,10 @@ impl Provider for AnthropicProvider {
         &self.upstream.name
     }
 
+    fn system(&self) -> &'static str {
+        crate::config::ProviderKind::Anthropic.gen_ai_provider()
+    }
+
     fn upstream(&self) -> Option<&super::http::Upstream> {
         Some(&self.upstream)
     }

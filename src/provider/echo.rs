@@ -113,6 +113,10 @@ impl Provider for EchoProvider {
         &self.name
     }
 
+    fn system(&self) -> &'static str {
+        crate::config::ProviderKind::Echo.gen_ai_provider()
+    }
+
     async fn chat(
         &self,
         model: &str,

@@ -395,6 +395,10 @@ impl Provider for GeminiProvider {
         &self.upstream.name
     }
 
+    fn system(&self) -> &'static str {
+        crate::config::ProviderKind::Gemini.gen_ai_provider()
+    }
+
     fn upstream(&self) -> Option<&super::http::Upstream> {
         Some(&self.upstream)
     }

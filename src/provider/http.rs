@@ -141,7 +141,8 @@ impl Upstream {
         stream: bool,
     ) -> Result<Response, ProviderError> {
         let mut request = if stream { request } else { request.timeout(self.request_timeout) };
-        // The caller's request id and W3C trace context travel on to the provider.
+        // The caller's request id and W3C trace context travel on to the provider (naming the
+        // gateway's attempt span while trace export is on).
         if let Some(call) = crate::call::CallContext::current() {
             for (name, value) in call.upstream_headers() {
                 request = request.header(name, value);
@@ -149,6 +150,7 @@ impl Upstream {
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e, false))?;
         let status = response.status();
+        crate::telemetry::spans::record_http_status(status.as_u16());
         if status.is_success() {
             return Ok(response);
         }

@@ -79,6 +79,10 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// The provider's configured name, e.g. `openai`; used in errors, metrics and audit.
     fn name(&self) -> &str;
 
+    /// The kind of provider as OpenTelemetry's GenAI conventions name it
+    /// (`gen_ai.provider.name`), e.g. `openai`, `anthropic`, `gcp.gemini`.
+    fn system(&self) -> &'static str;
+
     /// One complete answer from `model`.
     async fn chat(&self, model: &str, request: &ChatRequest)
     -> Result<ChatResponse, ProviderError>;

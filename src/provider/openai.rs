@@ -71,6 +71,7 @@ enum Flavor {
 #[derive(Debug)]
 pub struct OpenAiProvider {
     upstream: Upstream,
+    kind: ProviderKind,
     dialect: Dialect,
     flavor: Flavor,
 }
@@ -86,6 +87,7 @@ impl OpenAiProvider {
         let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", upstream.base_url)).ok();
         Ok(OpenAiProvider {
             upstream,
+            kind,
             dialect: Dialect::of(kind),
             flavor: Flavor::OpenAi { chat_url },
         })
@@ -99,6 +101,7 @@ impl OpenAiProvider {
     ) -> Result<Self, ProviderError> {
         Ok(OpenAiProvider {
             upstream: Upstream::new(name, connection)?,
+            kind: ProviderKind::AzureOpenAi,
             dialect: Dialect::of(ProviderKind::AzureOpenAi),
             flavor: Flavor::Azure { api_version: api_version.to_owned() },
         })
@@ -463,6 +466,10 @@ struct WireDelta {
 impl Provider for OpenAiProvider {
     fn name(&self) -> &str {
         &self.upstream.name
+    }
+
+    fn system(&self) -> &'static str {
+        self.kind.gen_ai_provider()
     }
 
     fn upstream(&self) -> Option<&super::http::Upstream> {

@@ -14,7 +14,9 @@
 //!   before anything reached the caller.
 //!
 //! Every outcome feeds the endpoint's health ([`endpoint`]), which in turn decides what the
-//! strategies ([`balance`]) may pick.
+//! strategies ([`balance`]) may pick. With trace export on, each attempt runs in a span that
+//! says why it was made (first, retry, failover, hedge) and how it ended
+//! ([`crate::telemetry::spans`]).
 
 pub mod balance;
 pub mod endpoint;
@@ -23,6 +25,7 @@ use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use balance::Pool;
 pub use endpoint::{BreakerState, Endpoint, Outcome};
@@ -36,6 +39,7 @@ use crate::{
     keys::KeyFile,
     metrics::Recorder,
     provider::{self, ChatStream, ProviderError, ProviderErrorKind, SharedProvider},
+    telemetry::spans::{self, Attempt, Trigger},
 };
 
 /// Most `provider/model` passthrough routes kept; beyond it they are built per call.
@@ -225,22 +229,44 @@ impl Route {
         let mut hedged = false;
         let mut retry_at: Option<Instant> = None;
         let mut last_failed: Option<usize> = None;
+        // The `ErrorInfo` reason of the last failure, for the next attempt's span.
+        let mut last_reason: &'static str = "";
         let started = Instant::now();
 
-        let launch = |c: Candidate| -> BoxFuture<'a, Finished<T>> {
+        let launch = |c: Candidate, number: u32, trigger: Trigger| -> BoxFuture<'a, Finished<T>> {
             let target = &self.targets[c.target];
+            let endpoint = &target.pool.endpoints()[c.endpoint];
+            // With trace export on, the attempt runs in its own span (see telemetry::spans).
+            let span = spans::exporting().then(|| {
+                spans::attempt_span(&Attempt {
+                    provider: &target.provider,
+                    system: endpoint.provider.system(),
+                    endpoint: &endpoint.name,
+                    model: &target.model,
+                    number,
+                    trigger,
+                })
+            });
             // The endpoint's adapter is bound to its address and key.
-            let call = attempt((target, &target.pool.endpoints()[c.endpoint].provider));
-            Box::pin(async move {
+            let call = attempt((target, &endpoint.provider));
+            let attempt = async move {
                 let begun = Instant::now();
                 let result = call.await;
                 Finished { guard: c.guard, target: c.target, result, latency: begun.elapsed() }
-            })
+            };
+            match span {
+                None => Box::pin(attempt),
+                Some(span) => Box::pin(async move {
+                    let done = attempt.instrument(span.span().clone()).await;
+                    span.end(done.result.as_ref().err());
+                    done
+                }),
+            }
         };
 
         match plan.next(&self.targets, started, None) {
             Some(candidate) => {
-                in_flight.push(launch(candidate));
+                in_flight.push(launch(candidate, 1, Trigger::First));
                 launched += 1;
             }
             None => return Err(self.exhausted(failures, true)),
@@ -280,6 +306,7 @@ impl Route {
                             done.guard.finish(Outcome::of_error(&err));
                             self.observe(target, &failed_endpoint, err.kind.reason());
                             last_failed = Some(done.target);
+                            last_reason = err.kind.reason();
                             tracing::warn!(
                                 route = %self.name, provider = %target.provider, model = %target.model,
                                 endpoint = %endpoint, kind = err.kind.reason(), error = %err.message,
@@ -312,7 +339,12 @@ impl Route {
                     match plan.next(&self.targets, Instant::now(), None) {
                         Some(candidate) => {
                             self.observe_next(last_failed, candidate.target);
-                            in_flight.push(launch(candidate));
+                            let trigger = if last_failed == Some(candidate.target) {
+                                Trigger::Retry(last_reason)
+                            } else {
+                                Trigger::Failover(last_reason)
+                            };
+                            in_flight.push(launch(candidate, launched + 1, trigger));
                             launched += 1;
                         }
                         None => return Err(self.exhausted(failures, true)),
@@ -323,7 +355,7 @@ impl Route {
                     if let Some(candidate) = plan.next(&self.targets, Instant::now(), Some(plan.current)) {
                         tracing::info!(route = %self.name, provider = %self.targets[candidate.target].provider, "hedging");
                         self.metrics.hedge(&crate::metrics::route_label(self), &self.targets[candidate.target].provider);
-                        in_flight.push(launch(candidate));
+                        in_flight.push(launch(candidate, launched + 1, Trigger::Hedge));
                         launched += 1;
                     }
                 }
@@ -409,7 +441,8 @@ fn target_stream<'a>(
                     );
                     head.push(event);
                     if commits {
-                        return Ok(Primed { head, rest: stream });
+                        // The attempt's span (with export on) lasts as long as its stream.
+                        return Ok(Primed { head, rest: spans::in_attempt_span(stream) });
                     }
                 }
                 Some(Err(err)) => return Err(err),

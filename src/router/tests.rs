@@ -67,6 +67,10 @@ impl Provider for Scripted {
         &self.name
     }
 
+    fn system(&self) -> &'static str {
+        "scripted"
+    }
+
     async fn chat(
         &self,
         model: &str,
