@@ -45,6 +45,31 @@ fn check_config_names_the_bad_field_on_one_line() {
 }
 
 #[test]
+fn check_config_names_a_bad_tracing_field() {
+    for (yaml, field) in [
+        ("tracing: {otlp: {endpoint: 'collector:4317'}}\n", "tracing.otlp.endpoint"),
+        (
+            "tracing: {otlp: {endpoint: 'http://c:4317', protocol: thrift}}\n",
+            "tracing.otlp.protocol",
+        ),
+        ("tracing: {sample_ratio: 2}\n", "tracing.sample_ratio"),
+        (
+            "tracing: {otlp: {endpoint: 'http://c:4317', headers: {x-key: {value_env: NOT_SET_ANYWHERE}}}}\n",
+            "tracing.otlp.headers.x-key.value_env",
+        ),
+    ] {
+        let file = config_file(yaml);
+        let out = clean().arg("check-config").arg(file.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{yaml}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(field), "{yaml}: {stderr}");
+    }
+    let file = config_file("tracing: {otlp: {endpoint: 'http://otel-collector:4317'}}\n");
+    let out = clean().arg("check-config").arg(file.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn serve_rejects_a_bad_config_before_binding_its_port() {
     // Hold the port: if the server bound before checking its config it would fail with
     // "address in use" instead of naming the field.
