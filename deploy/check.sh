@@ -148,6 +148,8 @@ expect "helm template -f ci/extras-values.yaml" render extras -f "$chart/ci/extr
 expect "helm template -f ci/routes-values.yaml" render routes -f "$chart/ci/routes-values.yaml"
 render_fails() { ! helm template ai-service "$chart" --kube-version "$KUBE_VERSION" "$@" >/dev/null 2>&1; }
 expect "helm template refuses tls.enabled without tls.secretName" render_fails --set tls.enabled=true
+expect "helm template refuses tracing.headers without tracing.headersSecret" render_fails \
+    --set tracing.endpoint=http://otel-collector:4317 --set tracing.headers.authorization=otlp-auth
 
 echo "deploy/k8s (the kustomization's resources, in order)"
 resources=$("$python" -c '

@@ -7,7 +7,7 @@ Usage: check_manifests.py BIN NAME=FILE...   where NAME is one of
   timeout45    the documented values with config.timeout=45s (checksum must change)
   own-secret   a key given, no existingSecret: the chart's Secret
   existing     existingSecret set (and a key, which it must ignore)
-  extras       TLS, Redis, client keys, autoscaling, ServiceMonitor, pod annotations
+  extras       TLS, Redis, client keys, trace export, autoscaling, ServiceMonitor, pod annotations
   routes       providers, routes and extraConfig merged into the config
 
 Each check prints one line; the last line is "manifest checks: N passed, M failed" and the
@@ -235,6 +235,8 @@ def sections(renders):
             check(f"{name}: upcoming keys (tls, redis, auth) not rendered",
                   "tls" not in config.get("server", {}) and "redis" not in config
                   and "auth" not in config)
+            check(f"{name}: trace export off (no tracing key)", "tracing" not in config,
+                  config.get("tracing"))
         check(f"{name}: no Secret created while every key is empty", one(docs, "Secret") is None)
         check(f"{name}: PodDisruptionBudget on, no HPA, no ServiceMonitor",
               one(docs, "PodDisruptionBudget") is not None
@@ -277,7 +279,7 @@ def sections(renders):
                  secret="ai-secrets", helm=True)
 
     if "extras" in renders:
-        print("helm template (extras: tls, redis, client keys, autoscaling, serviceMonitor)")
+        print("helm template (extras: tls, redis, client keys, tracing, autoscaling, serviceMonitor)")
         docs = renders["extras"]
         dep = one(docs, "Deployment")
         spec = dep["spec"]
@@ -300,6 +302,19 @@ def sections(renders):
         keys_file = config.get("auth", {}).get("keys_file", "")
         check("extras: auth.keys_file in the config, its directory mounted",
               bool(keys_file) and os.path.dirname(keys_file) in mounts, keys_file)
+        otlp = config.get("tracing", {}).get("otlp", {})
+        header_file = otlp.get("headers", {}).get("authorization", {}).get("value_file", "")
+        check("extras: tracing.otlp endpoint, protocol and sample ratio in the config",
+              otlp.get("endpoint") == "http://otel-collector.observability:4317"
+              and otlp.get("protocol") == "grpc"
+              and config["tracing"].get("sample_ratio") == 0.5, config.get("tracing"))
+        vols = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+        mount_names = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        header_vol = vols.get(mount_names.get(os.path.dirname(header_file), ""), {})
+        check("extras: the collector header is read from the mounted Secret, not the ConfigMap",
+              header_file == "/var/run/ai-service/otlp/otlp-auth"
+              and (header_vol.get("secret") or {}).get("secretName") == "ai-service-otlp",
+              (header_file, header_vol))
         check("extras: autoscaling leaves replicas to the HPA", "replicas" not in spec)
         hpa = one(docs, "HorizontalPodAutoscaler")
         check("extras: HPA 3..12", hpa is not None and hpa["spec"]["minReplicas"] == 3

@@ -91,6 +91,18 @@ client-key settings appear only when set; extraConfig is deep-merged last and wi
 {{- if $v.auth.keysSecret -}}
 {{- $_ := set $cfg "auth" (dict "keys_file" "/var/run/ai-service/auth/keys.yaml") -}}
 {{- end -}}
+{{- if $v.tracing.endpoint -}}
+{{- $otlp := dict "endpoint" $v.tracing.endpoint "protocol" $v.tracing.protocol -}}
+{{- if $v.tracing.headers -}}
+{{- $_ := required "tracing.headersSecret is required when tracing.headers is set" $v.tracing.headersSecret -}}
+{{- $headers := dict -}}
+{{- range $name, $key := $v.tracing.headers -}}
+{{- $_ := set $headers $name (dict "value_file" (printf "/var/run/ai-service/otlp/%s" $key)) -}}
+{{- end -}}
+{{- $_ := set $otlp "headers" $headers -}}
+{{- end -}}
+{{- $_ := set $cfg "tracing" (dict "sample_ratio" $v.tracing.sampleRatio "otlp" $otlp) -}}
+{{- end -}}
 {{- $cfg = mustMergeOverwrite $cfg (deepCopy $v.extraConfig) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
