@@ -511,6 +511,13 @@ async fn a_failed_call_without_a_caller_trace_is_a_root_span_with_an_error_statu
     assert_eq!(attempt.trace_id, rpc.trace_id);
     assert_eq!(attempt.status, STATUS_ERROR);
     assert_eq!(attempt.int("http.response.status_code"), Some(503));
+    // The logs carry the trace the gateway started.
+    let lines = traced.logs.lines();
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "rpc failed" && l["span"]["request_id"] == "otlp-down")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(failed["span"]["trace_id"], rpc.trace_id.as_str());
     // The upstream joined the trace the gateway started.
     let sent = down.only_request();
     assert_eq!(

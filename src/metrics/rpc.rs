@@ -86,7 +86,7 @@ impl Recorder {
         if let Some(trace) = call.trace() {
             span.record("trace_id", trace.trace_id_hex().as_str());
         }
-        spans::adopt_caller_trace(&span, &call);
+        spans::join_trace(&span, &call);
         self.sink().gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method.as_str())], 1.0);
         RpcRecord {
             recorder: self.clone(),

@@ -4,7 +4,7 @@
 //!   the field names the logs promise; [`super::export`] maps them to OpenTelemetry's
 //!   semantic conventions when it exports the span, as a SERVER span named
 //!   `aiservice.v1.ChatService/<method>`. When the call came with a W3C `traceparent`, the
-//!   span's parent is the caller's span ([`adopt_caller_trace`]); otherwise it starts a trace.
+//!   span's parent is the caller's span ([`join_trace`]); otherwise it starts a trace.
 //! - Each upstream attempt is a CLIENT span under it ([`attempt_span`]), made only while
 //!   export is on and hidden from the logs, so it is written in the conventions' terms
 //!   directly: `gen_ai.*`, `http.response.status_code`, `error.type`, and the gateway's own
@@ -69,13 +69,22 @@ pub(super) fn not_export_only() -> FilterFn<fn(&Metadata<'_>) -> bool> {
     filter_fn(|meta| !(meta.is_span() && meta.name() == ATTEMPT))
 }
 
-/// Makes the caller's span (from its `traceparent` and `tracestate`) the parent of `span`, the
-/// call's `rpc` span, before it starts. Without a valid `traceparent` the span starts a trace.
-pub fn adopt_caller_trace(span: &Span, call: &CallContext) {
+/// Puts `span`, the call's `rpc` span, in its trace before it starts: under the caller's span
+/// (from its `traceparent` and `tracestate`) when the call brought one; otherwise the span
+/// starts a trace, whose id is then logged as the span's `trace_id`, as a caller's would be.
+pub fn join_trace(span: &Span, call: &CallContext) {
     if !exporting() {
         return;
     }
-    let Some(caller) = call.trace() else { return };
+    let Some(caller) = call.trace() else {
+        let started = span.context();
+        let trace_id = started.span().span_context().trace_id();
+        // Invalid when this subscriber exports nothing.
+        if trace_id != TraceId::INVALID {
+            span.record("trace_id", trace_id.to_string().as_str());
+        }
+        return;
+    };
     let state = call.tracestate().and_then(|s| TraceState::from_str(s).ok()).unwrap_or_default();
     let parent = SpanContext::new(
         TraceId::from_bytes(caller.trace_id),
