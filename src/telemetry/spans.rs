@@ -12,8 +12,11 @@
 //! - The `traceparent` sent to the provider names the attempt span ([`upstream_traceparent`]),
 //!   so the gateway sits between the caller's span and the provider's in the trace.
 //!
-//! Every call here first asks [`exporting`] (one relaxed atomic load): without export nothing
-//! else runs, no span is made and the caller's trace context is forwarded unchanged.
+//! Every hook first asks [`exporting`] (one relaxed atomic load; the router asks it before
+//! [`attempt_span`]): without export nothing else runs, no span is made and the caller's trace
+//! context is forwarded unchanged. The answer is process-wide; where a subscriber has no
+//! export layer (an embedder's, a test's) the hooks find no OpenTelemetry context and fall
+//! back to that same behaviour.
 
 use std::{
     str::FromStr,
