@@ -10,6 +10,7 @@
 //! [`Gateway`] from a [`Config`], then either mount [`Gateway::chat_service`] on your own tonic
 //! router or let [`Gateway::serve`] run the whole gateway on a listener you own.
 
+pub mod accept;
 mod admin;
 pub mod audit;
 pub mod auth;

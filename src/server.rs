@@ -18,13 +18,12 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
-use futures::StreamExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{service::Routes, transport::Server};
 
 use crate::{
+    accept,
     admin::Admin,
     audit::AuditSink,
     auth::{AuthLayer, ClientKeys},
@@ -301,20 +300,18 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let local: Option<SocketAddr> = listener.local_addr().ok();
+        let handshake_timeout = self.config.server.handshake_timeout;
         match self.config.server.tls.clone() {
             None => {
-                let incoming = TcpListenerStream::new(listener).map(|conn| {
-                    conn.inspect(|stream| {
-                        // Small gRPC frames must not wait for Nagle.
-                        let _ = stream.set_nodelay(true);
-                    })
-                });
+                let (incoming, acceptor) =
+                    accept::incoming(listener, handshake_timeout, accept::preface);
+                let _acceptor = AbortOnDrop(acceptor);
                 self.drive(incoming, shutdown, local).await
             }
             Some(files) => {
                 let tls = TlsReloader::new(&files).map_err(Error::Internal)?;
                 let _reloader = AbortOnDrop(tokio::spawn(tls.clone().watch()));
-                let (incoming, acceptor) = tls::incoming(listener, tls);
+                let (incoming, acceptor) = tls::incoming(listener, tls, handshake_timeout);
                 let _acceptor = AbortOnDrop(acceptor);
                 tracing::info!(mtls = files.client_ca_file.is_some(), "TLS on the gRPC port");
                 self.drive(incoming, shutdown, local).await
@@ -346,6 +343,9 @@ impl Gateway {
             .layer(RequestIdLayer)
             .layer(AuthLayer::new(self.keys.client_keys.clone(), self.audit.clone()))
             .max_concurrent_streams(Some(self.config.server.limits.max_concurrent_streams))
+            // PINGs reap peers that vanished or stall after the preface.
+            .http2_keepalive_interval(self.config.server.keepalive_interval)
+            .http2_keepalive_timeout(Some(self.config.server.keepalive_timeout))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;

@@ -5,8 +5,8 @@
 //! client CA bundle, applies to the next connection, with no restart; connections already
 //! open keep theirs. A file that does not parse leaves the config in force and logs an error.
 //!
-//! [`incoming`] accepts TCP connections and runs each TLS handshake in its own task, with a
-//! time limit, so a client that stalls its handshake holds up nobody else.
+//! [`incoming`] accepts TCP connections and runs each TLS handshake in its own task, within
+//! `server.handshake_timeout`, so a client that stalls its handshake holds up nobody else.
 
 use std::{
     io,
@@ -21,14 +21,10 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     server::WebPkiClientVerifier,
 };
-use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
+use tokio::net::TcpListener;
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::TlsConfig;
-
-/// Longest a client may take over its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server's TLS settings, kept in step with their files.
 #[derive(Clone, Debug)]
@@ -139,41 +135,18 @@ pub fn load(files: &TlsConfig) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
-/// Accepts TCP connections on `listener` and yields them once their TLS handshake is done.
-/// The returned task owns the accept loop and the handshakes; abort it to stop them.
+/// Accepts TCP connections on `listener` and yields them once their TLS handshake is done,
+/// each handshake bounded by `timeout` ([`crate::accept`]). The returned task owns the accept
+/// loop and the handshakes; abort it to stop them.
 pub fn incoming(
     listener: TcpListener,
     tls: TlsReloader,
+    timeout: Duration,
 ) -> (impl Stream<Item = io::Result<TlsStream<tokio::net::TcpStream>>>, tokio::task::JoinHandle<()>)
 {
-    let (tx, rx) = mpsc::channel(64);
-    let task = tokio::spawn(async move {
-        let mut handshakes = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let _ = tcp.set_nodelay(true);
-                        let acceptor = tls.acceptor();
-                        let tx = tx.clone();
-                        handshakes.spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                                Ok(Ok(stream)) => {
-                                    let _ = tx.send(Ok(stream)).await;
-                                }
-                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            }
-        }
-    });
-    (ReceiverStream::new(rx), task)
+    crate::accept::incoming(listener, timeout, move |tcp| {
+        // The config in force when the connection came.
+        let acceptor = tls.acceptor();
+        async move { acceptor.accept(tcp).await }
+    })
 }

@@ -303,6 +303,85 @@ async fn slowloris_connections_do_not_starve_other_callers() {
     assert_healthy(&server).await;
 }
 
+/// Reads from `socket` until the server closes it (EOF or reset), ignoring what it sends
+/// (its SETTINGS, a GOAWAY); `None` if it is still open after `within`.
+async fn closed_by_server(socket: &mut tokio::net::TcpStream, within: Duration) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn silent_and_stalled_connections_are_closed() {
+    let server = TestServer::start(
+        "server: {handshake_timeout: 300ms, keepalive_interval: 200ms, keepalive_timeout: 200ms}",
+    )
+    .await;
+    let stalls: [&[u8]; 4] = [
+        // Nothing at all: the preface never comes.
+        b"",
+        // Half the HTTP/2 preface, dribbled.
+        b"PRI * HTTP/2.0\r\n",
+        // The preface, then half a frame header: past the preface, so the keepalive PING
+        // (never answered) closes it.
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00",
+        // Not HTTP/2 at all: refused at once by the server.
+        b"POST /aiservice.v1.ChatService/Chat HTTP/1.1\r\nHost: x\r\n",
+    ];
+    let mut sockets = Vec::new();
+    for stall in stalls {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(stall).await.unwrap();
+        sockets.push(socket);
+    }
+    // A real client on one HTTP/2 connection (no transparent reconnect, unlike a Channel).
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let call = |text: &str| {
+        let payload = chat("echo", text).encode_to_vec();
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(&payload);
+        http::Request::post(format!("http://{}/aiservice.v1.ChatService/Chat", server.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::from(frame)))
+            .unwrap()
+    };
+    let first = bounded(sender.send_request(call("before"))).await.unwrap();
+    assert_eq!(first.status(), 200);
+    bounded(first.into_body().collect()).await.unwrap();
+
+    for (stall, socket) in stalls.iter().zip(&mut sockets) {
+        let closed = closed_by_server(socket, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "still open after 5 s: {:?}", String::from_utf8_lossy(stall));
+    }
+    // Several keepalive rounds later, the idle real connection (its client answers PINGs) is
+    // still open and serves the next call.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!sender.is_closed(), "the server closed a client that answers its PINGs");
+    let second = bounded(sender.send_request(call("after the pings"))).await.unwrap();
+    let body = bounded(second.into_body().collect()).await.unwrap();
+    let status = body.trailers().and_then(|t| t.get("grpc-status")).cloned();
+    assert_eq!(status.unwrap(), "0");
+    assert_healthy(&server).await;
+}
+
 /// Waits, bounded, until a call on the `slow` route is admitted again.
 async fn admitted_again(server: &TestServer, what: &str) {
     for _ in 0..100 {

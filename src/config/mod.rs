@@ -88,6 +88,13 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How often key files are checked for changes.
     pub key_reload_interval: Duration,
+    /// How long a new connection may take over its TLS handshake, or (without TLS) to send
+    /// the HTTP/2 client preface.
+    pub handshake_timeout: Duration,
+    /// How often each client connection is sent an HTTP/2 PING; `None` sends none.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a client has to answer a PING before its connection is closed.
+    pub keepalive_timeout: Duration,
 }
 
 /// `log:`
@@ -395,6 +402,10 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
             }
         },
         key_reload_interval: duration(raw.server.key_reload_interval, Duration::from_secs(10)),
+        handshake_timeout: duration(raw.server.handshake_timeout, Duration::from_secs(10)),
+        keepalive_interval: Some(duration(raw.server.keepalive_interval, Duration::from_secs(60)))
+            .filter(|d| !d.is_zero()),
+        keepalive_timeout: duration(raw.server.keepalive_timeout, Duration::from_secs(20)),
     };
     for (field, value) in [
         ("max_request_bytes", server.limits.max_request_bytes),
@@ -406,8 +417,14 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
             return Err(ConfigError::new(format!("server.{field}"), "must be at least 1"));
         }
     }
-    if server.key_reload_interval.is_zero() {
-        return Err(ConfigError::new("server.key_reload_interval", "must be greater than zero"));
+    for (field, value) in [
+        ("key_reload_interval", server.key_reload_interval),
+        ("handshake_timeout", server.handshake_timeout),
+        ("keepalive_timeout", server.keepalive_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(ConfigError::new(format!("server.{field}"), "must be greater than zero"));
+        }
     }
     crate::redact::add_patterns(&raw.log.redact_patterns).map_err(|e| {
         ConfigError::new("log.redact_patterns", format!("not a regular expression: {e}"))
@@ -714,6 +731,24 @@ mod tests {
                 "invalid config: routes[0].targets[0].provider: unknown provider \"x\""
             )
         );
+    }
+
+    #[test]
+    fn connection_timeouts_default_and_must_not_be_zero() {
+        let server = parse("").unwrap().server;
+        assert_eq!(server.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(server.keepalive_interval, Some(Duration::from_secs(60)));
+        assert_eq!(server.keepalive_timeout, Duration::from_secs(20));
+        // `0s` turns the PINGs off; the timeouts cannot be.
+        assert_eq!(
+            parse("server: {keepalive_interval: 0s}").unwrap().server.keepalive_interval,
+            None
+        );
+        for field in ["handshake_timeout", "keepalive_timeout", "key_reload_interval"] {
+            let err = parse(&format!("server: {{{field}: 0s}}")).unwrap_err();
+            assert_eq!(err.path, format!("server.{field}"));
+            assert!(err.message.contains("greater than zero"), "{err}");
+        }
     }
 
     #[test]

@@ -131,6 +131,14 @@ pub struct RawServer {
     /// How often key files (provider keys, client keys) are checked for changes (default 10s);
     /// SIGHUP re-reads them at once.
     pub key_reload_interval: Option<HumanDuration>,
+    /// How long a new connection has to finish its TLS handshake, or without TLS to send the
+    /// HTTP/2 client preface, before it is closed (default 10s).
+    pub handshake_timeout: Option<HumanDuration>,
+    /// How often an HTTP/2 PING is sent on each client connection (default 60s); `0s` sends
+    /// none.
+    pub keepalive_interval: Option<HumanDuration>,
+    /// How long a client has to answer that PING before its connection is closed (default 20s).
+    pub keepalive_timeout: Option<HumanDuration>,
 }
 
 /// `log:`
