@@ -150,6 +150,7 @@ bench:
 
 bench-smoke: build
 	bench/run.sh --smoke
+	BENCH_AI_SERVICE_BIN=$${CARGO_TARGET_DIR:-target}/debug/ai-service ROUNDS=1 CALLS=100 WARMUP=10 bench/trace-cost.sh
 
 # Fuzzing with cargo-fuzz (libFuzzer, on the nightly toolchain), targets in fuzz/: the SSE
 # parser, each provider's reply reader (unary and stream), the config parser and the request

@@ -4,7 +4,7 @@
 # ROUNDS times, unary Chat at c=1 and c=16; prints one JSON line per run (label trace-off or
 # trace-on) and the gateway's CPU per call for each. Only 127.0.0.1; every run is bounded.
 #
-#   bench/trace-cost.sh        ROUNDS (2), CALLS (20000)
+#   bench/trace-cost.sh        ROUNDS (2), CALLS (20000), WARMUP (500), BENCH_AI_SERVICE_BIN
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_DIR"
@@ -50,7 +50,7 @@ for round in $(seq 1 "$ROUNDS"); do
         GRPC=(grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench --watch-pid "$GW_PID")
         for c in 1 16; do
             pin_load "$LOADGEN" "${GRPC[@]}" --label "trace-$mode" --concurrency "$c" --calls "$CALLS" \
-                --warmup 500 | tee -a "$WORK/results.jsonl"
+                --warmup "${WARMUP:-500}" | tee -a "$WORK/results.jsonl"
         done
         stop_pid "$GW_PID"
     done
