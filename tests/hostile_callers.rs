@@ -37,6 +37,15 @@ async fn assert_healthy(server: &TestServer) {
     assert_healthy_on(server, "echo").await;
 }
 
+/// A server for `yaml`, with the fake upstreams' test key in its environment.
+async fn with_test_key(yaml: &str) -> TestServer {
+    let env = [("TEST_KEY".to_owned(), fake_upstream::TEST_KEY.to_owned())];
+    let config =
+        ai_service::Config::from_yaml(yaml, env.into_iter().chain(common::quiet_audit("")))
+            .unwrap();
+    TestServer::start_with(config).await
+}
+
 /// The field paths of a status's `BadRequest` details.
 fn violations(status: &tonic::Status) -> Vec<String> {
     let details = status.get_error_details();
@@ -246,11 +255,7 @@ async fn streams_that_are_never_read_do_not_grow_memory() {
         "providers:\n{}  e: {{kind: echo}}\nroutes:\n  - {{name: m, targets: [{{provider: p, model: m}}]}}\n  - {{name: echo, targets: [{{provider: e, model: e}}]}}\n",
         fake_upstream::provider_yaml("p", "openai", &fake.url("/v1"), "")
     );
-    let env = [("TEST_KEY".to_owned(), fake_upstream::TEST_KEY.to_owned())];
-    let config =
-        ai_service::Config::from_yaml(&yaml, env.into_iter().chain(common::quiet_audit("")))
-            .unwrap();
-    let server = TestServer::start_with(config).await;
+    let server = with_test_key(&yaml).await;
 
     let before = rss();
     // 64 streams on one connection and 16 connections with one each, none of them read.
@@ -463,11 +468,7 @@ async fn a_caller_that_goes_away_drops_its_upstream_request() {
         "providers:\n{}routes:\n  - {{name: m, targets: [{{provider: p, model: m}}]}}\n",
         fake_upstream::provider_yaml("p", "openai", &fake.url("/v1"), "")
     );
-    let env = [("TEST_KEY".to_owned(), fake_upstream::TEST_KEY.to_owned())];
-    let config =
-        ai_service::Config::from_yaml(&yaml, env.into_iter().chain(common::quiet_audit("")))
-            .unwrap();
-    let server = TestServer::start_with(config).await;
+    let server = with_test_key(&yaml).await;
     let mut client = server.client().await;
     let mut stream =
         bounded(client.stream_chat(stream_chat("m", "go"))).await.unwrap().into_inner();

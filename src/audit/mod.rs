@@ -262,20 +262,18 @@ async fn write_one(
 ) {
     line.clear();
     match serde_json::to_writer(&mut *line, record) {
-        // serde_json writes valid UTF-8.
-        Ok(()) => match std::str::from_utf8(line) {
-            Ok(text) => {
-                let redacted = redact(text);
-                let written = match out.write_all(redacted.as_bytes()).await {
-                    Ok(()) => out.write_all(b"\n").await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = written {
-                    tracing::error!(error = %e, "cannot write an audit record");
-                }
+        Ok(()) => {
+            // serde_json writes valid UTF-8, so this borrows.
+            let text = String::from_utf8_lossy(line);
+            let redacted = redact(&text);
+            let written = match out.write_all(redacted.as_bytes()).await {
+                Ok(()) => out.write_all(b"\n").await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::error!(error = %e, "cannot write an audit record");
             }
-            Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
-        },
+        }
         Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
     }
     let depth = inner.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);

