@@ -18,6 +18,11 @@
 //! The context lives in a tokio task-local: it is visible to the futures the router awaits,
 //! not to tasks it spawns (those must take a clone along).
 //!
+//! It also keeps the call's upstream trail: the router notes every attempt it sends
+//! ([`CallContext::attempt_sent`]), so the call's record names the provider and endpoint it
+//! last went to even when the call ends while that attempt is still in flight (the caller
+//! left, its deadline passed) and no answer or error ever came back from the router.
+//!
 //! Trace context: with trace export off (the default) the gateway records no spans, so it
 //! forwards `traceparent` and `tracestate` unchanged, as W3C Trace Context allows a
 //! non-participating intermediary to do: the upstream's spans then hang under the caller's
@@ -27,7 +32,11 @@
 //! under the gateway's attempt ([`crate::telemetry::spans`]). `tracestate` is passed on as
 //! the caller sent it.
 
-use std::{fmt, future::Future, sync::Arc};
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, Mutex},
+};
 
 use tonic::metadata::MetadataMap;
 
@@ -56,12 +65,30 @@ struct Inner {
     request_id: String,
     trace: Option<TraceParent>,
     tracestate: Option<String>,
+    trail: Mutex<Trail>,
+}
+
+/// Where a call's upstream attempts went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trail {
+    /// Attempts sent upstream.
+    pub attempts: u32,
+    /// The provider of the last attempt.
+    pub provider: Option<String>,
+    /// The endpoint the last attempt was sent to; `None` when the provider refused the request
+    /// itself (a field it cannot honour) before sending anything.
+    pub endpoint: Option<String>,
 }
 
 impl CallContext {
-    /// The context of a call with `metadata`: its `x-request-id` (or a fresh one when it
-    /// brought none or an unusable one) and its valid `traceparent`, if any.
+    /// The context of a call with `metadata`; see [`CallContext::from_headers`].
     pub fn from_metadata(metadata: &MetadataMap) -> Self {
+        CallContext::from_headers(metadata.as_ref())
+    }
+
+    /// The context of a call with these request headers: its `x-request-id` (or a fresh one
+    /// when it brought none or an unusable one) and its valid `traceparent`, if any.
+    pub fn from_headers(metadata: &http::HeaderMap) -> Self {
         let request_id = metadata
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
@@ -77,7 +104,9 @@ impl CallContext {
             .and(metadata.get(TRACESTATE))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        CallContext { inner: Arc::new(Inner { request_id, trace, tracestate }) }
+        CallContext {
+            inner: Arc::new(Inner { request_id, trace, tracestate, trail: Mutex::default() }),
+        }
     }
 
     /// The context of the call being served, inside [`CallContext::scope`].
@@ -88,6 +117,33 @@ impl CallContext {
     /// Runs `future` with this context as [`CallContext::current`].
     pub async fn scope<F: Future>(&self, future: F) -> F::Output {
         CURRENT.scope(self.clone(), future).await
+    }
+
+    /// Notes an attempt sent to `provider` at `endpoint`.
+    pub fn attempt_sent(&self, provider: &str, endpoint: &str) {
+        let mut trail = self.trail_mut();
+        trail.attempts += 1;
+        trail.provider = Some(provider.to_owned());
+        trail.endpoint = Some(endpoint.to_owned());
+    }
+
+    /// Takes back an attempt that `provider` refused before sending it (a field it cannot
+    /// honour): it went nowhere, but the provider is the one that refused the call.
+    pub fn attempt_refused_locally(&self, provider: &str) {
+        let mut trail = self.trail_mut();
+        trail.attempts = trail.attempts.saturating_sub(1);
+        trail.provider = Some(provider.to_owned());
+        trail.endpoint = None;
+    }
+
+    /// Where the call's attempts went so far.
+    pub fn trail(&self) -> Trail {
+        self.trail_mut().clone()
+    }
+
+    fn trail_mut(&self) -> std::sync::MutexGuard<'_, Trail> {
+        // Plain data: a panic elsewhere cannot leave it half-written.
+        self.inner.trail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The request id.

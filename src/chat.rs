@@ -85,6 +85,20 @@ impl Message {
         }
         out
     }
+
+    /// The bytes a model generated for it, text and tool-call arguments, as a stream counts
+    /// them for a usage estimate.
+    pub fn output_bytes(&self) -> usize {
+        let text: usize = self
+            .content
+            .iter()
+            .map(|part| match part {
+                ContentPart::Text(text) => text.len(),
+                ContentPart::Image(_) => 0,
+            })
+            .sum();
+        text + self.tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>()
+    }
 }
 
 /// One piece of a message's content.

@@ -45,6 +45,19 @@ pub enum Error {
     #[error("invalid request: {}", join(.0))]
     InvalidRequest(Vec<FieldViolation>),
 
+    /// The request message is larger than `server.max_request_bytes`; refused before decoding.
+    #[error("the request message is too large for this gateway (at most {limit} bytes): {detail}")]
+    RequestTooLarge {
+        /// The configured limit, in bytes.
+        limit: usize,
+        /// What the decoder saw.
+        detail: String,
+    },
+
+    /// The request's bytes are no valid message of the method's request type.
+    #[error("the request could not be decoded: {0}")]
+    MalformedRequest(String),
+
     /// The caller presented no client key, or an unknown one.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -193,7 +206,8 @@ impl Error {
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
-            Error::InvalidRequest(_) => Code::InvalidArgument,
+            Error::InvalidRequest(_) | Error::MalformedRequest(_) => Code::InvalidArgument,
+            Error::RequestTooLarge { .. } => Code::OutOfRange,
             Error::ModelNotFound { .. } => Code::NotFound,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied { .. } => Code::PermissionDenied,
@@ -216,6 +230,8 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::InvalidRequest(_) => "INVALID_REQUEST",
+            Error::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
+            Error::MalformedRequest(_) => "MALFORMED_REQUEST",
             Error::ModelNotFound { .. } => "MODEL_NOT_FOUND",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied { .. } => "ROUTE_NOT_ALLOWED",
@@ -259,6 +275,9 @@ impl From<Error> for Status {
         }
         if let Error::PermissionDenied { route } = &err {
             metadata.insert("route".to_owned(), route.clone());
+        }
+        if let Error::RequestTooLarge { limit, .. } = &err {
+            metadata.insert("limit_bytes".to_owned(), limit.to_string());
         }
         if let Error::RateLimited { limit, .. } = &err {
             metadata.insert("limit".to_owned(), (*limit).to_owned());

@@ -26,13 +26,16 @@ use crate::{
     accept,
     admin::Admin,
     audit::AuditSink,
-    auth::{AuthLayer, ClientKeys},
+    auth::{Auth, AuthLayer, ClientKeys},
     cache::ResponseCache,
     config::Config,
     error::Error,
     health::HealthState,
     keys::KeyRing,
-    layers::request_id::RequestIdLayer,
+    layers::{
+        request_id::RequestIdLayer,
+        rpc::{Rpc, RpcLayer},
+    },
     limits::RateLimiter,
     metrics::{Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
@@ -41,6 +44,9 @@ use crate::{
     service::{Arrival, ChatHandler},
     tls::{self, TlsReloader},
 };
+
+/// The chat service as [`Gateway::chat_service`] stacks it, outermost first.
+pub type ChatServiceStack = Rpc<Auth<ChatServiceServer<ChatHandler>>>;
 
 /// How often the health status is brought in line with whether any route can serve.
 const HEALTH_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
@@ -202,10 +208,11 @@ impl Gateway {
         &self.health
     }
 
-    /// The chat service alone, to mount on another tonic server.
-    pub fn chat_service(&self) -> ChatServiceServer<ChatHandler> {
+    /// The chat service alone, to mount on another tonic server: the handler behind the RPC
+    /// layer (every call's record, begun before its body is decoded) and the client-key check.
+    pub fn chat_service(&self) -> ChatServiceStack {
         let limits = &self.config.server.limits;
-        ChatServiceServer::new(
+        let handler = ChatServiceServer::new(
             ChatHandler::new(
                 self.router.load_full(),
                 self.config.server.request_timeout,
@@ -218,7 +225,15 @@ impl Gateway {
             .with_cache(self.cache.clone())
             .with_limiter(self.limiter.clone()),
         )
-        .max_decoding_message_size(limits.max_request_bytes)
+        .max_decoding_message_size(limits.max_request_bytes);
+        tower::ServiceBuilder::new()
+            .layer(RpcLayer::new(
+                self.metrics.clone(),
+                Some(self.audit.clone()),
+                limits.max_request_bytes,
+            ))
+            .layer(AuthLayer::new(self.keys.client_keys.clone()))
+            .service(handler)
     }
 
     /// The response cache, when a route caches answers.
@@ -341,7 +356,6 @@ impl Gateway {
             // Outermost, so the arrival time is the moment tonic starts its deadline timer.
             .layer(tower::util::MapRequestLayer::new(Arrival::stamp))
             .layer(RequestIdLayer)
-            .layer(AuthLayer::new(self.keys.client_keys.clone(), self.audit.clone()))
             .max_concurrent_streams(Some(self.config.server.limits.max_concurrent_streams))
             // PINGs reap peers that vanished or stall after the preface.
             .http2_keepalive_interval(self.config.server.keepalive_interval)

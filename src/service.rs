@@ -15,16 +15,19 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::{
-    audit::{AuditRecord, AuditSink, caller_headers},
+    audit::AuditSink,
     auth::ClientIdentity,
     cache::{CacheMode, CallCache, ResponseCache},
     chat::{self, ChatEvent, ChatRequest, ContentPart, FinishReason, ImageSource, Usage},
     config::{ClientKey, Limits},
     error::Error,
     limits::RateLimiter,
-    metrics::{Method, Recorder, rpc::RpcRecord},
+    metrics::{
+        Method, Recorder,
+        rpc::{OpenRpc, RpcRecord},
+    },
     proto::v1::{self as pb, chat_service_server::ChatService},
-    provider::{ProviderError, ProviderErrorKind},
+    provider::{ProviderError, ProviderErrorKind, estimate_tokens, estimate_usage},
     router::{Outcome, Primed, Route, Router, Served},
     validate,
 };
@@ -80,27 +83,38 @@ impl ChatHandler {
         self
     }
 
-    /// Starts the record of a call: waits for room in the audit queue, attaches the audit
-    /// record and takes a place under the in-flight limit (or sheds the call).
-    async fn begin<T>(
-        &self,
-        method: Method,
-        request: &Request<T>,
-    ) -> Result<RpcRecord, (RpcRecord, Status)> {
-        if let Some(audit) = &self.audit {
-            audit.admit().await;
+    /// The call's record: the one the RPC layer began when its headers arrived, or else (the
+    /// chat service mounted without that layer) one begun here, after waiting for room in the
+    /// audit queue.
+    async fn open<T>(&self, method: Method, request: &Request<T>) -> RpcRecord {
+        let begun = request.extensions().get::<OpenRpc>().and_then(OpenRpc::take);
+        let mut rpc = match begun {
+            Some(rpc) => rpc,
+            None => {
+                if let Some(audit) = &self.audit {
+                    audit.admit().await;
+                }
+                let mut rpc = self.metrics.begin_rpc(method, request.metadata().as_ref());
+                if let Some(audit) = &self.audit {
+                    rpc.audit(audit, request.metadata().as_ref());
+                }
+                rpc
+            }
+        };
+        if let Some(ClientIdentity(key)) = request.extensions().get::<ClientIdentity>() {
+            rpc.client(key);
         }
-        let mut rpc = self.metrics.begin_rpc(method, request.metadata());
-        if let Some(audit) = &self.audit {
-            let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.as_ref());
-            rpc.audit(audit, client, request.metadata());
-        }
+        rpc
+    }
+
+    /// Takes a place under the in-flight limit for the call, or sheds it.
+    fn take_place(&self, rpc: &mut RpcRecord) -> Result<(), Status> {
         match self.in_flight.clone().try_acquire_owned() {
             Ok(permit) => {
                 rpc.hold(permit);
-                Ok(rpc)
+                Ok(())
             }
-            Err(_) => Err((rpc, Error::Overloaded { limit: self.limits.max_in_flight }.into())),
+            Err(_) => Err(Error::Overloaded { limit: self.limits.max_in_flight }.into()),
         }
     }
 
@@ -181,7 +195,9 @@ impl ChatHandler {
         request: Request<pb::ChatRequest>,
     ) -> Result<Admitted, Status> {
         let deadline = self.deadline(&request);
-        let count = request.get_ref().messages.len();
+        let asked = request.get_ref();
+        let count = asked.messages.len();
+        rpc.asked(&asked.model, count, &asked.metadata);
         if count > self.limits.max_messages {
             let limit = self.limits.max_messages;
             return Err(Error::invalid(
@@ -193,9 +209,9 @@ impl ChatHandler {
         let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.clone());
         let mode = CacheMode::from_metadata(request.metadata())?;
         let request = validate::chat_request(request.into_inner())?;
-        rpc.request(&request);
+        rpc.content(&request);
         let route = self.router.load().resolve(&request.model)?;
-        rpc.route(&request.model, &route);
+        rpc.route(&route);
         self.authorize(client.as_deref(), &route.name).await?;
         let cache = CallCache::new(self.cache.as_ref(), &route, &request, mode);
         Ok(Admitted { deadline, client, request, route, cache })
@@ -209,13 +225,21 @@ impl ChatHandler {
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let Admitted { deadline, client, request, route, cache } = self.admit(rpc, request).await?;
         if let Some(hit) = cache.lookup(rpc).await {
-            return Ok(Response::new(hit.into_response()));
+            let response = hit.into_response();
+            rpc.answered(response.usage.as_ref(), &response.provider_model);
+            return Ok(Response::new(response));
         }
         let served = tokio::select! {
             served = rpc.upstream(route.chat(&request, deadline)) => served?,
             () = self.stop.cancelled() => return Err(Error::Stopped.into()),
         };
         let answer = served.value;
+        // A provider that reports no usage gets the same estimate as a stream without one.
+        let usage = if answer.usage.total_tokens() == 0 {
+            estimate_usage(&request, answer.message.output_bytes())
+        } else {
+            answer.usage
+        };
         let response = pb::ChatResponse {
             id: answer.id,
             model: route.name.clone(),
@@ -223,8 +247,9 @@ impl ChatHandler {
             provider_model: answer.provider_model,
             message: Some(message_to_pb(answer.message)),
             finish_reason: finish_to_pb(answer.finish_reason) as i32,
-            usage: Some(usage_to_pb(answer.usage)),
+            usage: Some(usage_to_pb(usage)),
         };
+        rpc.answered(response.usage.as_ref(), &response.provider_model);
         cache.store(&response).await;
         if let (Some(key), Some(usage)) = (&client, &response.usage) {
             self.charge(key, usage).await;
@@ -305,10 +330,10 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
-        let mut rpc = match self.begin(Method::Chat, &request).await {
-            Ok(rpc) => rpc,
-            Err((rpc, shed)) => return rpc.finish_unary(Err(shed)),
-        };
+        let mut rpc = self.open(Method::Chat, &request).await;
+        if let Err(shed) = self.take_place(&mut rpc) {
+            return Err(rpc.refuse(shed));
+        }
         let span = rpc.span().clone();
         let result = self.answer(&mut rpc, request).instrument(span).await;
         rpc.finish_unary(result)
@@ -320,10 +345,10 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<Self::StreamChatStream>, Status> {
-        let mut rpc = match self.begin(Method::StreamChat, &request).await {
-            Ok(rpc) => rpc,
-            Err((rpc, shed)) => return rpc.finish_stream(Err(shed)),
-        };
+        let mut rpc = self.open(Method::StreamChat, &request).await;
+        if let Err(shed) = self.take_place(&mut rpc) {
+            return Err(rpc.refuse(shed));
+        }
         let span = rpc.span().clone();
         let result = self.answer_stream(&mut rpc, request).instrument(span).await;
         rpc.finish_stream(result)
@@ -333,7 +358,8 @@ impl ChatService for ChatHandler {
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let started = Instant::now();
+        let rpc = self.open(Method::ListModels, &request).await;
+        let now = Instant::now();
         let client = request.extensions().get::<ClientIdentity>().map(|c| c.0.clone());
         let router = self.router.load();
         let models: Vec<pb::Model> = router
@@ -349,26 +375,13 @@ impl ChatService for ChatHandler {
                     .map(|t| pb::Target {
                         provider: t.provider.clone(),
                         model: t.model.clone(),
-                        available: t.pool.is_available(started),
+                        available: t.pool.is_available(now),
                     })
                     .collect(),
-                available: route.is_available(started),
+                available: route.is_available(now),
             })
             .collect();
-        if let Some(audit) = &self.audit {
-            audit.submit(AuditRecord {
-                request_id: crate::call::CallContext::from_metadata(request.metadata())
-                    .request_id()
-                    .to_owned(),
-                method: "ListModels",
-                client_id: client.map(|c| c.id.clone()),
-                caller: caller_headers(audit.headers(), request.metadata()),
-                latency_ms: started.elapsed().as_secs_f64() * 1e3,
-                code: "OK",
-                ..AuditRecord::default()
-            });
-        }
-        Ok(Response::new(pb::ListModelsResponse { models }))
+        rpc.finish_unary(Ok(Response::new(pb::ListModelsResponse { models })))
     }
 }
 
@@ -386,8 +399,7 @@ fn relay(
     deadline: Instant,
     stop: CancellationToken,
 ) -> EventStream {
-    let input_estimate =
-        estimate_tokens(request.messages.iter().map(|m| m.joined_text().len()).sum());
+    let estimate = estimate_usage(request, 0);
     let Served { value: Primed { head, mut rest }, provider, endpoint, .. } = served;
     let mut head = head.into_iter();
     Box::pin(async_stream::stream! {
@@ -427,10 +439,8 @@ fn relay(
                 Ok(ChatEvent::Usage(u)) => usage = Some(u),
                 Ok(ChatEvent::Finish { reason, id, provider_model }) => {
                     let usage = usage.unwrap_or(Usage {
-                        input_tokens: input_estimate,
                         output_tokens: estimate_tokens(output_bytes),
-                        cached_input_tokens: 0,
-                        estimated: true,
+                        ..estimate
                     });
                     yield Ok(event(Event::Usage(usage_to_pb(usage))));
                     yield Ok(event(Event::Finish(pb::Finish {
@@ -453,11 +463,6 @@ fn relay(
         let cut = ProviderError::new(provider, ProviderErrorKind::StreamCut, "the stream ended before its finish event");
         yield Err(Status::from(Error::from(cut)));
     })
-}
-
-/// A rough token count for providers that report none: about four bytes a token.
-fn estimate_tokens(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 fn message_to_pb(m: chat::Message) -> pb::Message {

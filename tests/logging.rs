@@ -89,6 +89,8 @@ async fn a_finished_rpc_logs_its_span_fields_as_json() {
 
     let err = captured.finished("log-test-err");
     assert_eq!(err["span"]["code"], "NOT_FOUND");
-    assert_eq!(err["span"]["model"], serde_json::Value::Null, "an unknown model is not resolved");
+    // What the caller asked is logged, valid or not; it resolved to no route.
+    assert_eq!(err["span"]["model"], "no-such-model");
+    assert_eq!(err["span"]["route"], serde_json::Value::Null, "an unknown model is not resolved");
     assert!(err["span"]["error"].as_str().unwrap().contains("no-such-model"), "{err}");
 }

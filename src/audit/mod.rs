@@ -288,10 +288,7 @@ async fn flush(out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>) {
 }
 
 /// The audited caller headers of `metadata`.
-pub fn caller_headers(
-    headers: &[String],
-    metadata: &tonic::metadata::MetadataMap,
-) -> BTreeMap<String, String> {
+pub fn caller_headers(headers: &[String], metadata: &http::HeaderMap) -> BTreeMap<String, String> {
     headers
         .iter()
         .filter_map(|h| {

@@ -1,19 +1,17 @@
-//! The authentication layer of the gRPC port; see the [module docs](super).
+//! The authentication layer of the chat service; see the [module docs](super).
+//!
+//! It sits inside the RPC layer ([`crate::layers::rpc`]), so a refused call is recorded (audit,
+//! metrics, log) like every other refusal.
 
 use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready, ready};
 use http::{Request, Response};
-use tonic::Status;
+use tonic::{Status, server::NamedService};
 use tower::{Layer, Service};
 
 use super::{AuthFailure, ClientIdentity, ClientKeys};
-use crate::{
-    audit::{AuditRecord, AuditSink, caller_headers},
-    call::REQUEST_ID,
-    error::Error,
-    metrics::rpc::code_name,
-};
+use crate::error::Error;
 
 /// Services that never need a key: probes and tools must reach them.
 const OPEN_SERVICES: &[&str] = &["/grpc.health.v1.", "/grpc.reflection."];
@@ -22,13 +20,12 @@ const OPEN_SERVICES: &[&str] = &["/grpc.health.v1.", "/grpc.reflection."];
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     keys: ClientKeys,
-    audit: AuditSink,
 }
 
 impl AuthLayer {
-    /// Checks calls against `keys`, auditing the refused ones to `audit`.
-    pub fn new(keys: ClientKeys, audit: AuditSink) -> Self {
-        AuthLayer { keys, audit }
+    /// Checks calls against `keys`.
+    pub fn new(keys: ClientKeys) -> Self {
+        AuthLayer { keys }
     }
 }
 
@@ -36,7 +33,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth { inner, keys: self.keys.clone(), audit: self.audit.clone() }
+        Auth { inner, keys: self.keys.clone() }
     }
 }
 
@@ -45,7 +42,10 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Auth<S> {
     inner: S,
     keys: ClientKeys,
-    audit: AuditSink,
+}
+
+impl<S: NamedService> NamedService for Auth<S> {
+    const NAME: &'static str = S::NAME;
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
@@ -78,38 +78,8 @@ where
                     }
                     AuthFailure::Invalid => "the client key is not valid",
                 });
-                let status = Status::from(error);
-                self.audit.submit(refused_record(&request, &self.audit, &status));
-                let mut response = status.into_http::<ResBody>();
-                if let Some(id) = request.headers().get(REQUEST_ID) {
-                    response.headers_mut().insert(REQUEST_ID, id.clone());
-                }
-                Either::Left(ready(Ok(response)))
+                Either::Left(ready(Ok(Status::from(error).into_http::<ResBody>())))
             }
         }
-    }
-}
-
-/// The audit record of a call refused before the handler.
-fn refused_record<B>(request: &Request<B>, audit: &AuditSink, status: &Status) -> AuditRecord {
-    let metadata = tonic::metadata::MetadataMap::from_headers(request.headers().clone());
-    let method = match request.uri().path().rsplit('/').next() {
-        Some("Chat") => "Chat",
-        Some("StreamChat") => "StreamChat",
-        Some("ListModels") => "ListModels",
-        _ => "other",
-    };
-    AuditRecord {
-        request_id: request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        method,
-        caller: caller_headers(audit.headers(), &metadata),
-        code: code_name(status.code()),
-        error: Some(status.message().to_owned()),
-        ..AuditRecord::default()
     }
 }

@@ -6,10 +6,11 @@
 //! every configured hash in constant time, so neither the match nor its position leaks
 //! through timing.
 //!
-//! When keys are configured, every RPC but health and reflection needs one: [`AuthLayer`]
-//! answers UNAUTHENTICATED to a missing or unknown key (and writes that call's audit record),
-//! and hands the [`ClientIdentity`] of a valid one to the handler, which checks the key's
-//! routes (PERMISSION_DENIED) and rate limits. Without keys, calls are anonymous.
+//! When keys are configured, every chat RPC needs one (health and reflection never do):
+//! [`AuthLayer`] answers UNAUTHENTICATED to a missing or unknown key (the RPC layer around it
+//! records that call like any other), and hands the [`ClientIdentity`] of a valid one to the
+//! handler, which checks the key's routes (PERMISSION_DENIED) and rate limits. Without keys,
+//! calls are anonymous.
 
 mod layer;
 
@@ -19,7 +20,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use layer::AuthLayer;
+pub use layer::{Auth, AuthLayer};
 
 use crate::config::{AuthConfig, ClientKey, security::read_keys_file};
 

@@ -15,3 +15,4 @@
 //!    still gets them.
 
 pub mod request_id;
+pub mod rpc;

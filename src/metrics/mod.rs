@@ -224,7 +224,7 @@ pub fn definition(name: &str) -> Option<&'static MetricDef> {
 
 /// Every label key, and the fixed values some labels take.
 pub mod labels {
-    /// The RPC: `Chat` or `StreamChat`.
+    /// The RPC: `Chat`, `StreamChat` or `ListModels`.
     pub const METHOD: &str = "method";
     /// The route's configured name, `provider/*` for a passthrough, [`NONE`] before routing.
     pub const ROUTE: &str = "route";
@@ -259,22 +259,35 @@ pub enum BreakerState {
     Open = 2,
 }
 
-/// The RPCs the handler records.
+/// The RPCs of `aiservice.v1.ChatService`, each recorded with its code and latency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// `ChatService.Chat`.
     Chat,
     /// `ChatService.StreamChat`.
     StreamChat,
+    /// `ChatService.ListModels`.
+    ListModels,
 }
 
 impl Method {
-    /// The `method` label value.
+    /// Every method, for code that must handle each one.
+    pub const ALL: [Method; 3] = [Method::Chat, Method::StreamChat, Method::ListModels];
+
+    /// The `method` label value: the RPC's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Chat => "Chat",
             Method::StreamChat => "StreamChat",
+            Method::ListModels => "ListModels",
         }
+    }
+
+    /// The method of a gRPC request path, `/aiservice.v1.ChatService/<name>`; `None` for any
+    /// other service or an unknown method.
+    pub fn from_path(path: &str) -> Option<Method> {
+        let name = path.strip_prefix("/aiservice.v1.ChatService/")?;
+        Method::ALL.into_iter().find(|m| m.as_str() == name)
     }
 }
 

@@ -1,16 +1,22 @@
 //! One RPC as the telemetry sees it: its span, its [`CallContext`], and the signals recorded
 //! when it ends.
 //!
-//! The chat handler begins an [`RpcRecord`] when a call arrives, tells it the route and runs
-//! the router through [`RpcRecord::upstream`], then hands it the result
-//! ([`RpcRecord::finish_unary`], or [`RpcRecord::finish_stream`] which records when the
-//! stream ends). A record dropped before it finished (the caller went away) counts as
-//! `CANCELLED`. Finishing records, at once: the request counter, the latency, upstream,
-//! overhead and time-to-first-token histograms, tokens, the in-flight gauges, and one log
+//! The RPC layer ([`crate::layers::rpc`]) begins an [`RpcRecord`] when a call's headers arrive
+//! and hands it to the handler through the request's extensions ([`OpenRpc`]). The handler
+//! tells it what was asked and the route, runs the router through [`RpcRecord::upstream`],
+//! then hands it the result ([`RpcRecord::finish_unary`], or [`RpcRecord::finish_stream`]
+//! which records when the stream ends). A call refused before the handler took its record
+//! (no client key, a request too large or undecodable) is finished by the layer
+//! ([`RpcRecord::refuse`]). A record dropped before it finished (the caller went away) counts
+//! as `CANCELLED`, or as `DEADLINE_EXCEEDED` when the caller's deadline had passed. Finishing
+//! records, at once: the request counter, the latency, upstream, overhead and
+//! time-to-first-token histograms, tokens, the in-flight gauges, the audit record, and one log
 //! event in the call's span.
 
 use std::{
+    collections::HashMap,
     future::Future,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -20,7 +26,6 @@ use tracing::{Instrument, Span, field::Empty};
 
 use super::{Method, Recorder, labels, names, route_label};
 use tokio::sync::OwnedSemaphorePermit;
-use tonic::metadata::MetadataMap;
 
 use crate::{
     audit::{AuditRecord, AuditSink, caller_headers},
@@ -46,9 +51,19 @@ pub struct RpcRecord {
     span: Span,
     start: Instant,
     route: Option<String>,
+    /// The provider that answered, failed last, or refused the request as unsupported.
     provider: Option<String>,
+    /// The endpoint that answered or failed last.
+    endpoint: Option<String>,
+    /// Attempts sent upstream.
+    attempts: u32,
     /// Time spent awaiting the router; `None` when the call never reached it.
     upstream: Option<Duration>,
+    /// When the router call in progress began, while one is.
+    upstream_since: Option<Instant>,
+    /// The caller's deadline, when it sent one: a call that ends cancelled after it passed
+    /// is recorded as `DEADLINE_EXCEEDED`.
+    deadline: Option<Instant>,
     /// When the handler returned a stream; the rest of a stream's time is the caller's pace
     /// and the upstream's, not the gateway's overhead.
     handler_done: Option<Instant>,
@@ -65,9 +80,9 @@ pub struct RpcRecord {
 }
 
 impl Recorder {
-    /// Begins recording a call of `method` with `metadata`.
-    pub fn begin_rpc(&self, method: Method, metadata: &tonic::metadata::MetadataMap) -> RpcRecord {
-        let call = CallContext::from_metadata(metadata);
+    /// Begins recording a call of `method` with these request headers.
+    pub fn begin_rpc(&self, method: Method, headers: &http::HeaderMap) -> RpcRecord {
+        let call = CallContext::from_headers(headers);
         let span = tracing::info_span!(
             spans::RPC,
             request_id = %call.request_id(),
@@ -96,7 +111,11 @@ impl Recorder {
             start: Instant::now(),
             route: None,
             provider: None,
+            endpoint: None,
+            attempts: 0,
             upstream: None,
+            upstream_since: None,
+            deadline: None,
             handler_done: None,
             first_token: None,
             tokens: None,
@@ -111,16 +130,28 @@ impl Recorder {
 
 impl RpcRecord {
     /// Makes the call write an audit record to `sink` when it ends, starting from what its
-    /// metadata says: the client key, the audited caller headers.
-    pub fn audit(&mut self, sink: &AuditSink, client: Option<&ClientKey>, metadata: &MetadataMap) {
+    /// headers say: the audited caller headers.
+    pub fn audit(&mut self, sink: &AuditSink, headers: &http::HeaderMap) {
         let record = AuditRecord {
             request_id: self.call.request_id().to_owned(),
             method: self.method.as_str(),
-            client_id: client.map(|c| c.id.clone()),
-            caller: caller_headers(sink.headers(), metadata),
+            caller: caller_headers(sink.headers(), headers),
             ..AuditRecord::default()
         };
         self.audit = Some((sink.clone(), Box::new(record)));
+    }
+
+    /// The caller's deadline: a call still unanswered when it passes ends as
+    /// `DEADLINE_EXCEEDED` in the record, even when the caller's going away ended it first.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// The client key the call presented.
+    pub fn client(&mut self, key: &ClientKey) {
+        if let Some((_, record)) = &mut self.audit {
+            record.client_id = Some(key.id.clone());
+        }
     }
 
     /// Holds the call's in-flight permit until the call ends.
@@ -128,15 +159,23 @@ impl RpcRecord {
         self.permit = Some(permit);
     }
 
-    /// Notes what the validated request says, for the audit record.
-    pub fn request(&mut self, request: &ChatRequest) {
-        if let Some((sink, record)) = &mut self.audit {
-            record.model = Some(request.model.clone());
-            record.message_count = request.messages.len();
-            record.metadata = request.metadata.clone();
-            if sink.include_content() {
-                record.content = Some(audit_content(request));
-            }
+    /// Notes what the caller asked for, before it is validated, so that the record of an
+    /// invalid request still says which model and how many messages.
+    pub fn asked(&mut self, model: &str, messages: usize, metadata: &HashMap<String, String>) {
+        self.span.record("model", model);
+        if let Some((_, record)) = &mut self.audit {
+            record.model = Some(model.to_owned());
+            record.message_count = messages;
+            record.metadata = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+    }
+
+    /// Notes the validated request's content, when the audit records content.
+    pub fn content(&mut self, request: &ChatRequest) {
+        if let Some((sink, record)) = &mut self.audit
+            && sink.include_content()
+        {
+            record.content = Some(audit_content(request));
         }
     }
 
@@ -151,9 +190,8 @@ impl RpcRecord {
     }
 
     /// The caller's model name resolved to `route`.
-    pub fn route(&mut self, model: &str, route: &Route) {
+    pub fn route(&mut self, route: &Route) {
         let label = route_label(route).into_owned();
-        self.span.record("model", model);
         self.span.record("route", label.as_str());
         self.route = Some(label);
     }
@@ -175,68 +213,60 @@ impl RpcRecord {
         self.cache_hit
     }
 
-    /// Runs the router's call in the [`CallContext`] and times it as upstream time.
+    /// Runs the router's call in the [`CallContext`] and times it as upstream time. An answer
+    /// names its provider and endpoint; a failure's are read from the call's trail when the
+    /// call ends ([`CallContext::trail`]).
     pub async fn upstream<T>(
         &mut self,
         router_call: impl Future<Output = Result<Served<T>, Error>>,
     ) -> Result<Served<T>, Error> {
         let started = Instant::now();
+        self.upstream_since = Some(started);
         let result = self.call.scope(router_call).await;
+        self.upstream_since = None;
         *self.upstream.get_or_insert(Duration::ZERO) += started.elapsed();
-        if let Some((_, record)) = &mut self.audit {
-            match &result {
-                Ok(served) => {
-                    record.endpoint = Some(served.endpoint.name.clone());
-                    record.attempts = served.attempts;
-                }
-                Err(Error::Exhausted { attempts, .. }) => {
-                    record.attempts = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
-                    record.endpoint = attempts.last().map(|a| a.endpoint.clone());
-                }
-                Err(Error::Provider(_)) => record.attempts = 1,
-                Err(_) => {}
-            }
-        }
         if let Ok(served) = &result {
             spans::note_provider(&self.span, served.endpoint.provider.system());
-        }
-        let provider = match &result {
-            Ok(served) => Some(served.provider.as_str()),
-            Err(Error::Provider(err)) => Some(err.provider.as_str()),
-            Err(_) => None,
-        };
-        if let Some(provider) = provider {
-            self.span.record("provider", provider);
-            self.provider = Some(provider.to_owned());
+            self.span.record("provider", served.provider.as_str());
+            self.provider = Some(served.provider.clone());
+            self.endpoint = Some(served.endpoint.name.clone());
+            self.attempts = served.attempts;
         }
         result
     }
 
+    /// Notes a unary chat answer: its usage and the upstream model.
+    pub fn answered(&mut self, usage: Option<&pb::Usage>, provider_model: &str) {
+        if let Some(u) = usage {
+            self.tokens = Some((u.input_tokens, u.output_tokens));
+        }
+        self.span.record("upstream_model", provider_model);
+        if let Some((_, record)) = &mut self.audit {
+            record.provider_model = Some(provider_model.to_owned());
+        }
+    }
+
     /// Ends a unary call with its result, which gets the `x-request-id` metadata.
-    pub fn finish_unary(
+    pub fn finish_unary<T>(
         mut self,
-        result: Result<Response<pb::ChatResponse>, Status>,
-    ) -> Result<Response<pb::ChatResponse>, Status> {
+        result: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
         match result {
             Ok(mut response) => {
-                let reply = response.get_ref();
-                if let Some(u) = &reply.usage {
-                    self.tokens = Some((u.input_tokens, u.output_tokens));
-                }
-                self.span.record("upstream_model", reply.provider_model.as_str());
-                if let Some((_, record)) = &mut self.audit {
-                    record.provider_model = Some(reply.provider_model.clone());
-                }
                 self.set_request_id(response.metadata_mut());
                 self.finish(Code::Ok, None);
                 Ok(response)
             }
-            Err(mut status) => {
-                self.set_request_id(status.metadata_mut());
-                self.finish(status.code(), Some(status.message()));
-                Err(status)
-            }
+            Err(status) => Err(self.refuse(status)),
         }
+    }
+
+    /// Ends the call with `status`, which gets the `x-request-id` metadata: a call refused
+    /// before or by its handler.
+    pub fn refuse(mut self, mut status: Status) -> Status {
+        self.set_request_id(status.metadata_mut());
+        self.finish(status.code(), Some(status.message()));
+        status
     }
 
     /// Ends the handler part of a stream call: an error finishes the record; a stream is
@@ -247,11 +277,7 @@ impl RpcRecord {
     ) -> Result<Response<EventStream>, Status> {
         let mut response = match result {
             Ok(response) => response,
-            Err(mut status) => {
-                self.set_request_id(status.metadata_mut());
-                self.finish(status.code(), Some(status.message()));
-                return Err(status);
-            }
+            Err(status) => return Err(self.refuse(status)),
         };
         self.set_request_id(response.metadata_mut());
         self.handler_done = Some(Instant::now());
@@ -302,6 +328,30 @@ impl RpcRecord {
             return;
         }
         let now = Instant::now();
+        // A caller that gives up at its deadline resets the call at about the moment the
+        // handler would have answered DEADLINE_EXCEEDED itself; what ended the call was the
+        // deadline, not a change of mind.
+        if let Some(since) = self.upstream_since.take() {
+            // Ended while waiting on the router (the caller left, or its deadline passed).
+            *self.upstream.get_or_insert(Duration::ZERO) += now.saturating_duration_since(since);
+        }
+        if self.provider.is_none() {
+            // Failed, or ended while an attempt was in flight: where it last went.
+            let trail = self.call.trail();
+            if let Some(provider) = &trail.provider {
+                self.span.record("provider", provider.as_str());
+            }
+            self.provider = trail.provider;
+            self.endpoint = trail.endpoint;
+            self.attempts = trail.attempts;
+        }
+        let (code, error) = match self.deadline {
+            Some(deadline) if code == Code::Cancelled && now + DEADLINE_SLACK >= deadline => (
+                Code::DeadlineExceeded,
+                Some("the caller's deadline passed before the answer was complete"),
+            ),
+            _ => (code, error),
+        };
         let total = now.saturating_duration_since(self.start);
         let handler = self.handler_done.unwrap_or(now).saturating_duration_since(self.start);
         let upstream = self.upstream.unwrap_or_default();
@@ -316,7 +366,7 @@ impl RpcRecord {
         let with_code = [call[0], call[1], call[2], (labels::CODE, code_name)];
         m.counter(names::REQUESTS_TOTAL, &with_code, 1);
         m.timing(names::REQUEST_DURATION_SECONDS, &call, total);
-        if self.upstream.is_some() {
+        if self.attempts > 0 {
             let labels = [(labels::METHOD, method), (labels::PROVIDER, provider)];
             m.timing(names::UPSTREAM_DURATION_SECONDS, &labels, upstream);
         }
@@ -348,6 +398,8 @@ impl RpcRecord {
         if let Some((sink, mut record)) = self.audit.take() {
             record.route = self.route.clone();
             record.provider = self.provider.clone();
+            record.endpoint = self.endpoint.clone();
+            record.attempts = self.attempts;
             record.input_tokens = self.tokens.map(|t| t.0);
             record.output_tokens = self.tokens.map(|t| t.1);
             record.cache_hit = self.cache_hit;
@@ -365,6 +417,27 @@ impl RpcRecord {
                 tracing::info!(latency_ms, upstream_ms, ttft_ms, "rpc finished");
             }
         });
+    }
+}
+
+/// How close to the caller's deadline a cancellation counts as the deadline: the caller's
+/// clock started before ours, and its reset crosses the network.
+const DEADLINE_SLACK: Duration = Duration::from_millis(10);
+
+/// An [`RpcRecord`] begun by the RPC layer and waiting for the handler, as a request extension.
+/// Whoever takes it finishes it; the layer finishes one the handler never took.
+#[derive(Clone, Debug)]
+pub struct OpenRpc(Arc<Mutex<Option<RpcRecord>>>);
+
+impl OpenRpc {
+    /// Holds `rpc` for the handler.
+    pub fn new(rpc: RpcRecord) -> Self {
+        OpenRpc(Arc::new(Mutex::new(Some(rpc))))
+    }
+
+    /// The record, if nobody took it yet.
+    pub fn take(&self) -> Option<RpcRecord> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

@@ -61,13 +61,17 @@ pub(crate) fn tool_declaration(
 /// Usage estimated at about four bytes a token, for providers that report none.
 pub fn estimate_usage(request: &ChatRequest, output_bytes: usize) -> Usage {
     let input: usize = request.messages.iter().map(|m| m.joined_text().len()).sum();
-    let tokens = |bytes: usize| u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX);
     Usage {
-        input_tokens: tokens(input),
-        output_tokens: tokens(output_bytes),
+        input_tokens: estimate_tokens(input),
+        output_tokens: estimate_tokens(output_bytes),
         cached_input_tokens: 0,
         estimated: true,
     }
+}
+
+/// A rough token count for `bytes` of text: about four bytes a token.
+pub fn estimate_tokens(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 /// A stream of events from a provider; it ends after `ChatEvent::Finish`, or with an error.

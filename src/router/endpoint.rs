@@ -101,7 +101,9 @@ impl Outcome {
             | K::StreamCut => Outcome::Failure,
             // Auth and NotFound are misconfiguration of this endpoint: take it out too.
             K::Auth | K::NotFound => Outcome::Failure,
-            K::Rejected | K::Unsupported => Outcome::Success { latency: Duration::ZERO },
+            K::Rejected => Outcome::Success { latency: Duration::ZERO },
+            // The adapter refused the request before sending it: nothing learned.
+            K::Unsupported => Outcome::Unknown,
         }
     }
 }

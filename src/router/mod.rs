@@ -31,6 +31,7 @@ pub use balance::Pool;
 pub use endpoint::{BreakerState, Endpoint, Outcome};
 
 use crate::{
+    call::CallContext,
     chat::{ChatEvent, ChatRequest, ChatResponse},
     config::{
         Config, EndpointConfig, HealthCheck, HealthPolicy, KeySource, ProviderConfig, Strategy,
@@ -233,9 +234,14 @@ impl Route {
         let mut last_reason: &'static str = "";
         let started = Instant::now();
 
+        // The call's trail, so its record names where it went even if it ends mid-attempt.
+        let call = CallContext::current();
         let launch = |c: Candidate, number: u32, trigger: Trigger| -> BoxFuture<'a, Finished<T>> {
             let target = &self.targets[c.target];
             let endpoint = &target.pool.endpoints()[c.endpoint];
+            if let Some(call) = &call {
+                call.attempt_sent(&target.provider, &endpoint.name);
+            }
             // With trace export on, the attempt runs in its own span (see telemetry::spans).
             let span = spans::exporting().then(|| {
                 spans::attempt_span(&Attempt {
@@ -304,7 +310,15 @@ impl Route {
                             let failed_endpoint = done.guard.endpoint().clone();
                             let endpoint = failed_endpoint.name.clone();
                             done.guard.finish(Outcome::of_error(&err));
-                            self.observe(target, &failed_endpoint, err.kind.reason());
+                            if err.kind == ProviderErrorKind::Unsupported {
+                                // Refused by the adapter before anything was sent: no upstream
+                                // attempt. It ends the call (it is not retryable).
+                                if let Some(call) = &call {
+                                    call.attempt_refused_locally(&target.provider);
+                                }
+                            } else {
+                                self.observe(target, &failed_endpoint, err.kind.reason());
+                            }
                             last_failed = Some(done.target);
                             last_reason = err.kind.reason();
                             tracing::warn!(

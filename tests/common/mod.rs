@@ -99,6 +99,8 @@ pub struct Binary {
     pub child: std::process::Child,
     /// `127.0.0.1:PORT` of its gRPC port.
     pub addr: String,
+    /// `127.0.0.1:PORT` of its admin port.
+    pub admin: String,
 }
 
 impl Binary {
@@ -114,11 +116,12 @@ impl Binary {
         let free_port =
             || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_ai-service"))
             .arg("--config")
             .arg(config)
             .env("AI_SERVICE__SERVER__LISTEN", &addr)
-            .env("AI_SERVICE__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("AI_SERVICE__SERVER__ADMIN_LISTEN", &admin)
             .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(stderr)
@@ -133,7 +136,7 @@ impl Binary {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Binary { child, addr }
+        Binary { child, addr, admin }
     }
 
     /// A connection to its gRPC port.
