@@ -349,7 +349,7 @@ impl ChatService for ChatHandler {
                     .map(|t| pb::Target {
                         provider: t.provider.clone(),
                         model: t.model.clone(),
-                        available: t.pool.is_available(started),
+                        available: t.pool.is_available(started, &t.model),
                     })
                     .collect(),
                 available: route.is_available(started),
