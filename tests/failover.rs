@@ -1,6 +1,6 @@
 //! Routing against real HTTP upstreams: failover order across providers, no failover on the
-//! caller's mistakes, the health status following the routes, and cancellation reaching the
-//! upstream at once.
+//! caller's mistakes, the health status following the routes, rate-limit cool-downs per
+//! upstream model, and cancellation reaching the upstream at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;

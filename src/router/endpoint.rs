@@ -23,7 +23,9 @@
 //! expired ones are pruned, and at most [`MAX_COOLING_MODELS`] models are tracked at once;
 //! when a new one arrives at the cap, the cool-down that would end soonest is forgotten (that
 //! model may reach the upstream early, get another 429 and cool again: never a wider
-//! cool-down).
+//! cool-down). A rate limit learned after its attempt (a committed stream that failed) cools
+//! its model only when reported with it ([`Endpoint::report_for`]).
+//!
 //! Failures that are the caller's (400, …) count as successes here: the endpoint answered.
 
 use std::{
