@@ -375,7 +375,7 @@ impl ChatService for ChatHandler {
                     .map(|t| pb::Target {
                         provider: t.provider.clone(),
                         model: t.model.clone(),
-                        available: t.pool.is_available(now),
+                        available: t.pool.is_available(now, &t.model),
                     })
                     .collect(),
                 available: route.is_available(now),
@@ -400,7 +400,7 @@ fn relay(
     stop: CancellationToken,
 ) -> EventStream {
     let estimate = estimate_usage(request, 0);
-    let Served { value: Primed { head, mut rest }, provider, endpoint, .. } = served;
+    let Served { value: Primed { head, mut rest }, provider, model, endpoint, .. } = served;
     let mut head = head.into_iter();
     Box::pin(async_stream::stream! {
         use pb::stream_chat_response::Event;
@@ -453,13 +453,13 @@ fn relay(
                     return;
                 }
                 Err(err) => {
-                    endpoint.report(Outcome::of_error(&err));
+                    endpoint.report(&model, Outcome::of_error(&err));
                     yield Err(Status::from(Error::from(err)));
                     return;
                 }
             }
         }
-        endpoint.report(Outcome::Failure);
+        endpoint.report(&model, Outcome::Failure);
         let cut = ProviderError::new(provider, ProviderErrorKind::StreamCut, "the stream ended before its finish event");
         yield Err(Status::from(Error::from(cut)));
     })

@@ -1,6 +1,6 @@
 //! Routing against real HTTP upstreams: failover order across providers, no failover on the
-//! caller's mistakes, the health status following the routes, and cancellation reaching the
-//! upstream at once.
+//! caller's mistakes, the health status following the routes, rate-limit cool-downs per
+//! upstream model, and cancellation reaching the upstream at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
@@ -268,4 +268,60 @@ async fn active_health_checks_take_an_endpoint_out_and_bring_it_back() {
     assert!(probes.len() >= 6);
     assert!(probes.iter().all(|r| r.method == "GET" && r.uri.ends_with("/v1/models")));
     assert!(probes.iter().all(|r| r.header("authorization").is_none()), "probes carry no key");
+}
+
+#[tokio::test]
+async fn a_429_cools_only_its_model_on_a_shared_provider_endpoint() {
+    // Both routes, and passthrough calls, go to provider a's one default endpoint.
+    let fake = FakeUpstream::start(vec![
+        Reply::json(429, "openai/error_429.json").header("retry-after", "30"),
+        Reply::json(200, "openai/chat.json"),
+    ])
+    .await;
+    let yaml = format!(
+        "routing: {{backoff_base: 1ms, backoff_max: 5ms}}\nproviders:\n{}routes:\n  - {{name: ra, targets: [{{provider: a, model: model-a}}]}}\n  - {{name: rb, targets: [{{provider: a, model: model-b}}]}}\n",
+        provider("a", &fake)
+    );
+    let server = TestServer::start(&yaml).await;
+    let mut client = server.client().await;
+    let sent_models = || -> Vec<String> {
+        fake.received().iter().map(|r| r.body["model"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let status = client.chat(chat("ra", "hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(sent_models(), ["model-a"], "the 429 leaves nothing else to try for model-a");
+
+    // Another model on the same endpoint is served at once.
+    let reply = client.chat(chat("rb", "hi")).await.unwrap().into_inner();
+    assert_eq!(reply.provider, "a");
+    assert_eq!(sent_models(), ["model-a", "model-b"]);
+
+    // model-a is refused without reaching the upstream, through its route or as a passthrough,
+    // with how long it still cools.
+    for name in ["ra", "a/model-a"] {
+        let status = client.chat(chat(name, "hi")).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{name}: {status:?}");
+        let details = status.get_error_details();
+        let info = details.error_info().cloned().unwrap();
+        assert_eq!(info.reason, "UPSTREAM_RATE_LIMITED");
+        assert_eq!(info.metadata["attempts"], "0");
+        let delay = details.retry_info().unwrap().retry_delay.unwrap();
+        assert!(delay <= Duration::from_secs(30) && delay > Duration::from_secs(25), "{delay:?}");
+    }
+    assert_eq!(sent_models(), ["model-a", "model-b"], "nothing more reached the upstream");
+    client.chat(chat("a/model-c", "hi")).await.unwrap();
+    assert_eq!(sent_models(), ["model-a", "model-b", "model-c"]);
+
+    // A cooling model takes its route out of ListModels' available ones, not the provider
+    // out of service.
+    let models = client.list_models(ListModelsRequest {}).await.unwrap().into_inner().models;
+    let available: Vec<(&str, bool, bool)> =
+        models.iter().map(|m| (m.name.as_str(), m.available, m.targets[0].available)).collect();
+    assert_eq!(available, [("ra", false, false), ("rb", true, true)]);
+    // Past one refresh of the health status (200 ms), which follows `Router::can_serve`.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut health = HealthClient::new(server.channel().await);
+    let check = HealthCheckRequest { service: "aiservice.v1.ChatService".into() };
+    assert_eq!(health.check(check).await.unwrap().into_inner().status(), ServingStatus::Serving);
 }

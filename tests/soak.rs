@@ -165,8 +165,9 @@ async fn a_mixed_faulty_load_with_a_key_rotation_loses_no_call_and_no_record_and
     let after_two = (proc_status("VmRSS:"), open_fds(), proc_status("Threads:"), tasks());
     assert_eq!(answered, 3 * total_per_phase);
     // The new key reached the upstream after the rotation.
-    // (A mid-stream rate limit cools the stream route's only endpoint for a second, so most of
-    // its later calls are answered RESOURCE_EXHAUSTED by the gateway; look at both upstreams.)
+    // (A mid-stream rate limit can cool the stream route's model on its only endpoint for a
+    // second, so many of its later calls are answered RESOURCE_EXHAUSTED by the gateway; look
+    // at both upstreams.)
     let keys: HashSet<String> = streams
         .received()
         .iter()

@@ -1,7 +1,8 @@
 //! A target's endpoint pool and the strategies that pick an endpoint from it.
 //!
-//! Every strategy skips endpoints that are out of rotation (open breaker, `Retry-After`
-//! cool-down) and endpoints the current call already tried:
+//! Every strategy skips endpoints that are out of rotation (open breaker, failed probes),
+//! endpoints where the call's upstream model cools down after a 429, and endpoints the
+//! current call already tried:
 //! - `round_robin`: in turn;
 //! - `weighted`: at random in proportion to the weights;
 //! - `health`: like `weighted`, but only over endpoints with no failure since their last
@@ -38,16 +39,18 @@ impl Pool {
         &self.endpoints
     }
 
-    /// Whether any endpoint could take a call now.
-    pub fn is_available(&self, now: Instant) -> bool {
-        self.endpoints.iter().any(|e| e.weight > 0 && e.is_available(now))
+    /// Whether any endpoint could take a call for upstream `model` now.
+    pub fn is_available(&self, now: Instant, model: &str) -> bool {
+        self.endpoints.iter().any(|e| e.weight > 0 && e.is_available_for(now, model))
     }
 
-    /// Picks an endpoint index, skipping those in `tried`.
-    pub fn pick(&self, now: Instant, tried: &[usize]) -> Option<usize> {
+    /// Picks an endpoint index for a call to upstream `model`, skipping those in `tried`.
+    pub fn pick(&self, now: Instant, tried: &[usize], model: &str) -> Option<usize> {
         let candidates: Vec<usize> = (0..self.endpoints.len())
             .filter(|i| !tried.contains(i))
-            .filter(|&i| self.endpoints[i].weight > 0 && self.endpoints[i].is_available(now))
+            .filter(|&i| {
+                self.endpoints[i].weight > 0 && self.endpoints[i].is_available_for(now, model)
+            })
             .collect();
         if candidates.is_empty() {
             return None;
@@ -125,7 +128,7 @@ mod tests {
         let mut counts = vec![0usize; pool.endpoints().len()];
         let now = Instant::now();
         for _ in 0..picks {
-            counts[pool.pick(now, &[]).unwrap()] += 1;
+            counts[pool.pick(now, &[], "m").unwrap()] += 1;
         }
         counts.into_iter().map(|c| c as f64 / picks as f64).collect()
     }
@@ -144,23 +147,23 @@ mod tests {
     async fn round_robin_takes_turns_and_skips_what_was_tried() {
         let pool = pool(Strategy::RoundRobin, &[1, 1, 1]);
         let now = Instant::now();
-        let picks: Vec<usize> = (0..6).map(|_| pool.pick(now, &[]).unwrap()).collect();
+        let picks: Vec<usize> = (0..6).map(|_| pool.pick(now, &[], "m").unwrap()).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
-        assert_eq!(pool.pick(now, &[0, 1, 2]), None);
-        let next = pool.pick(now, &[0]).unwrap();
+        assert_eq!(pool.pick(now, &[0, 1, 2], "m"), None);
+        let next = pool.pick(now, &[0], "m").unwrap();
         assert_ne!(next, 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn health_avoids_failing_and_ejected_endpoints() {
         let pool = pool(Strategy::Health, &[1, 1]);
-        pool.endpoints()[0].acquire(Instant::now()).unwrap().finish(Outcome::Failure);
+        pool.endpoints()[0].acquire(Instant::now(), "m").unwrap().finish(Outcome::Failure);
         for _ in 0..100 {
-            assert_eq!(pool.pick(Instant::now(), &[]), Some(1));
+            assert_eq!(pool.pick(Instant::now(), &[], "m"), Some(1));
         }
-        pool.endpoints()[1].acquire(Instant::now()).unwrap().finish(Outcome::Failure);
-        assert!(!pool.is_available(Instant::now()));
-        assert_eq!(pool.pick(Instant::now(), &[]), None);
+        pool.endpoints()[1].acquire(Instant::now(), "m").unwrap().finish(Outcome::Failure);
+        assert!(!pool.is_available(Instant::now(), "m"));
+        assert_eq!(pool.pick(Instant::now(), &[], "m"), None);
     }
 
     #[tokio::test]
@@ -170,11 +173,36 @@ mod tests {
         let now = Instant::now();
         for (i, ms) in [(0, 80), (1, 10)] {
             pool.endpoints()[i]
-                .acquire(now)
+                .acquire(now, "m")
                 .unwrap()
                 .finish(Outcome::Success { latency: Duration::from_millis(ms) });
         }
         let got = shares(&pool, 1000);
         assert!(got[1] > 0.99, "with two endpoints both are always compared: {got:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_model_cooling_on_one_endpoint_goes_to_the_others() {
+        let pool = pool(Strategy::RoundRobin, &[1, 1]);
+        let cool = |i: usize, model: &str| {
+            pool.endpoints()[i]
+                .acquire(Instant::now(), model)
+                .unwrap()
+                .finish(Outcome::RateLimited { retry_after: Some(Duration::from_secs(30)) });
+        };
+        cool(0, "a");
+        let now = Instant::now();
+        for _ in 0..4 {
+            assert_eq!(pool.pick(now, &[], "a"), Some(1));
+        }
+        let others: Vec<usize> = (0..4).map(|_| pool.pick(now, &[], "b").unwrap()).collect();
+        assert!(others.contains(&0) && others.contains(&1), "b takes turns: {others:?}");
+
+        cool(1, "a");
+        assert_eq!(pool.pick(now, &[], "a"), None);
+        assert!(!pool.is_available(now, "a"));
+        assert!(pool.is_available(now, "b"), "the pool still serves other models");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(pool.is_available(Instant::now(), "a"));
     }
 }

@@ -1,7 +1,13 @@
 //! One endpoint of a target's pool and its health: passive ejection, a circuit breaker,
-//! `Retry-After` cool-downs and a latency moving average.
+//! `Retry-After` cool-downs per upstream model and a latency moving average.
 //!
-//! The breaker is the single switch that takes an endpoint out of rotation:
+//! An endpoint is an address and a key; several targets may share it with different upstream
+//! models (a provider's default endpoint serves every route and `provider/model` passthrough
+//! of that provider). So every question about it names the model the call is for:
+//! [`Endpoint::acquire`], [`Endpoint::is_available_for`] and [`Endpoint::cooling_for`], and an
+//! [`AttemptGuard`] records its outcome for the model it was acquired for.
+//!
+//! The breaker is the single switch that takes the whole endpoint out of rotation:
 //! - **closed**: the endpoint takes calls. It opens after `eject_after` consecutive failures,
 //!   or when the failure ratio over the last `breaker_window` calls reaches
 //!   `breaker_failure_ratio` (once `breaker_min_calls` calls were seen).
@@ -10,11 +16,21 @@
 //! - **half-open**: after the cool-down, one probe call is let through; success closes the
 //!   breaker, failure opens it again for longer.
 //!
-//! A 429 with `Retry-After` is not a health failure: it cools the endpoint for that long.
+//! A 429 is not a health failure, and providers limit each model on its own: it cools the
+//! endpoint for that upstream model only, for as long as `Retry-After` says (1 s without
+//! one); other models still go through. 5xx, connect failures, timeouts and 529 overload
+//! speak of the endpoint and feed the breaker whatever the model. The cool-downs are bounded:
+//! expired ones are pruned, and at most [`MAX_COOLING_MODELS`] models are tracked at once;
+//! when a new one arrives at the cap, the cool-down that would end soonest is forgotten (that
+//! model may reach the upstream early, get another 429 and cool again: never a wider
+//! cool-down). A rate limit learned after its attempt (a committed stream that failed) is
+//! reported with its model ([`Endpoint::report`]).
+//!
 //! Failures that are the caller's (400, …) count as successes here: the endpoint answered.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
+    hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU32, Ordering},
@@ -43,6 +59,8 @@ pub struct Endpoint {
     policy: Arc<HealthPolicy>,
     state: Mutex<State>,
     in_flight: AtomicU32,
+    /// Hashes model names into the keys of [`State::cooling`].
+    model_keys: RandomState,
     /// Active probes: whether the endpoint passes them (true without probes), and the run
     /// of passing (positive) or failing (negative) probes.
     probed: Mutex<(bool, i64)>,
@@ -56,10 +74,17 @@ struct State {
     ejections: u32,
     /// Recent outcomes, `true` for a failure.
     window: VecDeque<bool>,
-    cooled_until: Option<Instant>,
+    /// Upstream models cooling down after a 429, and until when. Keyed by a hash of the name,
+    /// so an entry's size does not depend on the names passthrough callers send.
+    cooling: HashMap<ModelKey, Instant>,
     /// Latency moving average, in microseconds; `None` until the first success.
     latency_ewma_us: Option<f64>,
 }
+
+/// An upstream model's name, hashed with the endpoint's [`Endpoint::model_keys`]: a
+/// collision (about one in 2^64 per pair) would only share a cool-down between two models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ModelKey(u64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Breaker {
@@ -110,6 +135,8 @@ impl Outcome {
 
 /// Cool-down of a 429 that gave no `Retry-After`.
 const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(1);
+/// Most upstream models an endpoint keeps a cool-down for at once.
+pub const MAX_COOLING_MODELS: usize = 256;
 /// Weight of the newest sample in the latency average.
 const EWMA_ALPHA: f64 = 0.3;
 
@@ -132,10 +159,11 @@ impl Endpoint {
                 consecutive_failures: 0,
                 ejections: 0,
                 window,
-                cooled_until: None,
+                cooling: HashMap::new(),
                 latency_ewma_us: None,
             }),
             in_flight: AtomicU32::new(0),
+            model_keys: RandomState::new(),
             probed: Mutex::new((true, 0)),
         }
     }
@@ -176,25 +204,31 @@ impl Endpoint {
         self.probed.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
-    /// Whether a call could be sent now.
+    fn model_key(&self, model: &str) -> ModelKey {
+        ModelKey(self.model_keys.hash_one(model))
+    }
+
+    /// Whether the endpoint as a whole takes calls now: it passes its probes and its breaker
+    /// lets a call through. Cool-downs of single models do not count here.
     pub fn is_available(&self, now: Instant) -> bool {
+        self.passes_probes() && self.state().breaker_admits(now)
+    }
+
+    /// Whether a call for upstream `model` could be sent now: the endpoint is available and
+    /// that model is not cooling down after a rate limit.
+    pub fn is_available_for(&self, now: Instant, model: &str) -> bool {
         if !self.passes_probes() {
             return false;
         }
+        let key = self.model_key(model);
         let state = self.state();
-        if state.cooled_until.is_some_and(|t| t > now) {
-            return false;
-        }
-        match state.breaker {
-            Breaker::Closed => true,
-            Breaker::Open { until } => until <= now,
-            Breaker::HalfOpen { probing } => !probing,
-        }
+        !state.is_cooling(key, now) && state.breaker_admits(now)
     }
 
-    /// How long it still cools down after a rate limit, if it does.
-    pub fn cooling_for(&self, now: Instant) -> Option<Duration> {
-        self.state().cooled_until.filter(|t| *t > now).map(|t| t - now)
+    /// How long upstream `model` still cools down after a rate limit, if it does.
+    pub fn cooling_for(&self, now: Instant, model: &str) -> Option<Duration> {
+        let key = self.model_key(model);
+        self.state().cooling.get(&key).filter(|t| **t > now).map(|t| *t - now)
     }
 
     /// Whether it is available and has had no failure since its last success.
@@ -219,14 +253,15 @@ impl Endpoint {
         ewma * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
     }
 
-    /// Claims the endpoint for one attempt: `None` when it is not available. An open breaker
-    /// whose cool-down ended lets exactly one probe through.
-    pub fn acquire(self: &Arc<Self>, now: Instant) -> Option<AttemptGuard> {
+    /// Claims the endpoint for one attempt at upstream `model`: `None` when it is not available
+    /// for that model. An open breaker whose cool-down ended lets exactly one probe through.
+    pub fn acquire(self: &Arc<Self>, now: Instant, model: &str) -> Option<AttemptGuard> {
         if !self.passes_probes() {
             return None;
         }
+        let key = self.model_key(model);
         let mut state = self.state();
-        if state.cooled_until.is_some_and(|t| t > now) {
+        if state.is_cooling(key, now) {
             return None;
         }
         match state.breaker {
@@ -241,15 +276,16 @@ impl Endpoint {
         }
         drop(state);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(AttemptGuard { endpoint: self.clone(), recorded: false })
+        Some(AttemptGuard { endpoint: self.clone(), model: key, recorded: false })
     }
 
-    /// Records an outcome learned outside an attempt (a stream that failed after it committed).
-    pub fn report(&self, outcome: Outcome) {
-        self.record(outcome, Instant::now());
+    /// Records an outcome learned outside an attempt at upstream `model` (a stream that failed
+    /// after it committed).
+    pub fn report(&self, model: &str, outcome: Outcome) {
+        self.record(outcome, self.model_key(model), Instant::now());
     }
 
-    fn record(&self, outcome: Outcome, now: Instant) {
+    fn record(&self, outcome: Outcome, model: ModelKey, now: Instant) {
         let mut state = self.state();
         let window_len = self.policy.breaker_window as usize;
         match outcome {
@@ -288,7 +324,7 @@ impl Endpoint {
             }
             Outcome::RateLimited { retry_after } => {
                 let until = now + retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN);
-                state.cooled_until = Some(state.cooled_until.map_or(until, |t| t.max(until)));
+                state.cool(model, until, now);
                 if let Breaker::HalfOpen { .. } = state.breaker {
                     state.breaker = Breaker::HalfOpen { probing: false };
                 }
@@ -307,6 +343,38 @@ impl Endpoint {
     }
 }
 
+impl State {
+    /// Whether the breaker lets a call through now (without claiming a half-open probe).
+    fn breaker_admits(&self, now: Instant) -> bool {
+        match self.breaker {
+            Breaker::Closed => true,
+            Breaker::Open { until } => until <= now,
+            Breaker::HalfOpen { probing } => !probing,
+        }
+    }
+
+    fn is_cooling(&self, model: ModelKey, now: Instant) -> bool {
+        self.cooling.get(&model).is_some_and(|t| *t > now)
+    }
+
+    /// Cools `model` until `until` (or longer, if it already cools longer), within
+    /// [`MAX_COOLING_MODELS`].
+    fn cool(&mut self, model: ModelKey, until: Instant, now: Instant) {
+        if let Some(t) = self.cooling.get_mut(&model) {
+            *t = (*t).max(until);
+            return;
+        }
+        self.cooling.retain(|_, t| *t > now);
+        if self.cooling.len() >= MAX_COOLING_MODELS {
+            let soonest = self.cooling.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k);
+            if let Some(soonest) = soonest {
+                self.cooling.remove(&soonest);
+            }
+        }
+        self.cooling.insert(model, until);
+    }
+}
+
 fn push(window: &mut VecDeque<bool>, failed: bool, len: usize) {
     if window.len() >= len {
         window.pop_front();
@@ -314,11 +382,13 @@ fn push(window: &mut VecDeque<bool>, failed: bool, len: usize) {
     window.push_back(failed);
 }
 
-/// One attempt in progress on an endpoint. Record its outcome with [`AttemptGuard::finish`];
-/// dropped unrecorded (the call was cancelled), it frees a half-open probe slot.
+/// One attempt in progress on an endpoint, for one upstream model. Record its outcome with
+/// [`AttemptGuard::finish`] (a rate limit cools that model); dropped unrecorded (the call was
+/// cancelled), it frees a half-open probe slot.
 #[derive(Debug)]
 pub struct AttemptGuard {
     endpoint: Arc<Endpoint>,
+    model: ModelKey,
     recorded: bool,
 }
 
@@ -331,7 +401,7 @@ impl AttemptGuard {
     /// Records the attempt's outcome.
     pub fn finish(mut self, outcome: Outcome) {
         self.recorded = true;
-        self.endpoint.record(outcome, Instant::now());
+        self.endpoint.record(outcome, self.model, Instant::now());
     }
 }
 
@@ -339,7 +409,7 @@ impl Drop for AttemptGuard {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
         if !self.recorded {
-            self.endpoint.record(Outcome::Unknown, Instant::now());
+            self.endpoint.record(Outcome::Unknown, self.model, Instant::now());
         }
     }
 }
@@ -359,7 +429,7 @@ mod tests {
     }
 
     fn fail(e: &Arc<Endpoint>) {
-        e.acquire(Instant::now()).expect("available").finish(Outcome::Failure);
+        e.acquire(Instant::now(), "m").expect("available").finish(Outcome::Failure);
     }
 
     #[tokio::test(start_paused = true)]
@@ -371,20 +441,20 @@ mod tests {
         assert!(!e.is_healthy(Instant::now()));
         fail(&e);
         assert_eq!(e.breaker_state(Instant::now()), BreakerState::Open);
-        assert!(e.acquire(Instant::now()).is_none());
+        assert!(e.acquire(Instant::now(), "m").is_none());
 
         // After the 5 s cool-down one probe goes through, and only one.
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(e.breaker_state(Instant::now()), BreakerState::HalfOpen);
-        let probe = e.acquire(Instant::now()).expect("probe");
-        assert!(e.acquire(Instant::now()).is_none(), "a second probe must wait");
+        let probe = e.acquire(Instant::now(), "m").expect("probe");
+        assert!(e.acquire(Instant::now(), "m").is_none(), "a second probe must wait");
         probe.finish(Outcome::Failure);
 
         // The failed probe re-opens it for twice as long.
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(!e.is_available(Instant::now()));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let probe = e.acquire(Instant::now()).expect("probe after 10 s");
+        let probe = e.acquire(Instant::now(), "m").expect("probe after 10 s");
         probe.finish(Outcome::Success { latency: Duration::from_millis(5) });
         assert_eq!(e.breaker_state(Instant::now()), BreakerState::Closed);
         assert!(e.is_healthy(Instant::now()));
@@ -400,7 +470,7 @@ mod tests {
             ..HealthPolicy::default()
         });
         for i in 0..9 {
-            let guard = e.acquire(Instant::now()).unwrap();
+            let guard = e.acquire(Instant::now(), "m").unwrap();
             guard.finish(if i % 2 == 0 {
                 Outcome::Failure
             } else {
@@ -412,22 +482,102 @@ mod tests {
         assert_eq!(e.breaker_state(Instant::now()), BreakerState::Open, "6 of 10 failed");
     }
 
+    fn rate_limit(e: &Arc<Endpoint>, model: &str, secs: u64) {
+        e.acquire(Instant::now(), model)
+            .expect("available")
+            .finish(Outcome::RateLimited { retry_after: Some(Duration::from_secs(secs)) });
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn retry_after_cools_the_endpoint_for_that_long() {
+    async fn retry_after_cools_that_model_for_that_long_and_no_other() {
         let e = endpoint(HealthPolicy::default());
-        e.acquire(Instant::now())
-            .unwrap()
-            .finish(Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)) });
-        assert!(!e.is_available(Instant::now()));
-        assert_eq!(
-            e.breaker_state(Instant::now()),
-            BreakerState::Closed,
-            "a 429 is not a health failure"
-        );
+        rate_limit(&e, "a", 7);
+        let now = Instant::now();
+        assert!(!e.is_available_for(now, "a") && e.acquire(now, "a").is_none());
+        assert_eq!(e.cooling_for(now, "a"), Some(Duration::from_secs(7)));
+        assert!(e.is_available_for(now, "b"), "another model on the same endpoint");
+        assert_eq!(e.cooling_for(now, "b"), None);
+        assert!(e.is_available(now), "the endpoint as a whole still takes calls");
+        e.acquire(now, "b")
+            .expect("b goes through")
+            .finish(Outcome::Success { latency: Duration::from_millis(3) });
+        assert_eq!(e.breaker_state(now), BreakerState::Closed, "a 429 is not a health failure");
+
         tokio::time::advance(Duration::from_millis(6999)).await;
-        assert!(!e.is_available(Instant::now()));
+        assert!(!e.is_available_for(Instant::now(), "a"));
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(e.is_available(Instant::now()));
+        assert!(e.is_available_for(Instant::now(), "a"));
+        assert_eq!(e.cooling_for(Instant::now(), "a"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_rate_limit_extends_but_never_shortens_the_cooldown() {
+        let e = endpoint(HealthPolicy::default());
+        rate_limit(&e, "a", 10);
+        // A call that was already in flight comes back with a shorter Retry-After.
+        e.report("a", Outcome::RateLimited { retry_after: Some(Duration::from_secs(2)) });
+        assert_eq!(e.cooling_for(Instant::now(), "a"), Some(Duration::from_secs(10)));
+        e.report("a", Outcome::RateLimited { retry_after: Some(Duration::from_secs(20)) });
+        assert_eq!(e.cooling_for(Instant::now(), "a"), Some(Duration::from_secs(20)));
+        e.report("b", Outcome::RateLimited { retry_after: None });
+        assert_eq!(e.cooling_for(Instant::now(), "b"), Some(DEFAULT_RATE_LIMIT_COOLDOWN));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_of_any_model_count_against_the_whole_endpoint() {
+        let e = endpoint(HealthPolicy { eject_after: 3, ..HealthPolicy::default() });
+        let overloaded = ProviderError::new("p", ProviderErrorKind::Overloaded, "529");
+        let server = ProviderError::new("p", ProviderErrorKind::Server, "503");
+        let connect = ProviderError::new("p", ProviderErrorKind::Connect, "refused");
+        for (model, err) in [("a", &overloaded), ("b", &server), ("c", &connect)] {
+            e.acquire(Instant::now(), model).expect("closed").finish(Outcome::of_error(err));
+        }
+        let now = Instant::now();
+        assert_eq!(e.breaker_state(now), BreakerState::Open);
+        assert!(!e.is_available(now));
+        for model in ["a", "b", "d"] {
+            assert!(!e.is_available_for(now, model) && e.acquire(now, model).is_none());
+            assert_eq!(e.cooling_for(now, model), None, "ejected, not cooling: {model}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limited_model_waits_out_its_cooldown_even_when_the_breaker_would_probe() {
+        let e = endpoint(HealthPolicy { eject_after: 1, ..HealthPolicy::default() });
+        rate_limit(&e, "a", 60);
+        fail(&e);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(e.acquire(Instant::now(), "a").is_none(), "still cooling");
+        let probe = e.acquire(Instant::now(), "b").expect("the half-open probe");
+        probe.finish(Outcome::Success { latency: Duration::ZERO });
+        assert_eq!(e.breaker_state(Instant::now()), BreakerState::Closed);
+        assert!(!e.is_available_for(Instant::now(), "a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cooldown_table_is_bounded_and_pruned() {
+        let e = endpoint(HealthPolicy::default());
+        // One more model than the table holds; model i cools for 100 + i seconds.
+        for i in 0..=MAX_COOLING_MODELS {
+            e.report(
+                &format!("model-{i}"),
+                Outcome::RateLimited { retry_after: Some(Duration::from_secs(100 + i as u64)) },
+            );
+        }
+        assert_eq!(e.state().cooling.len(), MAX_COOLING_MODELS);
+        let now = Instant::now();
+        assert!(
+            e.is_available_for(now, "model-0"),
+            "at the cap, the cool-down that ends soonest was forgotten"
+        );
+        for i in 1..=MAX_COOLING_MODELS {
+            assert!(!e.is_available_for(now, &format!("model-{i}")), "model-{i} still cools");
+        }
+
+        // Once they all ended, the next rate limit prunes them.
+        tokio::time::advance(Duration::from_secs(100 + MAX_COOLING_MODELS as u64)).await;
+        e.report("late", Outcome::RateLimited { retry_after: None });
+        assert_eq!(e.state().cooling.len(), 1);
     }
 
     #[tokio::test]
@@ -440,7 +590,7 @@ mod tests {
             assert!(e.record_probe(false, 2, 3));
         }
         assert!(!e.record_probe(false, 2, 3), "three failures in a row");
-        assert!(!e.is_available(Instant::now()) && e.acquire(Instant::now()).is_none());
+        assert!(!e.is_available(Instant::now()) && e.acquire(Instant::now(), "m").is_none());
         assert!(!e.record_probe(true, 2, 3));
         assert!(e.record_probe(true, 2, 3), "two passes in a row");
         assert!(e.is_available(Instant::now()));
@@ -451,7 +601,7 @@ mod tests {
         let e = endpoint(HealthPolicy { eject_after: 1, ..HealthPolicy::default() });
         fail(&e);
         tokio::time::advance(Duration::from_secs(5)).await;
-        drop(e.acquire(Instant::now()).expect("probe"));
-        assert!(e.acquire(Instant::now()).is_some(), "the slot is free again");
+        drop(e.acquire(Instant::now(), "m").expect("probe"));
+        assert!(e.acquire(Instant::now(), "m").is_some(), "the slot is free again");
     }
 }

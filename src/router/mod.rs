@@ -177,10 +177,10 @@ impl Plan {
                 if Some(t) == avoid {
                     continue;
                 }
-                let pool = &targets[t].pool;
-                while let Some(i) = pool.pick(now, &self.tried[t]) {
+                let Target { pool, model, .. } = &targets[t];
+                while let Some(i) = pool.pick(now, &self.tried[t], model) {
                     self.tried[t].push(i);
-                    if let Some(guard) = pool.endpoints()[i].acquire(now) {
+                    if let Some(guard) = pool.endpoints()[i].acquire(now, model) {
                         if avoid.is_none() {
                             self.current = t;
                         }
@@ -194,9 +194,9 @@ impl Plan {
 }
 
 impl Route {
-    /// Whether at least one target could serve now.
+    /// Whether at least one target could serve now (its upstream model not cooling down).
     pub fn is_available(&self, now: Instant) -> bool {
-        self.targets.iter().any(|t| t.pool.is_available(now))
+        self.targets.iter().any(|t| t.pool.is_available(now, &t.model))
     }
 
     /// One complete answer, by the attempt rules of this module.
@@ -411,13 +411,13 @@ impl Route {
         Error::Exhausted { route: self.name.clone(), attempts: failures, no_endpoint, cooling_for }
     }
 
-    /// When every endpoint of the route is cooling down after a rate limit, the shortest wait.
+    /// When every endpoint of the route is cooling down after a rate limit of its target's
+    /// upstream model, the shortest wait.
     fn cooling_for(&self, now: Instant) -> Option<Duration> {
         let waits: Option<Vec<Duration>> = self
             .targets
             .iter()
-            .flat_map(|t| t.pool.endpoints())
-            .map(|e| e.cooling_for(now))
+            .flat_map(|t| t.pool.endpoints().iter().map(|e| e.cooling_for(now, &t.model)))
             .collect();
         waits?.into_iter().min()
     }
@@ -656,7 +656,8 @@ impl Router {
         &self.routes
     }
 
-    /// Whether any route can serve now, or any provider reachable as `provider/model`.
+    /// Whether any route can serve now, or any provider reachable as `provider/model`. A
+    /// provider whose endpoint cools one model down still serves the others.
     pub fn can_serve(&self, now: Instant) -> bool {
         self.routes.iter().any(|r| r.is_available(now))
             || self.providers.values().any(|e| e.is_available(now))

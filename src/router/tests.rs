@@ -19,6 +19,8 @@ enum Act {
     Answer,
     Fail(ProviderErrorKind),
     RateLimit(Duration),
+    /// Rate limits calls for this upstream model, answers the others.
+    RateLimitModel(&'static str, Duration),
     /// A stream that fails after its first content event.
     CutAfterFirstToken,
 }
@@ -43,17 +45,18 @@ impl Drop for DropFlag {
 }
 
 impl Scripted {
-    async fn begin(&self) -> Result<(), ProviderError> {
+    async fn begin(&self, model: &str) -> Result<(), ProviderError> {
         self.log.lock().unwrap().push(self.name.clone());
         let mut flag = DropFlag(Some(self.cancelled.clone()));
         tokio::time::sleep(self.delay).await;
         flag.0 = None;
         match &self.act {
             Act::Answer | Act::CutAfterFirstToken => Ok(()),
+            Act::RateLimitModel(limited, _) if *limited != model => Ok(()),
             Act::Fail(kind) => {
                 Err(ProviderError::new(&self.name, *kind, "scripted failure").with_status(503))
             }
-            Act::RateLimit(after) => {
+            Act::RateLimit(after) | Act::RateLimitModel(_, after) => {
                 Err(ProviderError::new(&self.name, ProviderErrorKind::RateLimited, "slow down")
                     .with_retry_after(*after))
             }
@@ -76,7 +79,7 @@ impl Provider for Scripted {
         model: &str,
         _request: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
-        self.begin().await?;
+        self.begin(model).await?;
         Ok(ChatResponse {
             id: "x".into(),
             provider_model: model.into(),
@@ -91,7 +94,7 @@ impl Provider for Scripted {
         model: &str,
         _request: &ChatRequest,
     ) -> Result<ChatStream, ProviderError> {
-        self.begin().await?;
+        self.begin(model).await?;
         let name = self.name.clone();
         let mut events = vec![Ok(ChatEvent::ContentDelta(name.clone()))];
         if let Act::CutAfterFirstToken = self.act {
@@ -432,4 +435,38 @@ async fn concurrent_calls_all_get_an_answer() {
     for result in results {
         assert!(result.unwrap().is_ok());
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_cools_only_that_model_on_a_shared_endpoint() {
+    let h = Harness::new();
+    // One endpoint shared by two routes, as a provider's default endpoint is.
+    let shared = h.endpoint("shared", Act::RateLimitModel("a", Duration::from_secs(30)), FAST);
+    let target = |model: &str| Target {
+        provider: "p".into(),
+        model: model.into(),
+        pool: Pool::new(Strategy::Health, vec![shared.clone()]),
+    };
+    let (route_a, route_b) = (route(vec![target("a")], 3, None), route(vec![target("b")], 3, None));
+
+    let err = route_a.chat(&request(), in_secs(60)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(h.calls(), ["shared"], "the 429 leaves nothing else to try for a");
+    assert!(!route_a.is_available(Instant::now()));
+    assert!(route_b.is_available(Instant::now()));
+
+    let served = route_b.chat(&request(), in_secs(60)).await.unwrap();
+    assert_eq!((served.model.as_str(), served.attempts), ("b", 1));
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let err = route_a.chat(&request(), in_secs(60)).await.unwrap_err();
+    assert_eq!(h.calls(), ["shared", "shared"], "a is refused without reaching the upstream");
+    assert!(matches!(&err, Error::Exhausted { attempts, .. } if attempts.is_empty()), "{err}");
+    assert_eq!(err.reason(), "UPSTREAM_RATE_LIMITED");
+    use tonic_types::StatusExt;
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let delay = status.get_error_details().retry_info().unwrap().retry_delay.unwrap();
+    // What is left of a's 30 s, less the few milliseconds the calls took.
+    assert!(delay <= Duration::from_secs(20) && delay > Duration::from_millis(19_800), "{delay:?}");
 }
