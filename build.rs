@@ -1,15 +1,23 @@
 //! Compiles `proto/` into Rust with the pure-Rust `protox` compiler (no `protoc` needed) and
-//! writes the encoded descriptor set that server reflection serves, comments included, so
+//! writes the encoded descriptor sets that server reflection serves, comments included, so
 //! `grpcurl describe` shows the same documentation as the generated clients.
+//!
+//! A second set holds `google/rpc/error_details.proto` and `status.proto` (vendored in
+//! `proto-deps/`, outside the buf module that generates the clients) with their imports:
+//! the types of the error details every failed call carries, which grpcurl can only decode
+//! when reflection serves them. tonic-types' own set names them `error_details.proto` and
+//! `status.proto`, not their import paths, and has no comments, hence ours.
 
 use std::{env, path::PathBuf};
 
 use prost::Message as _;
 
 const PROTOS: &[&str] = &["aiservice/v1/chat.proto"];
+const ERROR_DETAIL_PROTOS: &[&str] = &["google/rpc/error_details.proto", "google/rpc/status.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=proto-deps");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
     let fds = protox::Compiler::new(["proto"])?
@@ -18,6 +26,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .open_files(PROTOS)?
         .file_descriptor_set();
     std::fs::write(out_dir.join("aiservice_descriptor.bin"), fds.encode_to_vec())?;
+
+    let error_details = protox::Compiler::new(["proto-deps"])?
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(ERROR_DETAIL_PROTOS)?
+        .encode_file_descriptor_set();
+    std::fs::write(out_dir.join("error_details_descriptor.bin"), error_details)?;
 
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())

@@ -93,7 +93,7 @@ for entry in target/ clients/ .tools/ .git/; do
     expect ".dockerignore keeps $entry out" grep -qx "$entry" .dockerignore
 done
 # Every path the build stage copies must survive .dockerignore.
-for src in Cargo.toml Cargo.lock build.rs proto src deploy/config.yaml; do
+for src in Cargo.toml Cargo.lock build.rs proto proto-deps src deploy/config.yaml; do
     expect "build context keeps $src" bash -c "! grep -qxE '/?$src/?' .dockerignore"
 done
 
@@ -109,7 +109,7 @@ context_is_enough() {
         --manifest-path "$ctx/Cargo.toml" >"$out/metadata.json" 2>"$out/metadata.err" ||
         { cat "$out/metadata.err"; return 1; }
     # cargo metadata does not look for the sources: the library, binary and build script
-    # must be there, and whatever the build script watches (proto/).
+    # must be there, and whatever the build script watches (proto/, proto-deps/).
     "$python" - "$ctx" "$out/metadata.json" <<'PY'
 import json, os, re, sys
 ctx, meta = sys.argv[1], json.load(open(sys.argv[2]))

@@ -248,10 +248,13 @@ impl Gateway {
 
     /// Every service of the gRPC port: chat, health and reflection.
     pub fn routes(&self) -> Result<Routes, Error> {
+        // The error-detail types too, so grpcurl decodes a failed call's details. A file in
+        // more than one set (google/protobuf/*) is served from the first that has it.
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(proto::ERROR_DETAILS_DESCRIPTOR_SET)
         };
         let v1 =
             reflection().build_v1().map_err(|e| Error::Internal(format!("reflection: {e}")))?;

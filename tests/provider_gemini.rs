@@ -176,3 +176,45 @@ async fn a_tool_result_is_a_function_response_named_after_its_call() {
         serde_json::json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": -3}}}]})
     );
 }
+
+/// An id the gateway made for a reply without a `responseId`: `gen-` and a simple uuid.
+fn assert_made_by_the_gateway(id: &str) {
+    let uuid = id.strip_prefix("gen-").unwrap_or_default();
+    assert!(uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit()), "id {id:?}");
+}
+
+#[tokio::test]
+async fn unary_finish_reasons_map_calls_finish_tool_calls_and_a_missing_id_is_made() {
+    let cases = [
+        // An image withheld by policy: nothing comes back but the reason.
+        ("gemini/generate_blocked.json", pb::FinishReason::ContentFilter, 0),
+        // A complete call, then the token cap: the call is what the caller acts on.
+        ("gemini/generate_function_call_max_tokens.json", pb::FinishReason::ToolCalls, 1),
+    ];
+    for (fixture, finish, calls) in cases {
+        let fake = FakeUpstream::start(vec![Reply::json(200, fixture)]).await;
+        let mut gw = gateway(&config(&fake), &[]).await;
+        let reply = gw.client.chat(user_request("gemini", "Weather?")).await.unwrap().into_inner();
+        assert_eq!(reply.finish_reason, finish as i32, "{fixture}");
+        assert_eq!(reply.message.unwrap().tool_calls.len(), calls, "{fixture}");
+        assert_made_by_the_gateway(&reply.id);
+    }
+}
+
+#[tokio::test]
+async fn stream_finish_reasons_map_calls_finish_tool_calls_and_a_missing_id_is_made() {
+    let cases = [
+        ("gemini/stream_recitation.sse", pb::FinishReason::ContentFilter, 0),
+        ("gemini/stream_function_call_max_tokens.sse", pb::FinishReason::ToolCalls, 1),
+    ];
+    for (fixture, finish, calls) in cases {
+        let fake = FakeUpstream::start(vec![Reply::sse(fixture)]).await;
+        let mut gw = gateway(&config(&fake), &[]).await;
+        let out = stream_chat(&mut gw, user_request("gemini", "Weather?")).await;
+        assert!(out.error.is_none(), "{fixture}: {:?}", out.error);
+        assert_eq!(out.tool_calls().len(), calls, "{fixture}");
+        let end = out.finish().unwrap();
+        assert_eq!(end.reason, finish as i32, "{fixture}");
+        assert_made_by_the_gateway(&end.id);
+    }
+}

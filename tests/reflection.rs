@@ -78,3 +78,130 @@ async fn v1alpha_lists_services_for_older_tools() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.iter().any(|n| n == "aiservice.v1.ChatService"), "{names:?}");
 }
+
+/// What a test asks reflection for.
+enum Ask {
+    Symbol(&'static str),
+    File(&'static str),
+}
+
+/// The files of each reply, decoded, or the reply's error message.
+type Replies = Vec<Result<Vec<prost_types::FileDescriptorProto>, String>>;
+
+/// Sends `asks` over one reflection stream of `$version` (`v1` or `v1alpha`, whose generated
+/// types differ only by module) and collects one reply per ask.
+macro_rules! ask {
+    ($version:ident, $server:expr, $asks:expr) => {{
+        use prost::Message as _;
+        use tonic_reflection::pb::$version::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let requests: Vec<ServerReflectionRequest> = $asks
+            .iter()
+            .map(|ask| ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(match ask {
+                    Ask::Symbol(symbol) => MessageRequest::FileContainingSymbol(symbol.to_string()),
+                    Ask::File(file) => MessageRequest::FileByFilename(file.to_string()),
+                }),
+            })
+            .collect();
+        let count = requests.len();
+        let mut client = ServerReflectionClient::new($server.channel().await);
+        let mut stream = client
+            .server_reflection_info(futures::stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut replies: Replies = Vec::new();
+        for _ in 0..count {
+            // tonic-reflection ends the stream with a status for an unknown symbol or file.
+            replies.push(match stream.next().await {
+                Some(Ok(reply)) => match reply.message_response {
+                    Some(MessageResponse::FileDescriptorResponse(files)) => Ok(files
+                        .file_descriptor_proto
+                        .iter()
+                        .map(|raw| {
+                            prost_types::FileDescriptorProto::decode(raw.as_slice()).unwrap()
+                        })
+                        .collect()),
+                    Some(MessageResponse::ErrorResponse(e)) => Err(e.error_message),
+                    other => panic!("unexpected reflection reply {other:?}"),
+                },
+                Some(Err(status)) => Err(status.message().to_owned()),
+                None => Err("no reply: the stream had ended".to_owned()),
+            });
+        }
+        replies
+    }};
+}
+
+/// The error details the gateway attaches to a failed call, and every file grpcurl must
+/// resolve to decode them: `error_details.proto`, `status.proto` and their imports.
+const ERROR_DETAIL_ASKS: [Ask; 8] = [
+    Ask::Symbol("google.rpc.ErrorInfo"),
+    Ask::Symbol("google.rpc.BadRequest"),
+    Ask::Symbol("google.rpc.RetryInfo"),
+    Ask::Symbol("google.rpc.Status"),
+    Ask::File("google/rpc/error_details.proto"),
+    Ask::File("google/rpc/status.proto"),
+    Ask::File("google/protobuf/duration.proto"),
+    Ask::File("google/protobuf/any.proto"),
+];
+
+fn assert_error_details_are_served(replies: Replies) {
+    let files: Vec<prost_types::FileDescriptorProto> = replies
+        .into_iter()
+        .zip(ERROR_DETAIL_ASKS.iter())
+        .map(|(reply, ask)| {
+            let what = match ask {
+                Ask::Symbol(s) | Ask::File(s) => s,
+            };
+            let mut files = reply.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(files.len(), 1, "{what}");
+            files.remove(0)
+        })
+        .collect();
+    let names: Vec<&str> = files.iter().map(|f| f.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "google/rpc/error_details.proto",
+            "google/rpc/error_details.proto",
+            "google/rpc/error_details.proto",
+            "google/rpc/status.proto",
+            "google/rpc/error_details.proto",
+            "google/rpc/status.proto",
+            "google/protobuf/duration.proto",
+            "google/protobuf/any.proto",
+        ]
+    );
+    let details = &files[4];
+    assert_eq!(details.package(), "google.rpc");
+    for message in ["ErrorInfo", "BadRequest", "RetryInfo"] {
+        assert!(details.message_type.iter().any(|m| m.name() == message), "{message} missing");
+    }
+    assert_eq!(details.dependency, ["google/protobuf/duration.proto"]);
+    assert_eq!(files[5].dependency, ["google/protobuf/any.proto"]);
+    // The vendored files keep their comments, so `grpcurl describe google.rpc.ErrorInfo` explains it.
+    let comments = details.source_code_info.clone().unwrap().location;
+    assert!(
+        comments
+            .iter()
+            .filter_map(|l| l.leading_comments.as_deref())
+            .any(|c| c.contains("Describes the cause of the error"))
+    );
+}
+
+#[tokio::test]
+async fn v1_serves_the_error_detail_types() {
+    let server = TestServer::start("").await;
+    assert_error_details_are_served(ask!(v1, server, ERROR_DETAIL_ASKS));
+}
+
+#[tokio::test]
+async fn v1alpha_serves_the_error_detail_types() {
+    let server = TestServer::start("").await;
+    assert_error_details_are_served(ask!(v1alpha, server, ERROR_DETAIL_ASKS));
+}

@@ -5,7 +5,7 @@
 //! scalar. Overrides are applied to the tree before it is parsed, so a misspelt variable is
 //! rejected like a misspelt key.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::ConfigError;
 
@@ -27,7 +27,7 @@ where
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::new(name, "empty path segment in environment override"));
         }
-        let value = serde_yaml::from_str::<Value>(&value).unwrap_or(Value::String(value));
+        let value = yaml_serde::from_str::<Value>(&value).unwrap_or(Value::String(value));
         set(tree, &path, value).map_err(|why| ConfigError::new(name, why))?;
     }
     Ok(())
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn sets_nested_keys_and_list_items() {
-        let mut tree: Value = serde_yaml::from_str("routes: [{name: a}]").unwrap();
+        let mut tree: Value = yaml_serde::from_str("routes: [{name: a}]").unwrap();
         apply(
             &mut tree,
             vars(&[

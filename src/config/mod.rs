@@ -339,14 +339,14 @@ impl Config {
         I: IntoIterator<Item = (String, String)>,
     {
         let vars: HashMap<String, String> = vars.into_iter().collect();
-        let mut tree: serde_yaml::Value = if text.trim().is_empty() {
-            serde_yaml::Value::Null
+        let mut tree: yaml_serde::Value = if text.trim().is_empty() {
+            yaml_serde::Value::Null
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::new("", e.to_string()))?
+            yaml_serde::from_str(text).map_err(|e| ConfigError::new("", e.to_string()))?
         };
         env::apply(&mut tree, vars.iter().map(|(k, v)| (k.clone(), v.clone())))?;
         if tree.is_null() {
-            tree = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+            tree = yaml_serde::Value::Mapping(yaml_serde::Mapping::new());
         }
         let raw: RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
@@ -764,5 +764,17 @@ mod tests {
         assert_eq!(config.server.listen.port(), 9999);
         let vars = vec![("AI_SERVICE__SERVR__LISTEN".to_owned(), "x".to_owned())];
         assert!(Config::from_yaml("", vars).unwrap_err().message.contains("unknown field `servr`"));
+    }
+
+    /// `serde_yaml` 0.9 is deprecated and unmaintained; the config is read with its maintained
+    /// fork `yaml_serde`, and no dependency may bring the old crate (and its `unsafe-libyaml`)
+    /// back.
+    #[test]
+    fn the_yaml_parser_is_the_maintained_fork() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+        assert!(lock.contains("name = \"yaml_serde\""));
+        assert!(!lock.contains("name = \"serde_yaml\""), "serde_yaml is in Cargo.lock");
+        assert!(!lock.contains("name = \"unsafe-libyaml\""), "unsafe-libyaml is in Cargo.lock");
     }
 }

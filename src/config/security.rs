@@ -236,7 +236,7 @@ pub fn read_keys_file(path: &std::path::Path) -> Result<Vec<ClientKey>, ConfigEr
     let raw: Vec<RawClientKey> = if text.trim().is_empty() {
         Vec::new()
     } else {
-        serde_yaml::from_str(&text)
+        yaml_serde::from_str(&text)
             .map_err(|e| ConfigError::new(at, format!("{}: {e}", path.display())))?
     };
     validate_keys(&format!("{}", path.display()), raw)

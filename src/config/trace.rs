@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(otlp.headers[0].1.expose(), TOKEN);
         assert!(!format!("{config:?}").contains(TOKEN));
         // The raw form does not print a literal value either.
-        let raw: crate::config::raw::RawConfig = serde_yaml::from_str(&format!(
+        let raw: crate::config::raw::RawConfig = yaml_serde::from_str(&format!(
             "tracing: {{otlp: {{headers: {{a: {{value: {TOKEN}}}}}}}}}"
         ))
         .unwrap();

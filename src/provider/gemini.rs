@@ -12,6 +12,10 @@
 //! A stream is a sequence of `data:` chunks, each a partial `GenerateContentResponse`, with no
 //! end marker: the chunk with a `finishReason` is the end, and a body that ends before one is
 //! a cut stream.
+//!
+//! The reply's id is Gemini's `responseId`, or `gen-<uuid>` when a reply carries none. Every
+//! documented `finishReason` maps to the nearest domain reason ([`finish_reason`]), and a reply
+//! that carries function calls finishes `ToolCalls` whatever the reason says.
 
 use std::collections::HashMap;
 
@@ -255,15 +259,53 @@ impl GeminiProvider {
     }
 }
 
+/// Gemini's `Candidate.FinishReason` in domain terms. Every value of Google's documented list
+/// is named, so that one added later is a deliberate choice here rather than an accident.
 fn finish_reason(reason: &str) -> FinishReason {
     match reason {
         "STOP" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
-            FinishReason::ContentFilter
-        }
+        // Withheld by a policy: safety settings, the terminology blocklist, prohibited content,
+        // personal data, recitation of training data, and the same for generated images.
+        "SAFETY"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "RECITATION"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
+        // Stopped for a reason that is no policy: an unsupported language, a function call the
+        // model botched or was not offered, a server-side tool loop cut short, a thought
+        // signature missing from the replayed history, a malformed response, an image that
+        // failed or never came, or no reason at all.
+        "LANGUAGE"
+        | "MALFORMED_FUNCTION_CALL"
+        | "UNEXPECTED_TOOL_CALL"
+        | "TOO_MANY_TOOL_CALLS"
+        | "MISSING_THOUGHT_SIGNATURE"
+        | "MALFORMED_RESPONSE"
+        | "IMAGE_OTHER"
+        | "NO_IMAGE"
+        | "OTHER"
+        | "FINISH_REASON_UNSPECIFIED" => FinishReason::Other,
+        // A value added after this list was written.
         _ => FinishReason::Other,
     }
+}
+
+/// A reply with function calls finishes `ToolCalls` whatever Gemini's reason: Gemini says
+/// `STOP` for a turn of calls, and the calls are what the caller must act on.
+fn with_calls(finish: FinishReason, calls: usize) -> FinishReason {
+    if calls > 0 { FinishReason::ToolCalls } else { finish }
+}
+
+/// The reply's id: Gemini's `responseId`, or one made here when the reply has none, since the
+/// API promises every completion an id.
+fn reply_id(response_id: Option<String>) -> String {
+    response_id
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("gen-{}", crate::call::new_request_id()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,9 +401,8 @@ struct Reading {
 
 fn read(wire: &mut WireResponse) -> Reading {
     let mut reading = Reading { text: String::new(), calls: Vec::new(), finish: None };
-    if let Some(reason) = wire.prompt_feedback.as_ref().and_then(|f| f.block_reason.as_ref()) {
+    if wire.prompt_feedback.as_ref().is_some_and(|f| f.block_reason.is_some()) {
         // The prompt was blocked: no candidates come.
-        let _ = reason;
         reading.finish = Some(FinishReason::ContentFilter);
     }
     if let Some(candidate) = wire.candidates.first_mut() {
@@ -412,7 +453,7 @@ impl Provider for GeminiProvider {
         let response = self.upstream.send(self.request(model, &body, false), false).await?;
         let mut wire: WireResponse = self.upstream.json(response).await?;
         let reading = read(&mut wire);
-        let Some(mut finish) = reading.finish else {
+        let Some(finish) = reading.finish else {
             return Err(self.upstream.invalid("the reply has no finished candidate"));
         };
         let tool_calls: Vec<ToolCall> = reading
@@ -425,15 +466,13 @@ impl Provider for GeminiProvider {
                 arguments: call.args.clone().unwrap_or_else(|| json!({})).to_string(),
             })
             .collect();
-        if !tool_calls.is_empty() && finish == FinishReason::Stop {
-            finish = FinishReason::ToolCalls;
-        }
+        let finish = with_calls(finish, tool_calls.len());
         let output_bytes =
             reading.text.len() + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
         let usage =
             wire.usage_metadata.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
         Ok(ChatResponse {
-            id: wire.response_id.unwrap_or_default(),
+            id: reply_id(wire.response_id),
             provider_model: wire.model_version.unwrap_or_else(|| model.to_owned()),
             message: Message {
                 role: Role::Assistant,
@@ -462,7 +501,7 @@ impl Provider for GeminiProvider {
         let mut events = Box::pin(self.upstream.events(response));
         let mut provider_model = model.to_owned();
         let stream = async_stream::stream! {
-            let mut id = String::new();
+            let mut id: Option<String> = None;
             let mut usage: Option<Usage> = None;
             let mut calls = 0usize;
             let mut finish: Option<FinishReason> = None;
@@ -485,8 +524,8 @@ impl Provider for GeminiProvider {
                     yield Err(upstream.stream_error(error));
                     return;
                 }
-                if let Some(r) = wire.response_id.take() {
-                    id = r;
+                if let Some(r) = wire.response_id.take().filter(|r| !r.is_empty()) {
+                    id = Some(r);
                 }
                 if let Some(m) = wire.model_version.take() {
                     provider_model = m;
@@ -514,17 +553,15 @@ impl Provider for GeminiProvider {
                 }
             }
             // No end marker in this format: a finish reason is the end, and its absence a cut.
-            let Some(mut finish) = finish else {
+            let Some(finish) = finish else {
                 yield Err(upstream.cut());
                 return;
             };
-            if calls > 0 && finish == FinishReason::Stop {
-                finish = FinishReason::ToolCalls;
-            }
             if let Some(usage) = usage {
                 yield Ok(ChatEvent::Usage(usage));
             }
-            yield Ok(ChatEvent::Finish { reason: finish, id, provider_model });
+            let reason = with_calls(finish, calls);
+            yield Ok(ChatEvent::Finish { reason, id: reply_id(id), provider_model });
         };
         Ok(Box::pin(stream))
     }
@@ -597,6 +634,61 @@ mod tests {
             body["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"][0],
             "weather"
         );
+    }
+
+    /// Google's documented `FinishReason` values, each with the domain reason it maps to.
+    const FINISH_REASONS: [(&str, FinishReason); 20] = [
+        ("FINISH_REASON_UNSPECIFIED", FinishReason::Other),
+        ("STOP", FinishReason::Stop),
+        ("MAX_TOKENS", FinishReason::Length),
+        ("SAFETY", FinishReason::ContentFilter),
+        ("RECITATION", FinishReason::ContentFilter),
+        ("LANGUAGE", FinishReason::Other),
+        ("OTHER", FinishReason::Other),
+        ("BLOCKLIST", FinishReason::ContentFilter),
+        ("PROHIBITED_CONTENT", FinishReason::ContentFilter),
+        ("SPII", FinishReason::ContentFilter),
+        ("MALFORMED_FUNCTION_CALL", FinishReason::Other),
+        ("IMAGE_SAFETY", FinishReason::ContentFilter),
+        ("IMAGE_PROHIBITED_CONTENT", FinishReason::ContentFilter),
+        ("IMAGE_OTHER", FinishReason::Other),
+        ("NO_IMAGE", FinishReason::Other),
+        ("IMAGE_RECITATION", FinishReason::ContentFilter),
+        ("UNEXPECTED_TOOL_CALL", FinishReason::Other),
+        ("TOO_MANY_TOOL_CALLS", FinishReason::Other),
+        ("MISSING_THOUGHT_SIGNATURE", FinishReason::Other),
+        ("MALFORMED_RESPONSE", FinishReason::Other),
+    ];
+
+    #[test]
+    fn every_documented_finish_reason_maps_to_its_nearest_domain_reason() {
+        for (gemini, domain) in FINISH_REASONS {
+            assert_eq!(finish_reason(gemini), domain, "{gemini}");
+        }
+        // Values added after the list, and the casing Gemini never sends, are `Other`.
+        for unknown in ["SOME_FUTURE_REASON", "stop", ""] {
+            assert_eq!(finish_reason(unknown), FinishReason::Other, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn function_calls_finish_tool_calls_whatever_the_reason() {
+        for (gemini, domain) in FINISH_REASONS {
+            assert_eq!(with_calls(finish_reason(gemini), 1), FinishReason::ToolCalls, "{gemini}");
+            assert_eq!(with_calls(finish_reason(gemini), 0), domain, "{gemini}");
+        }
+    }
+
+    #[test]
+    fn the_reply_id_is_gemini_s_or_made_here() {
+        assert_eq!(reply_id(Some("mAitaJnJKMTVvdIPnoqOyAQ".into())), "mAitaJnJKMTVvdIPnoqOyAQ");
+        for missing in [None, Some(String::new())] {
+            let id = reply_id(missing);
+            let uuid = id.strip_prefix("gen-").unwrap();
+            assert_eq!(uuid.len(), 32, "{id}");
+            assert!(uuid.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        }
+        assert_ne!(reply_id(None), reply_id(None));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 # Smoke test of the path a user takes: start the debug binary with no config and no keys,
 # then call it the way an operator would — grpcurl (list, describe, Chat, StreamChat,
 # health), grpc-health-probe and `ai-service healthcheck` — stop it with SIGTERM and expect
-# exit 0; finally check that a misspelt config key is refused (exit 64, field named) before
-# any port is bound. Run from the repo root; `make smoke` puts the tools on PATH.
+# exit 0; check that grpcurl decodes the error details of a refused call (reflection serves
+# their types) and that a misspelt config key is refused (exit 64, field named) before any
+# port is bound. Run from the repo root; `make smoke` puts the tools on PATH.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -34,6 +35,11 @@ run() { # run WHAT COMMAND...: the command's output goes to $out; a failure show
     local what=$1
     shift
     "$@" >"$out" 2>&1 || { echo "--- output:" >&2; cat "$out" >&2; fail "$what: '$*' exited non-zero"; }
+}
+refused() { # refused WHAT COMMAND...: like run, for a call that must fail
+    local what=$1
+    shift
+    ! "$@" >"$out" 2>&1 || { echo "--- output:" >&2; cat "$out" >&2; fail "$what: '$*' succeeded"; }
 }
 
 step "grpcurl list"
@@ -67,6 +73,16 @@ text=$(grep -oE '"text": "[^"]*"' "$out" | sed -E 's/"text": "(.*)"/\1/' | tr -d
 [[ $text == "hello world" ]] || fail "StreamChat deltas join to [$text], want [hello world]"
 expect "StreamChat finish" '"reason": "FINISH_REASON_STOP"' "$out"
 
+# grpcurl prints error details as JSON only when reflection serves their types
+# (google.rpc.*); otherwise it prints base64.
+step "grpcurl decodes ErrorInfo and BadRequest of an INVALID_ARGUMENT"
+refused "invalid Chat" grpcurl -plaintext -d '{"model":"echo","messages":[]}' "$addr" aiservice.v1.ChatService/Chat
+expect "invalid Chat code" 'Code: InvalidArgument' "$out"
+expect "invalid Chat ErrorInfo" '"@type": "type.googleapis.com/google.rpc.ErrorInfo"' "$out"
+expect "invalid Chat ErrorInfo reason" '"reason": "INVALID_REQUEST"' "$out"
+expect "invalid Chat BadRequest" '"@type": "type.googleapis.com/google.rpc.BadRequest"' "$out"
+expect "invalid Chat BadRequest field" '"field": "messages"' "$out"
+
 step "grpcurl grpc.health.v1.Health/Check"
 run "health" grpcurl -plaintext -d '{}' "$addr" grpc.health.v1.Health/Check
 expect "health (server)" '"status": "SERVING"' "$out"
@@ -80,6 +96,21 @@ expect "grpc-health-probe" 'SERVING' "$out"
 step "ai-service healthcheck"
 run "ai-service healthcheck" "$AI_SERVICE_BIN" healthcheck "$addr"
 expect "ai-service healthcheck" '^SERVING$' "$out"
+
+step "grpcurl decodes RetryInfo of a RESOURCE_EXHAUSTED"
+# A second gateway whose only client key may make one call a minute: the second is refused.
+"$AI_SERVICE_BIN" keygen --id smoke >"$work/keygen"
+key=$(sed -nE 's/^key .*: (ais_[0-9a-f]+)$/\1/p' "$work/keygen")
+hash=$(sed -nE 's/.*sha256: ([0-9a-f]{64})\}$/\1/p' "$work/keygen")
+printf 'auth:\n  keys:\n    - {id: smoke, sha256: %s, requests_per_minute: 1}\n' "$hash" >"$work/limited.yaml"
+limited=127.0.0.1:$(free_port)
+start_server "$limited" "$work/limited.log" "$work/limited.yaml"
+run "first keyed Chat" grpcurl -plaintext -H "authorization: Bearer $key" -d "$request" "$limited" aiservice.v1.ChatService/Chat
+refused "second keyed Chat" grpcurl -plaintext -H "authorization: Bearer $key" -d "$request" "$limited" aiservice.v1.ChatService/Chat
+expect "limited Chat code" 'Code: ResourceExhausted' "$out"
+expect "limited Chat ErrorInfo reason" '"reason": "RATE_LIMITED"' "$out"
+expect "limited Chat RetryInfo" '"@type": "type.googleapis.com/google.rpc.RetryInfo"' "$out"
+expect "limited Chat retryDelay" '"retryDelay": "[0-9.]+s"' "$out"
 
 step "SIGTERM exits 0"
 rc=0
