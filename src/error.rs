@@ -349,6 +349,119 @@ impl From<Error> for Status {
 mod tests {
     use super::*;
 
+    /// One error of every variant, reaching every reason: each provider error kind alone and as
+    /// the last of an exhausted call's attempts, and each way a call can be exhausted.
+    fn every_error() -> Vec<Error> {
+        let attempt = |kind| AttemptFailure {
+            provider: "p".into(),
+            model: "m".into(),
+            endpoint: "e".into(),
+            error: ProviderError::new("p", kind, "failed"),
+        };
+        let exhausted = |attempts, no_endpoint, cooling_for| Error::Exhausted {
+            route: "r".into(),
+            attempts,
+            no_endpoint,
+            cooling_for,
+        };
+        let mut errors = vec![
+            Error::invalid("messages", "empty"),
+            Error::RequestTooLarge { limit: 1, detail: "2 bytes".into() },
+            Error::MalformedRequest("not protobuf".into()),
+            Error::Unauthenticated("no key"),
+            Error::PermissionDenied { route: "r".into() },
+            Error::Overloaded { limit: 1 },
+            Error::ModelNotFound { model: "m".into() },
+            Error::DeadlineExceeded("late".into()),
+            Error::Stopped,
+            exhausted(Vec::new(), true, Some(Duration::from_secs(1))),
+            exhausted(Vec::new(), true, None),
+            exhausted(Vec::new(), false, None),
+            Error::RateLimited { limit: "requests", retry_after: Duration::from_secs(1) },
+            Error::Internal("bug".into()),
+        ];
+        for kind in ProviderErrorKind::ALL {
+            errors.push(Error::Provider(ProviderError::new("p", kind, "failed")));
+            // Only retryable failures are collected as attempts; any may come last.
+            if kind.is_retryable() {
+                let before = attempt(ProviderErrorKind::Server);
+                errors.push(exhausted(vec![attempt(kind)], false, None));
+                errors.push(exhausted(vec![before, attempt(kind)], false, None));
+            }
+        }
+        errors
+    }
+
+    /// Which variant an error is; a new variant fails to compile here until it gets an arm and
+    /// an example in [`every_error`].
+    fn variant(err: &Error) -> usize {
+        match err {
+            Error::InvalidRequest(_) => 0,
+            Error::RequestTooLarge { .. } => 1,
+            Error::MalformedRequest(_) => 2,
+            Error::Unauthenticated(_) => 3,
+            Error::PermissionDenied { .. } => 4,
+            Error::Overloaded { .. } => 5,
+            Error::ModelNotFound { .. } => 6,
+            Error::DeadlineExceeded(_) => 7,
+            Error::Stopped => 8,
+            Error::Exhausted { .. } => 9,
+            Error::RateLimited { .. } => 10,
+            Error::Provider(_) => 11,
+            Error::Internal(_) => 12,
+        }
+    }
+
+    /// Likewise for provider error kinds and [`ProviderErrorKind::ALL`].
+    fn kind_index(kind: ProviderErrorKind) -> usize {
+        use ProviderErrorKind as K;
+        match kind {
+            K::Connect => 0,
+            K::Timeout => 1,
+            K::RateLimited => 2,
+            K::Server => 3,
+            K::Overloaded => 4,
+            K::InvalidResponse => 5,
+            K::StreamCut => 6,
+            K::Rejected => 7,
+            K::Auth => 8,
+            K::NotFound => 9,
+            K::Unsupported => 10,
+        }
+    }
+
+    #[test]
+    fn the_examples_cover_every_variant_and_every_kind() {
+        let variants: std::collections::BTreeSet<usize> =
+            every_error().iter().map(variant).collect();
+        assert_eq!(variants, (0..13).collect());
+        let kinds: std::collections::BTreeSet<usize> =
+            ProviderErrorKind::ALL.into_iter().map(kind_index).collect();
+        assert_eq!(kinds, (0..ProviderErrorKind::ALL.len()).collect());
+    }
+
+    /// The README's error table is the reference callers match reasons against: every reason
+    /// the code can return must be in it, with the code it comes with.
+    #[test]
+    fn the_readme_lists_every_reason_with_its_code() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("\n## Errors\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has an Errors section");
+        for err in every_error() {
+            let reason = err.reason();
+            let code = crate::metrics::rpc::code_name(err.code());
+            let listed = table.lines().any(|line| {
+                line.starts_with('|')
+                    && line.contains(&format!("`{reason}`"))
+                    && line.contains(code)
+            });
+            assert!(listed, "README's error table has no row for {reason} with {code} ({err})");
+        }
+    }
+
     #[test]
     fn invalid_request_carries_every_violation() {
         let err = Error::InvalidRequest(vec![

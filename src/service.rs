@@ -2,7 +2,7 @@
 //! its route, calls the router and turns the answer (or the error) back into protobuf.
 //!
 //! Streams are relayed as they arrive, with the ordering the API promises: deltas, then one
-//! usage event (estimated when the provider gave none), then finish. A provider stream that
+//! usage event (estimated when the provider gave none, as for a unary answer), then finish. A provider stream that
 //! ends without its finish event ends the gRPC stream with UNAVAILABLE, never cleanly.
 
 use std::{pin::Pin, sync::Arc, time::Duration};

@@ -82,6 +82,25 @@ async fn chat_sends_the_wire_request_and_maps_the_reply() {
 }
 
 #[tokio::test]
+async fn a_reply_without_usage_gets_an_estimate_marked_estimated() {
+    // Servers such as llama.cpp and vLLM may leave usage out, or report zeros.
+    let fake = FakeUpstream::start(vec![
+        Reply::json(200, "openai/chat_no_usage.json"),
+        Reply::json(200, "openai/chat_zero_usage.json"),
+    ])
+    .await;
+    let mut gw = gateway(&config(&fake), &[]).await;
+    for _ in 0..2 {
+        let request = user_request("gpt", "What is the capital of France?");
+        let usage = gw.client.chat(request).await.unwrap().into_inner().usage.unwrap();
+        assert!(usage.estimated, "{usage:?}");
+        // About four bytes a token: 30 bytes asked, 20 answered.
+        assert_eq!((usage.input_tokens, usage.output_tokens), (8, 5), "{usage:?}");
+        assert_eq!(usage.total_tokens, 13);
+    }
+}
+
+#[tokio::test]
 async fn tools_and_tool_calls_map_both_ways() {
     let fake = FakeUpstream::start(vec![Reply::json(200, "openai/chat_tool_calls.json")]).await;
     let mut gw = gateway(&config(&fake), &[]).await;

@@ -1,11 +1,10 @@
 //! The audit trail: exactly one JSON-lines record per chat RPC, failures and rejected calls
 //! included.
 //!
-//! Who writes the record:
-//! - a call that reaches the chat handler is recorded when its [`crate::metrics::RpcRecord`]
-//!   finishes, once, whatever way it ends (answer, error, a stream cut, the caller leaving);
-//! - a call refused before the handler (no or wrong client key) is recorded by the
-//!   [`crate::auth`] layer that refused it.
+//! Who writes the record: every chat RPC's [`crate::metrics::rpc::RpcRecord`], begun by the RPC
+//! layer ([`crate::layers::rpc`]) when the call's headers arrive, when it finishes, once,
+//! whatever way the call ends (answer, error, a refusal before the handler ran, a stream cut,
+//! the caller leaving).
 //!
 //! Health checks and reflection are not audited: they carry no caller data and would drown
 //! the trail.

@@ -149,6 +149,24 @@ pub enum ProviderErrorKind {
 }
 
 impl ProviderErrorKind {
+    /// Every kind.
+    pub const ALL: [ProviderErrorKind; 11] = {
+        use ProviderErrorKind as K;
+        [
+            K::Connect,
+            K::Timeout,
+            K::RateLimited,
+            K::Server,
+            K::Overloaded,
+            K::InvalidResponse,
+            K::StreamCut,
+            K::Rejected,
+            K::Auth,
+            K::NotFound,
+            K::Unsupported,
+        ]
+    };
+
     /// Whether another attempt (another endpoint or target) may succeed.
     pub fn is_retryable(self) -> bool {
         use ProviderErrorKind as K;
