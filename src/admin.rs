@@ -1,8 +1,8 @@
 //! The admin HTTP port (`server.admin_listen`, 9090 by default), for tools that speak plain
 //! HTTP rather than gRPC:
 //!
-//! - `GET /metrics`: the Prometheus text exposition (404 when the gateway's metrics go to an
-//!   embedder's backend that renders none);
+//! - `GET /metrics`: the Prometheus text exposition of the gateway's registry (404 when its
+//!   metrics go to an embedder's own `metrics` recorder or a backend that renders none);
 //! - `GET /livez`: 200 while the process serves HTTP at all;
 //! - `GET /readyz`: 200 while the gRPC health is SERVING and the server is not draining,
 //!   503 otherwise, so a load balancer stops sending calls as soon as the drain begins.

@@ -37,7 +37,7 @@ use crate::{
         rpc::{Rpc, RpcLayer},
     },
     limits::RateLimiter,
-    metrics::{Metrics, PrometheusMetrics, Recorder},
+    metrics::{FacadeMetrics, GlobalRecorder, Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
     redis_store::RedisStore,
     router::Router,
@@ -126,10 +126,26 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the providers, routes and health state of `config`, with a Prometheus registry
-    /// for its metrics.
+    /// of its own for its metrics (`metrics-exporter-prometheus`, not installed globally).
     /// Fails only when the audit sink cannot be opened.
     pub async fn new(config: Config) -> Result<Gateway, Error> {
         Gateway::with_metrics(config, Arc::new(PrometheusMetrics::new())).await
+    }
+
+    /// Like [`Gateway::new`], emitting every metric through the `metrics` facade to
+    /// `recorder`, an embedding service's own recorder (its catalogue described to it on the
+    /// way). The admin port's `/metrics` then answers 404: the service exports them.
+    pub async fn with_metrics_recorder<R>(config: Config, recorder: R) -> Result<Gateway, Error>
+    where
+        R: ::metrics::Recorder + Send + Sync + 'static,
+    {
+        Gateway::with_metrics(config, Arc::new(FacadeMetrics::new(recorder))).await
+    }
+
+    /// Like [`Gateway::with_metrics_recorder`] with the recorder installed globally
+    /// (`metrics::set_global_recorder`), which must be in place before this is called.
+    pub async fn with_global_metrics_recorder(config: Config) -> Result<Gateway, Error> {
+        Gateway::with_metrics_recorder(config, GlobalRecorder).await
     }
 
     /// Like [`Gateway::new`], emitting every metric to `metrics`, an embedding service's own

@@ -1,5 +1,6 @@
 //! Metrics end to end: `/metrics` scraped after a known sequence of calls, `/livez` and
-//! `/readyz` through a drain, request ids, and a recording backend plugged in by an embedder.
+//! `/readyz` through a drain, request ids, and an embedder's own backend: a `Metrics`
+//! implementation, a `metrics` recorder it holds, or the one it installed globally.
 //!
 //! The router's signals (attempts, failovers, endpoint health, breakers) are checked against
 //! fake HTTP upstreams; cache hits and misses in `tests/cache.rs`.
@@ -14,11 +15,14 @@ use std::{
 
 use ai_service::{
     Config, Gateway,
-    metrics::{Labels, Metrics, names},
+    metrics::{CATALOGUE, Kind, Labels, Metrics, names},
     proto::v1 as pb,
 };
 use common::{TestServer, chat, collect, http_get, start_admin, stream_chat};
-use tokio::net::TcpListener;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use pb::chat_service_client::ChatServiceClient;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
 
 const YAML: &str = r#"
 providers:
@@ -196,14 +200,13 @@ impl Metrics for RecordingMetrics {
     }
 }
 
-#[tokio::test]
-async fn an_embedder_receives_the_signals_in_its_own_backend() {
-    let recording = Arc::new(RecordingMetrics::default());
-    let config = Config::from_yaml(YAML, common::quiet_audit(YAML)).unwrap();
-    let gateway = Gateway::with_metrics(config, recording.clone()).await.unwrap();
+/// Serves `gateway` on a fresh port; returns a client, the stop switch and the server task.
+async fn serve(
+    gateway: &Gateway,
+) -> (ChatServiceClient<Channel>, oneshot::Sender<()>, JoinHandle<Result<(), ai_service::Error>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(gateway.clone().serve(listener, async {
         let _ = stopped.await;
     }));
@@ -212,8 +215,12 @@ async fn an_embedder_receives_the_signals_in_its_own_backend() {
         .connect()
         .await
         .unwrap();
-    let mut client = pb::chat_service_client::ChatServiceClient::new(channel);
+    (ChatServiceClient::new(channel), stop, serving)
+}
 
+/// One `Chat` on route `fast`, one `StreamChat` on it, one `Chat` for an unknown model; the
+/// first call's usage.
+async fn chat_stream_and_unknown(client: &mut ChatServiceClient<Channel>) -> pb::Usage {
     let usage =
         client.chat(chat("fast", "four words of text")).await.unwrap().into_inner().usage.unwrap();
     let (_, status) =
@@ -221,6 +228,16 @@ async fn an_embedder_receives_the_signals_in_its_own_backend() {
             .await;
     assert!(status.is_none());
     client.chat(chat("unknown", "x")).await.unwrap_err();
+    usage
+}
+
+#[tokio::test]
+async fn an_embedder_receives_the_signals_in_its_own_backend() {
+    let recording = Arc::new(RecordingMetrics::default());
+    let config = Config::from_yaml(YAML, common::quiet_audit(YAML)).unwrap();
+    let gateway = Gateway::with_metrics(config, recording.clone()).await.unwrap();
+    let (mut client, stop, serving) = serve(&gateway).await;
+    let usage = chat_stream_and_unknown(&mut client).await;
 
     let r = &recording;
     assert_eq!(r.sum(names::REQUESTS_TOTAL, "method=Chat,route=fast,provider=local,code=OK"), 1.0);
@@ -252,6 +269,106 @@ async fn an_embedder_receives_the_signals_in_its_own_backend() {
     let (admin, _admin_stop) = start_admin(&gateway).await;
     assert_eq!(http_get(admin, "/metrics").await.0, 404);
 
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_embedders_metrics_recorder_gets_every_signal_with_the_catalogue() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let config = Config::from_yaml(YAML, common::quiet_audit(YAML)).unwrap();
+    let gateway = Gateway::with_metrics_recorder(config, recorder).await.unwrap();
+    let (mut client, stop, serving) = serve(&gateway).await;
+    let usage = chat_stream_and_unknown(&mut client).await;
+
+    let snapshot: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, unit, help, value)| {
+            let (_, key) = key.into_parts();
+            let labels: Vec<String> =
+                key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            (key.name().to_owned(), labels.join(","), unit, help, value)
+        })
+        .collect();
+    let find = |name: &str, labels: &str| {
+        snapshot
+            .iter()
+            .find(|(n, l, ..)| n == name && l == labels)
+            .unwrap_or_else(|| panic!("no series {name}{{{labels}}} in {snapshot:#?}"))
+    };
+    let (.., help, value) =
+        find(names::REQUESTS_TOTAL, "method=Chat,route=fast,provider=local,code=OK");
+    assert_eq!(*value, DebugValue::Counter(1));
+    assert_eq!(
+        help.as_deref(),
+        Some(ai_service::metrics::definition(names::REQUESTS_TOTAL).unwrap().help)
+    );
+    let (.., value) =
+        find(names::REQUESTS_TOTAL, "method=Chat,route=none,provider=none,code=NOT_FOUND");
+    assert_eq!(*value, DebugValue::Counter(1));
+    let (.., value) = find(names::TOKENS_TOTAL, "route=fast,provider=local,type=input");
+    assert!(matches!(value, DebugValue::Counter(n) if *n >= u64::from(usage.input_tokens)));
+    let (.., unit, _, value) =
+        find(names::REQUEST_DURATION_SECONDS, "method=Chat,route=fast,provider=local");
+    assert_eq!(*unit, Some(metrics::Unit::Seconds));
+    assert!(matches!(value, DebugValue::Histogram(v) if v.len() == 1));
+    let (.., value) = find(names::TIME_TO_FIRST_TOKEN_SECONDS, "route=fast,provider=local");
+    assert!(matches!(value, DebugValue::Histogram(v) if v.len() == 1));
+    let (.., value) = find(names::REQUESTS_IN_FLIGHT, "method=StreamChat");
+    assert_eq!(*value, DebugValue::Gauge(0.0.into()));
+    let (.., value) = find(names::BUILD_INFO, &format!("version={}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(*value, DebugValue::Gauge(1.0.into()));
+
+    // The recorder renders nothing the admin port could serve.
+    let (admin, _admin_stop) = start_admin(&gateway).await;
+    assert_eq!(http_get(admin, "/metrics").await.0, 404);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
+/// The only test here that installs a global recorder: the other gateways of this process
+/// keep their own registries, and must not see its series (nor it theirs).
+#[tokio::test]
+async fn the_global_recorder_gets_every_signal_beside_the_embedders_own() {
+    let handle = ai_service::metrics::prometheus::builder().unwrap().install_recorder().unwrap();
+    metrics::counter!("embedder_jobs_total").increment(7);
+    let config = Config::from_yaml(YAML, common::quiet_audit(YAML)).unwrap();
+    let gateway = Gateway::with_global_metrics_recorder(config).await.unwrap();
+    let (mut client, stop, serving) = serve(&gateway).await;
+    chat_stream_and_unknown(&mut client).await;
+    // A gateway with a registry of its own, in the same process.
+    let other = TestServer::start(YAML).await;
+    other.client().await.chat(chat("fast", "elsewhere")).await.unwrap();
+
+    let text = handle.render();
+    let s = samples(&text);
+    assert_eq!(value(&s, "embedder_jobs_total"), 7.0);
+    let ok = "method=\"Chat\",route=\"fast\",provider=\"local\"";
+    assert_eq!(value(&s, &format!("ai_service_requests_total{{{ok},code=\"OK\"}}")), 1.0);
+    // Histograms, with the catalogue's buckets, because the exporter was built from
+    // `prometheus::builder()`.
+    for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
+        assert!(text.contains(&format!("# TYPE {} histogram\n", def.name)), "{text}");
+    }
+    let bucket =
+        |le: &str| format!("ai_service_request_duration_seconds_bucket{{{ok},le=\"{le}\"}}");
+    assert!(value(&s, &bucket("0.005")) <= 1.0);
+    assert_eq!(value(&s, &bucket("+Inf")), 1.0);
+    assert!(text.contains("# HELP ai_service_requests_total Finished RPCs"));
+    // The gateway on its own registry kept its series there.
+    let theirs = other.gateway.metrics().render().unwrap();
+    assert_eq!(
+        value(&samples(&theirs), &format!("ai_service_requests_total{{{ok},code=\"OK\"}}")),
+        1.0
+    );
+    assert!(!theirs.contains("embedder_jobs_total"));
+
+    // The embedder's exporter is the one that serves them; the gateway's admin port has none.
+    let (admin, _admin_stop) = start_admin(&gateway).await;
+    assert_eq!(http_get(admin, "/metrics").await.0, 404);
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }

@@ -2,12 +2,16 @@
 //! [`Recorder`] handle through which the gateway's code emits them.
 //!
 //! - [`Metrics`] is the backend: counter, gauge and histogram (a timer is a histogram of
-//!   seconds) with labels. [`PrometheusMetrics`] renders the Prometheus text format for the
-//!   admin port's `/metrics`; [`NoopMetrics`] drops everything. A service that embeds the
-//!   library implements [`Metrics`] to route the same signals to its own backend and passes it
-//!   to [`crate::Gateway::with_metrics`].
+//!   seconds) with labels. [`FacadeMetrics`] sends every signal through the `metrics` facade
+//!   to a `metrics::Recorder` (one handle registered per series, then reused);
+//!   [`PrometheusMetrics`] is that over `metrics-exporter-prometheus`, rendered for the admin
+//!   port's `/metrics`; [`NoopMetrics`] drops everything. A service that embeds the library
+//!   hands its own `metrics` recorder to [`crate::Gateway::with_metrics_recorder`] (or uses
+//!   the global one, [`crate::Gateway::with_global_metrics_recorder`]), or implements
+//!   [`Metrics`] for another backend and passes it to [`crate::Gateway::with_metrics`].
 //! - [`names`] holds every metric name (all in the `ai_service_` namespace) and [`labels`]
-//!   every label key; `docs/metrics.md` describes them.
+//!   every label key; [`CATALOGUE`] their kinds, help texts and buckets; `docs/metrics.md`
+//!   describes them.
 //! - [`Recorder`] is what the gateway's code holds: typed methods, one per signal, so label
 //!   sets stay the same wherever a signal is emitted. The handler records a finished RPC
 //!   through [`rpc::RpcRecord`]; the router emits retries, failovers, hedges, attempts,
@@ -17,11 +21,13 @@
 //! labelled `provider/*`, see [`route_label`]), providers from the config, codes and reasons
 //! from fixed sets. Never a request id, a user id or a model string a caller sent.
 
+pub mod facade;
 pub mod prometheus;
 pub mod rpc;
 
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
+pub use facade::{FacadeMetrics, GlobalRecorder};
 pub use prometheus::PrometheusMetrics;
 
 use crate::router::Route;
