@@ -1,6 +1,6 @@
 //! Configuration: one YAML file plus environment overrides, read in two stages.
 //!
-//! 1. [`raw`]: the file (or an empty document) with the `AI_SERVICE__…` overrides of [`env`]
+//! 1. [`raw`]: the file (or an empty document) with the `AI_SERVICE__…` overrides of [`env`](mod@env)
 //!    applied, parsed strictly into serde structs; an unknown key is an error naming its path.
 //! 2. [`validate`]: cross-field checks (addresses, durations, references between routes and
 //!    providers) that produce the typed [`Config`] the rest of the crate uses.
