@@ -312,3 +312,53 @@ pub struct ToolCallDelta {
     /// A piece of the JSON arguments.
     pub arguments: String,
 }
+
+/// A complete answer as the call pipeline hands it to a front door: the provider's answer and
+/// where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The completion's id: the provider's, or one the gateway made.
+    pub id: String,
+    /// The route that answered, as callers name it.
+    pub route: String,
+    /// The provider that answered.
+    pub provider: String,
+    /// The upstream model that answered.
+    pub provider_model: String,
+    /// The assistant's message.
+    pub message: Message,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// Token usage, estimated when the provider reported none.
+    pub usage: Usage,
+}
+
+/// One event of a streamed answer as the call pipeline relays it to a front door: content and
+/// tool-call deltas, then exactly one `Usage`, then `Finish`. A stream that fails ends with an
+/// error instead, never without its `Finish`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReplyEvent {
+    /// Text to append.
+    ContentDelta(String),
+    /// A piece of a tool call.
+    ToolCallDelta(ToolCallDelta),
+    /// Token usage of the whole call, estimated when the provider reported none.
+    Usage(Usage),
+    /// The end of the answer.
+    Finish(Finish),
+}
+
+/// How a streamed answer ended, and where it came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Finish {
+    /// Why generation stopped.
+    pub reason: FinishReason,
+    /// The completion's id.
+    pub id: String,
+    /// The route that answered, as callers name it.
+    pub route: String,
+    /// The provider that answered.
+    pub provider: String,
+    /// The upstream model that answered.
+    pub provider_model: String,
+}

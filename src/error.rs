@@ -203,6 +203,15 @@ impl Error {
         Error::InvalidRequest(vec![FieldViolation::new(field, description)])
     }
 
+    /// The message a caller is told, whatever the front door: redacted (provider messages
+    /// pass on), and for a bug only that it was internal (the call's record logs the detail).
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal error".to_owned(),
+            other => crate::redact::redact(&other.to_string()).into_owned(),
+        }
+    }
+
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
@@ -301,14 +310,7 @@ impl From<Error> for Status {
                 }
             }
         }
-        let message = match &err {
-            Error::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                "internal error".to_owned()
-            }
-            // Provider messages and anything else we pass on go through the redactor.
-            other => crate::redact::redact(&other.to_string()).into_owned(),
-        };
+        let message = err.public_message();
 
         let mut details = ErrorDetails::with_error_info(err.reason(), ERROR_DOMAIN, metadata);
         match &err {
@@ -452,7 +454,7 @@ mod tests {
             .expect("README has an Errors section");
         for err in every_error() {
             let reason = err.reason();
-            let code = crate::metrics::rpc::code_name(err.code());
+            let code = crate::metrics::code_name(err.code());
             let listed = table.lines().any(|line| {
                 line.starts_with('|')
                     && line.contains(&format!("`{reason}`"))

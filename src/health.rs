@@ -29,8 +29,8 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 
+use crate::front::grpc::ChatHandler;
 use crate::proto::v1::chat_service_server::ChatServiceServer;
-use crate::service::ChatHandler;
 
 /// A health service name that is SERVING for as long as the process serves at all, through
 /// a drain and an upstream outage: what a liveness probe should ask, so neither restarts the

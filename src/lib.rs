@@ -1,10 +1,12 @@
 //! ai-service: a gRPC-native gateway that puts the LLM providers behind one typed, streaming,
 //! observable and secure API.
 //!
-//! The request flow, outside in: the tonic server ([`server`]) hands a call to the chat handler
-//! ([`service`]), which validates it into the domain types of [`chat`] ([`validate`]), resolves
-//! the caller's model name to a route ([`router`]) and calls the route's provider adapter
-//! ([`provider`]). Every failure is an [`Error`], turned into a `tonic::Status` in one place.
+//! The request flow, outside in: a front door ([`front`]: gRPC on the server of [`server`])
+//! translates a call into the domain types of [`chat`] and hands it to the call pipeline
+//! ([`call`]): identity, admission, the response cache ([`cache`]), the router ([`router`]) with
+//! its retries and failover over the providers' adapters ([`provider`]), the relay of a
+//! stream, and one record of the call (audit, metrics, log). Every failure is an [`Error`],
+//! turned into each front door's error shape in one place.
 //!
 //! The library is what the `ai-service` binary runs, and it can be embedded: build a
 //! [`Gateway`] from a [`Config`], then either mount [`Gateway::chat_service`] on your own tonic
@@ -19,6 +21,7 @@ pub mod call;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod front;
 pub mod health;
 pub mod healthcheck;
 pub mod keys;
@@ -32,7 +35,6 @@ pub mod redis_store;
 pub mod router;
 pub mod secret;
 pub mod server;
-pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;

@@ -26,27 +26,28 @@ use crate::{
     accept,
     admin::Admin,
     audit::AuditSink,
-    auth::{Auth, AuthLayer, ClientKeys},
+    auth::ClientKeys,
     cache::ResponseCache,
+    call::{Parts, Pipeline},
     config::Config,
     error::Error,
+    front::grpc::{
+        Arrival, ChatHandler,
+        layer::{Rpc, RpcLayer},
+    },
     health::HealthState,
     keys::KeyRing,
-    layers::{
-        request_id::RequestIdLayer,
-        rpc::{Rpc, RpcLayer},
-    },
+    layers::request_id::RequestIdLayer,
     limits::RateLimiter,
     metrics::{FacadeMetrics, GlobalRecorder, Metrics, PrometheusMetrics, Recorder},
     proto::{self, v1::chat_service_server::ChatServiceServer},
     redis_store::RedisStore,
     router::Router,
-    service::{Arrival, ChatHandler},
     tls::{self, TlsReloader},
 };
 
 /// The chat service as [`Gateway::chat_service`] stacks it, outermost first.
-pub type ChatServiceStack = Rpc<Auth<ChatServiceServer<ChatHandler>>>;
+pub type ChatServiceStack = Rpc<ChatServiceServer<ChatHandler>>;
 
 /// How often the health status is brought in line with whether any route can serve.
 const HEALTH_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
@@ -122,6 +123,8 @@ pub struct Gateway {
     keys: KeyRing,
     cache: Option<Arc<ResponseCache>>,
     limiter: Arc<RateLimiter>,
+    /// The call pipeline every front door hands its calls to.
+    pipeline: Pipeline,
 }
 
 impl Gateway {
@@ -161,17 +164,30 @@ impl Gateway {
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
         let router = Arc::new(ArcSwap::from_pointee(router));
         let (cache, limiter) = shared_state(&config, &metrics);
+        let stop = CancellationToken::new();
+        let pipeline = Pipeline::new(Parts {
+            router: router.clone(),
+            default_timeout: config.server.request_timeout,
+            stop: stop.clone(),
+            metrics: metrics.clone(),
+            audit: Some(audit.clone()),
+            limits: config.server.limits.clone(),
+            keys: Some(keys.client_keys.clone()),
+            cache: cache.clone(),
+            limiter: Some(limiter.clone()),
+        });
         Ok(Gateway {
             config: Arc::new(config),
             router,
             reloaded: Arc::new(tokio::sync::Notify::new()),
             health,
-            stop: CancellationToken::new(),
+            stop,
             metrics,
             audit,
             keys,
             cache,
             limiter,
+            pipeline,
         })
     }
 
@@ -224,32 +240,22 @@ impl Gateway {
         &self.health
     }
 
-    /// The chat service alone, to mount on another tonic server: the handler behind the RPC
-    /// layer (every call's record, begun before its body is decoded) and the client-key check.
+    /// The gRPC chat service alone, to mount on another tonic server: the handler behind the
+    /// layer that begins each call in the pipeline (before its body is decoded) and checks
+    /// its client key.
     pub fn chat_service(&self) -> ChatServiceStack {
         let limits = &self.config.server.limits;
-        let handler = ChatServiceServer::new(
-            ChatHandler::new(
-                self.router.load_full(),
-                self.config.server.request_timeout,
-                self.stop.clone(),
-            )
-            .with_shared_router(self.router.clone())
-            .with_metrics(self.metrics.clone())
-            .with_audit(self.audit.clone())
-            .with_limits(limits)
-            .with_cache(self.cache.clone())
-            .with_limiter(self.limiter.clone()),
+        let handler = ChatServiceServer::new(ChatHandler::new(self.pipeline.clone()))
+            .max_decoding_message_size(limits.max_request_bytes);
+        tower::Layer::layer(
+            &RpcLayer::new(self.pipeline.clone(), limits.max_request_bytes),
+            handler,
         )
-        .max_decoding_message_size(limits.max_request_bytes);
-        tower::ServiceBuilder::new()
-            .layer(RpcLayer::new(
-                self.metrics.clone(),
-                Some(self.audit.clone()),
-                limits.max_request_bytes,
-            ))
-            .layer(AuthLayer::new(self.keys.client_keys.clone()))
-            .service(handler)
+    }
+
+    /// The call pipeline every front door hands its calls to.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// The response cache, when a route caches answers.

@@ -156,7 +156,7 @@ async fn every_unhappy_call_leaves_one_record_one_sample_and_one_log_line() {
         let status = client.chat(keyed(chat(model, "hi"), id)).await.unwrap_err();
         assert_eq!(status.code(), code, "{id}: {status:?}");
         assert_eq!(status.get_error_details().error_info().unwrap().reason, reason, "{id}");
-        expected.push((id, ai_service::metrics::rpc::code_name(code)));
+        expected.push((id, ai_service::metrics::code_name(code)));
     }
 
     // The caller's deadline passes while the upstream is silent; the caller gives up at the
@@ -301,7 +301,7 @@ async fn every_unhappy_call_leaves_one_record_one_sample_and_one_log_line() {
     let sample = |series: &str| samples.get(series).copied().unwrap_or(0.0);
     let requests = |method: &str, route: &str, provider: &str, code: &str| {
         sample(&format!(
-            "ai_service_requests_total{{method=\"{method}\",route=\"{route}\",provider=\"{provider}\",code=\"{code}\"}}"
+            "ai_service_requests_total{{front_door=\"grpc\",method=\"{method}\",route=\"{route}\",provider=\"{provider}\",code=\"{code}\"}}"
         ))
     };
     assert_eq!(requests("Chat", "limited", "limited", "RESOURCE_EXHAUSTED"), 1.0, "{scrape}");
@@ -331,7 +331,7 @@ async fn every_unhappy_call_leaves_one_record_one_sample_and_one_log_line() {
     assert_eq!(attempts("claude", "UNSUPPORTED_BY_PROVIDER"), 0.0, "{scrape}");
     assert_eq!(attempts("limited", "UPSTREAM_RATE_LIMITED"), 1.0, "{scrape}");
     let duration = sample(
-        "ai_service_request_duration_seconds_count{method=\"ListModels\",route=\"none\",provider=\"none\"}",
+        "ai_service_request_duration_seconds_count{front_door=\"grpc\",method=\"ListModels\",route=\"none\",provider=\"none\"}",
     );
     assert_eq!(duration, 1.0, "ListModels' latency is recorded: {scrape}");
 }

@@ -80,7 +80,7 @@ async fn a_scrape_counts_calls_by_route_provider_and_code() {
         value(
             &s,
             &format!(
-                "ai_service_requests_total{{method=\"{method}\",route=\"{route}\",provider=\"{provider}\",code=\"{code}\"}}"
+                "ai_service_requests_total{{front_door=\"grpc\",method=\"{method}\",route=\"{route}\",provider=\"{provider}\",code=\"{code}\"}}"
             ),
         )
     };
@@ -94,7 +94,7 @@ async fn a_scrape_counts_calls_by_route_provider_and_code() {
         assert!(!text.contains(raw), "{raw} leaked into the labels:\n{text}");
     }
 
-    let fast = "method=\"Chat\",route=\"fast\",provider=\"local\"";
+    let fast = "front_door=\"grpc\",method=\"Chat\",route=\"fast\",provider=\"local\"";
     assert_eq!(value(&s, &format!("ai_service_request_duration_seconds_count{{{fast}}}")), 2.0);
     assert_eq!(
         value(&s, &format!("ai_service_request_duration_seconds_bucket{{{fast},le=\"+Inf\"}}")),
@@ -240,17 +240,32 @@ async fn an_embedder_receives_the_signals_in_its_own_backend() {
     let usage = chat_stream_and_unknown(&mut client).await;
 
     let r = &recording;
-    assert_eq!(r.sum(names::REQUESTS_TOTAL, "method=Chat,route=fast,provider=local,code=OK"), 1.0);
     assert_eq!(
-        r.sum(names::REQUESTS_TOTAL, "method=StreamChat,route=fast,provider=local,code=OK"),
+        r.sum(
+            names::REQUESTS_TOTAL,
+            "front_door=grpc,method=Chat,route=fast,provider=local,code=OK"
+        ),
         1.0
     );
     assert_eq!(
-        r.sum(names::REQUESTS_TOTAL, "method=Chat,route=none,provider=none,code=NOT_FOUND"),
+        r.sum(
+            names::REQUESTS_TOTAL,
+            "front_door=grpc,method=StreamChat,route=fast,provider=local,code=OK"
+        ),
         1.0
     );
     assert_eq!(
-        r.count(names::REQUEST_DURATION_SECONDS, "method=Chat,route=fast,provider=local"),
+        r.sum(
+            names::REQUESTS_TOTAL,
+            "front_door=grpc,method=Chat,route=none,provider=none,code=NOT_FOUND"
+        ),
+        1.0
+    );
+    assert_eq!(
+        r.count(
+            names::REQUEST_DURATION_SECONDS,
+            "front_door=grpc,method=Chat,route=fast,provider=local"
+        ),
         1
     );
     assert_eq!(r.count(names::TIME_TO_FIRST_TOKEN_SECONDS, "route=fast,provider=local"), 1);
@@ -299,20 +314,26 @@ async fn an_embedders_metrics_recorder_gets_every_signal_with_the_catalogue() {
             .find(|(n, l, ..)| n == name && l == labels)
             .unwrap_or_else(|| panic!("no series {name}{{{labels}}} in {snapshot:#?}"))
     };
-    let (.., help, value) =
-        find(names::REQUESTS_TOTAL, "method=Chat,route=fast,provider=local,code=OK");
+    let (.., help, value) = find(
+        names::REQUESTS_TOTAL,
+        "front_door=grpc,method=Chat,route=fast,provider=local,code=OK",
+    );
     assert_eq!(*value, DebugValue::Counter(1));
     assert_eq!(
         help.as_deref(),
         Some(ai_service::metrics::definition(names::REQUESTS_TOTAL).unwrap().help)
     );
-    let (.., value) =
-        find(names::REQUESTS_TOTAL, "method=Chat,route=none,provider=none,code=NOT_FOUND");
+    let (.., value) = find(
+        names::REQUESTS_TOTAL,
+        "front_door=grpc,method=Chat,route=none,provider=none,code=NOT_FOUND",
+    );
     assert_eq!(*value, DebugValue::Counter(1));
     let (.., value) = find(names::TOKENS_TOTAL, "route=fast,provider=local,type=input");
     assert!(matches!(value, DebugValue::Counter(n) if *n >= u64::from(usage.input_tokens)));
-    let (.., unit, _, value) =
-        find(names::REQUEST_DURATION_SECONDS, "method=Chat,route=fast,provider=local");
+    let (.., unit, _, value) = find(
+        names::REQUEST_DURATION_SECONDS,
+        "front_door=grpc,method=Chat,route=fast,provider=local",
+    );
     assert_eq!(*unit, Some(metrics::Unit::Seconds));
     assert!(matches!(value, DebugValue::Histogram(v) if v.len() == 1));
     let (.., value) = find(names::TIME_TO_FIRST_TOKEN_SECONDS, "route=fast,provider=local");
@@ -346,7 +367,7 @@ async fn the_global_recorder_gets_every_signal_beside_the_embedders_own() {
     let text = handle.render();
     let s = samples(&text);
     assert_eq!(value(&s, "embedder_jobs_total"), 7.0);
-    let ok = "method=\"Chat\",route=\"fast\",provider=\"local\"";
+    let ok = "front_door=\"grpc\",method=\"Chat\",route=\"fast\",provider=\"local\"";
     assert_eq!(value(&s, &format!("ai_service_requests_total{{{ok},code=\"OK\"}}")), 1.0);
     // Histograms, with the catalogue's buckets, because the exporter was built from
     // `prometheus::builder()`.
@@ -357,7 +378,7 @@ async fn the_global_recorder_gets_every_signal_beside_the_embedders_own() {
         |le: &str| format!("ai_service_request_duration_seconds_bucket{{{ok},le=\"{le}\"}}");
     assert!(value(&s, &bucket("0.005")) <= 1.0);
     assert_eq!(value(&s, &bucket("+Inf")), 1.0);
-    assert!(text.contains("# HELP ai_service_requests_total Finished RPCs"));
+    assert!(text.contains("# HELP ai_service_requests_total Finished calls"));
     // The gateway on its own registry kept its series there.
     let theirs = other.gateway.metrics().render().unwrap();
     assert_eq!(
@@ -403,7 +424,10 @@ async fn a_scrape_shows_failovers_attempts_and_endpoint_health() {
     assert_eq!(value(&s, r#"ai_service_breaker_state{provider="a",endpoint="default"}"#), 2.0);
     assert_eq!(value(&s, r#"ai_service_endpoint_healthy{provider="b",endpoint="default"}"#), 1.0);
     assert_eq!(
-        value(&s, r#"ai_service_requests_total{method="Chat",route="r",provider="b",code="OK"}"#),
+        value(
+            &s,
+            r#"ai_service_requests_total{front_door="grpc",method="Chat",route="r",provider="b",code="OK"}"#
+        ),
         1.0
     );
 }

@@ -1,8 +1,8 @@
 //! The audit trail: exactly one JSON-lines record per chat RPC, failures and rejected calls
 //! included.
 //!
-//! Who writes the record: every chat RPC's [`crate::metrics::rpc::RpcRecord`], begun by the RPC
-//! layer ([`crate::layers::rpc`]) when the call's headers arrive, when it finishes, once,
+//! Who writes the record: every call's [`crate::call::CallRecord`], begun by the call
+//! pipeline ([`crate::call::Pipeline::begin`]) when the call's headers arrive, when it ends, once,
 //! whatever way the call ends (answer, error, a refusal before the handler ran, a stream cut,
 //! the caller leaving).
 //!
@@ -47,6 +47,8 @@ pub struct AuditRecord {
     pub time: String,
     /// The call's `x-request-id`.
     pub request_id: String,
+    /// How it came in: `grpc`, `openai` or `anthropic`.
+    pub front_door: &'static str,
     /// `Chat`, `StreamChat` or `ListModels`.
     pub method: &'static str,
     /// The client key's id, when the call presented a valid one.

@@ -6,21 +6,16 @@
 //! every configured hash in constant time, so neither the match nor its position leaks
 //! through timing.
 //!
-//! When keys are configured, every chat RPC needs one (health and reflection never do):
-//! [`AuthLayer`] answers UNAUTHENTICATED to a missing or unknown key (the RPC layer around it
-//! records that call like any other), and hands the [`ClientIdentity`] of a valid one to the
-//! handler, which checks the key's routes (PERMISSION_DENIED) and rate limits. Without keys,
-//! calls are anonymous.
-
-mod layer;
+//! When keys are configured, every call needs one (health and reflection never do): the call
+//! pipeline's identity step ([`crate::call::Pipeline::identify`]) answers UNAUTHENTICATED to a
+//! missing or unknown key, and admission then checks the key's routes (PERMISSION_DENIED) and
+//! rate limits. Without keys, calls are anonymous.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-pub use layer::{Auth, AuthLayer};
 
 use crate::config::{AuthConfig, ClientKey, security::read_keys_file};
 
@@ -35,6 +30,18 @@ pub enum AuthFailure {
     Missing,
     /// A key was sent that no configured hash matches.
     Invalid,
+}
+
+impl AuthFailure {
+    /// What the caller is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => {
+                "a client key is required, in the authorization header (Bearer) or the x-api-key header"
+            }
+            AuthFailure::Invalid => "the client key is not valid",
+        }
+    }
 }
 
 /// The client keys in force; swapped whole when the keys file changes.

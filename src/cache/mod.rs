@@ -2,15 +2,15 @@
 //! produced it ([`key`]), for a TTL, in memory ([`memory`]) or in the Redis server shared by
 //! the replicas ([`crate::redis_store`]).
 //!
-//! Where it sits in the request flow: the chat handler validates a call and resolves its
-//! route, then asks [`CallCache::new`] what the cache may do for it. That depends on the
-//! route (`cache.enabled`, `routes[i].cache`) and on the caller's [`HEADER`] metadata
+//! Where it sits in the request flow: the call pipeline ([`crate::call`]) admits a call and
+//! resolves its route, then asks [`CallCache::new`] what the cache may do for it. That depends
+//! on the route (`cache.enabled`, `routes[i].cache`) and on the caller's [`HEADER`] header
 //! ([`CacheMode`]): `default` reads through, `bypass` neither reads nor writes, `refresh`
-//! skips the read and writes the fresh answer. A hit answers a `Chat` call with the stored
-//! response, and a `StreamChat` call with a replay of the stored events (the same deltas,
-//! then usage, then finish). A miss goes upstream; a unary answer is stored before it is
-//! returned, a stream is stored once it ended with its finish event, never when it failed
-//! or was cut off.
+//! skips the read and writes the fresh answer. A hit answers a unary call with the stored
+//! answer, and a stream with a replay of the stored events (the same deltas, then usage, then
+//! finish), whatever the front door. A miss goes upstream; a unary answer is stored before it
+//! is returned, a stream is stored once it ended with its finish event, never when it failed
+//! or was cut off. Entries are the domain answer in a compact protobuf encoding of their own.
 //!
 //! The cache never fails a call: a Redis error counts in `ai_service_cache_errors_total`,
 //! logs a rate-limited warning, and the call goes on as a miss.
@@ -21,21 +21,22 @@ pub mod memory;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use prost::Message as _;
 
 pub use key::CacheKey;
 pub use memory::MemoryStore;
 
 use crate::{
-    chat::ChatRequest,
+    chat::{
+        Answer, ChatRequest, ContentPart, Finish, FinishReason, Message, ReplyEvent, Role,
+        ToolCall, ToolCallDelta, Usage,
+    },
     config::{Backend, Config, RouteCache},
     error::Error,
-    metrics::{Recorder, rpc::RpcRecord},
-    proto::v1 as pb,
+    metrics::Recorder,
     redis_store::RedisStore,
     router::Route,
-    service::EventStream,
 };
 
 /// The request metadata that chooses a call's [`CacheMode`].
@@ -55,8 +56,8 @@ pub enum CacheMode {
 
 impl CacheMode {
     /// The mode the caller asked for; an unknown value is INVALID_ARGUMENT naming the header.
-    pub fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Result<CacheMode, Error> {
-        let Some(value) = metadata.get(HEADER) else { return Ok(CacheMode::Default) };
+    pub fn from_headers(headers: &http::HeaderMap) -> Result<CacheMode, Error> {
+        let Some(value) = headers.get(HEADER) else { return Ok(CacheMode::Default) };
         match value.to_str().map(str::trim) {
             Ok("default") => Ok(CacheMode::Default),
             Ok("bypass") => Ok(CacheMode::Bypass),
@@ -69,62 +70,205 @@ impl CacheMode {
     }
 }
 
-/// A stored answer: the complete response and, when it was streamed, the delta events in the
-/// order they were relayed, so a replay has the same shape as the original stream. Stored as
-/// protobuf bytes.
+/// A stored answer: the complete answer and, when it was streamed, the delta events in the
+/// order they were relayed, so a replay has the same shape as the original stream.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CachedAnswer {
-    /// The answer as `Chat` returns it.
-    #[prost(message, optional, tag = "1")]
-    pub response: Option<pb::ChatResponse>,
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    route: String,
+    #[prost(string, tag = "3")]
+    provider: String,
+    #[prost(string, tag = "4")]
+    provider_model: String,
+    /// The message's text.
+    #[prost(string, tag = "5")]
+    text: String,
+    #[prost(message, repeated, tag = "6")]
+    tool_calls: Vec<StoredToolCall>,
+    /// [`FinishReason`] as [`reason_code`] numbers it.
+    #[prost(int32, tag = "7")]
+    finish_reason: i32,
+    #[prost(message, optional, tag = "8")]
+    usage: Option<StoredUsage>,
     /// Content and tool-call delta events, when the answer was streamed.
-    #[prost(message, repeated, tag = "2")]
-    pub deltas: Vec<pb::StreamChatResponse>,
+    #[prost(message, repeated, tag = "9")]
+    deltas: Vec<StoredDelta>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredToolCall {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(string, tag = "3")]
+    arguments: String,
+}
+
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+struct StoredUsage {
+    #[prost(uint32, tag = "1")]
+    input_tokens: u32,
+    #[prost(uint32, tag = "2")]
+    output_tokens: u32,
+    #[prost(uint32, tag = "3")]
+    cached_input_tokens: u32,
+    #[prost(bool, tag = "4")]
+    estimated: bool,
+}
+
+/// A content delta (no `tool_index`) or a tool-call delta.
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredDelta {
+    #[prost(uint32, optional, tag = "1")]
+    tool_index: Option<u32>,
+    /// The text, or the piece of the tool call's arguments.
+    #[prost(string, tag = "2")]
+    text: String,
+    #[prost(string, optional, tag = "3")]
+    id: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    name: Option<String>,
+}
+
+fn reason_code(reason: FinishReason) -> i32 {
+    match reason {
+        FinishReason::Stop => 1,
+        FinishReason::Length => 2,
+        FinishReason::ToolCalls => 3,
+        FinishReason::ContentFilter => 4,
+        FinishReason::Other => 5,
+    }
+}
+
+fn reason_of(code: i32) -> FinishReason {
+    match code {
+        1 => FinishReason::Stop,
+        2 => FinishReason::Length,
+        3 => FinishReason::ToolCalls,
+        4 => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+impl From<StoredUsage> for Usage {
+    fn from(u: StoredUsage) -> Usage {
+        Usage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            estimated: u.estimated,
+        }
+    }
+}
+
+impl From<Usage> for StoredUsage {
+    fn from(u: Usage) -> StoredUsage {
+        StoredUsage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            estimated: u.estimated,
+        }
+    }
 }
 
 impl CachedAnswer {
-    /// The response a `Chat` hit returns.
-    pub fn into_response(self) -> pb::ChatResponse {
-        self.response.unwrap_or_default()
+    /// The answer to keep for `answer`, with its stream's deltas when it was streamed.
+    fn of(answer: &Answer, deltas: Vec<StoredDelta>) -> CachedAnswer {
+        let text: String = answer
+            .message
+            .content
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Text(t) => Some(t.as_str()),
+                ContentPart::Image(_) => None,
+            })
+            .collect();
+        CachedAnswer {
+            id: answer.id.clone(),
+            route: answer.route.clone(),
+            provider: answer.provider.clone(),
+            provider_model: answer.provider_model.clone(),
+            text,
+            tool_calls: answer
+                .message
+                .tool_calls
+                .iter()
+                .map(|c| StoredToolCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            finish_reason: reason_code(answer.finish_reason),
+            usage: Some(answer.usage.into()),
+            deltas,
+        }
     }
 
-    /// The events a `StreamChat` hit replays: the stored deltas (or, for an answer stored by
-    /// `Chat`, its text as one delta and each tool call as one delta), then usage, then finish.
-    pub fn replay(self) -> Vec<pb::StreamChatResponse> {
-        use pb::stream_chat_response::Event;
-        let wrap = |event| pb::StreamChatResponse { event: Some(event) };
-        let response = self.response.unwrap_or_default();
-        let message = response.message.unwrap_or_default();
-        let mut events = self.deltas;
+    /// The answer a unary hit returns.
+    pub fn into_answer(self) -> Answer {
+        let mut message = Message::text(Role::Assistant, self.text);
+        if matches!(message.content.first(), Some(ContentPart::Text(t)) if t.is_empty()) {
+            message.content.clear();
+        }
+        message.tool_calls = self
+            .tool_calls
+            .into_iter()
+            .map(|c| ToolCall { id: c.id, name: c.name, arguments: c.arguments })
+            .collect();
+        Answer {
+            id: self.id,
+            route: self.route,
+            provider: self.provider,
+            provider_model: self.provider_model,
+            message,
+            finish_reason: reason_of(self.finish_reason),
+            usage: self.usage.map(Usage::from).unwrap_or_default(),
+        }
+    }
+
+    /// The events a streamed hit replays: the stored deltas (or, for an answer stored by a
+    /// unary call, its text as one delta and each tool call as one delta), then usage, then
+    /// finish.
+    pub fn replay(self) -> Vec<ReplyEvent> {
+        let mut events: Vec<ReplyEvent> = self
+            .deltas
+            .iter()
+            .map(|d| match d.tool_index {
+                None => ReplyEvent::ContentDelta(d.text.clone()),
+                Some(index) => ReplyEvent::ToolCallDelta(ToolCallDelta {
+                    index,
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    arguments: d.text.clone(),
+                }),
+            })
+            .collect();
         if events.is_empty() {
-            let text: String = message
-                .content
-                .iter()
-                .filter_map(|p| match &p.part {
-                    Some(pb::content_part::Part::Text(t)) => Some(t.as_str()),
-                    _ => None,
-                })
-                .collect();
-            if !text.is_empty() {
-                events.push(wrap(Event::ContentDelta(pb::ContentDelta { text })));
+            if !self.text.is_empty() {
+                events.push(ReplyEvent::ContentDelta(self.text.clone()));
             }
-            for (index, call) in message.tool_calls.into_iter().enumerate() {
-                events.push(wrap(Event::ToolCallDelta(pb::ToolCallDelta {
+            for (index, call) in self.tool_calls.iter().enumerate() {
+                events.push(ReplyEvent::ToolCallDelta(ToolCallDelta {
                     index: u32::try_from(index).unwrap_or(u32::MAX),
-                    id: call.id,
-                    name: call.name,
-                    arguments_delta: call.arguments_json,
-                })));
+                    id: Some(call.id.clone()),
+                    name: Some(call.name.clone()),
+                    arguments: call.arguments.clone(),
+                }));
             }
         }
-        events.push(wrap(Event::Usage(response.usage.unwrap_or_default())));
-        events.push(wrap(Event::Finish(pb::Finish {
-            reason: response.finish_reason,
-            id: response.id,
-            model: response.model,
-            provider: response.provider,
-            provider_model: response.provider_model,
-        })));
+        events.push(ReplyEvent::Usage(self.usage.map(Usage::from).unwrap_or_default()));
+        events.push(ReplyEvent::Finish(Finish {
+            reason: reason_of(self.finish_reason),
+            id: self.id,
+            route: self.route,
+            provider: self.provider,
+            provider_model: self.provider_model,
+        }));
         events
     }
 }
@@ -132,65 +276,64 @@ impl CachedAnswer {
 /// Assembles a [`CachedAnswer`] from the events of a relayed stream.
 #[derive(Debug, Default)]
 struct StreamAssembly {
-    deltas: Vec<pb::StreamChatResponse>,
+    deltas: Vec<StoredDelta>,
     text: String,
-    /// Tool calls by index: id, name, arguments.
-    calls: std::collections::BTreeMap<u32, pb::ToolCall>,
-    usage: Option<pb::Usage>,
-    finish: Option<pb::Finish>,
+    /// Tool calls by index.
+    calls: std::collections::BTreeMap<u32, ToolCall>,
+    usage: Option<Usage>,
+    finish: Option<Finish>,
 }
 
 impl StreamAssembly {
-    fn observe(&mut self, event: &pb::StreamChatResponse) {
-        use pb::stream_chat_response::Event;
-        match &event.event {
-            Some(Event::ContentDelta(d)) => {
-                self.text.push_str(&d.text);
-                self.deltas.push(event.clone());
+    fn observe(&mut self, event: &ReplyEvent) {
+        match event {
+            ReplyEvent::ContentDelta(text) => {
+                self.text.push_str(text);
+                self.deltas.push(StoredDelta { text: text.clone(), ..Default::default() });
             }
-            Some(Event::ToolCallDelta(d)) => {
-                let call = self.calls.entry(d.index).or_default();
-                if !d.id.is_empty() {
-                    call.id.clone_from(&d.id);
+            ReplyEvent::ToolCallDelta(d) => {
+                let call = self.calls.entry(d.index).or_insert_with(|| ToolCall {
+                    id: String::new(),
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+                if let Some(id) = &d.id {
+                    call.id.clone_from(id);
                 }
-                if !d.name.is_empty() {
-                    call.name.clone_from(&d.name);
+                if let Some(name) = &d.name {
+                    call.name.clone_from(name);
                 }
-                call.arguments_json.push_str(&d.arguments_delta);
-                self.deltas.push(event.clone());
+                call.arguments.push_str(&d.arguments);
+                self.deltas.push(StoredDelta {
+                    tool_index: Some(d.index),
+                    text: d.arguments.clone(),
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                });
             }
-            Some(Event::Usage(u)) => self.usage = Some(*u),
-            Some(Event::Finish(f)) => self.finish = Some(f.clone()),
-            None => {}
+            ReplyEvent::Usage(u) => self.usage = Some(*u),
+            ReplyEvent::Finish(f) => self.finish = Some(f.clone()),
         }
     }
 
     /// The answer, when the stream reached its finish event.
     fn finish(self) -> Option<CachedAnswer> {
         let finish = self.finish?;
-        let content = if self.text.is_empty() {
-            Vec::new()
-        } else {
-            vec![pb::ContentPart { part: Some(pb::content_part::Part::Text(self.text)) }]
+        let mut message = Message::text(Role::Assistant, self.text);
+        if matches!(message.content.first(), Some(ContentPart::Text(t)) if t.is_empty()) {
+            message.content.clear();
+        }
+        message.tool_calls = self.calls.into_values().collect();
+        let answer = Answer {
+            id: finish.id,
+            route: finish.route,
+            provider: finish.provider,
+            provider_model: finish.provider_model,
+            message,
+            finish_reason: finish.reason,
+            usage: self.usage.unwrap_or_default(),
         };
-        let message = pb::Message {
-            role: pb::Role::Assistant as i32,
-            content,
-            tool_calls: self.calls.into_values().collect(),
-            ..Default::default()
-        };
-        Some(CachedAnswer {
-            response: Some(pb::ChatResponse {
-                id: finish.id,
-                model: finish.model,
-                provider: finish.provider,
-                provider_model: finish.provider_model,
-                message: Some(message),
-                finish_reason: finish.reason,
-                usage: self.usage,
-            }),
-            deltas: self.deltas,
-        })
+        Some(CachedAnswer::of(&answer, self.deltas))
     }
 }
 
@@ -312,7 +455,7 @@ impl ResponseCache {
     }
 }
 
-/// What the cache does for one call: built by the handler after routing, consulted before
+/// What the cache does for one call: built by the pipeline after routing, consulted before
 /// the upstream call, given the answer after it. A no-op when the route does not cache or the
 /// caller bypassed it.
 #[derive(Debug)]
@@ -351,33 +494,35 @@ impl CallCache {
         CallCache { plan }
     }
 
-    /// The stored answer, when the call may read the cache and it holds one. Records the hit
-    /// or miss on `rpc`.
-    pub async fn lookup(&self, rpc: &mut RpcRecord) -> Option<CachedAnswer> {
-        let plan = self.plan.as_ref().filter(|p| p.read)?;
-        let found = plan.cache.get(&plan.key).await;
-        rpc.cache_lookup(found.is_some());
-        found
-    }
-
-    /// Stores a `Chat` answer.
-    pub async fn store(&self, response: &pb::ChatResponse) {
-        if let Some(plan) = &self.plan {
-            let answer = CachedAnswer { response: Some(response.clone()), deltas: Vec::new() };
-            plan.cache.put(plan.key, &answer, plan.ttl).await;
+    /// The stored answer, when the call may read the cache and it holds one.
+    pub async fn lookup(&self) -> Lookup {
+        let Some(plan) = self.plan.as_ref().filter(|p| p.read) else { return Lookup::Skipped };
+        match plan.cache.get(&plan.key).await {
+            Some(answer) => Lookup::Hit(answer),
+            None => Lookup::Miss,
         }
     }
 
-    /// A cached answer as a `StreamChat` stream.
-    pub fn replay(answer: CachedAnswer) -> EventStream {
-        Box::pin(futures::stream::iter(answer.replay().into_iter().map(Ok)))
+    /// Stores a unary answer.
+    pub async fn store(&self, answer: &Answer) {
+        if let Some(plan) = &self.plan {
+            plan.cache.put(plan.key, &CachedAnswer::of(answer, Vec::new()), plan.ttl).await;
+        }
     }
 
     /// Relays `stream` unchanged and stores its answer once it ended cleanly after its finish
     /// event; a stream that fails or is dropped early stores nothing.
-    pub fn record(self, mut stream: EventStream) -> EventStream {
-        let Some(plan) = self.plan else { return stream };
-        Box::pin(async_stream::stream! {
+    pub fn record<S>(self, mut stream: S) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send
+    where
+        S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
+    {
+        async_stream::stream! {
+            let Some(plan) = self.plan else {
+                while let Some(item) = stream.next().await {
+                    yield item;
+                }
+                return;
+            };
             let mut assembly = StreamAssembly::default();
             while let Some(item) = stream.next().await {
                 match &item {
@@ -392,8 +537,19 @@ impl CallCache {
             if let Some(answer) = assembly.finish() {
                 plan.cache.put(plan.key, &answer, plan.ttl).await;
             }
-        })
+        }
     }
+}
+
+/// What a cache lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The call may not read the cache (off, `bypass`, `refresh`).
+    Skipped,
+    /// Nothing stored.
+    Miss,
+    /// The stored answer.
+    Hit(CachedAnswer),
 }
 
 #[cfg(test)]
@@ -402,58 +558,46 @@ mod tests {
 
     #[test]
     fn the_header_chooses_the_mode() {
-        let mut md = tonic::metadata::MetadataMap::new();
-        assert_eq!(CacheMode::from_metadata(&md).unwrap(), CacheMode::Default);
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(CacheMode::from_headers(&headers).unwrap(), CacheMode::Default);
         for (value, mode) in [
             ("default", CacheMode::Default),
             ("bypass", CacheMode::Bypass),
             ("refresh", CacheMode::Refresh),
         ] {
-            md.insert(HEADER, value.parse().unwrap());
-            assert_eq!(CacheMode::from_metadata(&md).unwrap(), mode);
+            headers.insert(HEADER, value.parse().unwrap());
+            assert_eq!(CacheMode::from_headers(&headers).unwrap(), mode);
         }
-        md.insert(HEADER, "sometimes".parse().unwrap());
-        let status = tonic::Status::from(CacheMode::from_metadata(&md).unwrap_err());
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().contains(HEADER), "{}", status.message());
+        headers.insert(HEADER, "sometimes".parse().unwrap());
+        let error = CacheMode::from_headers(&headers).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        assert!(error.to_string().contains(HEADER), "{error}");
     }
 
     #[test]
     fn a_unary_answer_replays_as_a_stream() {
-        use pb::stream_chat_response::Event;
-        let answer = CachedAnswer {
-            response: Some(pb::ChatResponse {
-                id: "id".into(),
-                model: "r".into(),
-                provider: "p".into(),
-                provider_model: "m".into(),
-                message: Some(pb::Message {
-                    content: vec![pb::ContentPart {
-                        part: Some(pb::content_part::Part::Text("hi".into())),
-                    }],
-                    tool_calls: vec![pb::ToolCall {
-                        id: "c".into(),
-                        name: "t".into(),
-                        arguments_json: "{}".into(),
-                    }],
-                    ..Default::default()
-                }),
-                finish_reason: pb::FinishReason::ToolCalls as i32,
-                usage: Some(pb::Usage {
-                    input_tokens: 1,
-                    output_tokens: 2,
-                    total_tokens: 3,
-                    ..Default::default()
-                }),
-            }),
-            deltas: Vec::new(),
+        let mut message = Message::text(Role::Assistant, "hi");
+        message.tool_calls =
+            vec![ToolCall { id: "c".into(), name: "t".into(), arguments: "{}".into() }];
+        let answer = Answer {
+            id: "id".into(),
+            route: "r".into(),
+            provider: "p".into(),
+            provider_model: "m".into(),
+            message,
+            finish_reason: FinishReason::ToolCalls,
+            usage: Usage { input_tokens: 1, output_tokens: 2, ..Default::default() },
         };
-        let events: Vec<_> = answer.replay().into_iter().filter_map(|e| e.event).collect();
-        assert!(matches!(&events[0], Event::ContentDelta(d) if d.text == "hi"));
+        let stored =
+            CachedAnswer::decode(CachedAnswer::of(&answer, Vec::new()).encode_to_vec().as_slice())
+                .unwrap();
+        assert_eq!(stored.clone().into_answer(), answer);
+        let events = stored.replay();
+        assert!(matches!(&events[0], ReplyEvent::ContentDelta(t) if t == "hi"));
         assert!(
-            matches!(&events[1], Event::ToolCallDelta(d) if d.id == "c" && d.arguments_delta == "{}")
+            matches!(&events[1], ReplyEvent::ToolCallDelta(d) if d.id.as_deref() == Some("c") && d.arguments == "{}")
         );
-        assert!(matches!(&events[2], Event::Usage(u) if u.total_tokens == 3));
-        assert!(matches!(&events[3], Event::Finish(f) if f.id == "id" && f.provider == "p"));
+        assert!(matches!(&events[2], ReplyEvent::Usage(u) if u.total_tokens() == 3));
+        assert!(matches!(&events[3], ReplyEvent::Finish(f) if f.id == "id" && f.provider == "p"));
     }
 }

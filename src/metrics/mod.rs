@@ -13,24 +13,25 @@
 //!   every label key; [`CATALOGUE`] their kinds, help texts and buckets; `docs/metrics.md`
 //!   describes them.
 //! - [`Recorder`] is what the gateway's code holds: typed methods, one per signal, so label
-//!   sets stay the same wherever a signal is emitted. The handler records a finished RPC
-//!   through [`rpc::RpcRecord`]; the router emits retries, failovers, hedges, attempts,
-//!   endpoint health and breaker state through the methods here.
+//!   sets stay the same wherever a signal is emitted. A call's record
+//!   ([`crate::call::record`]) emits its start and end ([`Recorder::call_started`],
+//!   [`Recorder::call_finished`]); the router emits retries, failovers, hedges, attempts,
+//!   endpoint health and breaker state; the cache, the limiter and the audit sink their own.
 //!
-//! Labels stay bounded: route names come from the config (a `provider/model` passthrough is
-//! labelled `provider/*`, see [`route_label`]), providers from the config, codes and reasons
-//! from fixed sets. Never a request id, a user id or a model string a caller sent.
+//! This module is a sink: it depends on nothing else of the gateway. Labels stay bounded:
+//! route names come from the config (a `provider/model` passthrough is labelled `provider/*`,
+//! see [`crate::router::Route::label`]), providers from the config, front doors, methods, codes
+//! and reasons from fixed sets. Never a request id, a user id or a model string a caller sent.
 
 pub mod facade;
 pub mod prometheus;
-pub mod rpc;
 
-use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
+
+use tonic::Code;
 
 pub use facade::{FacadeMetrics, GlobalRecorder};
 pub use prometheus::PrometheusMetrics;
-
-use crate::router::Route;
 
 /// Label pairs of one sample: `(key, value)`. Keys are the constants of [`labels`].
 pub type Labels<'a> = &'a [(&'static str, &'a str)];
@@ -75,9 +76,9 @@ impl Metrics for NoopMetrics {
 
 /// Every metric name. `docs/metrics.md` gives each one's type, labels and meaning.
 pub mod names {
-    /// Counter {method, route, provider, code}: finished RPCs.
+    /// Counter {front_door, method, route, provider, code}: finished calls.
     pub const REQUESTS_TOTAL: &str = "ai_service_requests_total";
-    /// Histogram {method, route, provider}: seconds from the call's arrival to its last
+    /// Histogram {front_door, method, route, provider}: seconds from the call's arrival to its last
     /// message (for a stream, its end).
     pub const REQUEST_DURATION_SECONDS: &str = "ai_service_request_duration_seconds";
     /// Histogram {route, provider}: seconds from a stream's arrival to its first content.
@@ -170,7 +171,11 @@ pub const CATALOGUE: &[MetricDef] = {
     use Kind::{Counter, Gauge};
     use names::*;
     &[
-        def(REQUESTS_TOTAL, Counter, "Finished RPCs by method, route, provider and gRPC code."),
+        def(
+            REQUESTS_TOTAL,
+            Counter,
+            "Finished calls by front door, method, route, provider and gRPC code.",
+        ),
         histogram(
             REQUEST_DURATION_SECONDS,
             "Seconds from a call's arrival to its end (a stream's last event).",
@@ -230,7 +235,9 @@ pub fn definition(name: &str) -> Option<&'static MetricDef> {
 
 /// Every label key, and the fixed values some labels take.
 pub mod labels {
-    /// The RPC: `Chat`, `StreamChat` or `ListModels`.
+    /// The way in: `grpc`, `openai`, `anthropic`.
+    pub const FRONT_DOOR: &str = "front_door";
+    /// The call: `Chat`, `StreamChat` or `ListModels`.
     pub const METHOD: &str = "method";
     /// The route's configured name, `provider/*` for a passthrough, [`NONE`] before routing.
     pub const ROUTE: &str = "route";
@@ -297,16 +304,76 @@ impl Method {
     }
 }
 
-/// The `route` label of a resolved route: its configured name, or `provider/*` for a
-/// `provider/model` passthrough, so a caller's model strings never become label values.
-pub fn route_label(route: &Route) -> Cow<'_, str> {
-    if route.configured {
-        return Cow::Borrowed(&route.name);
+/// The way a call came in; each front door translates its wire format and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontDoor {
+    /// `aiservice.v1.ChatService` over gRPC.
+    Grpc,
+    /// The OpenAI-compatible HTTP API.
+    OpenAi,
+    /// The Anthropic-compatible HTTP API.
+    Anthropic,
+}
+
+impl FrontDoor {
+    /// The `front_door` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrontDoor::Grpc => "grpc",
+            FrontDoor::OpenAi => "openai",
+            FrontDoor::Anthropic => "anthropic",
+        }
     }
-    match route.targets.first() {
-        Some(target) => Cow::Owned(format!("{}/*", target.provider)),
-        None => Cow::Borrowed(labels::NONE),
+}
+
+/// The canonical name of a gRPC code, as the `code` label shows it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
+}
+
+/// What a finished call emits, in one piece: see [`Recorder::call_finished`].
+#[derive(Clone, Copy, Debug)]
+pub struct CallSignals<'a> {
+    /// How it came in.
+    pub front_door: FrontDoor,
+    /// What it was.
+    pub method: Method,
+    /// Its route's label, [`labels::NONE`] when it never got one.
+    pub route: &'a str,
+    /// The provider that answered or was tried last, [`labels::NONE`] when none was.
+    pub provider: &'a str,
+    /// How it ended.
+    pub code: Code,
+    /// From arrival to end.
+    pub total: Duration,
+    /// Time spent on the upstream, when an attempt was sent.
+    pub upstream: Option<Duration>,
+    /// The gateway's own time.
+    pub overhead: Duration,
+    /// Time to the first content of a stream.
+    pub first_token: Option<Duration>,
+    /// Input and output tokens.
+    pub tokens: Option<(u32, u32)>,
+    /// Whether it was a stream that relayed.
+    pub streamed: bool,
 }
 
 /// The gateway's handle on its metrics backend: one typed method per signal. Cheap to clone.
@@ -335,6 +402,50 @@ impl Recorder {
     /// The backend's Prometheus text, when it keeps one.
     pub fn render(&self) -> Option<String> {
         self.sink.render()
+    }
+
+    /// A call began (the in-flight gauge).
+    pub fn call_started(&self, method: Method) {
+        self.sink.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method.as_str())], 1.0);
+    }
+
+    /// A call began relaying a stream.
+    pub fn stream_started(&self) {
+        self.sink.gauge_add(names::STREAMS_IN_FLIGHT, &[], 1.0);
+    }
+
+    /// A call ended: the request counter, the latency, upstream, overhead and
+    /// time-to-first-token histograms, tokens and the in-flight gauges, at once.
+    pub fn call_finished(&self, s: &CallSignals<'_>) {
+        let m = self.sink.as_ref();
+        let (door, method) = (s.front_door.as_str(), s.method.as_str());
+        let call = [
+            (labels::FRONT_DOOR, door),
+            (labels::METHOD, method),
+            (labels::ROUTE, s.route),
+            (labels::PROVIDER, s.provider),
+        ];
+        let with_code = [call[0], call[1], call[2], call[3], (labels::CODE, code_name(s.code))];
+        m.counter(names::REQUESTS_TOTAL, &with_code, 1);
+        m.timing(names::REQUEST_DURATION_SECONDS, &call, s.total);
+        if let Some(upstream) = s.upstream {
+            let labels = [(labels::METHOD, method), (labels::PROVIDER, s.provider)];
+            m.timing(names::UPSTREAM_DURATION_SECONDS, &labels, upstream);
+        }
+        m.timing(names::OVERHEAD_SECONDS, &[(labels::METHOD, method)], s.overhead);
+        let by_target = [(labels::ROUTE, s.route), (labels::PROVIDER, s.provider)];
+        if let Some(ttft) = s.first_token {
+            m.timing(names::TIME_TO_FIRST_TOKEN_SECONDS, &by_target, ttft);
+        }
+        if let Some((input, output)) = s.tokens {
+            let [r, p] = by_target;
+            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "input")], input.into());
+            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "output")], output.into());
+        }
+        m.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method)], -1.0);
+        if s.streamed {
+            m.gauge_add(names::STREAMS_IN_FLIGHT, &[], -1.0);
+        }
     }
 
     /// Sets the build-info gauge; called once when the gateway is built.
@@ -412,26 +523,5 @@ impl Recorder {
         // Precision loss above 2^53 records is not a concern.
         #[allow(clippy::cast_precision_loss)]
         self.sink.gauge_set(names::AUDIT_QUEUE_DEPTH, &[], depth as f64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passthrough_routes_are_labelled_by_provider() {
-        let config = crate::Config::from_yaml(
-            "providers: {local: {kind: echo}}\nroutes: [{name: fast, aliases: [quick], targets: [{provider: local, model: m}]}]",
-            std::iter::empty(),
-        )
-        .unwrap();
-        let router = crate::router::Router::from_config(&config);
-        for (asked, label) in
-            [("fast", "fast"), ("quick", "fast"), ("local/any-model-at-all", "local/*")]
-        {
-            let route = router.resolve(asked).unwrap();
-            assert_eq!(route_label(&route), label, "asked {asked}");
-        }
     }
 }

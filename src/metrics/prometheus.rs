@@ -163,7 +163,7 @@ mod tests {
 
         assert!(text.contains("# TYPE ai_service_requests_total counter\n"), "{text}");
         assert!(text.contains(
-            "# HELP ai_service_requests_total Finished RPCs by method, route, provider and gRPC code.\n"
+            "# HELP ai_service_requests_total Finished calls by front door, method, route, provider and gRPC code.\n"
         ));
         assert!(text.contains("ai_service_requests_total{route=\"fast\",code=\"OK\"} 3\n"));
         assert!(text.contains("ai_service_requests_total{route=\"a\\\"b\",code=\"OK\"} 1\n"));

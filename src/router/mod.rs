@@ -21,7 +21,7 @@
 pub mod balance;
 pub mod endpoint;
 
-use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use tokio::time::Instant;
@@ -34,7 +34,8 @@ use crate::{
     call::CallContext,
     chat::{ChatEvent, ChatRequest, ChatResponse},
     config::{
-        Config, EndpointConfig, HealthCheck, HealthPolicy, KeySource, ProviderConfig, Strategy,
+        ClientKey, Config, EndpointConfig, HealthCheck, HealthPolicy, KeySource, ProviderConfig,
+        Strategy,
     },
     error::{AttemptFailure, Error},
     keys::KeyFile,
@@ -113,6 +114,30 @@ pub struct Served<T> {
     pub endpoint: Arc<Endpoint>,
     /// Attempts made, the successful one included.
     pub attempts: u32,
+}
+
+/// A route as `ListModels` (and a front door's model list) shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The name callers use.
+    pub name: String,
+    /// Other names for it.
+    pub aliases: Vec<String>,
+    /// Its failover chain.
+    pub targets: Vec<TargetInfo>,
+    /// Whether any target could serve now.
+    pub available: bool,
+}
+
+/// One target of a [`ModelInfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetInfo {
+    /// The provider's configured name.
+    pub provider: String,
+    /// The upstream model.
+    pub model: String,
+    /// Whether it could serve now.
+    pub available: bool,
 }
 
 /// A stream that has produced its first events: the call is committed to it.
@@ -194,6 +219,18 @@ impl Plan {
 }
 
 impl Route {
+    /// The `route` label of metrics: the configured name, or `provider/*` for a
+    /// `provider/model` passthrough, so a caller's model strings never become label values.
+    pub fn label(&self) -> Cow<'_, str> {
+        if self.configured {
+            return Cow::Borrowed(&self.name);
+        }
+        match self.targets.first() {
+            Some(target) => Cow::Owned(format!("{}/*", target.provider)),
+            None => Cow::Borrowed(crate::metrics::labels::NONE),
+        }
+    }
+
     /// Whether at least one target could serve now (its upstream model not cooling down).
     pub fn is_available(&self, now: Instant) -> bool {
         self.targets.iter().any(|t| t.pool.is_available(now, &t.model))
@@ -368,7 +405,7 @@ impl Route {
                     hedged = true;
                     if let Some(candidate) = plan.next(&self.targets, Instant::now(), Some(plan.current)) {
                         tracing::info!(route = %self.name, provider = %self.targets[candidate.target].provider, "hedging");
-                        self.metrics.hedge(&crate::metrics::route_label(self), &self.targets[candidate.target].provider);
+                        self.metrics.hedge(&self.label(), &self.targets[candidate.target].provider);
                         in_flight.push(launch(candidate, launched + 1, Trigger::Hedge));
                         launched += 1;
                     }
@@ -395,7 +432,7 @@ impl Route {
 
     /// Emits a retry (same target as the last failure) or a failover (another target).
     fn observe_next(&self, failed: Option<usize>, next: usize) {
-        let route = crate::metrics::route_label(self);
+        let route = self.label();
         if let Some(failed) = failed {
             let provider = &self.targets[failed].provider;
             if failed == next {
@@ -654,6 +691,29 @@ impl Router {
     /// Every configured route, sorted by name.
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
+    }
+
+    /// The configured routes `client` may call (every one for an anonymous caller), with
+    /// whether each route and target could serve at `now`.
+    pub fn models(&self, client: Option<&ClientKey>, now: Instant) -> Vec<ModelInfo> {
+        self.routes
+            .iter()
+            .filter(|route| client.is_none_or(|c| c.may_call(&route.name)))
+            .map(|route| ModelInfo {
+                name: route.name.clone(),
+                aliases: route.aliases.clone(),
+                targets: route
+                    .targets
+                    .iter()
+                    .map(|t| TargetInfo {
+                        provider: t.provider.clone(),
+                        model: t.model.clone(),
+                        available: t.pool.is_available(now, &t.model),
+                    })
+                    .collect(),
+                available: route.is_available(now),
+            })
+            .collect()
     }
 
     /// Whether any route can serve now, or any provider reachable as `provider/model`. A

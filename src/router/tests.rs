@@ -470,3 +470,19 @@ async fn a_rate_limit_cools_only_that_model_on_a_shared_endpoint() {
     // What is left of a's 30 s, less the few milliseconds the calls took.
     assert!(delay <= Duration::from_secs(20) && delay > Duration::from_millis(19_800), "{delay:?}");
 }
+
+#[test]
+fn passthrough_routes_are_labelled_by_provider() {
+    let config = crate::Config::from_yaml(
+        "providers: {local: {kind: echo}}\nroutes: [{name: fast, aliases: [quick], targets: [{provider: local, model: m}]}]",
+        std::iter::empty(),
+    )
+    .unwrap();
+    let router = Router::from_config(&config);
+    for (asked, label) in
+        [("fast", "fast"), ("quick", "fast"), ("local/any-model-at-all", "local/*")]
+    {
+        let route = router.resolve(asked).unwrap();
+        assert_eq!(route.label(), label, "asked {asked}");
+    }
+}

@@ -50,7 +50,7 @@ use tracing_subscriber::{
 use super::spans;
 use crate::{
     config::{OtlpConfig, OtlpProtocol, TracingConfig},
-    metrics::rpc::code_name,
+    metrics::code_name,
     redact::redact,
 };
 

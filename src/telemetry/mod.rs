@@ -4,7 +4,7 @@
 //! `RUST_LOG` when it is set and by `log.level` otherwise, every line passed through the
 //! redactor ([`crate::redact`]).
 //!
-//! Each RPC runs in one `rpc` span (opened by [`crate::metrics::rpc`]) with the fields
+//! Each RPC runs in one `rpc` span (opened by [`crate::call::record`]) with the fields
 //! `request_id`, `method`, `trace_id`, `model`, `route`, `provider`, `upstream_model`, `code`,
 //! `input_tokens`, `output_tokens` and `error`, and ends with one `rpc finished` (or
 //! `rpc failed`) event carrying `latency_ms`, `upstream_ms` and `ttft_ms`. In JSON the span's

@@ -1,6 +1,6 @@
 //! The gateway's spans as a collector sees them, and the few hot-path calls that make them.
 //!
-//! - The per-RPC `rpc` span ([`crate::metrics::rpc`]) is shared with the logs, so it keeps
+//! - The per-RPC `rpc` span ([`crate::call::record`]) is shared with the logs, so it keeps
 //!   the field names the logs promise; [`super::export`] maps them to OpenTelemetry's
 //!   semantic conventions when it exports the span, as a SERVER span named
 //!   `aiservice.v1.ChatService/<method>`. When the call came with a W3C `traceparent`, the

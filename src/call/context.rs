@@ -1,7 +1,8 @@
-//! What the gateway knows about the RPC it is serving and passes down to the provider call:
+//! What the gateway knows about the call it is serving and passes down to the provider call:
 //! the request id and the caller's W3C trace context.
 //!
-//! The chat handler builds a [`CallContext`] from the call's metadata and runs the router
+//! The call's record ([`super::record`]) builds a [`CallContext`] from the call's headers
+//! (gRPC metadata or HTTP headers, whatever the front door) and runs the router
 //! inside [`CallContext::scope`], so every provider adapter can read it with
 //! [`CallContext::current`] without the `Provider` trait growing a parameter. An adapter adds
 //! the headers to its upstream request like this:

@@ -1,0 +1,374 @@
+//! The call pipeline: everything a call goes through, once, whatever front door it came in
+//! by. A front door ([`crate::front`]) only translates: its wire request into a [`Call`] and a
+//! domain [`ChatRequest`], and the domain outcome ([`Answer`], a [`ReplyStream`], or an
+//! [`Error`]) back into its wire format.
+//!
+//! The steps, in order, and where each lives:
+//! 1. [`Pipeline::begin`]: room in the audit queue, then the call's record ([`record`]): its
+//!    request id, span, deadline and audited caller headers; from here on the call leaves
+//!    exactly one audit record, one metric sample and one log line however it ends;
+//! 2. [`Pipeline::identify`]: the client key (UNAUTHENTICATED);
+//! 3. [`Call::asked`] by the front door: what was asked (the record keeps it, valid or not)
+//!    and the messages-per-request limit; then the front door translates and validates;
+//! 4. [`Pipeline::chat`] / [`Pipeline::stream`]: admission ([`admission`]: in-flight limit,
+//!    the key's routes and request rate), the cache mode, the route, the response cache
+//!    ([`crate::cache`]), the router with its retries and failover ([`crate::router`]), then
+//!    for a stream the relay ([`relay`]) and the token charge;
+//! 5. the record ends with the answer, the last event of the stream, or the error.
+
+pub mod admission;
+mod context;
+pub mod record;
+pub mod relay;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tracing::Instrument;
+
+pub use admission::Admission;
+pub(crate) use context::is_usable_request_id;
+pub use context::{
+    CallContext, InvalidTraceParent, REQUEST_ID, TRACEPARENT, TRACESTATE, TraceParent, Trail,
+    new_request_id,
+};
+pub use record::CallRecord;
+pub use relay::ReplyStream;
+
+use crate::{
+    audit::AuditSink,
+    auth::ClientKeys,
+    cache::{CacheMode, CachedAnswer, CallCache, Lookup, ResponseCache},
+    chat::{Answer, ChatRequest},
+    config::{ClientKey, Limits},
+    error::Error,
+    metrics::{FrontDoor, Method, Recorder},
+    provider::estimate_usage,
+    router::{ModelInfo, Route, Router},
+};
+
+/// How much earlier than the caller's deadline the pipeline gives up: tonic's own timer for
+/// the same `grpc-timeout` ends the call with a bare CANCELLED; ending a hair earlier lets the
+/// caller get DEADLINE_EXCEEDED with its details.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
+
+/// What a [`Pipeline`] is made of.
+#[derive(Debug)]
+pub struct Parts {
+    /// The routes in force; a configuration reload swaps them.
+    pub router: Arc<ArcSwap<Router>>,
+    /// The deadline of a call whose caller gave none.
+    pub default_timeout: Duration,
+    /// Cancelled when the shutdown grace period is over: calls still running end with
+    /// UNAVAILABLE (`SERVER_STOPPED`).
+    pub stop: CancellationToken,
+    /// Where the metrics go.
+    pub metrics: Recorder,
+    /// Where the audit records go, if anywhere.
+    pub audit: Option<AuditSink>,
+    /// Request limits.
+    pub limits: Limits,
+    /// The client keys; `None` (or none configured) lets anonymous calls in.
+    pub keys: Option<ClientKeys>,
+    /// The response cache, when a route caches.
+    pub cache: Option<Arc<ResponseCache>>,
+    /// The per-key rate limiter.
+    pub limiter: Option<Arc<crate::limits::RateLimiter>>,
+}
+
+/// The call pipeline of a gateway; cheap to clone. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    router: Arc<ArcSwap<Router>>,
+    default_timeout: Duration,
+    stop: CancellationToken,
+    metrics: Recorder,
+    audit: Option<AuditSink>,
+    max_messages: usize,
+    keys: Option<ClientKeys>,
+    admission: Admission,
+    cache: Option<Arc<ResponseCache>>,
+}
+
+/// One call in the pipeline, from its arrival to its end; see the module docs.
+#[derive(Debug)]
+pub struct Call {
+    record: CallRecord,
+    client: Option<Arc<ClientKey>>,
+    /// When the pipeline gives up on the call.
+    deadline: Instant,
+    cache_mode: Result<CacheMode, Error>,
+    max_messages: usize,
+}
+
+impl Pipeline {
+    /// A pipeline of `parts`.
+    pub fn new(parts: Parts) -> Pipeline {
+        Pipeline {
+            inner: Arc::new(Inner {
+                router: parts.router,
+                default_timeout: parts.default_timeout,
+                stop: parts.stop,
+                metrics: parts.metrics,
+                audit: parts.audit,
+                max_messages: parts.limits.max_messages,
+                keys: parts.keys,
+                admission: Admission::new(&parts.limits, parts.limiter),
+                cache: parts.cache,
+            }),
+        }
+    }
+
+    /// Begins a call of `method` through `front_door`, whose headers arrived at `arrived`,
+    /// with the caller's `timeout` if it gave one: waits for room in the audit queue (a slow
+    /// audit sink slows callers rather than losing records), then opens its record.
+    pub async fn begin(
+        &self,
+        front_door: FrontDoor,
+        method: Method,
+        headers: &http::HeaderMap,
+        arrived: Instant,
+        timeout: Option<Duration>,
+    ) -> Call {
+        let inner = &self.inner;
+        if let Some(audit) = &inner.audit {
+            audit.admit().await;
+        }
+        let mut record =
+            CallRecord::begin(&inner.metrics, front_door, method, headers, inner.audit.as_ref());
+        let deadline = match timeout {
+            Some(timeout) => {
+                if let Some(at) = arrived.into_std().checked_add(timeout) {
+                    record.set_deadline(at);
+                }
+                arrived + timeout.saturating_sub(DEADLINE_MARGIN)
+            }
+            None => arrived + inner.default_timeout,
+        };
+        Call {
+            record,
+            client: None,
+            deadline,
+            cache_mode: CacheMode::from_headers(headers),
+            max_messages: inner.max_messages,
+        }
+    }
+
+    /// Identifies the caller by the client key in `headers` (`authorization: Bearer` or
+    /// `x-api-key`); UNAUTHENTICATED when keys are required and it sent none or an unknown
+    /// one. Anonymous calls pass when no keys are configured.
+    pub fn identify(&self, call: &mut Call, headers: &http::HeaderMap) -> Result<(), Error> {
+        let Some(keys) = self.inner.keys.as_ref().filter(|k| k.required()) else {
+            return Ok(());
+        };
+        match keys.check(headers) {
+            Ok(key) => {
+                call.record.client(&key);
+                call.client = Some(key);
+                Ok(())
+            }
+            Err(failure) => Err(Error::Unauthenticated(failure.message())),
+        }
+    }
+
+    /// Everything before the upstream: a place under the in-flight limit, the cache mode, the
+    /// route, the key's routes and rate, and the cache lookup.
+    async fn admit(
+        &self,
+        record: &mut CallRecord,
+        client: Option<&ClientKey>,
+        cache_mode: Result<CacheMode, Error>,
+        request: &ChatRequest,
+    ) -> Result<Admitted, Error> {
+        let inner = &self.inner;
+        inner.admission.take_place(record)?;
+        let mode = cache_mode?;
+        record.content(request);
+        let route = inner.router.load().resolve(&request.model)?;
+        record.route(&route);
+        inner.admission.authorize(client, &route.name).await?;
+        let cache = CallCache::new(inner.cache.as_ref(), &route, request, mode);
+        match cache.lookup().await {
+            Lookup::Hit(hit) => {
+                record.cache_lookup(true);
+                return Ok(Admitted::Cached(hit));
+            }
+            Lookup::Miss => record.cache_lookup(false),
+            Lookup::Skipped => {}
+        }
+        Ok(Admitted::Upstream { route, cache })
+    }
+
+    /// One complete answer to `request`, and the end of the call.
+    pub async fn chat(&self, call: Call, request: ChatRequest) -> Result<Answer, Error> {
+        let Call { mut record, client, deadline, cache_mode, .. } = call;
+        let span = record.span().clone();
+        let result = self
+            .answer(&mut record, client.as_deref(), deadline, cache_mode, request)
+            .instrument(span)
+            .await;
+        match result {
+            Ok(answer) => {
+                record.answered(&answer.usage, &answer.provider_model);
+                record.finish_ok();
+                Ok(answer)
+            }
+            Err(error) => {
+                record.fail(&error);
+                Err(error)
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        record: &mut CallRecord,
+        client: Option<&ClientKey>,
+        deadline: Instant,
+        cache_mode: Result<CacheMode, Error>,
+        request: ChatRequest,
+    ) -> Result<Answer, Error> {
+        let inner = &self.inner;
+        let (route, cache) = match self.admit(record, client, cache_mode, &request).await? {
+            Admitted::Cached(hit) => return Ok(hit.into_answer()),
+            Admitted::Upstream { route, cache } => (route, cache),
+        };
+        let served = tokio::select! {
+            served = record.upstream(route.chat(&request, deadline)) => served?,
+            () = inner.stop.cancelled() => return Err(Error::Stopped),
+        };
+        let reply = served.value;
+        // A provider that reports no usage gets the same estimate as a stream without one.
+        let usage = if reply.usage.total_tokens() == 0 {
+            estimate_usage(&request, reply.message.output_bytes())
+        } else {
+            reply.usage
+        };
+        let answer = Answer {
+            id: reply.id,
+            route: route.name.clone(),
+            provider: served.provider,
+            provider_model: reply.provider_model,
+            message: reply.message,
+            finish_reason: reply.finish_reason,
+            usage,
+        };
+        cache.store(&answer).await;
+        if let Some(key) = client {
+            inner.admission.charge(key, &answer.usage).await;
+        }
+        Ok(answer)
+    }
+
+    /// A streamed answer to `request`; the call ends with the stream's last event.
+    pub async fn stream(&self, call: Call, request: ChatRequest) -> Result<ReplyStream, Error> {
+        let Call { mut record, client, deadline, cache_mode, .. } = call;
+        let span = record.span().clone();
+        let result = self
+            .open_stream(&mut record, client, deadline, cache_mode, request)
+            .instrument(span)
+            .await;
+        match result {
+            Ok(stream) => Ok(Box::pin(record.relay(stream))),
+            Err(error) => {
+                record.fail(&error);
+                Err(error)
+            }
+        }
+    }
+
+    async fn open_stream(
+        &self,
+        record: &mut CallRecord,
+        client: Option<Arc<ClientKey>>,
+        deadline: Instant,
+        cache_mode: Result<CacheMode, Error>,
+        request: ChatRequest,
+    ) -> Result<ReplyStream, Error> {
+        let inner = &self.inner;
+        let (route, cache) =
+            match self.admit(record, client.as_deref(), cache_mode, &request).await? {
+                Admitted::Cached(hit) => {
+                    return Ok(Box::pin(futures::stream::iter(hit.replay().into_iter().map(Ok))));
+                }
+                Admitted::Upstream { route, cache } => (route, cache),
+            };
+        let served = tokio::select! {
+            served = record.upstream(route.stream(&request, deadline)) => served?,
+            () = inner.stop.cancelled() => return Err(Error::Stopped),
+        };
+        let mut stream =
+            relay::relay(served, &request, route.name.clone(), deadline, inner.stop.clone());
+        if let Some(key) = client.filter(|k| k.tokens_per_minute.is_some()) {
+            stream = Box::pin(inner.admission.charged(stream, key));
+        }
+        Ok(Box::pin(cache.record(stream)))
+    }
+
+    /// The models the call's client may use, and the end of the call.
+    pub fn models(&self, call: Call) -> Vec<ModelInfo> {
+        let models = self.inner.router.load().models(call.client.as_deref(), Instant::now());
+        call.record.finish_ok();
+        models
+    }
+}
+
+/// A call past admission.
+enum Admitted {
+    /// The response cache answers it.
+    Cached(CachedAnswer),
+    /// It goes to the route's upstreams.
+    Upstream { route: Arc<Route>, cache: CallCache },
+}
+
+impl Call {
+    /// Notes what the caller asked for, before the front door validates it (the record keeps
+    /// it either way), and checks the messages-per-request limit.
+    pub fn asked(
+        &mut self,
+        model: &str,
+        messages: usize,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), Error> {
+        self.record.asked(model, messages, metadata);
+        if messages > self.max_messages {
+            let limit = self.max_messages;
+            return Err(Error::invalid(
+                "messages",
+                format!("at most {limit} messages per request, got {messages}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends the call with `error` (refused by the front door: an invalid request), and
+    /// returns it for the front door to put in its shape.
+    pub fn refuse(mut self, error: Error) -> Error {
+        self.record.fail(&error);
+        error
+    }
+
+    /// Ends the call with a status that is no [`Error`] of ours (the caller reset it while it
+    /// was still sending its request).
+    pub fn end_with(self, code: Code, message: &str) {
+        self.record.end_with(code, message);
+    }
+
+    /// The call's request id, for the front door's response.
+    pub fn request_id(&self) -> &str {
+        self.record.context().request_id()
+    }
+
+    /// The call's span.
+    pub fn span(&self) -> &tracing::Span {
+        self.record.span()
+    }
+}

@@ -1,0 +1,334 @@
+//! The gRPC front door: `aiservice.v1.ChatService`. It translates and does nothing else:
+//! protobuf into the domain request ([`crate::validate`]), the pipeline's answer, stream or
+//! error back into protobuf and a `tonic::Status` (the one `From<Error> for Status`).
+//!
+//! The call itself is begun by the door's tower layer ([`layer`]) when its headers arrive,
+//! before tonic decodes the body, so that a refusal by the decoder is recorded like any
+//! other; the handler takes it from the request's extensions.
+
+pub mod layer;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use tonic::{Request, Response, Status, metadata::MetadataValue};
+use tracing::Instrument;
+
+use crate::{
+    call::{Call, Pipeline, REQUEST_ID, ReplyStream},
+    chat::{self, Answer, ChatRequest, ContentPart, FinishReason, ImageSource, ReplyEvent, Usage},
+    error::Error,
+    metrics::{FrontDoor, Method},
+    proto::v1::{self as pb, chat_service_server::ChatService},
+    router::ModelInfo,
+    validate,
+};
+
+/// The chat service of the gRPC port; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ChatHandler {
+    pipeline: Pipeline,
+}
+
+impl ChatHandler {
+    /// The gRPC front door of `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        ChatHandler { pipeline }
+    }
+
+    /// The call the layer began for `request`; or, when the service is mounted without its
+    /// layer, one begun (and identified) here.
+    async fn open<T>(&self, method: Method, request: &Request<T>) -> Result<Call, Status> {
+        if let Some(call) = request.extensions().get::<OpenCall>().and_then(OpenCall::take) {
+            return Ok(call);
+        }
+        let headers = request.metadata().as_ref();
+        let arrived = request.extensions().get::<Arrival>().map_or_else(Arrival::now, |a| a.0);
+        let mut call = self
+            .pipeline
+            .begin(FrontDoor::Grpc, method, headers, arrived, grpc_timeout(headers))
+            .await;
+        match self.pipeline.identify(&mut call, headers) {
+            Ok(()) => Ok(call),
+            Err(error) => {
+                let id = call.request_id().to_owned();
+                Err(status(call.refuse(error), &id))
+            }
+        }
+    }
+
+    /// The domain request of `request`, or the call refused as invalid.
+    fn understand(mut call: Call, request: pb::ChatRequest) -> Result<(Call, ChatRequest), Error> {
+        if let Err(error) = call.asked(&request.model, request.messages.len(), &request.metadata) {
+            return Err(call.refuse(error));
+        }
+        match validate::chat_request(request) {
+            Ok(request) => Ok((call, request)),
+            Err(error) => Err(call.refuse(error)),
+        }
+    }
+
+    async fn answer(&self, call: Call, request: pb::ChatRequest) -> Result<Answer, Error> {
+        let (call, request) = Self::understand(call, request)?;
+        self.pipeline.chat(call, request).await
+    }
+
+    async fn answer_stream(
+        &self,
+        call: Call,
+        request: pb::ChatRequest,
+    ) -> Result<ReplyStream, Error> {
+        let (call, request) = Self::understand(call, request)?;
+        self.pipeline.stream(call, request).await
+    }
+}
+
+/// The stream type of `StreamChat`.
+pub type EventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::StreamChatResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ChatService for ChatHandler {
+    async fn chat(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
+        let call = self.open(Method::Chat, &request).await?;
+        let (id, span) = (call.request_id().to_owned(), call.span().clone());
+        match self.answer(call, request.into_inner()).instrument(span).await {
+            Ok(answer) => Ok(with_request_id(Response::new(answer_to_pb(answer)), &id)),
+            Err(error) => Err(status(error, &id)),
+        }
+    }
+
+    type StreamChatStream = EventStream;
+
+    async fn stream_chat(
+        &self,
+        request: Request<pb::StreamChatRequest>,
+    ) -> Result<Response<Self::StreamChatStream>, Status> {
+        let call = self.open(Method::StreamChat, &request).await?;
+        let (id, span) = (call.request_id().to_owned(), call.span().clone());
+        let request = pb::ChatRequest::from(request.into_inner());
+        match self.answer_stream(call, request).instrument(span).await {
+            Ok(stream) => {
+                let events: EventStream = Box::pin(stream.map(|item| match item {
+                    Ok(event) => Ok(event_to_pb(event)),
+                    Err(error) => Err(Status::from(error)),
+                }));
+                Ok(with_request_id(Response::new(events), &id))
+            }
+            Err(error) => Err(status(error, &id)),
+        }
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let call = self.open(Method::ListModels, &request).await?;
+        let id = call.request_id().to_owned();
+        let models = self.pipeline.models(call).into_iter().map(model_to_pb).collect();
+        Ok(with_request_id(Response::new(pb::ListModelsResponse { models }), &id))
+    }
+}
+
+/// A call the layer began, waiting for the handler in the request's extensions. Whoever takes
+/// it ends it; the layer ends one the handler never took.
+#[derive(Clone, Debug)]
+pub struct OpenCall(Arc<Mutex<Option<Call>>>);
+
+impl OpenCall {
+    /// Holds `call` for the handler.
+    pub fn new(call: Call) -> Self {
+        OpenCall(Arc::new(Mutex::new(Some(call))))
+    }
+
+    /// The call, if nobody took it yet.
+    pub fn take(&self) -> Option<Call> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// When a call's headers arrived; set by the server's outermost layer, the moment tonic starts
+/// its own `grpc-timeout` timer, so the call's deadline counts from there.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival(pub tokio::time::Instant);
+
+impl Arrival {
+    /// Stamps an incoming request with its arrival time.
+    pub fn stamp<B>(mut request: http::Request<B>) -> http::Request<B> {
+        request.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
+        request
+    }
+
+    fn now() -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+}
+
+/// The caller's timeout, from its `grpc-timeout` header.
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout)
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `error` as the caller's `Status`, with the call's request id.
+pub fn status(error: Error, request_id: &str) -> Status {
+    let mut status = Status::from(error);
+    if let Ok(value) = MetadataValue::try_from(request_id) {
+        status.metadata_mut().insert(REQUEST_ID, value);
+    }
+    status
+}
+
+fn with_request_id<T>(mut response: Response<T>, request_id: &str) -> Response<T> {
+    if let Ok(value) = MetadataValue::try_from(request_id) {
+        response.metadata_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+fn event(event: pb::stream_chat_response::Event) -> pb::StreamChatResponse {
+    pb::StreamChatResponse { event: Some(event) }
+}
+
+/// A reply event as a `StreamChat` message.
+pub fn event_to_pb(e: ReplyEvent) -> pb::StreamChatResponse {
+    use pb::stream_chat_response::Event;
+    match e {
+        ReplyEvent::ContentDelta(text) => event(Event::ContentDelta(pb::ContentDelta { text })),
+        ReplyEvent::ToolCallDelta(d) => event(Event::ToolCallDelta(pb::ToolCallDelta {
+            index: d.index,
+            id: d.id.unwrap_or_default(),
+            name: d.name.unwrap_or_default(),
+            arguments_delta: d.arguments,
+        })),
+        ReplyEvent::Usage(u) => event(Event::Usage(usage_to_pb(u))),
+        ReplyEvent::Finish(f) => event(Event::Finish(pb::Finish {
+            reason: finish_to_pb(f.reason) as i32,
+            id: f.id,
+            model: f.route,
+            provider: f.provider,
+            provider_model: f.provider_model,
+        })),
+    }
+}
+
+/// An answer as `Chat` returns it.
+pub fn answer_to_pb(a: Answer) -> pb::ChatResponse {
+    pb::ChatResponse {
+        id: a.id,
+        model: a.route,
+        provider: a.provider,
+        provider_model: a.provider_model,
+        message: Some(message_to_pb(a.message)),
+        finish_reason: finish_to_pb(a.finish_reason) as i32,
+        usage: Some(usage_to_pb(a.usage)),
+    }
+}
+
+fn model_to_pb(m: ModelInfo) -> pb::Model {
+    pb::Model {
+        name: m.name,
+        aliases: m.aliases,
+        targets: m
+            .targets
+            .into_iter()
+            .map(|t| pb::Target { provider: t.provider, model: t.model, available: t.available })
+            .collect(),
+        available: m.available,
+    }
+}
+
+fn message_to_pb(m: chat::Message) -> pb::Message {
+    let role = match m.role {
+        chat::Role::System => pb::Role::System,
+        chat::Role::User => pb::Role::User,
+        chat::Role::Assistant => pb::Role::Assistant,
+        chat::Role::Tool => pb::Role::Tool,
+    };
+    pb::Message {
+        role: role as i32,
+        content: m
+            .content
+            .into_iter()
+            .map(|part| pb::ContentPart {
+                part: Some(match part {
+                    ContentPart::Text(text) => pb::content_part::Part::Text(text),
+                    ContentPart::Image(image) => pb::content_part::Part::Image(pb::Image {
+                        source: Some(match image.source {
+                            ImageSource::Url(url) => pb::image::Source::Url(url),
+                            ImageSource::Data(data) => pb::image::Source::Data(data.to_vec()),
+                        }),
+                        mime_type: image.mime_type.unwrap_or_default(),
+                        detail: pb::ImageDetail::Unspecified as i32,
+                    }),
+                }),
+            })
+            .collect(),
+        name: m.name.unwrap_or_default(),
+        tool_calls: m
+            .tool_calls
+            .into_iter()
+            .map(|c| pb::ToolCall { id: c.id, name: c.name, arguments_json: c.arguments })
+            .collect(),
+        tool_call_id: m.tool_call_id.unwrap_or_default(),
+    }
+}
+
+fn finish_to_pb(reason: FinishReason) -> pb::FinishReason {
+    match reason {
+        FinishReason::Stop => pb::FinishReason::Stop,
+        FinishReason::Length => pb::FinishReason::Length,
+        FinishReason::ToolCalls => pb::FinishReason::ToolCalls,
+        FinishReason::ContentFilter => pb::FinishReason::ContentFilter,
+        FinishReason::Other => pb::FinishReason::Other,
+    }
+}
+
+fn usage_to_pb(u: Usage) -> pb::Usage {
+    pb::Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        total_tokens: u.total_tokens(),
+        cached_input_tokens: u.cached_input_tokens,
+        estimated: u.estimated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "100", "123456789S", "1x", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+}

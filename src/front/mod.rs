@@ -1,0 +1,7 @@
+//! The front doors: the ways a call comes in. Each one translates its wire format into the
+//! call pipeline's domain types ([`crate::call`]) and the outcome back, and does nothing
+//! else; each has exactly one place that turns an [`crate::Error`] into its own error shape.
+//!
+//! - [`grpc`]: `aiservice.v1.ChatService`, the primary API.
+
+pub mod grpc;
