@@ -7,6 +7,7 @@
 #   the check that the committed client stubs match proto/,
 #   the grpcurl smoke test against the debug binary (tests/smoke/grpcurl.sh),
 #   the Go, Python and Java client suites against running gateways,
+#   the official openai and anthropic SDKs against the HTTP front doors (tests/sdk),
 #   and the deploy checks (deploy/check.sh: Dockerfile, manifests, Helm chart, smoke run).
 # `make generate` regenerates the committed Go and Python stubs from proto/.
 
@@ -29,6 +30,8 @@ VENV   := $(TOOLS)/venv
 PYTHON := $(VENV)/bin/python
 TEST_VENV   := $(TOOLS)/venv-test
 TEST_PYTHON := $(TEST_VENV)/bin/python
+SDK_VENV    := $(TOOLS)/venv-sdk
+SDK_PYTHON  := $(SDK_VENV)/bin/python
 export PATH := $(BIN):$(PATH)
 export AI_SERVICE_BIN := $(CURDIR)/target/debug/ai-service
 
@@ -40,14 +43,14 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
 .PHONY: test tools redis-server fmt clippy cargo-test build lint smoke generate check-generated \
-	clients client-go client-python client-java fuzz fuzz-short soak
+	clients client-go client-python client-java sdk fuzz fuzz-short soak
 
-test: tools fmt clippy cargo-test lint check-generated smoke clients
+test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
 	bash deploy/check.sh
 	$(MAKE) bench-smoke
 	$(MAKE) fuzz-short
 
-tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test redis-server
+tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test $(STAMPS)/venv-sdk redis-server
 
 # The cache and rate-limit tests start (and stop) their own redis-server on 127.0.0.1, from
 # Debian's package.
@@ -71,6 +74,13 @@ $(STAMPS)/venv-test: clients/python/requirements-test.txt clients/python/pyproje
 	python3 -m venv $(TEST_VENV)
 	$(TEST_PYTHON) -m pip install -q --disable-pip-version-check -r $< ./clients/python
 	rm -rf clients/python/build clients/python/src/*.egg-info
+	@mkdir -p $(STAMPS) && touch $@
+
+# .tools/venv-sdk: the official openai and anthropic SDKs and pytest, pinned, for tests/sdk.
+$(STAMPS)/venv-sdk: tests/sdk/requirements.txt
+	rm -rf $(SDK_VENV)
+	python3 -m venv $(SDK_VENV)
+	$(SDK_PYTHON) -m pip install -q --disable-pip-version-check -r $<
 	@mkdir -p $(STAMPS) && touch $@
 
 # One rule per Go tool: `go install module/cmd@version` into .tools/bin.
@@ -123,6 +133,10 @@ smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(
 # earlier one fails, and still fails the run.
 clients: build $(STAMPS)/venv-test
 	scripts/with-servers.sh $(MAKE) -k client-go client-python client-java
+
+# The official SDKs against the HTTP front doors of the same three gateways.
+sdk: build $(STAMPS)/venv-sdk
+	scripts/with-servers.sh $(SDK_PYTHON) -m pytest -p no:cacheprovider -q tests/sdk
 
 client-go:
 	cd clients/go && test -z "$$(gofmt -l .)" || { gofmt -l . >&2; echo "FAIL: gofmt" >&2; exit 1; }

@@ -1,5 +1,7 @@
-"""A fake OpenAI-compatible upstream that answers every request with HTTP 429 and
-`Retry-After`, so the client suites can see RESOURCE_EXHAUSTED with a google.rpc.RetryInfo.
+"""A fake OpenAI-compatible upstream for the client and SDK suites: a request for model
+`gpt-cut` gets a streamed answer that breaks after two content chunks (no [DONE]); every
+other request gets HTTP 429 with `Retry-After`, so the suites see RESOURCE_EXHAUSTED with a
+google.rpc.RetryInfo (or the HTTP API's 429 with Retry-After).
 
     python3 scripts/fake-upstream.py PORT_FILE
 
@@ -15,8 +17,14 @@ RETRY_AFTER_SECONDS = 7
 class RateLimited(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        request = self.rfile.read(length) if length else b""
+        try:
+            model = json.loads(request or b"{}").get("model")
+        except ValueError:
+            model = None
+        if model == "gpt-cut":
+            self._cut_stream()
+            return
         body = json.dumps(
             {"error": {"message": "Rate limit reached (fake upstream)", "type": "requests", "code": "rate_limit_exceeded"}}
         ).encode()
@@ -26,6 +34,22 @@ class RateLimited(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _cut_stream(self) -> None:
+        """Two content chunks of an SSE stream, then the connection breaks."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for text in ("Hello", " wor"):
+            chunk = {
+                "id": "chatcmpl-cut",
+                "object": "chat.completion.chunk",
+                "model": "gpt-cut",
+                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+            }
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.close_connection = True
 
     do_GET = _answer
     do_POST = _answer

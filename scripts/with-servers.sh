@@ -6,7 +6,9 @@
 #                           route "limited" an OpenAI-compatible provider whose upstream
 #                                           (scripts/fake-upstream.py) answers every request
 #                                           with 429 and Retry-After: 7 (RESOURCE_EXHAUSTED
-#                                           with RetryInfo).
+#                                           with RetryInfo);
+#                           route "cut"     the same upstream, whose stream breaks after two
+#                                           content chunks.
 #   AI_SERVICE_AUTH_ADDR    client keys required: AI_SERVICE_AUTH_KEY may call every route,
 #                           AI_SERVICE_AUTH_OTHER_KEY only route "other" (both echo).
 # Usage: scripts/with-servers.sh COMMAND [ARGS...]   (from any directory)
@@ -42,6 +44,9 @@ routes:
     targets: [{provider: slow, model: echo}]
   - name: limited
     targets: [{provider: limited, model: gpt-fake}]
+  - name: cut
+    max_retries: 0
+    targets: [{provider: limited, model: gpt-cut}]
 YAML
 
 # Test-only keys; the gateway stores only their SHA-256.

@@ -212,6 +212,26 @@ impl Error {
         }
     }
 
+    /// How long a caller should wait before trying again, for the errors that say so (rate
+    /// limits, the gateway at capacity): gRPC's `RetryInfo`, HTTP's `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => Some(*retry_after),
+            Error::Provider(p) if p.kind == ProviderErrorKind::RateLimited => {
+                Some(p.retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            Error::Exhausted { attempts, cooling_for, .. }
+                if rate_limited(attempts, *cooling_for) =>
+            {
+                // What the provider said, or else how long the cool-down it asked for still runs.
+                let said = attempts.iter().filter_map(|a| a.error.retry_after).min();
+                Some(said.or(*cooling_for).unwrap_or(Duration::from_secs(1)))
+            }
+            Error::Overloaded { .. } => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
@@ -324,24 +344,10 @@ impl From<Error> for Status {
                     details.add_bad_request_violation(field.clone(), p.message.clone());
                 }
             }
-            Error::RateLimited { retry_after, .. } => {
-                details.set_retry_info(Some(*retry_after));
-            }
-            Error::Provider(p) if p.kind == ProviderErrorKind::RateLimited => {
-                details.set_retry_info(Some(p.retry_after.unwrap_or(Duration::from_secs(1))));
-            }
-            Error::Exhausted { attempts, cooling_for, .. }
-                if rate_limited(attempts, *cooling_for) =>
-            {
-                // What the provider said, or else how long the cool-down it asked for still runs.
-                let said = attempts.iter().filter_map(|a| a.error.retry_after).min();
-                let wait = said.or(*cooling_for);
-                details.set_retry_info(Some(wait.unwrap_or(Duration::from_secs(1))));
-            }
-            Error::Overloaded { .. } => {
-                details.set_retry_info(Some(Duration::from_secs(1)));
-            }
             _ => {}
+        }
+        if let Some(after) = err.retry_after() {
+            details.set_retry_info(Some(after));
         }
         Status::with_error_details(code, message, details)
     }

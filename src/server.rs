@@ -35,6 +35,7 @@ use crate::{
         Arrival, ChatHandler,
         layer::{Rpc, RpcLayer},
     },
+    front::http::HttpState,
     health::HealthState,
     keys::KeyRing,
     layers::request_id::RequestIdLayer,
@@ -125,6 +126,8 @@ pub struct Gateway {
     limiter: Arc<RateLimiter>,
     /// The call pipeline every front door hands its calls to.
     pipeline: Pipeline,
+    /// Cancelled when the gRPC port stops taking new calls (the drain's third step).
+    closing: CancellationToken,
 }
 
 impl Gateway {
@@ -188,6 +191,7 @@ impl Gateway {
             cache,
             limiter,
             pipeline,
+            closing: CancellationToken::new(),
         })
     }
 
@@ -283,10 +287,46 @@ impl Gateway {
         let v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-        Ok(Routes::new(self.chat_service())
+        let routes = Routes::new(self.chat_service())
             .add_service(self.health.service())
             .add_service(v1)
-            .add_service(v1alpha))
+            .add_service(v1alpha);
+        let http = &self.config.server.http;
+        if http.enabled && http.listen.is_none() {
+            // Same port: the HTTP front doors' paths beside the gRPC services'.
+            return Ok(Routes::from(routes.into_axum_router().merge(self.http_router())));
+        }
+        Ok(routes)
+    }
+
+    /// The HTTP front doors (OpenAI- and Anthropic-compatible), to serve on a listener of
+    /// their own or to mount on another server.
+    pub fn http_router(&self) -> axum::Router {
+        let http = &self.config.server.http;
+        crate::front::http::router(HttpState {
+            pipeline: self.pipeline.clone(),
+            max_request_bytes: self.config.server.limits.max_request_bytes,
+            body_timeout: http.body_timeout,
+        })
+    }
+
+    /// Serves the HTTP front doors alone on a listener the caller owns (`server.http.listen`)
+    /// until `shutdown` resolves, then lets the calls in flight finish.
+    pub async fn serve_http(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "HTTP front doors listening (OpenAI- and Anthropic-compatible)");
+        }
+        let app = self
+            .http_router()
+            .layer(RequestIdLayer)
+            .layer(tower::util::MapRequestLayer::new(Arrival::stamp));
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%error, "the HTTP front doors' listener failed");
+        }
     }
 
     /// Binds `server.listen` and `server.admin_listen`, serves both until `shutdown`
@@ -299,16 +339,32 @@ impl Gateway {
         };
         let listener = bind(self.config.server.listen).await?;
         let admin = bind(self.config.server.admin_listen).await?;
+        let http = match self.config.server.http.listen.filter(|_| self.config.server.http.enabled)
+        {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let admin = self.clone().serve_admin(admin, async {
             let _ = stopped_rx.await;
+        });
+        // An HTTP listener of its own closes when the gRPC port does (the drain's third step).
+        let http = http.map(|listener| {
+            let closing = self.closing.clone();
+            tokio::spawn(
+                self.clone().serve_http(listener, async move { closing.cancelled().await }),
+            )
         });
         let grpc = async move {
             let result = self.serve(listener, shutdown).await;
             let _ = stopped_tx.send(());
             result
         };
-        tokio::join!(grpc, admin).0
+        let result = tokio::join!(grpc, admin).0;
+        if let Some(http) = http {
+            let _ = http.await;
+        }
+        result
     }
 
     /// Serves the admin HTTP port (`/metrics`, `/livez`, `/readyz`) on a listener the caller
@@ -377,7 +433,10 @@ impl Gateway {
     {
         let routes = self.routes()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = &self.config.server.http;
         let server = Server::builder()
+            // The HTTP front doors on this port take HTTP/1.1 too (gRPC needs HTTP/2).
+            .accept_http1(http.enabled && http.listen.is_none())
             // Outermost, so the arrival time is the moment tonic starts its deadline timer.
             .layer(tower::util::MapRequestLayer::new(Arrival::stamp))
             .layer(RequestIdLayer)
@@ -424,6 +483,7 @@ impl Gateway {
         }
 
         let _ = stop_tx.send(());
+        self.closing.cancel();
         tracing::info!(grace = ?server_config.shutdown_grace, "no new calls; waiting for calls in flight");
         match tokio::time::timeout(server_config.shutdown_grace, &mut server).await {
             Ok(result) => {

@@ -95,6 +95,20 @@ pub struct ServerConfig {
     pub keepalive_interval: Option<Duration>,
     /// How long a client has to answer a PING before its connection is closed.
     pub keepalive_timeout: Duration,
+    /// The OpenAI- and Anthropic-compatible HTTP APIs.
+    pub http: HttpConfig,
+}
+
+/// `server.http:` the HTTP front doors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Whether they are served.
+    pub enabled: bool,
+    /// Their own listener; `None` serves them on the gRPC port, told apart by path and
+    /// content type.
+    pub listen: Option<SocketAddr>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// `log:`
@@ -406,7 +420,29 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         keepalive_interval: Some(duration(raw.server.keepalive_interval, Duration::from_secs(60)))
             .filter(|d| !d.is_zero()),
         keepalive_timeout: duration(raw.server.keepalive_timeout, Duration::from_secs(20)),
+        http: HttpConfig {
+            enabled: raw.server.http.enabled.unwrap_or(true),
+            listen: match raw.server.http.listen.as_deref() {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|e| {
+                    ConfigError::new(
+                        "server.http.listen",
+                        format!("{text:?} is not a host:port address: {e}"),
+                    )
+                })?),
+            },
+            body_timeout: duration(raw.server.http.body_timeout, Duration::from_secs(30)),
+        },
     };
+    if let Some(http) = server.http.listen
+        && http.port() != 0
+        && (http == server.listen || http == server.admin_listen)
+    {
+        return Err(ConfigError::new(
+            "server.http.listen",
+            "must differ from server.listen and server.admin_listen (leave it out to share the gRPC port)",
+        ));
+    }
     for (field, value) in [
         ("max_request_bytes", server.limits.max_request_bytes),
         ("max_messages", server.limits.max_messages),

@@ -139,6 +139,20 @@ pub struct RawServer {
     pub keepalive_interval: Option<HumanDuration>,
     /// How long a client has to answer that PING before its connection is closed (default 20s).
     pub keepalive_timeout: Option<HumanDuration>,
+    /// The OpenAI- and Anthropic-compatible HTTP APIs.
+    pub http: RawHttp,
+}
+
+/// `server.http:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttp {
+    /// Whether the HTTP APIs are served (default true).
+    pub enabled: Option<bool>,
+    /// Their own address; without one they share the gRPC port.
+    pub listen: Option<String>,
+    /// How long a request body may take to arrive (default 30s).
+    pub body_timeout: Option<HumanDuration>,
 }
 
 /// `log:`

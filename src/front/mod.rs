@@ -2,6 +2,11 @@
 //! call pipeline's domain types ([`crate::call`]) and the outcome back, and does nothing
 //! else; each has exactly one place that turns an [`crate::Error`] into its own error shape.
 //!
-//! - [`grpc`]: `aiservice.v1.ChatService`, the primary API.
+//! - [`grpc`]: `aiservice.v1.ChatService`, the primary API;
+//! - [`openai`]: the OpenAI-compatible HTTP API;
+//!
+//! The HTTP doors share [`http`]: their router, on the gRPC port or a listener of their own.
 
 pub mod grpc;
+pub mod http;
+pub mod openai;

@@ -1,0 +1,76 @@
+//! What the HTTP front doors share: their axum router, served on the gRPC port (HTTP/1.1 and
+//! h2c; gRPC calls are told apart by their path and `application/grpc` content type) or on
+//! `server.http.listen`, and the steps every HTTP handler takes before its door translates:
+//! begin the call in the pipeline, identify the caller, read the body within the size limit
+//! and `server.http.body_timeout`.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use http::HeaderMap;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::{
+    call::{Call, Pipeline},
+    error::Error,
+    front::grpc::Arrival,
+    metrics::{FrontDoor, Method},
+};
+
+/// What an HTTP handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    /// The call pipeline.
+    pub pipeline: Pipeline,
+    /// The largest request body, the same limit as a gRPC message's.
+    pub max_request_bytes: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+/// The router of every HTTP front door.
+pub fn router(state: HttpState) -> axum::Router {
+    axum::Router::new().merge(super::openai::router(state))
+}
+
+impl HttpState {
+    /// Begins a call of `method` through `front_door` and identifies its caller. A refused
+    /// call has ended; its error is for the door to put in its shape.
+    pub async fn begin(
+        &self,
+        front_door: FrontDoor,
+        method: Method,
+        headers: &HeaderMap,
+        arrival: Option<Arrival>,
+    ) -> Result<Call, (Error, String)> {
+        let arrived = arrival.map_or_else(tokio::time::Instant::now, |a| a.0);
+        let mut call = self.pipeline.begin(front_door, method, headers, arrived, None).await;
+        match self.pipeline.identify(&mut call, headers) {
+            Ok(()) => Ok(call),
+            Err(error) => {
+                let id = call.request_id().to_owned();
+                Err((call.refuse(error), id))
+            }
+        }
+    }
+
+    /// The whole request body, at most `max_request_bytes` and within `body_timeout`.
+    pub async fn read_body(&self, body: Body) -> Result<Bytes, Error> {
+        let limit = self.max_request_bytes;
+        let read = Limited::new(body, limit).collect();
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Err(_) => Err(Error::DeadlineExceeded(format!(
+                "the request body did not arrive within {:?} (server.http.body_timeout)",
+                self.body_timeout
+            ))),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(Error::RequestTooLarge {
+                    limit,
+                    detail: "message length too large: the request body is over the limit".into(),
+                })
+            }
+            Ok(Err(e)) => Err(Error::MalformedRequest(format!("the request body: {e}"))),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+}

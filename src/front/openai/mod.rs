@@ -1,0 +1,159 @@
+//! The OpenAI-compatible front door: the HTTP API the `openai` SDKs speak, translated to and
+//! from the call pipeline. Its one place that turns an [`Error`] into OpenAI's error shape is
+//! [`error_response`].
+//!
+//! - `GET /v1/models`, `GET /v1/models/{id}`: the routes the caller's key may use, in
+//!   OpenAI's list format.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Serialize;
+use tonic::Code;
+
+use crate::{
+    call::REQUEST_ID,
+    error::Error,
+    front::{grpc::Arrival, http::HttpState},
+    metrics::{FrontDoor, Method},
+    router::ModelInfo,
+};
+
+/// The OpenAI-compatible routes.
+pub fn router(state: HttpState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{id}", get(get_model))
+        .with_state(state)
+}
+
+/// OpenAI's model object.
+#[derive(Debug, Serialize)]
+struct Model {
+    id: String,
+    object: &'static str,
+    created: u64,
+    owned_by: &'static str,
+}
+
+impl From<ModelInfo> for Model {
+    fn from(m: ModelInfo) -> Model {
+        Model { id: m.name, object: "model", created: 0, owned_by: "ai-service" }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ModelList {
+    object: &'static str,
+    data: Vec<Model>,
+}
+
+async fn list_models(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    arrival: Option<axum::Extension<Arrival>>,
+) -> Response {
+    let arrival = arrival.map(|a| a.0);
+    let call = match state.begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival).await {
+        Ok(call) => call,
+        Err((error, id)) => return error_response(&error, &id),
+    };
+    let id = call.request_id().to_owned();
+    let data = state.pipeline.models(call).into_iter().map(Model::from).collect();
+    with_request_id(Json(ModelList { object: "list", data }).into_response(), &id)
+}
+
+async fn get_model(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    arrival: Option<axum::Extension<Arrival>>,
+) -> Response {
+    let arrival = arrival.map(|a| a.0);
+    let call = match state.begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival).await {
+        Ok(call) => call,
+        Err((error, id)) => return error_response(&error, &id),
+    };
+    let id = call.request_id().to_owned();
+    match state
+        .pipeline
+        .models(call)
+        .into_iter()
+        .find(|m| m.name == name || m.aliases.contains(&name))
+    {
+        Some(model) => with_request_id(Json(Model::from(model)).into_response(), &id),
+        None => error_response(&Error::ModelNotFound { model: name }, &id),
+    }
+}
+
+/// OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorDetail {
+    message: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    param: Option<String>,
+    code: &'static str,
+}
+
+/// `error` as OpenAI's error response, with the HTTP status the `openai` SDKs map to their own
+/// exception for it, `Retry-After` on a rate limit, and the call's request id.
+pub fn error_response(error: &Error, request_id: &str) -> Response {
+    let (status, kind) = match error.code() {
+        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+        Code::OutOfRange => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
+        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "authentication_error"),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_error"),
+        Code::NotFound => (StatusCode::NOT_FOUND, "not_found_error"),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+        Code::DeadlineExceeded => match error {
+            // The body never came: the server gave up waiting for the request.
+            Error::DeadlineExceeded(m) if m.contains("request body") => {
+                (StatusCode::REQUEST_TIMEOUT, "timeout_error")
+            }
+            _ => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
+        },
+        Code::FailedPrecondition => (StatusCode::BAD_GATEWAY, "api_error"),
+        Code::Unavailable => match error {
+            Error::Stopped | Error::Exhausted { no_endpoint: true, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "api_error")
+            }
+            _ => (StatusCode::BAD_GATEWAY, "api_error"),
+        },
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
+    };
+    let param = match error {
+        Error::InvalidRequest(violations) => violations.first().map(|v| v.field.clone()),
+        Error::Provider(p) => p.field.clone(),
+        _ => None,
+    };
+    let body = ErrorBody {
+        error: ErrorDetail { message: error.public_message(), kind, param, code: error.reason() },
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Some(after) = error.retry_after() {
+        // Whole seconds, rounded up: a client that waits this long will not be refused again
+        // by the same window.
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        if let Ok(value) = HeaderValue::try_from(secs.to_string()) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, value);
+        }
+    }
+    with_request_id(response, request_id)
+}
+
+fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::try_from(request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
