@@ -39,13 +39,20 @@ impl From<pb::StreamChatRequest> for pb::ChatRequest {
     }
 }
 
-/// Collects violations while a request is converted.
+/// Collects violations while a request is converted; the HTTP front doors use it and the
+/// checks below with their own field names.
 #[derive(Default)]
-struct Violations(Vec<FieldViolation>);
+pub(crate) struct Violations(Vec<FieldViolation>);
 
 impl Violations {
-    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+    /// Notes a problem with `field`.
+    pub(crate) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// `value`, or INVALID_ARGUMENT listing every problem noted.
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, Error> {
+        if self.0.is_empty() { Ok(value) } else { Err(Error::InvalidRequest(self.0)) }
     }
 }
 
@@ -72,25 +79,9 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
     let tools = tools(&mut v, request.tools);
     let tool_choice = request.tool_choice.and_then(|c| tool_choice(&mut v, c, &tools));
 
-    if request.metadata.len() > MAX_METADATA_ENTRIES {
-        v.add(
-            "metadata",
-            format!("at most {MAX_METADATA_ENTRIES} entries, got {}", request.metadata.len()),
-        );
-    }
-    for (key, value) in &request.metadata {
-        if key.is_empty() || key.len() > MAX_METADATA_KEY {
-            v.add("metadata", format!("keys must be 1 to {MAX_METADATA_KEY} bytes long"));
-        }
-        if value.len() > MAX_METADATA_VALUE {
-            v.add(format!("metadata[{key}]"), format!("longer than {MAX_METADATA_VALUE} bytes"));
-        }
-    }
+    metadata(&mut v, "metadata", &request.metadata);
 
-    if !v.0.is_empty() {
-        return Err(Error::InvalidRequest(v.0));
-    }
-    Ok(ChatRequest {
+    v.finish(ChatRequest {
         model,
         messages,
         generation,
@@ -98,6 +89,26 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
         tool_choice,
         metadata: request.metadata.into_iter().collect(),
     })
+}
+
+/// The caller metadata limits: entries, key and value lengths.
+pub(crate) fn metadata<'a>(
+    v: &mut Violations,
+    at: &str,
+    metadata: impl IntoIterator<Item = (&'a String, &'a String)> + Clone,
+) {
+    let count = metadata.clone().into_iter().count();
+    if count > MAX_METADATA_ENTRIES {
+        v.add(at, format!("at most {MAX_METADATA_ENTRIES} entries, got {count}"));
+    }
+    for (key, value) in metadata {
+        if key.is_empty() || key.len() > MAX_METADATA_KEY {
+            v.add(at, format!("keys must be 1 to {MAX_METADATA_KEY} bytes long"));
+        }
+        if value.len() > MAX_METADATA_VALUE {
+            v.add(format!("{at}[{key}]"), format!("longer than {MAX_METADATA_VALUE} bytes"));
+        }
+    }
 }
 
 fn role(v: &mut Violations, at: &str, value: i32) -> Option<Role> {
@@ -240,7 +251,13 @@ fn image(v: &mut Violations, at: &str, image: pb::Image) -> Option<ContentPart> 
     Some(ContentPart::Image(Image { source, mime_type, detail }))
 }
 
-fn in_range(v: &mut Violations, field: &str, value: Option<f64>, lo: f64, hi: f64) -> Option<f64> {
+pub(crate) fn in_range(
+    v: &mut Violations,
+    field: &str,
+    value: Option<f64>,
+    lo: f64,
+    hi: f64,
+) -> Option<f64> {
     let x = value?;
     if !x.is_finite() || x < lo || x > hi {
         v.add(field, format!("must be between {lo} and {hi}, got {x}"));
@@ -248,7 +265,7 @@ fn in_range(v: &mut Violations, field: &str, value: Option<f64>, lo: f64, hi: f6
     Some(x)
 }
 
-fn positive(v: &mut Violations, field: &str, value: Option<i32>) -> Option<u32> {
+pub(crate) fn positive(v: &mut Violations, field: &str, value: Option<i32>) -> Option<u32> {
     let x = value?;
     match u32::try_from(x) {
         Ok(n) if n > 0 => Some(n),
@@ -326,7 +343,12 @@ fn response_format(v: &mut Violations, f: pb::ResponseFormat) -> ResponseFormat 
 }
 
 /// Parses `text` as a JSON object; empty text is `{"type":"object"}` when `empty_ok`.
-fn json_object(v: &mut Violations, field: &str, text: &str, empty_ok: bool) -> serde_json::Value {
+pub(crate) fn json_object(
+    v: &mut Violations,
+    field: &str,
+    text: &str,
+    empty_ok: bool,
+) -> serde_json::Value {
     if text.trim().is_empty() {
         if !empty_ok {
             v.add(field, "is required");
@@ -346,7 +368,7 @@ fn json_object(v: &mut Violations, field: &str, text: &str, empty_ok: bool) -> s
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
