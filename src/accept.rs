@@ -2,9 +2,10 @@
 //! client, within `server.handshake_timeout`.
 //!
 //! With TLS that means a finished handshake ([`crate::tls`]); without it, the 24-byte HTTP/2
-//! client preface, which every gRPC client sends first. A connection that sends nothing, or
-//! dribbles its first bytes (slowloris), is closed when the time is up instead of holding a
-//! socket until the process runs out of file descriptors. Each connection waits in its own
+//! client preface, which every gRPC client sends first, or (for the HTTP front doors on the
+//! same port) a complete HTTP/1.1 request head. A connection that sends nothing, or dribbles
+//! its first bytes (slowloris), is closed when the time is up instead of holding a socket
+//! until the process runs out of file descriptors. Each connection waits in its own
 //! task, so a slow one holds up nobody else. What happens after the preface is bounded by the
 //! HTTP/2 keepalive PINGs the server sends (`server.keepalive_interval` / `keepalive_timeout`):
 //! a peer that does not answer one is disconnected.
@@ -76,20 +77,30 @@ fn log_refused(peer: SocketAddr, why: &str) {
     tracing::debug!(%peer, why, "connection closed before it was served");
 }
 
-/// The plaintext handshake: waits until the whole HTTP/2 client preface has arrived (without
-/// consuming it; the server reads it as usual). Whatever else the first bytes are, the
-/// connection goes on to the server, which answers it as HTTP/2 does.
+/// How much of an HTTP/1.1 request head is looked at for its end; a longer head goes on to the
+/// server, which has its own limit.
+const HEAD_PEEK: usize = 16 * 1024;
+
+/// The plaintext handshake: waits until the whole HTTP/2 client preface has arrived, or
+/// else the whole head of an HTTP/1.1 request (up to its blank line), without consuming
+/// anything: the server reads it as usual and answers whatever it is.
 pub async fn preface(tcp: TcpStream) -> io::Result<TcpStream> {
-    let mut buf = [0u8; HTTP2_PREFACE.len()];
+    let mut buf = vec![0u8; HEAD_PEEK];
     loop {
         let n = tcp.peek(&mut buf).await?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the preface"));
         }
-        if n == buf.len() || !HTTP2_PREFACE.starts_with(&buf[..n]) {
+        let seen = &buf[..n];
+        let complete = if HTTP2_PREFACE.starts_with(&seen[..n.min(HTTP2_PREFACE.len())]) {
+            n >= HTTP2_PREFACE.len()
+        } else {
+            n == HEAD_PEEK || seen.windows(4).any(|w| w == b"\r\n\r\n")
+        };
+        if complete {
             return Ok(tcp);
         }
-        // Part of the preface: `peek` would return at once again, so wait a little.
+        // Part of it: `peek` would return at once again, so wait a little.
         tokio::time::sleep(PARTIAL_PREFACE_POLL).await;
     }
 }

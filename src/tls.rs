@@ -131,7 +131,8 @@ pub fn load(files: &TlsConfig) -> Result<ServerConfig, String> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("server.tls: the certificate and key do not go together: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // h2 for gRPC; http/1.1 for the HTTP front doors when they share the port.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -340,8 +340,8 @@ async fn silent_and_stalled_connections_are_closed() {
         // The preface, then half a frame header: past the preface, so the keepalive PING
         // (never answered) closes it.
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00",
-        // Not HTTP/2 at all: refused at once by the server.
-        b"POST /aiservice.v1.ChatService/Chat HTTP/1.1\r\nHost: x\r\n",
+        // An HTTP/1.1 request head that never ends (the HTTP front doors share the port).
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n",
     ];
     let mut sockets = Vec::new();
     for stall in stalls {
