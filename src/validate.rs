@@ -60,14 +60,7 @@ impl Violations {
 pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
     let mut v = Violations::default();
 
-    let model = request.model.trim().to_owned();
-    if model.is_empty() {
-        v.add("model", "is required; ListModels lists the models you can use");
-    }
-
-    if request.messages.is_empty() {
-        v.add("messages", "at least one message is required");
-    }
+    let model = model_and_messages(&mut v, &request.model, request.messages.len(), "ListModels");
     let messages: Vec<Message> = request
         .messages
         .into_iter()
@@ -89,6 +82,24 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
         tool_choice,
         metadata: request.metadata.into_iter().collect(),
     })
+}
+
+/// The model asked for, trimmed, which must be named, and the count of messages, of which
+/// there must be one at least; `listing` is where the caller finds the models it may use.
+pub(crate) fn model_and_messages(
+    v: &mut Violations,
+    model: &str,
+    messages: usize,
+    listing: &str,
+) -> String {
+    let model = model.trim();
+    if model.is_empty() {
+        v.add("model", format!("is required; {listing} lists the models you can use"));
+    }
+    if messages == 0 {
+        v.add("messages", "at least one message is required");
+    }
+    model.to_owned()
 }
 
 /// The caller metadata limits: entries, key and value lengths.

@@ -559,67 +559,54 @@ async fn a_stream_cut_mid_way_ends_with_an_error_event_and_no_done() {
 async fn bad_input_is_refused_with_the_field_that_is_wrong() {
     let server = start("").await;
     let http = client();
-    let cases: Vec<(&str, &str, &str, Value)> = vec![
-        ("{\"model\": \"echo\",", "MALFORMED_REQUEST", "", Value::Null),
-        ("not json", "MALFORMED_REQUEST", "", Value::Null),
-        ("[1, 2]", "MALFORMED_REQUEST", "", Value::Null),
+    // A valid request with `extra` members set: one field wrong at a time.
+    let with = |extra: Value| {
+        let mut body = user("echo", "x");
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.to_string()
+    };
+    let invalid = "INVALID_REQUEST";
+    let cases: Vec<(String, &str, &str, Value)> = vec![
+        ("{\"model\": \"echo\",".into(), "MALFORMED_REQUEST", "", Value::Null),
+        ("not json".into(), "MALFORMED_REQUEST", "", Value::Null),
+        ("[1, 2]".into(), "MALFORMED_REQUEST", "", Value::Null),
         (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": 7}]}"#,
-            "INVALID_REQUEST",
+            with(json!({"messages": [{"role": "user", "content": 7}]})),
+            invalid,
             "content parts",
             json!("messages[0].content"),
         ),
+        (with(json!({"max_tokens": "ten"})), invalid, "invalid type", json!("max_tokens")),
         (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}"#,
-            "INVALID_REQUEST",
-            "invalid type",
-            json!("max_tokens"),
-        ),
-        (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "tempurature": 1}"#,
-            "INVALID_REQUEST",
+            with(json!({"tempurature": 1})),
+            invalid,
             "unrecognized request argument",
             json!("tempurature"),
         ),
         (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x", "mood": "sad"}]}"#,
-            "INVALID_REQUEST",
+            with(json!({"messages": [{"role": "user", "content": "x", "mood": "sad"}]})),
+            invalid,
             "is not a member",
             json!("messages[0].mood"),
         ),
+        (with(json!({"n": 3})), invalid, "only 1 choice", json!("n")),
+        (with(json!({"logprobs": true})), invalid, "not supported", json!("logprobs")),
         (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 3}"#,
-            "INVALID_REQUEST",
-            "only 1 choice",
-            json!("n"),
-        ),
-        (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "logprobs": true}"#,
-            "INVALID_REQUEST",
-            "not supported",
-            json!("logprobs"),
-        ),
-        (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low"}"#,
-            "INVALID_REQUEST",
+            with(json!({"reasoning_effort": "low"})),
+            invalid,
             "not supported",
             json!("reasoning_effort"),
         ),
+        (with(json!({"messages": []})), invalid, "at least one", json!("messages")),
         (
-            r#"{"model": "echo", "messages": []}"#,
-            "INVALID_REQUEST",
-            "at least one",
-            json!("messages"),
-        ),
-        (
-            r#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}"#,
-            "INVALID_REQUEST",
+            with(json!({"tool_choice": "required"})),
+            invalid,
             "at least one tool",
             json!("tool_choice"),
         ),
     ];
     for (body, code, says, param) in cases {
-        let got = post_with(&http, &server, body, &[]).await;
+        let got = post_with(&http, &server, body.clone(), &[]).await;
         assert_eq!(got.status, 400, "{body}: {}", got.body);
         let error = got.error();
         assert_eq!(error["type"], "invalid_request_error", "{body}");

@@ -388,13 +388,12 @@ impl CompletionRequest {
             v.add("user", format!("longer than {} bytes", validate::MAX_METADATA_VALUE));
         }
 
-        let model = self.model.trim().to_owned();
-        if model.is_empty() {
-            v.add("model", "is required; GET /v1/models lists the models you can use");
-        }
-        if self.messages.is_empty() {
-            v.add("messages", "at least one message is required");
-        }
+        let model = validate::model_and_messages(
+            &mut v,
+            &self.model,
+            self.messages.len(),
+            "GET /v1/models",
+        );
         let messages: Vec<Message> = self
             .messages
             .into_iter()
