@@ -4,15 +4,15 @@
 //!
 //! - `GET /v1/models`, `GET /v1/models/{id}`: the routes the caller's key may use, in
 //!   OpenAI's list format;
-//! - `POST /v1/chat/completions` ([`chat`]): a chat call, answered whole or streamed as
-//!   server-sent events ([`stream`]); its request is read and translated by [`request`].
+//! - `POST /v1/chat/completions` (`chat.rs`): a chat call, answered whole or streamed as
+//!   server-sent events (`stream.rs`); its request is read and translated by [`request`].
 //!
 //! A stream that fails after it began ends with OpenAI's error event ([`error_event`]), built
 //! by the same mapping as an error response.
 
-pub mod chat;
+mod chat;
 pub mod request;
-pub mod stream;
+mod stream;
 
 use axum::{
     Json,
