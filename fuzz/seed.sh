@@ -30,3 +30,7 @@ printf 'providers: {p: {kind: openai, api_key_env: K}}\nroutes: [{name: m, targe
 # validate: a few encoded requests come from the fuzzer itself; start from an empty one.
 mkdir -p corpus/validate
 printf '\x0a\x04echo\x12\x0b\x08\x02\x12\x07\x0a\x05hello' > corpus/validate/one-message
+# openai_request: chat completion bodies, plain and with everything the door translates.
+mkdir -p corpus/openai_request
+printf '{"model":"echo","messages":[{"role":"user","content":"hi"}]}' > corpus/openai_request/plain
+printf '%s' '{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"developer","content":"be brief"},{"role":"user","content":[{"type":"text","text":"what?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"1"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"},"strict":true}}],"tool_choice":{"type":"function","function":{"name":"f"}},"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object"}}},"stop":["x"],"temperature":0.5,"max_tokens":9,"seed":1,"metadata":{"k":"v"},"user":"u"}' > corpus/openai_request/full

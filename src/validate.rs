@@ -60,14 +60,7 @@ impl Violations {
 pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
     let mut v = Violations::default();
 
-    let model = request.model.trim().to_owned();
-    if model.is_empty() {
-        v.add("model", "is required; ListModels lists the models you can use");
-    }
-
-    if request.messages.is_empty() {
-        v.add("messages", "at least one message is required");
-    }
+    let model = model_and_messages(&mut v, &request.model, request.messages.len(), "ListModels");
     let messages: Vec<Message> = request
         .messages
         .into_iter()
@@ -89,6 +82,24 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
         tool_choice,
         metadata: request.metadata.into_iter().collect(),
     })
+}
+
+/// The model asked for, trimmed, which must be named, and the count of messages, of which
+/// there must be one at least; `listing` is where the caller finds the models it may use.
+pub(crate) fn model_and_messages(
+    v: &mut Violations,
+    model: &str,
+    messages: usize,
+    listing: &str,
+) -> String {
+    let model = model.trim();
+    if model.is_empty() {
+        v.add("model", format!("is required; {listing} lists the models you can use"));
+    }
+    if messages == 0 {
+        v.add("messages", "at least one message is required");
+    }
+    model.to_owned()
 }
 
 /// The caller metadata limits: entries, key and value lengths.
@@ -146,36 +157,63 @@ fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
         .enumerate()
         .map(|(j, call)| {
             let at = format!("{at}.tool_calls[{j}]");
-            if call.id.is_empty() {
-                v.add(format!("{at}.id"), "is required");
-            }
-            if call.name.is_empty() {
-                v.add(format!("{at}.name"), "is required");
-            }
-            let arguments = if call.arguments_json.trim().is_empty() {
-                "{}".to_owned()
-            } else {
-                call.arguments_json
-            };
-            if let Err(e) = serde_json::from_str::<serde_json::Value>(&arguments) {
-                v.add(format!("{at}.arguments_json"), format!("is not valid JSON: {e}"));
-            }
-            ToolCall { id: call.id, name: call.name, arguments }
+            let call = ToolCall { id: call.id, name: call.name, arguments: call.arguments_json };
+            let fields = [format!("{at}.id"), format!("{at}.name"), format!("{at}.arguments_json")];
+            tool_call(v, &fields, call)
         })
         .collect();
 
     let role = role?;
-    if !tool_calls.is_empty() && role != Role::Assistant {
-        v.add(format!("{at}.tool_calls"), "only ASSISTANT messages may carry tool calls");
-    }
     let tool_call_id = (!m.tool_call_id.is_empty()).then_some(m.tool_call_id);
+    message_shape(v, at, role, &content, &tool_calls, tool_call_id.is_some());
+    Some(Message {
+        role,
+        content,
+        name: (!m.name.is_empty()).then_some(m.name),
+        tool_calls,
+        tool_call_id,
+    })
+}
+
+/// A tool call of an assistant message, checked: an id, a name, and JSON arguments (none is
+/// `{}`). `fields` names the id, the name and the arguments in the caller's wire format.
+pub(crate) fn tool_call(v: &mut Violations, fields: &[String; 3], mut call: ToolCall) -> ToolCall {
+    let [id, name, arguments] = fields;
+    if call.id.is_empty() {
+        v.add(id, "is required");
+    }
+    if call.name.is_empty() {
+        v.add(name, "is required");
+    }
+    if call.arguments.trim().is_empty() {
+        call.arguments = "{}".to_owned();
+    }
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&call.arguments) {
+        v.add(arguments, format!("is not valid JSON: {e}"));
+    }
+    call
+}
+
+/// What a message of `role` must and may carry: tool calls only from the assistant, a tool
+/// call id on tool results and nowhere else, and some content.
+pub(crate) fn message_shape(
+    v: &mut Violations,
+    at: &str,
+    role: Role,
+    content: &[ContentPart],
+    tool_calls: &[ToolCall],
+    has_tool_call_id: bool,
+) {
+    if !tool_calls.is_empty() && role != Role::Assistant {
+        v.add(format!("{at}.tool_calls"), "only assistant messages may carry tool calls");
+    }
     match role {
-        Role::Tool if tool_call_id.is_none() => {
-            v.add(format!("{at}.tool_call_id"), "is required on TOOL messages");
+        Role::Tool if !has_tool_call_id => {
+            v.add(format!("{at}.tool_call_id"), "is required on tool messages");
         }
         Role::Tool => {}
-        _ if tool_call_id.is_some() => {
-            v.add(format!("{at}.tool_call_id"), "is allowed only on TOOL messages");
+        _ if has_tool_call_id => {
+            v.add(format!("{at}.tool_call_id"), "is allowed only on tool messages");
         }
         _ => {}
     }
@@ -186,13 +224,6 @@ fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
     if !has_text && tool_calls.is_empty() {
         v.add(format!("{at}.content"), "is empty; a message needs text, an image or a tool call");
     }
-    Some(Message {
-        role,
-        content,
-        name: (!m.name.is_empty()).then_some(m.name),
-        tool_calls,
-        tool_call_id,
-    })
 }
 
 fn content_part(v: &mut Violations, at: &str, part: pb::ContentPart) -> Option<ContentPart> {
@@ -230,17 +261,8 @@ fn image(v: &mut Violations, at: &str, image: pb::Image) -> Option<ContentPart> 
             ImageSource::Url(url)
         }
         Some(pb::image::Source::Data(data)) => {
-            if data.is_empty() {
-                v.add(format!("{at}.data"), "is empty");
-            }
-            match mime_type.as_deref() {
-                None => v.add(format!("{at}.mime_type"), "is required with data"),
-                Some(m) if !IMAGE_MIME_TYPES.contains(&m) => v.add(
-                    format!("{at}.mime_type"),
-                    format!("{m:?} is not one of {}", IMAGE_MIME_TYPES.join(", ")),
-                ),
-                Some(_) => {}
-            }
+            let fields = [format!("{at}.data"), format!("{at}.mime_type")];
+            image_data(v, &fields, &data, mime_type.as_deref());
             ImageSource::Data(Bytes::from(data))
         }
         None => {
@@ -249,6 +271,27 @@ fn image(v: &mut Violations, at: &str, image: pb::Image) -> Option<ContentPart> 
         }
     };
     Some(ContentPart::Image(Image { source, mime_type, detail }))
+}
+
+/// Inline image bytes and their MIME type, one of [`IMAGE_MIME_TYPES`]; `fields` names the
+/// data and the MIME type in the caller's wire format (the same field for a data: URL).
+pub(crate) fn image_data(
+    v: &mut Violations,
+    fields: &[String; 2],
+    data: &[u8],
+    mime_type: Option<&str>,
+) {
+    let [data_field, mime_field] = fields;
+    if data.is_empty() {
+        v.add(data_field, "holds no image data");
+    }
+    match mime_type {
+        None => v.add(mime_field, "a MIME type is required with image data"),
+        Some(m) if !IMAGE_MIME_TYPES.contains(&m) => {
+            v.add(mime_field, format!("{m:?} is not one of {}", IMAGE_MIME_TYPES.join(", ")))
+        }
+        Some(_) => {}
+    }
 }
 
 pub(crate) fn in_range(
@@ -285,17 +328,7 @@ fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
         in_range(v, "generation.frequency_penalty", g.frequency_penalty, -2.0, 2.0);
     let top_k = positive(v, "generation.top_k", g.top_k);
     let max_tokens = positive(v, "generation.max_tokens", g.max_tokens);
-    if g.stop.len() > MAX_STOP_SEQUENCES {
-        v.add(
-            "generation.stop",
-            format!("at most {MAX_STOP_SEQUENCES} stop sequences, got {}", g.stop.len()),
-        );
-    }
-    for (i, s) in g.stop.iter().enumerate() {
-        if s.is_empty() {
-            v.add(format!("generation.stop[{i}]"), "must not be empty");
-        }
-    }
+    stop_sequences(v, "generation.stop", &g.stop);
     let response_format = g.response_format.map(|f| response_format(v, f)).unwrap_or_default();
     Generation {
         temperature,
@@ -308,6 +341,18 @@ fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
         seed: g.seed,
         response_format,
         parallel_tool_calls: g.parallel_tool_calls,
+    }
+}
+
+/// At most [`MAX_STOP_SEQUENCES`], none of them empty.
+pub(crate) fn stop_sequences(v: &mut Violations, field: &str, stop: &[String]) {
+    if stop.len() > MAX_STOP_SEQUENCES {
+        v.add(field, format!("at most {MAX_STOP_SEQUENCES} stop sequences, got {}", stop.len()));
+    }
+    for (i, s) in stop.iter().enumerate() {
+        if s.is_empty() {
+            v.add(format!("{field}[{i}]"), "must not be empty");
+        }
     }
 }
 
@@ -342,30 +387,50 @@ fn response_format(v: &mut Violations, f: pb::ResponseFormat) -> ResponseFormat 
     }
 }
 
-/// Parses `text` as a JSON object; empty text is `{"type":"object"}` when `empty_ok`.
+/// Parses `text` as a JSON object; empty text is [`empty_schema`] when `empty_ok`.
 pub(crate) fn json_object(
     v: &mut Violations,
     field: &str,
     text: &str,
     empty_ok: bool,
 ) -> serde_json::Value {
+    if text.trim().is_empty() && empty_ok {
+        return empty_schema();
+    }
     if text.trim().is_empty() {
-        if !empty_ok {
-            v.add(field, "is required");
-        }
-        return serde_json::json!({"type": "object", "properties": {}});
+        return schema_object(v, field, None);
     }
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(value @ serde_json::Value::Object(_)) => value,
-        Ok(_) => {
-            v.add(field, "must be a JSON object");
-            serde_json::Value::Null
-        }
+        Ok(value) => schema_object(v, field, Some(value)),
         Err(e) => {
             v.add(field, format!("is not valid JSON: {e}"));
             serde_json::Value::Null
         }
     }
+}
+
+/// A JSON Schema that must be given, as a JSON object.
+pub(crate) fn schema_object(
+    v: &mut Violations,
+    field: &str,
+    value: Option<serde_json::Value>,
+) -> serde_json::Value {
+    match value {
+        Some(value @ serde_json::Value::Object(_)) => value,
+        Some(_) => {
+            v.add(field, "must be a JSON object");
+            serde_json::Value::Null
+        }
+        None => {
+            v.add(field, "is required");
+            empty_schema()
+        }
+    }
+}
+
+/// The arguments schema of a tool that takes none.
+pub(crate) fn empty_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "properties": {}})
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -380,11 +445,7 @@ fn tools(v: &mut Violations, tools: Vec<pb::Tool>) -> Vec<Tool> {
         .enumerate()
         .map(|(i, t)| {
             let at = format!("tools[{i}]");
-            if !valid_name(&t.name) {
-                v.add(format!("{at}.name"), "must be 1 to 64 of [a-zA-Z0-9_-]");
-            } else if !seen.insert(t.name.clone()) {
-                v.add(format!("{at}.name"), format!("{:?} is defined twice", t.name));
-            }
+            tool_name(v, &format!("{at}.name"), &t.name, &mut seen);
             let parameters =
                 json_object(v, &format!("{at}.parameters_json"), &t.parameters_json, true);
             Tool {
@@ -395,6 +456,35 @@ fn tools(v: &mut Violations, tools: Vec<pb::Tool>) -> Vec<Tool> {
             }
         })
         .collect()
+}
+
+/// A tool's name: valid, and not one `seen` before in the request.
+pub(crate) fn tool_name(v: &mut Violations, field: &str, name: &str, seen: &mut BTreeSet<String>) {
+    if !valid_name(name) {
+        v.add(field, "must be 1 to 64 of [a-zA-Z0-9_-]");
+    } else if !seen.insert(name.to_owned()) {
+        v.add(field, format!("{name:?} is defined twice"));
+    }
+}
+
+/// A tool choice the request's `tools` can satisfy: a named tool among them, at least one
+/// when a call is required. `fields` names the tool's name and the mode.
+pub(crate) fn tool_choice_fits(
+    v: &mut Violations,
+    fields: &[&str; 2],
+    choice: &ToolChoice,
+    tools: &[Tool],
+) {
+    let [name_field, mode_field] = fields;
+    match choice {
+        ToolChoice::Tool(name) if !tools.iter().any(|t| &t.name == name) => {
+            v.add(*name_field, format!("{name:?} is not one of the request's tools"));
+        }
+        ToolChoice::Required if tools.is_empty() => {
+            v.add(*mode_field, "required needs at least one tool");
+        }
+        _ => {}
+    }
 }
 
 fn tool_choice(v: &mut Violations, c: pb::ToolChoice, tools: &[Tool]) -> Option<ToolChoice> {
@@ -410,19 +500,9 @@ fn tool_choice(v: &mut Violations, c: pb::ToolChoice, tools: &[Tool]) -> Option<
                 return None;
             }
         },
-        pb::tool_choice::Choice::ToolName(name) => {
-            if !tools.iter().any(|t| t.name == name) {
-                v.add(
-                    format!("{AT}.tool_name"),
-                    format!("{name:?} is not one of the request's tools"),
-                );
-            }
-            ToolChoice::Tool(name)
-        }
+        pb::tool_choice::Choice::ToolName(name) => ToolChoice::Tool(name),
     };
-    if choice == ToolChoice::Required && tools.is_empty() {
-        v.add(format!("{AT}.mode"), "REQUIRED needs at least one tool");
-    }
+    tool_choice_fits(v, &["tool_choice.tool_name", "tool_choice.mode"], &choice, tools);
     Some(choice)
 }
 

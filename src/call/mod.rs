@@ -349,6 +349,12 @@ impl Call {
         Ok(())
     }
 
+    /// The call is a `method` after all (an HTTP door reads `stream` from the body, after the
+    /// call began as `Chat`).
+    pub fn set_method(&mut self, method: Method) {
+        self.record.set_method(method);
+    }
+
     /// Ends the call with `error` (refused by the front door: an invalid request), and
     /// returns it for the front door to put in its shape.
     pub fn refuse(mut self, error: Error) -> Error {

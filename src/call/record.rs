@@ -145,6 +145,20 @@ impl CallRecord {
         self.deadline = Some(deadline);
     }
 
+    /// The call is a `method` after all: the HTTP doors begin every call as `Chat` when its
+    /// headers arrive, and learn from the body's `stream` field whether it is a stream.
+    pub fn set_method(&mut self, method: Method) {
+        if self.method == method || self.finished {
+            return;
+        }
+        self.recorder.call_became(self.method, method);
+        self.method = method;
+        self.span.record("method", method.as_str());
+        if let Some((_, record)) = &mut self.audit {
+            record.method = method.as_str();
+        }
+    }
+
     /// The client key the call presented.
     pub fn client(&mut self, key: &ClientKey) {
         if let Some((_, record)) = &mut self.audit {

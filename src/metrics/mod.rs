@@ -409,6 +409,12 @@ impl Recorder {
         self.sink.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method.as_str())], 1.0);
     }
 
+    /// A call begun as `from` turned out to be a `to` (a door whose method is in the body).
+    pub fn call_became(&self, from: Method, to: Method) {
+        self.sink.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, from.as_str())], -1.0);
+        self.call_started(to);
+    }
+
     /// A call began relaying a stream.
     pub fn stream_started(&self) {
         self.sink.gauge_add(names::STREAMS_IN_FLIGHT, &[], 1.0);

@@ -3,13 +3,23 @@
 //! [`error_response`].
 //!
 //! - `GET /v1/models`, `GET /v1/models/{id}`: the routes the caller's key may use, in
-//!   OpenAI's list format.
+//!   OpenAI's list format;
+//! - `POST /v1/chat/completions` (`chat.rs`): a chat call, answered whole or streamed as
+//!   server-sent events (`stream.rs`); its request is read and translated by [`request`].
+//!
+//! A stream that fails after it began ends with OpenAI's error event ([`error_event`]), built
+//! by the same mapping as an error response.
+
+mod chat;
+pub mod request;
+mod stream;
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{Path, State},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
@@ -28,6 +38,7 @@ pub fn router(state: HttpState) -> axum::Router {
     axum::Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
+        .route("/v1/chat/completions", post(chat::completions))
         .with_state(state)
 }
 
@@ -108,6 +119,28 @@ struct ErrorDetail {
 /// `error` as OpenAI's error response, with the HTTP status the `openai` SDKs map to their own
 /// exception for it, `Retry-After` on a rate limit, and the call's request id.
 pub fn error_response(error: &Error, request_id: &str) -> Response {
+    let (status, body) = error_body(error);
+    let mut response = (status, Json(body)).into_response();
+    if let Some(after) = error.retry_after() {
+        // Whole seconds, rounded up: a client that waits this long will not be refused again
+        // by the same window.
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        if let Ok(value) = HeaderValue::try_from(secs.to_string()) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, value);
+        }
+    }
+    with_request_id(response, request_id)
+}
+
+/// `error` as the event that ends a failed stream: `data: {"error": {...}}`, which the `openai`
+/// SDKs raise as an `APIError` while the caller iterates.
+pub fn error_event(error: &Error) -> Bytes {
+    let (_, body) = error_body(error);
+    stream::event(&body)
+}
+
+/// The HTTP status and OpenAI's error object for `error`.
+fn error_body(error: &Error) -> (StatusCode, ErrorBody) {
     let (status, kind) = match error.code() {
         Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request_error"),
         Code::OutOfRange => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
@@ -133,27 +166,67 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
     };
     let param = match error {
         Error::InvalidRequest(violations) => violations.first().map(|v| v.field.clone()),
-        Error::Provider(p) => p.field.clone(),
+        // A provider names the field as the gRPC API does.
+        Error::Provider(p) => p.field.as_deref().map(openai_param),
         _ => None,
     };
     let body = ErrorBody {
         error: ErrorDetail { message: error.public_message(), kind, param, code: error.reason() },
     };
-    let mut response = (status, Json(body)).into_response();
-    if let Some(after) = error.retry_after() {
-        // Whole seconds, rounded up: a client that waits this long will not be refused again
-        // by the same window.
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        if let Ok(value) = HeaderValue::try_from(secs.to_string()) {
-            response.headers_mut().insert(http::header::RETRY_AFTER, value);
-        }
-    }
-    with_request_id(response, request_id)
+    (status, body)
 }
 
+/// The OpenAI name of a request field named as in the gRPC API (`generation.seed` → `seed`,
+/// `tools[0].strict` → `tools[0].function.strict`). Messages, content parts and tools keep
+/// their positions through the translation, so their indexes carry over.
+fn openai_param(grpc: &str) -> String {
+    let field = grpc.strip_prefix("generation.").unwrap_or(grpc);
+    let field = field.replacen(".image.mime_type", ".image_url.url", 1);
+    let field = field.replacen(".image.", ".image_url.", 1);
+    let field = field.replacen(".arguments_json", ".function.arguments", 1);
+    let field = field.replacen("tool_choice.tool_name", "tool_choice.function.name", 1);
+    match field.split_once("].") {
+        Some((tool, member)) if tool.starts_with("tools[") && !member.contains('.') => {
+            let member = if member == "parameters_json" { "parameters" } else { member };
+            format!("{tool}].function.{member}")
+        }
+        _ if field.contains("].tool_calls[") && field.ends_with("].name") => {
+            field.replacen("].name", "].function.name", 1)
+        }
+        _ => field,
+    }
+}
+
+/// `response` with the call's `x-request-id`.
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_field_names_become_openai_params() {
+        for (grpc, openai) in [
+            ("generation.seed", "seed"),
+            ("generation.response_format", "response_format"),
+            ("tools[2].strict", "tools[2].function.strict"),
+            ("tools[0].parameters_json", "tools[0].function.parameters"),
+            ("messages[1].name", "messages[1].name"),
+            ("messages[1].content[0].image.detail", "messages[1].content[0].image_url.detail"),
+            ("messages[1].content[0].image.mime_type", "messages[1].content[0].image_url.url"),
+            (
+                "messages[3].tool_calls[0].arguments_json",
+                "messages[3].tool_calls[0].function.arguments",
+            ),
+            ("messages[3].tool_calls[0].name", "messages[3].tool_calls[0].function.name"),
+            ("tool_choice.tool_name", "tool_choice.function.name"),
+        ] {
+            assert_eq!(openai_param(grpc), openai, "{grpc}");
+        }
+    }
 }
