@@ -30,7 +30,9 @@ pub struct HttpState {
 
 /// The router of every HTTP front door.
 pub fn router(state: HttpState) -> axum::Router {
-    axum::Router::new().merge(super::openai::router(state))
+    axum::Router::new()
+        .merge(super::openai::router(state.clone()))
+        .merge(super::anthropic::router(state))
 }
 
 impl HttpState {
