@@ -127,25 +127,26 @@ async fn stream_response(mut events: ReplyStream, route: String, request_id: &st
     let frames = async_stream::stream! {
         let mut translator = stream::Translator::default();
         yield Ok::<_, Infallible>(translator.start(message_id, route));
+        // Read to the end, past the last event: the call's record ends when the pipeline's
+        // stream does.
         while let Some(item) = events.next().await {
+            if translator.finished() {
+                continue;
+            }
             match item {
                 Ok(event) => {
                     for frame in translator.event(event) {
                         yield Ok(frame);
                     }
-                    if translator.finished() {
-                        return;
-                    }
                 }
-                Err(error) => {
-                    yield Ok(translator.error(&error));
-                    return;
-                }
+                Err(error) => yield Ok(translator.error(&error)),
             }
         }
         // The pipeline ends every stream with its finish or an error; should one ever end
         // otherwise, the caller must not take it for a complete answer.
-        yield Ok(translator.error(&Error::Internal("the reply stream ended early".into())));
+        if !translator.finished() {
+            yield Ok(translator.error(&Error::Internal("the reply stream ended early".into())));
+        }
     };
     let mut response = Response::new(Body::from_stream(frames));
     let headers = response.headers_mut();
