@@ -64,15 +64,23 @@ impl Answered {
     }
 }
 
-async fn post_with(server: &TestServer, body: &Value, headers: &[(&str, &str)]) -> Answered {
+/// Posts `body` with `headers`: the status, the headers and the whole body's text.
+async fn send(
+    server: &TestServer,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
     let mut request = client().post(format!("http://{}/v1/messages", server.addr)).json(body);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
+}
+
+async fn post_with(server: &TestServer, body: &Value, headers: &[(&str, &str)]) -> Answered {
+    let (status, headers, text) = send(server, body, headers).await;
     let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     Answered { status, headers, body }
 }
@@ -116,15 +124,8 @@ impl Streamed {
 async fn stream_with(server: &TestServer, body: &Value, headers: &[(&str, &str)]) -> Streamed {
     let mut body = body.clone();
     body["stream"] = json!(true);
-    let mut request = client().post(format!("http://{}/v1/messages", server.addr)).json(&body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
     // A stream that breaks still ends its body cleanly: its error is an event.
-    let text = response.text().await.unwrap();
+    let (status, headers, text) = send(server, &body, headers).await;
     if status != 200 {
         let body: Value = serde_json::from_str(&text).unwrap();
         return Streamed { status, headers, events: vec![("(not a stream)".into(), body)] };

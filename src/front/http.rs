@@ -17,6 +17,9 @@ use crate::{
     metrics::{FrontDoor, Method},
 };
 
+/// The setting a slow body's error names, by which [`body_timed_out`] knows it.
+const BODY_TIMEOUT: &str = "server.http.body_timeout";
+
 /// What an HTTP handler needs; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct HttpState {
@@ -62,7 +65,7 @@ impl HttpState {
         let read = Limited::new(body, limit).collect();
         match tokio::time::timeout(self.body_timeout, read).await {
             Err(_) => Err(Error::DeadlineExceeded(format!(
-                "the request body did not arrive within {:?} (server.http.body_timeout)",
+                "the request body did not arrive within {:?} ({BODY_TIMEOUT})",
                 self.body_timeout
             ))),
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -75,4 +78,42 @@ impl HttpState {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
+}
+
+/// The HTTP status of `error` on every HTTP door, before a door's own exceptions (Anthropic's
+/// 529 for overload): the client's mistakes 4xx, a failure upstream 502, nothing to send the
+/// call to 503, the call's deadline 504 (408 for a body that never came), a bug 500.
+pub fn status(error: &Error) -> http::StatusCode {
+    use http::StatusCode as S;
+    use tonic::Code;
+    match error.code() {
+        Code::InvalidArgument => S::BAD_REQUEST,
+        Code::OutOfRange => S::PAYLOAD_TOO_LARGE,
+        Code::Unauthenticated => S::UNAUTHORIZED,
+        Code::PermissionDenied => S::FORBIDDEN,
+        Code::NotFound => S::NOT_FOUND,
+        Code::ResourceExhausted => S::TOO_MANY_REQUESTS,
+        Code::DeadlineExceeded if body_timed_out(error) => S::REQUEST_TIMEOUT,
+        Code::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+        Code::Unavailable
+            if matches!(error, Error::Stopped | Error::Exhausted { no_endpoint: true, .. }) =>
+        {
+            S::SERVICE_UNAVAILABLE
+        }
+        Code::Unavailable | Code::FailedPrecondition => S::BAD_GATEWAY,
+        _ => S::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Whether `error` is [`HttpState::read_body`]'s: the request body did not arrive in time (an
+/// HTTP door answers 408, not the 504 of a call past its deadline).
+pub fn body_timed_out(error: &Error) -> bool {
+    matches!(error, Error::DeadlineExceeded(m) if m.contains(BODY_TIMEOUT))
+}
+
+/// `Retry-After` for `error`, when the caller should wait: whole seconds, rounded up, so a
+/// caller that waits that long is not refused again by the same window.
+pub fn retry_after(error: &Error) -> Option<http::HeaderValue> {
+    let after = error.retry_after()?;
+    Some(http::HeaderValue::from(after.as_secs() + u64::from(after.subsec_nanos() > 0)))
 }

@@ -20,6 +20,7 @@ mod stream;
 
 use std::convert::Infallible;
 
+use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::{
     Json,
     body::Body,
@@ -28,9 +29,7 @@ use axum::{
     routing::post,
 };
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
-use tonic::Code;
 use tracing::Instrument;
 
 pub use messages::MessagesRequest;
@@ -39,7 +38,10 @@ use crate::{
     call::{Call, REQUEST_ID, ReplyStream},
     chat::ChatRequest,
     error::Error,
-    front::{grpc::Arrival, http::HttpState},
+    front::{
+        grpc::Arrival,
+        http::{self, HttpState},
+    },
     metrics::{FrontDoor, Method},
 };
 
@@ -181,36 +183,24 @@ struct ErrorBody<'a> {
 
 /// The HTTP status Anthropic answers an error like `error` with, and its error object.
 fn error_object(error: &Error) -> (StatusCode, ErrorObject) {
-    // Anthropic's "overloaded", which its SDKs retry.
-    let overloaded = StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let (status, kind) = match error.code() {
-        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request_error"),
-        Code::OutOfRange => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
-        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "authentication_error"),
-        Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_error"),
-        Code::NotFound => (StatusCode::NOT_FOUND, "not_found_error"),
-        // The gateway at its in-flight limit is overloaded, not rate limiting this caller.
-        Code::ResourceExhausted if matches!(error, Error::Overloaded { .. }) => {
-            (overloaded, "overloaded_error")
-        }
-        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
-        Code::DeadlineExceeded => match error {
-            // The body never came: the server gave up waiting for the request.
-            Error::DeadlineExceeded(m) if m.contains("server.http.body_timeout") => {
-                (StatusCode::REQUEST_TIMEOUT, "timeout_error")
-            }
-            _ => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
-        },
-        Code::Unavailable if error.reason() == "UPSTREAM_OVERLOADED" => {
-            (overloaded, "overloaded_error")
-        }
-        Code::Unavailable
-            if matches!(error, Error::Stopped | Error::Exhausted { no_endpoint: true, .. }) =>
-        {
-            (StatusCode::SERVICE_UNAVAILABLE, "api_error")
-        }
-        Code::Unavailable | Code::FailedPrecondition => (StatusCode::BAD_GATEWAY, "api_error"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
+    // The gateway at its in-flight limit, or an upstream that said so: Anthropic's
+    // "overloaded", which its SDKs retry, rather than a rate limit on this caller.
+    let overloaded =
+        matches!(error, Error::Overloaded { .. }) || error.reason() == "UPSTREAM_OVERLOADED";
+    let status = http::status(error);
+    let (status, kind) = match status.as_u16() {
+        _ if overloaded => (
+            StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "overloaded_error",
+        ),
+        400 => (status, "invalid_request_error"),
+        401 => (status, "authentication_error"),
+        403 => (status, "permission_error"),
+        404 => (status, "not_found_error"),
+        408 | 504 => (status, "timeout_error"),
+        413 => (status, "request_too_large"),
+        429 => (status, "rate_limit_error"),
+        _ => (status, "api_error"),
     };
     let object = ErrorObject {
         kind,
@@ -226,10 +216,8 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
     let (status, object) = error_object(error);
     let body = ErrorBody { kind: "error", error: object, request_id };
     let mut response = (status, Json(body)).into_response();
-    if let Some(after) = error.retry_after() {
-        // Whole seconds, rounded up, so a caller that waits that long is not refused again.
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    if let Some(after) = http::retry_after(error) {
+        response.headers_mut().insert(header::RETRY_AFTER, after);
     }
     with_request_id(response, request_id)
 }
@@ -273,7 +261,7 @@ mod tests {
             (Error::Stopped, 503, "api_error"),
             (Error::DeadlineExceeded("late".into()), 504, "timeout_error"),
             (
-                Error::DeadlineExceeded("... (server.http.body_timeout)".into()),
+                Error::DeadlineExceeded("the body (server.http.body_timeout)".into()),
                 408,
                 "timeout_error",
             ),
