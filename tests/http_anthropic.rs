@@ -231,6 +231,21 @@ async fn a_stream_is_anthropics_event_sequence() {
 }
 
 #[tokio::test]
+async fn h2c_serves_the_same_stream() {
+    let server = start("").await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let mut body = hello("echo", "over h2c");
+    body["stream"] = json!(true);
+    let response =
+        h2.post(format!("http://{}/v1/messages", server.addr)).json(&body).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let events = sse(&response.text().await.unwrap());
+    assert_eq!(events.last().unwrap().0, "message_stop");
+}
+
+#[tokio::test]
 async fn an_alias_is_answered_in_its_routes_name() {
     let server = start(
         "providers: {e: {kind: echo}}\nroutes: [{name: main, aliases: [latest], targets: [{provider: e, model: echo}]}]\n",

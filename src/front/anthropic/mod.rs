@@ -83,9 +83,12 @@ async fn create_message(
             Err(error) => error_response(&error, &id),
         };
     }
-    let route = state.pipeline.route_name(&request.model).unwrap_or_else(|| request.model.clone());
+    let model = request.model.clone();
     match state.pipeline.stream(call, request).instrument(span).await {
-        Ok(events) => stream_response(events, route, &id).await,
+        Ok(events) => {
+            let route = state.pipeline.route_name(&model).unwrap_or(model);
+            stream_response(events, route, &id).await
+        }
         Err(error) => error_response(&error, &id),
     }
 }
