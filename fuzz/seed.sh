@@ -30,3 +30,9 @@ printf 'providers: {p: {kind: openai, api_key_env: K}}\nroutes: [{name: m, targe
 # validate: a few encoded requests come from the fuzzer itself; start from an empty one.
 mkdir -p corpus/validate
 printf '\x0a\x04echo\x12\x0b\x08\x02\x12\x07\x0a\x05hello' > corpus/validate/one-message
+# anthropic_request: Messages request bodies, plain and with every block type.
+mkdir -p corpus/anthropic_request
+printf '{"model":"echo","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}' \
+  > corpus/anthropic_request/plain
+printf '%s' '{"model":"m","max_tokens":9,"stream":true,"system":[{"type":"text","text":"s"}],"metadata":{"user_id":"u"},"stop_sequences":["X"],"temperature":0.5,"top_p":1,"top_k":3,"tools":[{"name":"f","description":"d","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f","disable_parallel_tool_use":true},"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"base64","media_type":"image/gif","data":"R0lGODlh"}},{"type":"image","source":{"type":"url","url":"https://x/y.png"}}]},{"role":"assistant","content":[{"type":"text","text":"b"},{"type":"tool_use","id":"t","name":"f","input":{"k":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","is_error":true,"content":[{"type":"text","text":"e"}]}]}]}' \
+  > corpus/anthropic_request/everything
