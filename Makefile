@@ -168,13 +168,14 @@ bench-smoke: build
 
 # Fuzzing with cargo-fuzz (libFuzzer, on the nightly toolchain), targets in fuzz/: the SSE
 # parser, each provider's reply reader (unary and stream), the config parser, the request
-# validator and the OpenAI door's request reader. `make fuzz` runs each target for FUZZ_SECONDS; `make fuzz-short` (15 s each, about
-# a minute in all) is part of `make test`. The corpus starts from the test fixtures
+# validator and the two HTTP doors' request readers (OpenAI, Anthropic). `make fuzz` runs each
+# target for FUZZ_SECONDS; `make fuzz-short` (15 s each, a minute and a half
+# in all) is part of `make test`. The corpus starts from the test fixtures
 # (fuzz/seed.sh) and grows in the git-ignored fuzz/corpus/; a crash is saved under
 # fuzz/artifacts/<target>/ and fails the run; each one found becomes a regression test.
 # No sanitizer: the crate forbids unsafe code, and what is hunted is panics, hangs and memory.
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_TARGETS := sse config validate provider_reply openai_request
+FUZZ_TARGETS := sse config validate provider_reply openai_request anthropic_request
 FUZZ_SECONDS ?= 300
 
 $(STAMPS)/cargo-fuzz@%:

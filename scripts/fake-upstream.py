@@ -1,5 +1,6 @@
 """A fake OpenAI-compatible upstream for the client and SDK suites: a request for model
-`gpt-cut` gets a streamed answer that breaks after two content chunks (no [DONE]); every
+`gpt-cut` gets a streamed answer that breaks after two content chunks (no [DONE]), one for
+`gpt-overloaded` gets HTTP 529 (an overloaded provider); every
 other request gets HTTP 429 with `Retry-After`, so the suites see RESOURCE_EXHAUSTED with a
 google.rpc.RetryInfo (or the HTTP API's 429 with Retry-After).
 
@@ -25,12 +26,24 @@ class RateLimited(BaseHTTPRequestHandler):
         if model == "gpt-cut":
             self._cut_stream()
             return
+        if model == "gpt-overloaded":
+            self._overloaded()
+            return
         body = json.dumps(
             {"error": {"message": "Rate limit reached (fake upstream)", "type": "requests", "code": "rate_limit_exceeded"}}
         ).encode()
         self.send_response(429)
         self.send_header("Content-Type", "application/json")
         self.send_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _overloaded(self) -> None:
+        """HTTP 529, the status of an overloaded provider."""
+        body = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded (fake upstream)"}}).encode()
+        self.send_response(529)
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

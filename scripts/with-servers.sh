@@ -8,7 +8,9 @@
 #                                           with 429 and Retry-After: 7 (RESOURCE_EXHAUSTED
 #                                           with RetryInfo);
 #                           route "cut"     the same upstream, whose stream breaks after two
-#                                           content chunks.
+#                                           content chunks;
+#                           route "overloaded" the same upstream answering 529 (overloaded),
+#                                           through a provider of its own.
 #   AI_SERVICE_AUTH_ADDR    client keys required: AI_SERVICE_AUTH_KEY may call every route,
 #                           AI_SERVICE_AUTH_OTHER_KEY only route "other" (both echo).
 # Usage: scripts/with-servers.sh COMMAND [ARGS...]   (from any directory)
@@ -39,6 +41,10 @@ providers:
     kind: openai
     base_url: http://127.0.0.1:$(cat "$work/upstream.port")/v1
     api_key_file: $work/upstream.key
+  overloaded:
+    kind: openai
+    base_url: http://127.0.0.1:$(cat "$work/upstream.port")/v1
+    api_key_file: $work/upstream.key
 routes:
   - name: slow
     targets: [{provider: slow, model: echo}]
@@ -47,6 +53,9 @@ routes:
   - name: cut
     max_retries: 0
     targets: [{provider: limited, model: gpt-cut}]
+  - name: overloaded
+    max_retries: 0
+    targets: [{provider: overloaded, model: gpt-overloaded}]
 YAML
 
 # Test-only keys; the gateway stores only their SHA-256.

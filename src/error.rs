@@ -89,6 +89,15 @@ pub enum Error {
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
 
+    /// An HTTP request's body did not arrive within `server.http.body_timeout` (HTTP 408).
+    #[error(
+        "deadline exceeded: the request body did not arrive within {after:?} (server.http.body_timeout)"
+    )]
+    BodyTimeout {
+        /// The configured wait.
+        after: Duration,
+    },
+
     /// The server stopped (its shutdown grace period ran out) before the call finished.
     #[error("the server stopped before the call finished; retry on another replica")]
     Stopped,
@@ -241,7 +250,7 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied { .. } => Code::PermissionDenied,
             Error::Overloaded { .. } => Code::ResourceExhausted,
-            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::DeadlineExceeded(_) | Error::BodyTimeout { .. } => Code::DeadlineExceeded,
             Error::Stopped => Code::Unavailable,
             Error::Exhausted { attempts, cooling_for, .. }
                 if rate_limited(attempts, *cooling_for) =>
@@ -265,7 +274,7 @@ impl Error {
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied { .. } => "ROUTE_NOT_ALLOWED",
             Error::Overloaded { .. } => "OVERLOADED",
-            Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+            Error::DeadlineExceeded(_) | Error::BodyTimeout { .. } => "DEADLINE_EXCEEDED",
             Error::Stopped => "SERVER_STOPPED",
             // The last failure says most about why the call failed (a rate limit, when every
             // attempt was one); every attempt is listed in the metadata.
@@ -381,6 +390,7 @@ mod tests {
             Error::Overloaded { limit: 1 },
             Error::ModelNotFound { model: "m".into() },
             Error::DeadlineExceeded("late".into()),
+            Error::BodyTimeout { after: Duration::from_secs(1) },
             Error::Stopped,
             exhausted(Vec::new(), true, Some(Duration::from_secs(1))),
             exhausted(Vec::new(), true, None),
@@ -417,6 +427,7 @@ mod tests {
             Error::RateLimited { .. } => 10,
             Error::Provider(_) => 11,
             Error::Internal(_) => 12,
+            Error::BodyTimeout { .. } => 13,
         }
     }
 
@@ -442,7 +453,7 @@ mod tests {
     fn the_examples_cover_every_variant_and_every_kind() {
         let variants: std::collections::BTreeSet<usize> =
             every_error().iter().map(variant).collect();
-        assert_eq!(variants, (0..13).collect());
+        assert_eq!(variants, (0..14).collect());
         let kinds: std::collections::BTreeSet<usize> =
             ProviderErrorKind::ALL.into_iter().map(kind_index).collect();
         assert_eq!(kinds, (0..ProviderErrorKind::ALL.len()).collect());

@@ -319,6 +319,12 @@ impl Pipeline {
         call.record.finish_ok();
         models
     }
+
+    /// The name of the route `model` reaches, for a front door whose stream must name it
+    /// before the stream's `Finish` does (Anthropic's `message_start`).
+    pub fn route_name(&self, model: &str) -> Option<String> {
+        self.inner.router.load().resolve(model).ok().map(|route| route.name.clone())
+    }
 }
 
 /// A call past admission.

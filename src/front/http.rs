@@ -30,7 +30,9 @@ pub struct HttpState {
 
 /// The router of every HTTP front door.
 pub fn router(state: HttpState) -> axum::Router {
-    axum::Router::new().merge(super::openai::router(state))
+    axum::Router::new()
+        .merge(super::openai::router(state.clone()))
+        .merge(super::anthropic::router(state))
 }
 
 impl HttpState {
@@ -59,10 +61,7 @@ impl HttpState {
         let limit = self.max_request_bytes;
         let read = Limited::new(body, limit).collect();
         match tokio::time::timeout(self.body_timeout, read).await {
-            Err(_) => Err(Error::DeadlineExceeded(format!(
-                "the request body did not arrive within {:?} (server.http.body_timeout)",
-                self.body_timeout
-            ))),
+            Err(_) => Err(Error::BodyTimeout { after: self.body_timeout }),
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 Err(Error::RequestTooLarge {
                     limit,
@@ -73,4 +72,36 @@ impl HttpState {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
+}
+
+/// The HTTP status of `error` on every HTTP door, before a door's own exceptions (Anthropic's
+/// 529 for overload): the client's mistakes 4xx, a failure upstream 502, nothing to send the
+/// call to 503, the call's deadline 504 (408 for a body that never came), a bug 500.
+pub fn status(error: &Error) -> http::StatusCode {
+    use http::StatusCode as S;
+    use tonic::Code;
+    match error.code() {
+        Code::InvalidArgument => S::BAD_REQUEST,
+        Code::OutOfRange => S::PAYLOAD_TOO_LARGE,
+        Code::Unauthenticated => S::UNAUTHORIZED,
+        Code::PermissionDenied => S::FORBIDDEN,
+        Code::NotFound => S::NOT_FOUND,
+        Code::ResourceExhausted => S::TOO_MANY_REQUESTS,
+        Code::DeadlineExceeded if matches!(error, Error::BodyTimeout { .. }) => S::REQUEST_TIMEOUT,
+        Code::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+        Code::Unavailable
+            if matches!(error, Error::Stopped | Error::Exhausted { no_endpoint: true, .. }) =>
+        {
+            S::SERVICE_UNAVAILABLE
+        }
+        Code::Unavailable | Code::FailedPrecondition => S::BAD_GATEWAY,
+        _ => S::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `Retry-After` for `error`, when the caller should wait: whole seconds, rounded up, so a
+/// caller that waits that long is not refused again by the same window.
+pub fn retry_after(error: &Error) -> Option<http::HeaderValue> {
+    let after = error.retry_after()?;
+    Some(http::HeaderValue::from(after.as_secs() + u64::from(after.subsec_nanos() > 0)))
 }

@@ -4,9 +4,11 @@
 //!
 //! - [`grpc`]: `aiservice.v1.ChatService`, the primary API;
 //! - [`openai`]: the OpenAI-compatible HTTP API;
+//! - [`anthropic`]: the Anthropic-compatible HTTP API (`POST /v1/messages`);
 //!
 //! The HTTP doors share [`http`]: their router, on the gRPC port or a listener of their own.
 
+pub mod anthropic;
 pub mod grpc;
 pub mod http;
 pub mod openai;

@@ -6,7 +6,7 @@ Gateways, from the environment:
 - AI_SERVICE_ADDR: no config, the built-in echo model;
 - AI_SERVICE_FAULTS_ADDR: route "limited" (its upstream answers 429 with Retry-After: 7),
   route "cut" (its upstream stream breaks after two chunks), route "slow" (echo, 200 ms a
-  chunk);
+  chunk), route "overloaded" (its upstream answers 529);
 - AI_SERVICE_AUTH_ADDR: client keys required, AI_SERVICE_AUTH_KEY may call every route.
 """
 

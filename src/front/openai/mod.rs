@@ -23,7 +23,6 @@ use axum::{
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
-use tonic::Code;
 
 use crate::{
     call::REQUEST_ID,
@@ -121,13 +120,8 @@ struct ErrorDetail {
 pub fn error_response(error: &Error, request_id: &str) -> Response {
     let (status, body) = error_body(error);
     let mut response = (status, Json(body)).into_response();
-    if let Some(after) = error.retry_after() {
-        // Whole seconds, rounded up: a client that waits this long will not be refused again
-        // by the same window.
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        if let Ok(value) = HeaderValue::try_from(secs.to_string()) {
-            response.headers_mut().insert(http::header::RETRY_AFTER, value);
-        }
+    if let Some(after) = crate::front::http::retry_after(error) {
+        response.headers_mut().insert(http::header::RETRY_AFTER, after);
     }
     with_request_id(response, request_id)
 }
@@ -141,28 +135,15 @@ pub fn error_event(error: &Error) -> Bytes {
 
 /// The HTTP status and OpenAI's error object for `error`.
 fn error_body(error: &Error) -> (StatusCode, ErrorBody) {
-    let (status, kind) = match error.code() {
-        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request_error"),
-        Code::OutOfRange => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
-        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "authentication_error"),
-        Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_error"),
-        Code::NotFound => (StatusCode::NOT_FOUND, "not_found_error"),
-        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
-        Code::DeadlineExceeded => match error {
-            // The body never came: the server gave up waiting for the request.
-            Error::DeadlineExceeded(m) if m.contains("request body") => {
-                (StatusCode::REQUEST_TIMEOUT, "timeout_error")
-            }
-            _ => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
-        },
-        Code::FailedPrecondition => (StatusCode::BAD_GATEWAY, "api_error"),
-        Code::Unavailable => match error {
-            Error::Stopped | Error::Exhausted { no_endpoint: true, .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "api_error")
-            }
-            _ => (StatusCode::BAD_GATEWAY, "api_error"),
-        },
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
+    let status = crate::front::http::status(error);
+    let kind = match status.as_u16() {
+        400 | 413 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        408 | 504 => "timeout_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
     };
     let param = match error {
         Error::InvalidRequest(violations) => violations.first().map(|v| v.field.clone()),
