@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ai-service beside the LiteLLM proxy, in the same run, on the same core, over the same fake
 # upstream, with the same load: LiteLLM through its OpenAI-compatible HTTP endpoint, ours
-# through gRPC, each alone on core 1 (the load generator and the fake on core 0). Prints
-# both result lines and the ratios (throughput, p50, CPU per call, RSS).
+# through the same protocol (its OpenAI-compatible `POST /v1/chat/completions`) and through
+# gRPC, each alone on core 1 (the load generator and the fake on core 0). Prints the result
+# lines and the ratios (throughput, p50, CPU per call, RSS).
 #
 # LiteLLM is installed from PyPI into bench/.venv (git-ignored) the first time:
 # `pip install 'litellm[proxy]'` (a master key is required; no database is used).
@@ -86,19 +87,30 @@ run() { taskset -c "$CORE_LOAD" "$LOADGEN" "$@" --concurrency "$C" --calls 10000
 litellm_json=$(run http --url "http://127.0.0.1:$LITELLM_PORT/v1/chat/completions" --key "$MASTER_KEY" \
     --model bench --watch-pid "$LITELLM_PID" --label litellm-unary)
 LITELLM_RSS_LOAD=$(tree_rss_kib "$LITELLM_PID")
+ours_http_json=$(run http --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" --key "$CLIENT_KEY" \
+    --model bench --watch-pid "$GW_PID" --label ai-service-http-unary)
 ours_json=$(run grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench \
     --watch-pid "$GW_PID" --label ai-service-unary)
 GW_RSS_LOAD=$(tree_rss_kib "$GW_PID")
 rm -f "$AUDIT_FILE" # ~370 bytes a call: over 100 MiB for a 15 s run
 echo "$litellm_json" | tee "$WORK/results.jsonl"
+echo "$ours_http_json" | tee -a "$WORK/results.jsonl"
 echo "$ours_json" | tee -a "$WORK/results.jsonl"
 
 python3 - "$litellm_json" "$ours_json" "$LITELLM_RSS_IDLE" "$LITELLM_RSS_LOAD" "$GW_RSS_IDLE" "$GW_RSS_LOAD" \
-    "$LITELLM_VERSION" "$C" "$LITELLM_READY_MS" "$(cat "$WORK/launch.json")" <<'EOF' | tee "$WORK/summary.md"
+    "$LITELLM_VERSION" "$C" "$LITELLM_READY_MS" "$(cat "$WORK/launch.json")" "$ours_http_json" <<'EOF' | tee "$WORK/summary.md"
 import json, sys
-l, o = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+l, o, h = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[11])
 lri, lrl, ori, orl = (int(x) / 1024 for x in sys.argv[3:7])
-print(f"\n### ai-service vs LiteLLM {sys.argv[7]}, unary, concurrency {sys.argv[8]}, each alone on one core\n")
+print(f"\n### ai-service vs LiteLLM {sys.argv[7]} on the same protocol, unary, concurrency {sys.argv[8]}, each alone on one core\n")
+print("| | LiteLLM (OpenAI HTTP) | ai-service (OpenAI HTTP) | ratio |")
+print("|---|---|---|---|")
+print(f"| throughput (calls/s) | {l['throughput_rps']:.0f} | {h['throughput_rps']:.0f} | **{h['throughput_rps']/l['throughput_rps']:.0f}×** |")
+print(f"| latency p50 (µs) | {l['p50_us']:.0f} | {h['p50_us']:.0f} | {l['p50_us']/h['p50_us']:.0f}× lower |")
+print(f"| latency p99 (µs) | {l['p99_us']:.0f} | {h['p99_us']:.0f} | {l['p99_us']/h['p99_us']:.0f}× lower |")
+print(f"| CPU per call (µs) | {l.get('gw_cpu_us_per_call', 0):.0f} | {h.get('gw_cpu_us_per_call', 0):.1f} | {l.get('gw_cpu_us_per_call', 0)/max(h.get('gw_cpu_us_per_call', 1), 0.1):.0f}× less |")
+print(f"| failed calls | {l['errors']} | {h['errors']} | |")
+print(f"\n### ai-service vs LiteLLM {sys.argv[7]}, ours through gRPC, unary, concurrency {sys.argv[8]}\n")
 print("| | LiteLLM (HTTP) | ai-service (gRPC) | ratio |")
 print("|---|---|---|---|")
 print(f"| throughput (calls/s) | {l['throughput_rps']:.0f} | {o['throughput_rps']:.0f} | **{o['throughput_rps']/l['throughput_rps']:.0f}×** |")

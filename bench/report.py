@@ -132,6 +132,27 @@ def main(path):
                        f"{med(w,'p99_us')-med(d,'p99_us'):.0f} µs**); {med(d,'throughput_rps'):.0f} vs {med(w,'throughput_rps'):.0f} calls/s; "
                        f"gateway CPU {med(w,'gw_cpu_us_per_call'):.1f} µs per call")
     out.extend(floor_tables(g, conc))
+    http = [(c, g[("gateway-unary", c)], g[("gatewayhttp-unary", c)], g.get(("floor-unary", c), []),
+             g.get(("direct-unary", c), [])) for c in conc
+            if g.get(("gateway-unary", c)) and g.get(("gatewayhttp-unary", c))]
+    if http:
+        out.append("\n### The OpenAI-compatible HTTP front door beside gRPC (median of rounds; µs)\n")
+        out.append("The same gateway, route and upstream; the calls come as `POST /v1/chat/completions` (HTTP/1.1, "
+                   "keep-alive, `Authorization: Bearer`) instead of `ChatService/Chat`.\n")
+        out.append("(Added latency: over the direct HTTP call to the same fake.)\n")
+        out.append("| c | gRPC p50 / HTTP p50 | HTTP added p50 / p99 | gRPC CPU/call | HTTP CPU/call | **HTTP / gRPC** | HTTP / floor |")
+        out.append("|---|---|---|---|---|---|---|")
+        for c, w, h, f, d in http:
+            ratio = med(h, "gw_cpu_us_per_call") / med(w, "gw_cpu_us_per_call")
+            floor = f"{med(h,'gw_cpu_us_per_call')/med(f,'gw_cpu_us_per_call'):.2f}" if f else "–"
+            added = (f"{med(h,'p50_us')-med(d,'p50_us'):.0f} / {med(h,'p99_us')-med(d,'p99_us'):.0f}" if d else "–")
+            out.append(f"| {c} | {med(w,'p50_us'):.0f} / {med(h,'p50_us'):.0f} | {added} | {cpu(w)} | {cpu(h)} | **{ratio:.2f}** | {floor} |")
+            checks.append((f"HTTP front door CPU per call ≤ 1.3× gRPC (c={c})", ratio, ratio <= 1.3))
+        streams = [(c, g[("gateway-stream", c)], g[("gatewayhttp-stream", c)]) for c in conc
+                   if g.get(("gateway-stream", c)) and g.get(("gatewayhttp-stream", c))]
+        for c, w, h in streams:
+            out.append(f"\nStreams through HTTP (SSE), c={c}: TTFT p50 {med(h,'ttft_p50_us'):.0f} µs (gRPC {med(w,'ttft_p50_us'):.0f}); "
+                       f"CPU per stream {med(h,'gw_cpu_us_per_call'):.1f} µs (gRPC {med(w,'gw_cpu_us_per_call'):.1f})")
     launch = [r for r in rows if r["label"] == "launch"]
     if launch:
         ms = [r["launch_to_first_call_ms"] for r in launch]

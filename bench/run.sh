@@ -2,7 +2,8 @@
 # The benchmark: ai-service (release build, client keys required, audit to a file, metrics
 # on, a two-target route) in front of a fast fake OpenAI upstream, measured side by side
 # with calls made directly to the same fake, at concurrency 1, 16 and 64, unary and
-# streaming; plus launch-to-first-call time, RSS idle and under load, and RSS with 1,000
+# streaming, through gRPC and through the OpenAI-compatible HTTP front door (the same calls
+# as `POST /v1/chat/completions` on the gRPC port); plus launch-to-first-call time, RSS idle and under load, and RSS with 1,000
 # open streams. Gateway and direct runs are interleaved, ROUNDS times; warm-up calls are
 # discarded; every result carries /proc/loadavg. Results: bench/results/<stamp>/results.jsonl
 # and a summary (bench/report.py) on stdout. A third fake answers after 20 ms: the same
@@ -111,6 +112,7 @@ GRPC=(grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench 
 FLOOR=(grpc --addr "http://127.0.0.1:$NULL_PORT" --model bench-model --watch-pid "$NULL_FAKE_PID")
 FLOOR_DELAY=(grpc --addr "http://127.0.0.1:$NULL_DELAY_PORT" --model bench-model --watch-pid "$NULL_DELAY_PID")
 HTTP=(http --url "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" --key sk-fake-bench --model bench-model)
+GW_HTTP=(http --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" --key "$CLIENT_KEY" --model bench --watch-pid "$GW_PID")
 ALONE=(http --url "http://127.0.0.1:$ALONE_PORT/v1/chat/completions" --key sk-fake-bench --model bench-model --watch-pid "$ALONE_FAKE_PID")
 for round in $(seq 1 "$ROUNDS"); do
     for c in "${CONCURRENCY[@]}"; do
@@ -119,6 +121,7 @@ for round in $(seq 1 "$ROUNDS"); do
         record "${HTTP[@]}" --watch-pid "$DIRECT_FAKE_PID" --label "direct-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
         record "${FLOOR[@]}" --label "floor-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
         record "${GRPC[@]}" --label "gateway-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
+        record "${GW_HTTP[@]}" --label "gatewayhttp-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
         record "${ALONE[@]}" --label "fakealone-unary-r$round" --concurrency "$c" --calls "$n" --warmup "$WARMUP"
     done
     # With a 20 ms upstream, at the highest concurrency.
@@ -130,6 +133,7 @@ for round in $(seq 1 "$ROUNDS"); do
         record "${HTTP[@]}" --stream --label "direct-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
         record "${FLOOR[@]}" --stream --label "floor-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
         record "${GRPC[@]}" --stream --label "gateway-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
+        record "${GW_HTTP[@]}" --stream --label "gatewayhttp-stream-r$round" --concurrency "$c" --calls "$STREAM_CALLS" --warmup "$WARMUP"
     done
 done
 
