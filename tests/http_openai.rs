@@ -684,6 +684,8 @@ async fn the_same_call_through_grpc_and_http_leaves_the_same_record_and_series()
     let mut invalid = user("fast", "x");
     invalid["top_p"] = json!(2);
     assert_eq!(post(&server, invalid).await.status, 400);
+    let (status, body) = http_get(server.addr, "/v1/models/no-such-model").await;
+    assert_eq!(status, 404, "{body}");
 
     // The records are written when each call ends; the last one may still be on its way.
     let mut records: Vec<Value> = Vec::new();
@@ -693,12 +695,12 @@ async fn the_same_call_through_grpc_and_http_leaves_the_same_record_and_series()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        if records.len() >= 5 {
+        if records.len() >= 6 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(records.len(), 5, "{records:#?}");
+    assert_eq!(records.len(), 6, "{records:#?}");
     let kept = |r: &Value| {
         let mut r = r.clone();
         for varying in ["time", "request_id", "latency_ms", "ttft_ms", "front_door"] {
@@ -715,6 +717,10 @@ async fn the_same_call_through_grpc_and_http_leaves_the_same_record_and_series()
     assert_eq!(records[2]["metadata"], json!({"team": "t-1"}));
     assert_eq!(records[4]["code"], "INVALID_ARGUMENT");
     assert_eq!(records[4]["front_door"], "openai");
+    assert_eq!(
+        (&records[5]["method"], &records[5]["code"]),
+        (&json!("ListModels"), &json!("NOT_FOUND"))
+    );
 
     let (status, scrape) = http_get(admin, "/metrics").await;
     assert_eq!(status, 200);
@@ -728,6 +734,8 @@ async fn the_same_call_through_grpc_and_http_leaves_the_same_record_and_series()
     }
     let refused = "ai_service_requests_total{front_door=\"openai\",method=\"Chat\",route=\"none\",provider=\"none\",code=\"INVALID_ARGUMENT\"} 1";
     assert!(scrape.contains(refused), "{scrape}");
+    let unknown = "ai_service_requests_total{front_door=\"openai\",method=\"ListModels\",route=\"none\",provider=\"none\",code=\"NOT_FOUND\"} 1";
+    assert!(scrape.contains(unknown), "{scrape}");
     // Nothing is left in flight once every call ended.
     for line in scrape.lines().filter(|l| l.starts_with("ai_service_requests_in_flight")) {
         assert!(line.ends_with(" 0"), "{line}");

@@ -320,6 +320,19 @@ impl Pipeline {
         models
     }
 
+    /// The model `name` (a route or one of its aliases) if the call's client may use it, and the
+    /// end of the call: OK, or `NOT_FOUND` for a name it cannot see.
+    pub fn model(&self, call: Call, name: &str) -> Result<ModelInfo, Error> {
+        let models = self.inner.router.load().models(call.client.as_deref(), Instant::now());
+        match models.into_iter().find(|m| m.name == name || m.aliases.iter().any(|a| a == name)) {
+            Some(model) => {
+                call.record.finish_ok();
+                Ok(model)
+            }
+            None => Err(call.refuse(Error::ModelNotFound { model: name.to_owned() })),
+        }
+    }
+
     /// The name of the route `model` reaches, for a front door whose stream must name it
     /// before the stream's `Finish` does (Anthropic's `message_start`).
     pub fn route_name(&self, model: &str) -> Option<String> {

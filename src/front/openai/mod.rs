@@ -67,8 +67,10 @@ async fn list_models(
     headers: HeaderMap,
     arrival: Option<axum::Extension<Arrival>>,
 ) -> Response {
-    let arrival = arrival.map(|a| a.0);
-    let call = match state.begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival).await {
+    let call = match state
+        .begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival.map(|a| a.0))
+        .await
+    {
         Ok(call) => call,
         Err((error, id)) => return error_response(&error, &id),
     };
@@ -83,20 +85,17 @@ async fn get_model(
     headers: HeaderMap,
     arrival: Option<axum::Extension<Arrival>>,
 ) -> Response {
-    let arrival = arrival.map(|a| a.0);
-    let call = match state.begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival).await {
+    let call = match state
+        .begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival.map(|a| a.0))
+        .await
+    {
         Ok(call) => call,
         Err((error, id)) => return error_response(&error, &id),
     };
     let id = call.request_id().to_owned();
-    match state
-        .pipeline
-        .models(call)
-        .into_iter()
-        .find(|m| m.name == name || m.aliases.contains(&name))
-    {
-        Some(model) => with_request_id(Json(Model::from(model)).into_response(), &id),
-        None => error_response(&Error::ModelNotFound { model: name }, &id),
+    match state.pipeline.model(call, &name) {
+        Ok(model) => with_request_id(Json(Model::from(model)).into_response(), &id),
+        Err(error) => error_response(&error, &id),
     }
 }
 
