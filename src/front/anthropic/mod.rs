@@ -30,7 +30,6 @@ use axum::{
 };
 use futures::StreamExt;
 use serde::Serialize;
-use tracing::Instrument;
 
 pub use messages::MessagesRequest;
 
@@ -70,13 +69,13 @@ async fn create_message(
         Ok(call) => call,
         Err((error, id)) => return error_response(&error, &id),
     };
-    let (id, span) = (call.request_id().to_owned(), call.span().clone());
+    let id = call.request_id().to_owned();
     let (call, request) = match understand(call, parsed, &headers) {
         Ok(understood) => understood,
         Err(error) => return error_response(&error, &id),
     };
     if !streaming {
-        return match state.pipeline.chat(call, request).instrument(span).await {
+        return match state.pipeline.chat(call, request).await {
             Ok(answer) => {
                 with_request_id(Json(messages::message_object(answer)).into_response(), &id)
             }
@@ -84,7 +83,7 @@ async fn create_message(
         };
     }
     let model = request.model.clone();
-    match state.pipeline.stream(call, request).instrument(span).await {
+    match state.pipeline.stream(call, request).await {
         Ok(events) => {
             let route = state.pipeline.route_name(&model).unwrap_or(model);
             stream_response(events, route, &id).await

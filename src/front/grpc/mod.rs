@@ -15,7 +15,6 @@ use std::{
 
 use futures::StreamExt;
 use tonic::{Request, Response, Status, metadata::MetadataValue};
-use tracing::Instrument;
 
 use crate::{
     call::{Call, Pipeline, REQUEST_ID, ReplyStream},
@@ -97,8 +96,10 @@ impl ChatService for ChatHandler {
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let call = self.open(Method::Chat, &request).await?;
-        let (id, span) = (call.request_id().to_owned(), call.span().clone());
-        match self.answer(call, request.into_inner()).instrument(span).await {
+        let id = call.request_id().to_owned();
+        // The layer runs the whole call in its span, and the pipeline enters it again for a
+        // handler mounted without the layer; a third time here would only cost.
+        match self.answer(call, request.into_inner()).await {
             Ok(answer) => Ok(with_request_id(Response::new(answer_to_pb(answer)), &id)),
             Err(error) => Err(status(error, &id)),
         }
@@ -111,9 +112,9 @@ impl ChatService for ChatHandler {
         request: Request<pb::StreamChatRequest>,
     ) -> Result<Response<Self::StreamChatStream>, Status> {
         let call = self.open(Method::StreamChat, &request).await?;
-        let (id, span) = (call.request_id().to_owned(), call.span().clone());
+        let id = call.request_id().to_owned();
         let request = pb::ChatRequest::from(request.into_inner());
-        match self.answer_stream(call, request).instrument(span).await {
+        match self.answer_stream(call, request).await {
             Ok(stream) => {
                 let events: EventStream = Box::pin(stream.map(|item| match item {
                     Ok(event) => Ok(event_to_pb(event)),
