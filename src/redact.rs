@@ -17,6 +17,7 @@ use std::{
     sync::{OnceLock, RwLock},
 };
 
+use memchr::memmem::Finder;
 use regex::Regex;
 
 /// What a redacted value becomes.
@@ -37,15 +38,40 @@ const BUILT_IN: &[&str] = &[
     r"\bxai-[A-Za-z0-9]{16,}",
 ];
 
+/// Words of which every match of a [`BUILT_IN`] pattern contains one, in ASCII lower case: the
+/// label alternatives (`x-api-key` and `x-goog-api-key` contain `api-key`; `api_key=`,
+/// `apikey=` and `key=` contain `key=`; `access_token=` contains `token=`) and the key
+/// prefixes. A text with none of them (ignoring ASCII case) cannot match, so the seven
+/// scans are skipped: most log lines and audit records. A non-ASCII text is always scanned
+/// (Unicode case folding matches `K` as `k`).
+const TRIGGERS: &[&str] =
+    &["bearer", "basic", "api-key", "key=", "token=", "sk-", "aiza", "gsk_", "xai-"];
+
 struct Redactor {
-    patterns: RwLock<Vec<Regex>>,
+    built_in: Vec<Regex>,
+    triggers: Vec<Finder<'static>>,
+    /// `log.redact_patterns`: always scanned.
+    configured: RwLock<Vec<Regex>>,
     secrets: RwLock<Vec<String>>,
+}
+
+impl Redactor {
+    /// Whether a built-in pattern might match `text`; false only when none can.
+    fn might_match_built_in(&self, text: &str) -> bool {
+        if !text.is_ascii() {
+            return true;
+        }
+        let lower = text.to_ascii_lowercase();
+        self.triggers.iter().any(|t| t.find(lower.as_bytes()).is_some())
+    }
 }
 
 fn redactor() -> &'static Redactor {
     static REDACTOR: OnceLock<Redactor> = OnceLock::new();
     REDACTOR.get_or_init(|| Redactor {
-        patterns: RwLock::new(BUILT_IN.iter().filter_map(|p| Regex::new(p).ok()).collect()),
+        built_in: BUILT_IN.iter().filter_map(|p| Regex::new(p).ok()).collect(),
+        triggers: TRIGGERS.iter().map(|t| Finder::new(t.as_bytes()).into_owned()).collect(),
+        configured: RwLock::new(Vec::new()),
         secrets: RwLock::new(Vec::new()),
     })
 }
@@ -67,7 +93,7 @@ pub fn register_secret(value: &str) {
 pub fn add_patterns(patterns: &[String]) -> Result<(), String> {
     let compiled: Result<Vec<Regex>, String> =
         patterns.iter().map(|p| Regex::new(p).map_err(|e| format!("{p:?}: {e}"))).collect();
-    redactor().patterns.write().unwrap_or_else(|e| e.into_inner()).extend(compiled?);
+    redactor().configured.write().unwrap_or_else(|e| e.into_inner()).extend(compiled?);
     Ok(())
 }
 
@@ -80,17 +106,27 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             out = Cow::Owned(out.replace(secret.as_str(), MASK));
         }
     }
-    for pattern in r.patterns.read().unwrap_or_else(|e| e.into_inner()).iter() {
-        if pattern.is_match(&out) {
-            let replaced =
-                pattern.replace_all(&out, |caps: &regex::Captures<'_>| match caps.get(1) {
-                    Some(label) => format!("{}{MASK}", label.as_str()),
-                    None => MASK.to_owned(),
-                });
-            out = Cow::Owned(replaced.into_owned());
+    if r.might_match_built_in(&out) {
+        for pattern in &r.built_in {
+            out = mask(pattern, out);
         }
     }
+    for pattern in r.configured.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        out = mask(pattern, out);
+    }
     out
+}
+
+/// `text` with every match of `pattern` masked (its group 1, the label, kept).
+fn mask<'a>(pattern: &Regex, text: Cow<'a, str>) -> Cow<'a, str> {
+    if !pattern.is_match(&text) {
+        return text;
+    }
+    let replaced = pattern.replace_all(&text, |caps: &regex::Captures<'_>| match caps.get(1) {
+        Some(label) => format!("{}{MASK}", label.as_str()),
+        None => MASK.to_owned(),
+    });
+    Cow::Owned(replaced.into_owned())
 }
 
 /// Wraps a log writer so every event is redacted before it is written. The subscriber makes
@@ -159,6 +195,43 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");
         }
+    }
+
+    /// The trigger words are a sound prefilter: every built-in pattern's match, in any ASCII
+    /// case, contains one, and a non-ASCII text is scanned whatever it holds.
+    #[test]
+    fn the_prefilter_lets_every_credential_shape_through() {
+        let r = redactor();
+        let shapes = [
+            "BEARER abcd1234",
+            "Basic dXNlcjpwYXNz",
+            "X-Api-Key: k1234",
+            "API-KEY=v",
+            "x-goog-api-key: v",
+            "?Key=v",
+            "&API_KEY=v",
+            "&ApiKey=v",
+            "?api-key=v",
+            "?Access_Token=v",
+            "&token=v",
+            "sk-abcdefgh12",
+            "AIzaSyA1234567890abcdefghij",
+            "gsk_abcdefghijklmnop",
+            "xai-abcdefghijklmnop",
+        ];
+        for shape in shapes {
+            let text = format!("{{\"note\":\"{shape}\"}}");
+            assert!(r.built_in.iter().any(|p| p.is_match(&text)), "{shape}: a built-in matches");
+            assert!(r.might_match_built_in(&text), "{shape}: the prefilter lets it through");
+            assert_ne!(redact(&text), text, "{shape}");
+        }
+        // Unicode case folding: the Kelvin sign is a `k` to `(?i)`.
+        let kelvin = "x-api-\u{212A}ey: secret-value";
+        assert!(r.might_match_built_in(kelvin));
+        assert_eq!(redact(kelvin), "x-api-\u{212A}ey: ***");
+        let plain = r#"{"request_id":"r-1","route":"bench","code":"OK","metadata":{}}"#;
+        assert!(!r.might_match_built_in(plain));
+        assert_eq!(redact(plain), plain);
     }
 
     #[test]
