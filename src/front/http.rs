@@ -2,11 +2,12 @@
 //! h2c; gRPC calls are told apart by their path and `application/grpc` content type) or on
 //! `server.http.listen`, and the steps every HTTP handler takes before its door translates:
 //! begin the call in the pipeline, identify the caller, read the body within the size limit
-//! and `server.http.body_timeout`.
+//! and `server.http.body_timeout`; and the body of a server-sent event stream.
 
-use std::time::Duration;
+use std::{convert::Infallible, time::Duration};
 
 use axum::body::{Body, Bytes};
+use futures::{Stream, StreamExt};
 use http::HeaderMap;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -104,4 +105,49 @@ pub fn status(error: &Error) -> http::StatusCode {
 pub fn retry_after(error: &Error) -> Option<http::HeaderValue> {
     let after = error.retry_after()?;
     Some(http::HeaderValue::from(after.as_secs() + u64::from(after.subsec_nanos() > 0)))
+}
+
+/// Server-sent events as a response body: the events that are ready together go out as one
+/// body frame (one write), as HTTP/2 coalesces gRPC's messages, and none waits for another.
+pub fn event_stream<S>(events: S) -> Body
+where
+    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    const MOST_AT_ONCE: usize = 64;
+    Body::from_stream(events.ready_chunks(MOST_AT_ONCE).map(|ready| {
+        let mut frames = ready.into_iter().map(|Ok(frame)| frame);
+        let first = frames.next().unwrap_or_default();
+        let Some(second) = frames.next() else {
+            return Ok::<_, Infallible>(first);
+        };
+        let mut joined = Vec::with_capacity(first.len() + second.len());
+        joined.extend_from_slice(&first);
+        joined.extend_from_slice(&second);
+        frames.for_each(|frame| joined.extend_from_slice(&frame));
+        Ok(Bytes::from(joined))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn next_frame(body: &mut Body) -> Option<Bytes> {
+        body.frame().await.map(|f| f.unwrap().into_data().unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_events_go_out_as_one_frame_and_none_waits_for_another() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, Infallible>>();
+        tx.unbounded_send(Ok(Bytes::from_static(b"data: 1\n\n"))).unwrap();
+        tx.unbounded_send(Ok(Bytes::from_static(b"data: 2\n\n"))).unwrap();
+        let mut body = event_stream(rx);
+        assert_eq!(next_frame(&mut body).await.unwrap(), "data: 1\n\ndata: 2\n\n");
+        // Nothing else is ready: the next event goes out alone, as soon as it comes.
+        tx.unbounded_send(Ok(Bytes::from_static(b"data: 3\n\n"))).unwrap();
+        assert_eq!(next_frame(&mut body).await.unwrap(), "data: 3\n\n");
+        drop(tx);
+        assert!(next_frame(&mut body).await.is_none());
+    }
 }

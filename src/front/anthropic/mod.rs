@@ -152,7 +152,7 @@ async fn stream_response(mut events: ReplyStream, route: String, request_id: &st
             yield Ok(translator.error(&Error::Internal("the reply stream ended early".into())));
         }
     };
-    let mut response = Response::new(Body::from_stream(frames));
+    let mut response = Response::new(http::event_stream(frames));
     let headers = response.headers_mut();
     headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));

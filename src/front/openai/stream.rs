@@ -15,7 +15,7 @@
 
 use std::convert::Infallible;
 
-use axum::{body::Body, response::Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{HeaderValue, header};
@@ -129,7 +129,8 @@ pub(super) async fn respond(
         first => first,
     };
     let events = futures::stream::iter(first).chain(events);
-    let mut response = Response::new(Body::from_stream(sse(events, head, include_usage)));
+    let mut response =
+        Response::new(crate::front::http::event_stream(sse(events, head, include_usage)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
