@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::{
-    call::REQUEST_ID,
+    call::{Call, REQUEST_ID},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
     metrics::{FrontDoor, Method},
@@ -67,12 +67,9 @@ async fn list_models(
     headers: HeaderMap,
     arrival: Option<axum::Extension<Arrival>>,
 ) -> Response {
-    let call = match state
-        .begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival.map(|a| a.0))
-        .await
-    {
+    let call = match begin_listing(&state, &headers, arrival).await {
         Ok(call) => call,
-        Err((error, id)) => return error_response(&error, &id),
+        Err(refused) => return refused,
     };
     let id = call.request_id().to_owned();
     let data = state.pipeline.models(call).into_iter().map(Model::from).collect();
@@ -85,18 +82,27 @@ async fn get_model(
     headers: HeaderMap,
     arrival: Option<axum::Extension<Arrival>>,
 ) -> Response {
-    let call = match state
-        .begin(FrontDoor::OpenAi, Method::ListModels, &headers, arrival.map(|a| a.0))
-        .await
-    {
+    let call = match begin_listing(&state, &headers, arrival).await {
         Ok(call) => call,
-        Err((error, id)) => return error_response(&error, &id),
+        Err(refused) => return refused,
     };
     let id = call.request_id().to_owned();
     match state.pipeline.model(call, &name) {
         Ok(model) => with_request_id(Json(Model::from(model)).into_response(), &id),
         Err(error) => error_response(&error, &id),
     }
+}
+
+/// A `ListModels` call begun and identified, or the response refusing it.
+async fn begin_listing(
+    state: &HttpState,
+    headers: &HeaderMap,
+    arrival: Option<axum::Extension<Arrival>>,
+) -> Result<Call, Response> {
+    state
+        .begin(FrontDoor::OpenAi, Method::ListModels, headers, arrival.map(|a| a.0))
+        .await
+        .map_err(|(error, id)| error_response(&error, &id))
 }
 
 /// OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`.
