@@ -43,6 +43,7 @@ def test_a_unary_completion(echo_url):
     assert usage.completion_tokens == 3
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert usage.prompt_tokens_details.cached_tokens == 0
+    assert usage.completion_tokens_details.reasoning_tokens == 0
 
 
 def test_a_stream_with_usage(echo_url):
@@ -161,7 +162,9 @@ def test_an_upstream_rate_limit_is_the_sdks_rate_limit_error_with_retry_after(fa
     client = _client(faults_url, max_retries=0)
     with pytest.raises(openai.RateLimitError) as raised:
         client.chat.completions.create(model="limited", messages=MESSAGES)
-    assert raised.value.response.headers["retry-after"] == "7"
+    # The upstream's Retry-After: 7, or, when an earlier test's 429 left the endpoint cooling
+    # down (the suites share the gateway), the rest of that wait, rounded up.
+    assert 1 <= int(raised.value.response.headers["retry-after"]) <= 7
     assert raised.value.code == "UPSTREAM_RATE_LIMITED"
 
 
