@@ -251,8 +251,13 @@ pub struct Usage {
     pub input_tokens: u32,
     /// Generated tokens.
     pub output_tokens: u32,
-    /// Prompt tokens served from the provider's cache.
+    /// Prompt tokens served from the provider's cache (part of `input_tokens`).
     pub cached_input_tokens: u32,
+    /// Prompt tokens written to the provider's cache (part of `input_tokens`; Anthropic
+    /// reports them, and bills them above plain input).
+    pub cache_write_input_tokens: u32,
+    /// Generated tokens spent on reasoning (part of `output_tokens`).
+    pub reasoning_tokens: u32,
     /// True when the gateway estimated the figures because the provider gave none.
     pub estimated: bool,
 }

@@ -177,7 +177,7 @@ async fn a_unary_call_answers_with_a_message() {
     assert_eq!(body["stop_sequence"], Value::Null);
     assert_eq!(
         body["usage"],
-        json!({"input_tokens": 2, "output_tokens": 2, "cache_read_input_tokens": 0})
+        json!({"input_tokens": 2, "output_tokens": 2, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
     );
     assert!(body["id"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(answer.header("request-id"), Some("req-a1"));
@@ -288,11 +288,13 @@ async fn the_system_prompt_sampling_and_metadata_translate() {
         json!([{"role": "user", "content": [{"type": "text", "text": "Hello"}]}])
     );
     assert_eq!(sent.get("metadata"), None, "caller metadata stays in the gateway");
-    // Anthropic counts cached input apart, as the fixture did; the model is the route's name.
+    // The usage comes back as the upstream reported it (the fixture's own figures: input
+    // apart from cache reads and writes); the model is the route's name.
     assert_eq!(answer.body["model"], "claude");
     assert_eq!(
         answer.body["usage"],
-        json!({"input_tokens": 2195, "output_tokens": 503, "cache_read_input_tokens": 2000})
+        json!({"input_tokens": 2095, "output_tokens": 503, "cache_creation_input_tokens": 100,
+               "cache_read_input_tokens": 2000})
     );
     assert_eq!(answer.body["content"][0]["text"], "Hi! My name is Claude.");
 
@@ -428,7 +430,7 @@ async fn tool_calls_from_an_openai_upstream_reach_the_caller_as_tool_use_blocks(
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
     assert_eq!(
         delta["usage"],
-        json!({"input_tokens": 60, "output_tokens": 30, "cache_read_input_tokens": 0})
+        json!({"input_tokens": 60, "output_tokens": 30, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
     );
 }
 

@@ -156,7 +156,8 @@ async fn a_unary_call_answers_in_openai_shape() {
     assert_eq!(
         body["usage"],
         json!({"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6,
-               "prompt_tokens_details": {"cached_tokens": 0}})
+               "prompt_tokens_details": {"cached_tokens": 0},
+               "completion_tokens_details": {"reasoning_tokens": 0}})
     );
 
     // Sampling controls reach the model: echo cuts at max_tokens and at stop sequences.

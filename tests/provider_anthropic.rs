@@ -70,6 +70,7 @@ async fn chat_hoists_the_system_prompt_and_always_sends_max_tokens() {
         (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
         (4195, 503, 2000)
     );
+    assert_eq!((usage.cache_write_input_tokens, usage.reasoning_tokens), (100, 0));
 }
 
 #[tokio::test]

@@ -52,6 +52,8 @@ async fn chat_puts_the_key_in_a_header_and_maps_roles_and_usage() {
     let usage = reply.usage.unwrap();
     // Thinking tokens count as output.
     assert_eq!((usage.input_tokens, usage.output_tokens, usage.cached_input_tokens), (12, 17, 4));
+    // ... and are reported apart as reasoning.
+    assert_eq!((usage.reasoning_tokens, usage.cache_write_input_tokens), (10, 0));
 }
 
 #[tokio::test]

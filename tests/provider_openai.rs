@@ -78,7 +78,21 @@ async fn chat_sends_the_wire_request_and_maps_the_reply() {
         (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
         (1117, 46, 1024)
     );
+    assert_eq!((usage.cache_write_input_tokens, usage.reasoning_tokens), (0, 0));
     assert!(!usage.estimated);
+}
+
+/// A reasoning model's reply (OpenAI's documented o-series example): its reasoning tokens,
+/// part of the completion tokens, reach the caller as their own count.
+#[tokio::test]
+async fn reasoning_tokens_are_reported_apart() {
+    let fake = FakeUpstream::start(vec![Reply::json(200, "openai/chat_reasoning.json")]).await;
+    let mut gw = gateway(&config(&fake), &[]).await;
+    let reply = gw.client.chat(user_request("gpt", "Transpose a matrix")).await.unwrap();
+    let usage = reply.into_inner().usage.unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens, usage.total_tokens), (75, 1186, 1261));
+    assert_eq!(usage.reasoning_tokens, 1024);
+    assert_eq!((usage.cached_input_tokens, usage.cache_write_input_tokens), (0, 0));
 }
 
 #[tokio::test]

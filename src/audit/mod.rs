@@ -77,6 +77,15 @@ pub struct AuditRecord {
     pub input_tokens: Option<u32>,
     /// Generated tokens.
     pub output_tokens: Option<u32>,
+    /// Of the prompt tokens, read from the provider's cache; absent when none were reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_input_tokens: Option<u32>,
+    /// Of the prompt tokens, written to the provider's cache; absent when none were reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_input_tokens: Option<u32>,
+    /// Of the generated tokens, spent on reasoning; absent when none were reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u32>,
     /// Whether the response cache answered (`true`) or not (`false`); absent when the call
     /// did not consult it.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -117,6 +117,10 @@ struct StoredUsage {
     cached_input_tokens: u32,
     #[prost(bool, tag = "4")]
     estimated: bool,
+    #[prost(uint32, tag = "5")]
+    cache_write_input_tokens: u32,
+    #[prost(uint32, tag = "6")]
+    reasoning_tokens: u32,
 }
 
 /// A content delta (no `tool_index`) or a tool-call delta.
@@ -159,6 +163,8 @@ impl From<StoredUsage> for Usage {
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,
             cached_input_tokens: u.cached_input_tokens,
+            cache_write_input_tokens: u.cache_write_input_tokens,
+            reasoning_tokens: u.reasoning_tokens,
             estimated: u.estimated,
         }
     }
@@ -170,6 +176,8 @@ impl From<Usage> for StoredUsage {
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,
             cached_input_tokens: u.cached_input_tokens,
+            cache_write_input_tokens: u.cache_write_input_tokens,
+            reasoning_tokens: u.reasoning_tokens,
             estimated: u.estimated,
         }
     }

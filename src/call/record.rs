@@ -27,7 +27,7 @@ use crate::{
     chat::{ChatRequest, ContentPart, ReplyEvent, Usage},
     config::ClientKey,
     error::Error,
-    metrics::{CallSignals, FrontDoor, Method, Recorder, code_name, labels},
+    metrics::{CallSignals, FrontDoor, Method, Recorder, Tokens, code_name, labels},
     router::{Route, Served},
     telemetry::spans,
 };
@@ -63,7 +63,7 @@ pub struct CallRecord {
     /// upstream's, not the gateway's overhead.
     relaying_since: Option<Instant>,
     first_token: Option<Duration>,
-    tokens: Option<(u32, u32)>,
+    tokens: Option<Usage>,
     /// Whether the response cache answered; `None` when the call was not cacheable.
     cache_hit: Option<bool>,
     finished: bool,
@@ -243,7 +243,7 @@ impl CallRecord {
 
     /// Notes a complete answer: its usage and the upstream model.
     pub fn answered(&mut self, usage: &Usage, provider_model: &str) {
-        self.tokens = Some((usage.input_tokens, usage.output_tokens));
+        self.tokens = Some(*usage);
         self.span.record("upstream_model", provider_model);
         if let Some((_, record)) = &mut self.audit {
             record.provider_model = Some(provider_model.to_owned());
@@ -297,7 +297,7 @@ impl CallRecord {
             ReplyEvent::ContentDelta(_) | ReplyEvent::ToolCallDelta(_) => {
                 self.first_token.get_or_insert_with(|| self.start.elapsed());
             }
-            ReplyEvent::Usage(u) => self.tokens = Some((u.input_tokens, u.output_tokens)),
+            ReplyEvent::Usage(u) => self.tokens = Some(*u),
             ReplyEvent::Finish(f) => {
                 self.span.record("upstream_model", f.provider_model.as_str());
                 if let Some((_, record)) = &mut self.audit {
@@ -353,10 +353,16 @@ impl CallRecord {
             upstream: (self.attempts > 0).then_some(upstream),
             overhead: handler.saturating_sub(upstream),
             first_token: self.first_token,
-            tokens: self.tokens,
+            tokens: self.tokens.map(|u| Tokens {
+                input: u.input_tokens,
+                output: u.output_tokens,
+                cache_read: u.cached_input_tokens,
+                cache_write: u.cache_write_input_tokens,
+                reasoning: u.reasoning_tokens,
+            }),
             streamed: self.relaying_since.is_some(),
         });
-        if let Some((input, output)) = self.tokens {
+        if let Some(Usage { input_tokens: input, output_tokens: output, .. }) = self.tokens {
             // Signed: the trace export layer would send an unsigned value as a string.
             self.span.record("input_tokens", i64::from(input));
             self.span.record("output_tokens", i64::from(output));
@@ -373,8 +379,13 @@ impl CallRecord {
             record.provider = self.provider.clone();
             record.endpoint = self.endpoint.clone();
             record.attempts = self.attempts;
-            record.input_tokens = self.tokens.map(|t| t.0);
-            record.output_tokens = self.tokens.map(|t| t.1);
+            record.input_tokens = self.tokens.map(|t| t.input_tokens);
+            record.output_tokens = self.tokens.map(|t| t.output_tokens);
+            let part = |n: u32| (n > 0).then_some(n);
+            record.cached_input_tokens = self.tokens.and_then(|t| part(t.cached_input_tokens));
+            record.cache_write_input_tokens =
+                self.tokens.and_then(|t| part(t.cache_write_input_tokens));
+            record.reasoning_tokens = self.tokens.and_then(|t| part(t.reasoning_tokens));
             record.cache_hit = self.cache_hit;
             record.latency_ms = latency_ms;
             record.ttft_ms = ttft_ms;

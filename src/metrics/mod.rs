@@ -87,7 +87,9 @@ pub mod names {
     pub const UPSTREAM_DURATION_SECONDS: &str = "ai_service_upstream_duration_seconds";
     /// Histogram {method}: the gateway's own time, total minus upstream.
     pub const OVERHEAD_SECONDS: &str = "ai_service_overhead_seconds";
-    /// Counter {route, provider, type}: tokens, `type` = `input` | `output`.
+    /// Counter {route, provider, type}: tokens, `type` = `input` | `output`, and the parts of
+    /// them a provider reports: `cache_read` and `cache_write` (of the input), `reasoning` (of
+    /// the output).
     pub const TOKENS_TOTAL: &str = "ai_service_tokens_total";
     /// Counter {provider, outcome}: upstream attempts, `outcome` = `ok` or an error reason.
     pub const UPSTREAM_ATTEMPTS_TOTAL: &str = "ai_service_upstream_attempts_total";
@@ -196,7 +198,11 @@ pub const CATALOGUE: &[MetricDef] = {
             "The gateway's own seconds per call: handler time minus upstream time.",
             OVERHEAD_BUCKETS,
         ),
-        def(TOKENS_TOTAL, Counter, "Tokens by route, provider and type (input, output)."),
+        def(
+            TOKENS_TOTAL,
+            Counter,
+            "Tokens by route, provider and type (input, output; cache_read, cache_write of the input; reasoning of the output).",
+        ),
         def(UPSTREAM_ATTEMPTS_TOTAL, Counter, "Upstream attempts by provider and outcome."),
         def(RETRIES_TOTAL, Counter, "Attempts retried on the same target."),
         def(FAILOVERS_TOTAL, Counter, "Moves from a failed target to the next in the chain."),
@@ -370,10 +376,26 @@ pub struct CallSignals<'a> {
     pub overhead: Duration,
     /// Time to the first content of a stream.
     pub first_token: Option<Duration>,
-    /// Input and output tokens.
-    pub tokens: Option<(u32, u32)>,
+    /// The tokens the call's answer reported.
+    pub tokens: Option<Tokens>,
     /// Whether it was a stream that relayed.
     pub streamed: bool,
+}
+
+/// A call's tokens by kind, as `ai_service_tokens_total` counts them: cache reads and writes
+/// are part of the input, reasoning part of the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Prompt tokens, all of them.
+    pub input: u32,
+    /// Generated tokens, all of them.
+    pub output: u32,
+    /// Of the input, read from the provider's prompt cache.
+    pub cache_read: u32,
+    /// Of the input, written to the provider's prompt cache.
+    pub cache_write: u32,
+    /// Of the output, spent on reasoning.
+    pub reasoning: u32,
 }
 
 /// The gateway's handle on its metrics backend: one typed method per signal. Cheap to clone.
@@ -443,10 +465,21 @@ impl Recorder {
         if let Some(ttft) = s.first_token {
             m.timing(names::TIME_TO_FIRST_TOKEN_SECONDS, &by_target, ttft);
         }
-        if let Some((input, output)) = s.tokens {
+        if let Some(t) = s.tokens {
             let [r, p] = by_target;
-            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "input")], input.into());
-            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "output")], output.into());
+            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "input")], t.input.into());
+            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "output")], t.output.into());
+            // The parts a provider reports, only when it reports them: no series of zeros
+            // for providers and routes that never do.
+            for (kind, count) in [
+                ("cache_read", t.cache_read),
+                ("cache_write", t.cache_write),
+                ("reasoning", t.reasoning),
+            ] {
+                if count > 0 {
+                    m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, kind)], count.into());
+                }
+            }
         }
         m.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method)], -1.0);
         if s.streamed {

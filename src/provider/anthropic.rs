@@ -306,6 +306,9 @@ impl WireUsage {
                 .saturating_add(cached),
             output_tokens: self.output_tokens.unwrap_or(0),
             cached_input_tokens: cached,
+            cache_write_input_tokens: self.cache_creation_input_tokens.unwrap_or(0),
+            // Anthropic counts thinking within `output_tokens` and reports no split.
+            reasoning_tokens: 0,
             estimated: false,
         }
     }

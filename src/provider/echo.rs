@@ -92,8 +92,8 @@ impl EchoProvider {
             usage: Usage {
                 input_tokens: saturate(input_tokens),
                 output_tokens: saturate(output_tokens),
-                cached_input_tokens: 0,
                 estimated: false,
+                ..Usage::default()
             },
         }
     }

@@ -387,6 +387,8 @@ impl From<WireUsage> for Usage {
             // Thinking tokens are billed as output.
             output_tokens: u.candidates_token_count.saturating_add(u.thoughts_token_count),
             cached_input_tokens: u.cached_content_token_count,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: u.thoughts_token_count,
             estimated: false,
         }
     }

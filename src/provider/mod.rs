@@ -64,8 +64,8 @@ pub fn estimate_usage(request: &ChatRequest, output_bytes: usize) -> Usage {
     Usage {
         input_tokens: estimate_tokens(input),
         output_tokens: estimate_tokens(output_bytes),
-        cached_input_tokens: 0,
         estimated: true,
+        ..Usage::default()
     }
 }
 

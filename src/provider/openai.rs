@@ -402,6 +402,15 @@ struct WireUsage {
     completion_tokens: u32,
     #[serde(default)]
     prompt_tokens_details: Option<WirePromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<WireCompletionDetails>,
+}
+
+/// `completion_tokens_details`: o-series models (and DeepSeek, vLLM) report reasoning here.
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct WireCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -416,6 +425,12 @@ impl From<WireUsage> for Usage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
             cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+            // OpenAI's cache is implicit: it reports no writes.
+            cache_write_input_tokens: 0,
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
             estimated: false,
         }
     }

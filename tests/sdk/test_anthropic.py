@@ -32,6 +32,7 @@ def test_create_answers_with_a_message(echo_url):
     assert message.stop_reason == "end_turn"
     assert message.usage.output_tokens == 4
     assert message.usage.input_tokens > 0
+    assert (message.usage.cache_creation_input_tokens, message.usage.cache_read_input_tokens) == (0, 0)
     assert message._request_id
 
 

@@ -1696,12 +1696,20 @@ type Usage struct {
 	OutputTokens uint32 `protobuf:"varint,2,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
 	// input_tokens + output_tokens.
 	TotalTokens uint32 `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
-	// Prompt tokens served from the provider's prompt cache, where reported.
+	// Prompt tokens served from the provider's prompt cache, where reported (part of
+	// input_tokens): OpenAI's cached_tokens, Anthropic's cache_read_input_tokens, Gemini's
+	// cachedContentTokenCount.
 	CachedInputTokens uint32 `protobuf:"varint,4,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
 	// True when the provider reported no usage and the gateway estimated it.
-	Estimated     bool `protobuf:"varint,5,opt,name=estimated,proto3" json:"estimated,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Estimated bool `protobuf:"varint,5,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// Prompt tokens written to the provider's prompt cache (part of input_tokens), where
+	// reported: Anthropic's cache_creation_input_tokens.
+	CacheWriteInputTokens uint32 `protobuf:"varint,6,opt,name=cache_write_input_tokens,json=cacheWriteInputTokens,proto3" json:"cache_write_input_tokens,omitempty"`
+	// Generated tokens spent on reasoning (part of output_tokens), where reported: OpenAI's
+	// completion_tokens_details.reasoning_tokens, Gemini's thoughtsTokenCount.
+	ReasoningTokens uint32 `protobuf:"varint,7,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -1767,6 +1775,20 @@ func (x *Usage) GetEstimated() bool {
 		return x.Estimated
 	}
 	return false
+}
+
+func (x *Usage) GetCacheWriteInputTokens() uint32 {
+	if x != nil {
+		return x.CacheWriteInputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() uint32 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
 }
 
 // ListModelsRequest asks for the routes this caller may use.
@@ -2112,13 +2134,15 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
-	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\xc0\x01\n" +
+	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\xa4\x02\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\rR\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\rR\foutputTokens\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\rR\vtotalTokens\x12.\n" +
 	"\x13cached_input_tokens\x18\x04 \x01(\rR\x11cachedInputTokens\x12\x1c\n" +
-	"\testimated\x18\x05 \x01(\bR\testimated\"\x13\n" +
+	"\testimated\x18\x05 \x01(\bR\testimated\x127\n" +
+	"\x18cache_write_input_tokens\x18\x06 \x01(\rR\x15cacheWriteInputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\a \x01(\rR\x0freasoningTokens\"\x13\n" +
 	"\x11ListModelsRequest\"A\n" +
 	"\x12ListModelsResponse\x12+\n" +
 	"\x06models\x18\x01 \x03(\v2\x13.aiservice.v1.ModelR\x06models\"\x83\x01\n" +

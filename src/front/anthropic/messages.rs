@@ -748,19 +748,25 @@ pub(super) enum ContentBlock {
     ToolUse { id: String, name: String, input: Value },
 }
 
-/// Anthropic's usage: `input_tokens` counts what was not read from the provider's cache.
+/// Anthropic's usage: `input_tokens` counts what was neither read from nor written to the
+/// provider's cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub(super) struct WireUsage {
     pub input_tokens: u32,
     pub output_tokens: u32,
+    pub cache_creation_input_tokens: u32,
     pub cache_read_input_tokens: u32,
 }
 
 impl From<Usage> for WireUsage {
     fn from(u: Usage) -> WireUsage {
         WireUsage {
-            input_tokens: u.input_tokens.saturating_sub(u.cached_input_tokens),
+            input_tokens: u
+                .input_tokens
+                .saturating_sub(u.cached_input_tokens)
+                .saturating_sub(u.cache_write_input_tokens),
             output_tokens: u.output_tokens,
+            cache_creation_input_tokens: u.cache_write_input_tokens,
             cache_read_input_tokens: u.cached_input_tokens,
         }
     }
@@ -1059,6 +1065,7 @@ mod tests {
                 output_tokens: 3,
                 cached_input_tokens: 4,
                 estimated: false,
+                ..Usage::default()
             },
         };
         let object = serde_json::to_value(message_object(answer)).unwrap();
@@ -1073,7 +1080,7 @@ mod tests {
                     {"type": "tool_use", "id": "c", "name": "f", "input": "{\"x\":"},
                 ],
                 "stop_reason": "tool_use", "stop_sequence": null,
-                "usage": {"input_tokens": 6, "output_tokens": 3, "cache_read_input_tokens": 4},
+                "usage": {"input_tokens": 6, "output_tokens": 3, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4},
             })
         );
     }

@@ -226,6 +226,7 @@ mod tests {
                 output_tokens: 4,
                 cached_input_tokens: 2,
                 estimated: false,
+                ..Usage::default()
             }),
             ReplyEvent::Finish(Finish { reason: FinishReason::ToolCalls, ..Finish::default() }),
         ] {
@@ -275,7 +276,7 @@ mod tests {
         assert_eq!(delta["delta"]["stop_reason"], "tool_use");
         assert_eq!(
             delta["usage"],
-            serde_json::json!({"input_tokens": 7, "output_tokens": 4, "cache_read_input_tokens": 2})
+            serde_json::json!({"input_tokens": 7, "output_tokens": 4, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2})
         );
     }
 

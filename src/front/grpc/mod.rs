@@ -315,6 +315,8 @@ fn usage_to_pb(u: Usage) -> pb::Usage {
         total_tokens: u.total_tokens(),
         cached_input_tokens: u.cached_input_tokens,
         estimated: u.estimated,
+        cache_write_input_tokens: u.cache_write_input_tokens,
+        reasoning_tokens: u.reasoning_tokens,
     }
 }
 

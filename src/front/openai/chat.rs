@@ -172,11 +172,17 @@ pub(super) struct UsageOut {
     completion_tokens: u32,
     total_tokens: u32,
     prompt_tokens_details: PromptTokensDetails,
+    completion_tokens_details: CompletionTokensDetails,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
 struct PromptTokensDetails {
     cached_tokens: u32,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct CompletionTokensDetails {
+    reasoning_tokens: u32,
 }
 
 impl From<Usage> for UsageOut {
@@ -186,6 +192,9 @@ impl From<Usage> for UsageOut {
             completion_tokens: u.output_tokens,
             total_tokens: u.total_tokens(),
             prompt_tokens_details: PromptTokensDetails { cached_tokens: u.cached_input_tokens },
+            completion_tokens_details: CompletionTokensDetails {
+                reasoning_tokens: u.reasoning_tokens,
+            },
         }
     }
 }
