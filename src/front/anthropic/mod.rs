@@ -58,19 +58,13 @@ async fn create_message(
     arrival: Option<axum::Extension<Arrival>>,
     body: Body,
 ) -> Response {
-    let parsed = match state.read_body(body).await {
-        Ok(bytes) => MessagesRequest::parse(&bytes),
-        Err(error) => Err(error),
-    };
-    let streaming = parsed.as_ref().is_ok_and(MessagesRequest::stream);
-    let method = if streaming { Method::StreamChat } else { Method::Chat };
     let arrival = arrival.map(|a| a.0);
-    let call = match state.begin(FrontDoor::Anthropic, method, &headers, arrival).await {
+    let call = match state.begin(FrontDoor::Anthropic, Method::Chat, &headers, arrival).await {
         Ok(call) => call,
         Err((error, id)) => return error_response(&error, &id),
     };
     let id = call.request_id().to_owned();
-    let (call, request) = match understand(call, parsed, &headers) {
+    let (call, request, streaming) = match understand(&state, call, body, &headers).await {
         Ok(understood) => understood,
         Err(error) => return error_response(&error, &id),
     };
@@ -92,29 +86,36 @@ async fn create_message(
     }
 }
 
-/// The domain request of a parsed body, or the call refused as invalid.
-fn understand(
+/// The body read and translated to the domain request, and whether it asks for a stream (the
+/// call, begun as `Chat`, becomes a `StreamChat` then); or the call refused.
+async fn understand(
+    state: &HttpState,
     mut call: Call,
-    parsed: Result<MessagesRequest, Error>,
+    body: Body,
     headers: &HeaderMap,
-) -> Result<(Call, ChatRequest), Error> {
-    let request = match parsed {
-        Ok(request) => request,
-        Err(error) => return Err(call.refuse(error)),
-    };
-    let metadata = request.caller_metadata();
-    if let Err(error) = call.asked(request.model(), request.message_count(), &metadata) {
-        return Err(call.refuse(error));
+) -> Result<(Call, ChatRequest, bool), Error> {
+    let understood = async {
+        let bytes = state.read_body(body).await?;
+        let request = MessagesRequest::parse(&bytes)?;
+        let streaming = request.stream();
+        if streaming {
+            call.set_method(Method::StreamChat);
+        }
+        call.asked(request.model(), request.message_count(), &request.caller_metadata())?;
+        if let Some(beta) = headers.get("anthropic-beta") {
+            let beta = String::from_utf8_lossy(beta.as_bytes());
+            return Err(Error::invalid(
+                "anthropic-beta",
+                format!(
+                    "beta features ({beta}) are not supported by this gateway; remove the header"
+                ),
+            ));
+        }
+        Ok((request.into_domain()?, streaming))
     }
-    if let Some(beta) = headers.get("anthropic-beta") {
-        let beta = String::from_utf8_lossy(beta.as_bytes());
-        return Err(call.refuse(Error::invalid(
-            "anthropic-beta",
-            format!("beta features ({beta}) are not supported by this gateway; remove the header"),
-        )));
-    }
-    match request.into_domain() {
-        Ok(request) => Ok((call, request)),
+    .await;
+    match understood {
+        Ok((request, streaming)) => Ok((call, request, streaming)),
         Err(error) => Err(call.refuse(error)),
     }
 }
