@@ -85,3 +85,101 @@ fn the_http_listener_must_be_an_address_of_its_own() {
             .unwrap_err();
     assert!(err.to_string().contains("server.http.listen"), "{err}");
 }
+
+/// Sends `request` (a whole HTTP/1.1 request, or its start when the body never comes) and
+/// returns the status line's code once the answer's head is in.
+async fn raw_status(addr: std::net::SocketAddr, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&head));
+            head.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&head)[9..12].parse().unwrap()
+}
+
+/// Calls refused by either HTTP door before their body was understood (no key, too large, a
+/// body that never came) each leave one audit record and one `requests_total` sample with
+/// their door, method and code, as gRPC's refusals do.
+#[tokio::test]
+async fn refused_http_calls_leave_their_record_and_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let key = "ais_front_refusals_key_0123456789";
+    let sha = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let yaml = format!(
+        "server: {{max_request_bytes: 1024, http: {{body_timeout: 200ms}}}}\naudit: {{sink: {}}}\nauth:\n  keys: [{{id: team, sha256: {sha}}}]\n",
+        audit.display()
+    );
+    let server = TestServer::start(&yaml).await;
+    let (admin, _stop) = common::start_admin(&server.gateway).await;
+    let post = |path: &str, key: Option<&str>, body: &str, length: usize| {
+        let auth = key.map(|k| format!("authorization: Bearer {k}\r\n")).unwrap_or_default();
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{auth}content-type: application/json\r\ncontent-length: {length}\r\n\r\n{body}"
+        )
+    };
+    let big = format!("{{\"model\":\"echo\",\"pad\":\"{}\"}}", "x".repeat(2048));
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let hello =
+            r#"{"model":"echo","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+        assert_eq!(raw_status(server.addr, &post(path, None, hello, hello.len())).await, 401);
+        assert_eq!(raw_status(server.addr, &post(path, Some(key), &big, big.len())).await, 413);
+        assert_eq!(raw_status(server.addr, &post(path, Some(key), "{\"mo", 100)).await, 408);
+    }
+
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..100 {
+        records = std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if records.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["front_door"].as_str().unwrap(),
+                r["method"].as_str().unwrap(),
+                r["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("openai", "Chat", "UNAUTHENTICATED"),
+            ("openai", "Chat", "OUT_OF_RANGE"),
+            ("openai", "Chat", "DEADLINE_EXCEEDED"),
+            ("anthropic", "Chat", "UNAUTHENTICATED"),
+            ("anthropic", "Chat", "OUT_OF_RANGE"),
+            ("anthropic", "Chat", "DEADLINE_EXCEEDED"),
+        ]
+    );
+    let (_, scrape) = http_get(admin, "/metrics").await;
+    for door in ["openai", "anthropic"] {
+        for code in ["UNAUTHENTICATED", "OUT_OF_RANGE", "DEADLINE_EXCEEDED"] {
+            let series = format!(
+                "ai_service_requests_total{{front_door=\"{door}\",method=\"Chat\",route=\"none\",provider=\"none\",code=\"{code}\"}} 1"
+            );
+            assert!(scrape.contains(&series), "no {series} in\n{scrape}");
+        }
+    }
+}
