@@ -12,7 +12,7 @@ use std::{env, path::PathBuf};
 
 use prost::Message as _;
 
-const PROTOS: &[&str] = &["aiservice/v1/chat.proto"];
+const PROTOS: &[&str] = &["aiservice/v1/chat.proto", "aiservice/v1/embed.proto"];
 const ERROR_DETAIL_PROTOS: &[&str] = &["google/rpc/error_details.proto", "google/rpc/status.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -230,6 +230,10 @@ fn content_part(v: &mut Violations, at: &str, part: pb::ContentPart) -> Option<C
     match part.part {
         Some(pb::content_part::Part::Text(text)) => Some(ContentPart::Text(text)),
         Some(pb::content_part::Part::Image(image)) => self::image(v, &format!("{at}.image"), image),
+        Some(pb::content_part::Part::Document(_) | pb::content_part::Part::Reasoning(_)) => {
+            v.add(at.to_owned(), "documents and reasoning parts are not served yet");
+            None
+        }
         None => {
             v.add(at.to_owned(), "is empty; set text or image");
             None
@@ -515,6 +519,7 @@ mod tests {
             role: role as i32,
             content: vec![pb::ContentPart {
                 part: Some(pb::content_part::Part::Text(text.into())),
+                cache_control: None,
             }],
             ..Default::default()
         }
@@ -551,6 +556,7 @@ mod tests {
                     source: Some(pb::image::Source::Data(vec![1, 2, 3])),
                     ..Default::default()
                 })),
+                cache_control: None,
             }],
             ..Default::default()
         };

@@ -51,6 +51,7 @@ async fn a_required_tool_comes_back_as_a_tool_call() {
         description: "Current weather for a city".into(),
         parameters_json: r#"{"type":"object","properties":{"text":{"type":"string"}}}"#.into(),
         strict: None,
+        cache_control: None,
     }];
     request.tool_choice = Some(pb::ToolChoice {
         choice: Some(pb::tool_choice::Choice::Mode(pb::ToolChoiceMode::Required as i32)),

@@ -208,6 +208,7 @@ async fn unknown_enum_values_name_their_fields() {
                 detail: 42,
                 ..Default::default()
             })),
+            cache_control: None,
         }],
         ..Default::default()
     });

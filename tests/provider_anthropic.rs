@@ -29,6 +29,7 @@ async fn chat_hoists_the_system_prompt_and_always_sends_max_tokens() {
                 mime_type: "image/gif".into(),
                 detail: 0,
             })),
+            cache_control: None,
         }],
         ..Default::default()
     });
@@ -83,6 +84,7 @@ async fn tool_use_blocks_become_tool_calls() {
         description: "Weather by city".into(),
         parameters_json: r#"{"type":"object","properties":{"location":{"type":"string"}}}"#.into(),
         strict: None,
+        cache_control: None,
     }];
     request.tool_choice = Some(pb::ToolChoice {
         choice: Some(pb::tool_choice::Choice::ToolName("get_weather".into())),

@@ -67,6 +67,7 @@ async fn function_calls_get_ids_and_tool_calls_finish() {
         description: "Weather".into(),
         parameters_json: r#"{"type":"object","properties":{"location":{"type":"string"}}}"#.into(),
         strict: None,
+        cache_control: None,
     }];
     request.tool_choice = Some(pb::ToolChoice {
         choice: Some(pb::tool_choice::Choice::Mode(pb::ToolChoiceMode::Required as i32)),
@@ -163,6 +164,7 @@ async fn a_tool_result_is_a_function_response_named_after_its_call() {
         id: "call_0".into(),
         name: "get_weather".into(),
         arguments_json: r#"{"location":"Oslo"}"#.into(),
+        signature: String::new(),
     }];
     let mut result = message(pb::Role::Tool, r#"{"temp": -3}"#);
     result.tool_call_id = "call_0".into();

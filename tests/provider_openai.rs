@@ -124,6 +124,7 @@ async fn tools_and_tool_calls_map_both_ways() {
         description: "Current weather".into(),
         parameters_json: r#"{"type":"object","properties":{"location":{"type":"string"}}}"#.into(),
         strict: Some(true),
+        cache_control: None,
     }];
     request.tool_choice = Some(pb::ToolChoice {
         choice: Some(pb::tool_choice::Choice::Mode(pb::ToolChoiceMode::Required as i32)),
@@ -135,6 +136,7 @@ async fn tools_and_tool_calls_map_both_ways() {
         id: "call_0".into(),
         name: "get_current_weather".into(),
         arguments_json: r#"{"location":"NYC"}"#.into(),
+        signature: String::new(),
     }];
     let mut result = message(pb::Role::Tool, "72F");
     result.tool_call_id = "call_0".into();

@@ -100,6 +100,7 @@ fn harness() -> &'static Harness {
                 role: pb::Role::User as i32,
                 content: vec![pb::ContentPart {
                     part: Some(pb::content_part::Part::Text("hi".into())),
+                    cache_control: None,
                 }],
                 ..Default::default()
             }],

@@ -301,7 +301,10 @@ pub fn user_request(model: &str, text: &str) -> pb::ChatRequest {
 pub fn message(role: pb::Role, text: &str) -> pb::Message {
     pb::Message {
         role: role as i32,
-        content: vec![pb::ContentPart { part: Some(pb::content_part::Part::Text(text.into())) }],
+        content: vec![pb::ContentPart {
+            part: Some(pb::content_part::Part::Text(text.into())),
+            cache_control: None,
+        }],
         ..Default::default()
     }
 }

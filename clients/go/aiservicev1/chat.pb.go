@@ -85,6 +85,59 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{0}
 }
 
+// CacheTtl is the lifetime of a prompt-cache entry.
+type CacheTtl int32
+
+const (
+	// The provider's default.
+	CacheTtl_CACHE_TTL_UNSPECIFIED CacheTtl = 0
+	// Five minutes.
+	CacheTtl_CACHE_TTL_5_MINUTES CacheTtl = 1
+	// One hour.
+	CacheTtl_CACHE_TTL_1_HOUR CacheTtl = 2
+)
+
+// Enum value maps for CacheTtl.
+var (
+	CacheTtl_name = map[int32]string{
+		0: "CACHE_TTL_UNSPECIFIED",
+		1: "CACHE_TTL_5_MINUTES",
+		2: "CACHE_TTL_1_HOUR",
+	}
+	CacheTtl_value = map[string]int32{
+		"CACHE_TTL_UNSPECIFIED": 0,
+		"CACHE_TTL_5_MINUTES":   1,
+		"CACHE_TTL_1_HOUR":      2,
+	}
+)
+
+func (x CacheTtl) Enum() *CacheTtl {
+	p := new(CacheTtl)
+	*p = x
+	return p
+}
+
+func (x CacheTtl) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CacheTtl) Descriptor() protoreflect.EnumDescriptor {
+	return file_aiservice_v1_chat_proto_enumTypes[1].Descriptor()
+}
+
+func (CacheTtl) Type() protoreflect.EnumType {
+	return &file_aiservice_v1_chat_proto_enumTypes[1]
+}
+
+func (x CacheTtl) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CacheTtl.Descriptor instead.
+func (CacheTtl) EnumDescriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{1}
+}
+
 // ImageDetail is the resolution at which a model looks at an image.
 type ImageDetail int32
 
@@ -126,11 +179,11 @@ func (x ImageDetail) String() string {
 }
 
 func (ImageDetail) Descriptor() protoreflect.EnumDescriptor {
-	return file_aiservice_v1_chat_proto_enumTypes[1].Descriptor()
+	return file_aiservice_v1_chat_proto_enumTypes[2].Descriptor()
 }
 
 func (ImageDetail) Type() protoreflect.EnumType {
-	return &file_aiservice_v1_chat_proto_enumTypes[1]
+	return &file_aiservice_v1_chat_proto_enumTypes[2]
 }
 
 func (x ImageDetail) Number() protoreflect.EnumNumber {
@@ -139,7 +192,68 @@ func (x ImageDetail) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ImageDetail.Descriptor instead.
 func (ImageDetail) EnumDescriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{1}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{2}
+}
+
+// ReasoningEffort is how hard a model should think.
+type ReasoningEffort int32
+
+const (
+	// Not set: the model's default.
+	ReasoningEffort_REASONING_EFFORT_UNSPECIFIED ReasoningEffort = 0
+	// As little as the model allows.
+	ReasoningEffort_REASONING_EFFORT_MINIMAL ReasoningEffort = 1
+	// Low.
+	ReasoningEffort_REASONING_EFFORT_LOW ReasoningEffort = 2
+	// Medium.
+	ReasoningEffort_REASONING_EFFORT_MEDIUM ReasoningEffort = 3
+	// High.
+	ReasoningEffort_REASONING_EFFORT_HIGH ReasoningEffort = 4
+)
+
+// Enum value maps for ReasoningEffort.
+var (
+	ReasoningEffort_name = map[int32]string{
+		0: "REASONING_EFFORT_UNSPECIFIED",
+		1: "REASONING_EFFORT_MINIMAL",
+		2: "REASONING_EFFORT_LOW",
+		3: "REASONING_EFFORT_MEDIUM",
+		4: "REASONING_EFFORT_HIGH",
+	}
+	ReasoningEffort_value = map[string]int32{
+		"REASONING_EFFORT_UNSPECIFIED": 0,
+		"REASONING_EFFORT_MINIMAL":     1,
+		"REASONING_EFFORT_LOW":         2,
+		"REASONING_EFFORT_MEDIUM":      3,
+		"REASONING_EFFORT_HIGH":        4,
+	}
+)
+
+func (x ReasoningEffort) Enum() *ReasoningEffort {
+	p := new(ReasoningEffort)
+	*p = x
+	return p
+}
+
+func (x ReasoningEffort) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReasoningEffort) Descriptor() protoreflect.EnumDescriptor {
+	return file_aiservice_v1_chat_proto_enumTypes[3].Descriptor()
+}
+
+func (ReasoningEffort) Type() protoreflect.EnumType {
+	return &file_aiservice_v1_chat_proto_enumTypes[3]
+}
+
+func (x ReasoningEffort) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReasoningEffort.Descriptor instead.
+func (ReasoningEffort) EnumDescriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{3}
 }
 
 // ResponseFormatType is the kind of answer the caller wants.
@@ -183,11 +297,11 @@ func (x ResponseFormatType) String() string {
 }
 
 func (ResponseFormatType) Descriptor() protoreflect.EnumDescriptor {
-	return file_aiservice_v1_chat_proto_enumTypes[2].Descriptor()
+	return file_aiservice_v1_chat_proto_enumTypes[4].Descriptor()
 }
 
 func (ResponseFormatType) Type() protoreflect.EnumType {
-	return &file_aiservice_v1_chat_proto_enumTypes[2]
+	return &file_aiservice_v1_chat_proto_enumTypes[4]
 }
 
 func (x ResponseFormatType) Number() protoreflect.EnumNumber {
@@ -196,7 +310,7 @@ func (x ResponseFormatType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResponseFormatType.Descriptor instead.
 func (ResponseFormatType) EnumDescriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{2}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{4}
 }
 
 // ToolChoiceMode is how freely the model may call tools.
@@ -240,11 +354,11 @@ func (x ToolChoiceMode) String() string {
 }
 
 func (ToolChoiceMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_aiservice_v1_chat_proto_enumTypes[3].Descriptor()
+	return file_aiservice_v1_chat_proto_enumTypes[5].Descriptor()
 }
 
 func (ToolChoiceMode) Type() protoreflect.EnumType {
-	return &file_aiservice_v1_chat_proto_enumTypes[3]
+	return &file_aiservice_v1_chat_proto_enumTypes[5]
 }
 
 func (x ToolChoiceMode) Number() protoreflect.EnumNumber {
@@ -253,7 +367,7 @@ func (x ToolChoiceMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ToolChoiceMode.Descriptor instead.
 func (ToolChoiceMode) EnumDescriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{3}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{5}
 }
 
 // FinishReason is why generation stopped, normalised across providers.
@@ -305,11 +419,11 @@ func (x FinishReason) String() string {
 }
 
 func (FinishReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_aiservice_v1_chat_proto_enumTypes[4].Descriptor()
+	return file_aiservice_v1_chat_proto_enumTypes[6].Descriptor()
 }
 
 func (FinishReason) Type() protoreflect.EnumType {
-	return &file_aiservice_v1_chat_proto_enumTypes[4]
+	return &file_aiservice_v1_chat_proto_enumTypes[6]
 }
 
 func (x FinishReason) Number() protoreflect.EnumNumber {
@@ -318,7 +432,7 @@ func (x FinishReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FinishReason.Descriptor instead.
 func (FinishReason) EnumDescriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{4}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 // ChatRequest asks for one complete answer.
@@ -428,7 +542,10 @@ type ChatResponse struct {
 	// Why generation stopped.
 	FinishReason FinishReason `protobuf:"varint,6,opt,name=finish_reason,json=finishReason,proto3,enum=aiservice.v1.FinishReason" json:"finish_reason,omitempty"`
 	// Token usage of this call.
-	Usage         *Usage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
+	Usage *Usage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
+	// What the call cost, from the gateway's price table. Unset when the price of the
+	// provider model is unknown (never zero for "unknown").
+	Cost          *Cost `protobuf:"bytes,8,opt,name=cost,proto3" json:"cost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -508,6 +625,13 @@ func (x *ChatResponse) GetFinishReason() FinishReason {
 func (x *ChatResponse) GetUsage() *Usage {
 	if x != nil {
 		return x.Usage
+	}
+	return nil
+}
+
+func (x *ChatResponse) GetCost() *Cost {
+	if x != nil {
+		return x.Cost
 	}
 	return nil
 }
@@ -617,6 +741,7 @@ type StreamChatResponse struct {
 	//	*StreamChatResponse_ToolCallDelta
 	//	*StreamChatResponse_Usage
 	//	*StreamChatResponse_Finish
+	//	*StreamChatResponse_ReasoningDelta
 	Event         isStreamChatResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -695,6 +820,15 @@ func (x *StreamChatResponse) GetFinish() *Finish {
 	return nil
 }
 
+func (x *StreamChatResponse) GetReasoningDelta() *ReasoningDelta {
+	if x != nil {
+		if x, ok := x.Event.(*StreamChatResponse_ReasoningDelta); ok {
+			return x.ReasoningDelta
+		}
+	}
+	return nil
+}
+
 type isStreamChatResponse_Event interface {
 	isStreamChatResponse_Event()
 }
@@ -719,6 +853,11 @@ type StreamChatResponse_Finish struct {
 	Finish *Finish `protobuf:"bytes,4,opt,name=finish,proto3,oneof"`
 }
 
+type StreamChatResponse_ReasoningDelta struct {
+	// A piece of the model's reasoning, kept apart from the answer text.
+	ReasoningDelta *ReasoningDelta `protobuf:"bytes,5,opt,name=reasoning_delta,json=reasoningDelta,proto3,oneof"`
+}
+
 func (*StreamChatResponse_ContentDelta) isStreamChatResponse_Event() {}
 
 func (*StreamChatResponse_ToolCallDelta) isStreamChatResponse_Event() {}
@@ -726,6 +865,8 @@ func (*StreamChatResponse_ToolCallDelta) isStreamChatResponse_Event() {}
 func (*StreamChatResponse_Usage) isStreamChatResponse_Event() {}
 
 func (*StreamChatResponse_Finish) isStreamChatResponse_Event() {}
+
+func (*StreamChatResponse_ReasoningDelta) isStreamChatResponse_Event() {}
 
 // ContentDelta is a piece of the assistant's text, to be appended to the
 // pieces before it.
@@ -786,8 +927,12 @@ type ToolCallDelta struct {
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// A piece of the JSON arguments, to be appended to the pieces before it.
 	ArgumentsDelta string `protobuf:"bytes,4,opt,name=arguments_delta,json=argumentsDelta,proto3" json:"arguments_delta,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The provider's opaque signature of the reasoning behind this call (Gemini's
+	// thoughtSignature), set on one delta of the call; pass it back unchanged in
+	// ToolCall.signature on the next turn.
+	Signature     string `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ToolCallDelta) Reset() {
@@ -848,6 +993,81 @@ func (x *ToolCallDelta) GetArgumentsDelta() string {
 	return ""
 }
 
+func (x *ToolCallDelta) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+// ReasoningDelta is a piece of the model's reasoning. Pieces append to the
+// reasoning part before them until one carries a signature, which closes that
+// part; redacted reasoning comes whole, as a part of its own. Rebuilt into
+// Reasoning content parts, in order, they can be sent back on the next turn.
+type ReasoningDelta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Reasoning text to append.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// The signature that closes the current reasoning part (Anthropic's thinking
+	// signature, Gemini's thoughtSignature).
+	Signature string `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// A whole redacted reasoning part (Anthropic's redacted_thinking data).
+	RedactedData  string `protobuf:"bytes,3,opt,name=redacted_data,json=redactedData,proto3" json:"redacted_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReasoningDelta) Reset() {
+	*x = ReasoningDelta{}
+	mi := &file_aiservice_v1_chat_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasoningDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasoningDelta) ProtoMessage() {}
+
+func (x *ReasoningDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_aiservice_v1_chat_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasoningDelta.ProtoReflect.Descriptor instead.
+func (*ReasoningDelta) Descriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReasoningDelta) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ReasoningDelta) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *ReasoningDelta) GetRedactedData() string {
+	if x != nil {
+		return x.RedactedData
+	}
+	return ""
+}
+
 // Finish ends a successful stream.
 type Finish struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -861,13 +1081,15 @@ type Finish struct {
 	Provider string `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
 	// The upstream model that produced the answer.
 	ProviderModel string `protobuf:"bytes,5,opt,name=provider_model,json=providerModel,proto3" json:"provider_model,omitempty"`
+	// What the call cost; unset when the price is unknown.
+	Cost          *Cost `protobuf:"bytes,6,opt,name=cost,proto3" json:"cost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Finish) Reset() {
 	*x = Finish{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[6]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1101,7 @@ func (x *Finish) String() string {
 func (*Finish) ProtoMessage() {}
 
 func (x *Finish) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[6]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1114,7 @@ func (x *Finish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finish.ProtoReflect.Descriptor instead.
 func (*Finish) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Finish) GetReason() FinishReason {
@@ -930,6 +1152,59 @@ func (x *Finish) GetProviderModel() string {
 	return ""
 }
 
+func (x *Finish) GetCost() *Cost {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+// Cost is what a call cost at the gateway's configured prices, in US dollars.
+type Cost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The amount in US dollars (e.g. 0.00042).
+	Usd           float64 `protobuf:"fixed64,1,opt,name=usd,proto3" json:"usd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cost) Reset() {
+	*x = Cost{}
+	mi := &file_aiservice_v1_chat_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cost) ProtoMessage() {}
+
+func (x *Cost) ProtoReflect() protoreflect.Message {
+	mi := &file_aiservice_v1_chat_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cost.ProtoReflect.Descriptor instead.
+func (*Cost) Descriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Cost) GetUsd() float64 {
+	if x != nil {
+		return x.Usd
+	}
+	return 0
+}
+
 // Message is one turn of the conversation.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -950,7 +1225,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[7]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1237,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[7]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1250,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Message) GetRole() Role {
@@ -1022,14 +1297,19 @@ type ContentPart struct {
 	//
 	//	*ContentPart_Text
 	//	*ContentPart_Image
-	Part          isContentPart_Part `protobuf_oneof:"part"`
+	//	*ContentPart_Document
+	//	*ContentPart_Reasoning
+	Part isContentPart_Part `protobuf_oneof:"part"`
+	// Marks the end of a cacheable prompt prefix at this part (Anthropic's
+	// cache_control). Providers that cache implicitly (OpenAI, Gemini) ignore it.
+	CacheControl  *CacheControl `protobuf:"bytes,15,opt,name=cache_control,json=cacheControl,proto3" json:"cache_control,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[8]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1321,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[8]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1334,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ContentPart) GetPart() isContentPart_Part {
@@ -1082,6 +1362,31 @@ func (x *ContentPart) GetImage() *Image {
 	return nil
 }
 
+func (x *ContentPart) GetDocument() *Document {
+	if x != nil {
+		if x, ok := x.Part.(*ContentPart_Document); ok {
+			return x.Document
+		}
+	}
+	return nil
+}
+
+func (x *ContentPart) GetReasoning() *Reasoning {
+	if x != nil {
+		if x, ok := x.Part.(*ContentPart_Reasoning); ok {
+			return x.Reasoning
+		}
+	}
+	return nil
+}
+
+func (x *ContentPart) GetCacheControl() *CacheControl {
+	if x != nil {
+		return x.CacheControl
+	}
+	return nil
+}
+
 type isContentPart_Part interface {
 	isContentPart_Part()
 }
@@ -1096,9 +1401,241 @@ type ContentPart_Image struct {
 	Image *Image `protobuf:"bytes,2,opt,name=image,proto3,oneof"`
 }
 
+type ContentPart_Document struct {
+	// A document, such as a PDF.
+	Document *Document `protobuf:"bytes,3,opt,name=document,proto3,oneof"`
+}
+
+type ContentPart_Reasoning struct {
+	// The model's reasoning (role ASSISTANT only), as a reply gave it; send it back
+	// unchanged on the next turn so providers that sign reasoning can check it.
+	Reasoning *Reasoning `protobuf:"bytes,4,opt,name=reasoning,proto3,oneof"`
+}
+
 func (*ContentPart_Text) isContentPart_Part() {}
 
 func (*ContentPart_Image) isContentPart_Part() {}
+
+func (*ContentPart_Document) isContentPart_Part() {}
+
+func (*ContentPart_Reasoning) isContentPart_Part() {}
+
+// Document is a document given by URL or by its bytes.
+type Document struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the document comes from.
+	//
+	// Types that are valid to be assigned to Source:
+	//
+	//	*Document_Url
+	//	*Document_Data
+	Source isDocument_Source `protobuf_oneof:"source"`
+	// MIME type, e.g. "application/pdf" or "text/plain". Required with data.
+	MimeType string `protobuf:"bytes,3,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// A title or file name, for providers that take one.
+	Title         string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Document) Reset() {
+	*x = Document{}
+	mi := &file_aiservice_v1_chat_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Document) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Document) ProtoMessage() {}
+
+func (x *Document) ProtoReflect() protoreflect.Message {
+	mi := &file_aiservice_v1_chat_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Document.ProtoReflect.Descriptor instead.
+func (*Document) Descriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Document) GetSource() isDocument_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Document) GetUrl() string {
+	if x != nil {
+		if x, ok := x.Source.(*Document_Url); ok {
+			return x.Url
+		}
+	}
+	return ""
+}
+
+func (x *Document) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Source.(*Document_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *Document) GetMimeType() string {
+	if x != nil {
+		return x.MimeType
+	}
+	return ""
+}
+
+func (x *Document) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+type isDocument_Source interface {
+	isDocument_Source()
+}
+
+type Document_Url struct {
+	// An http(s) URL.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3,oneof"`
+}
+
+type Document_Data struct {
+	// The document itself.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*Document_Url) isDocument_Source() {}
+
+func (*Document_Data) isDocument_Source() {}
+
+// Reasoning is a reasoning part of an assistant message.
+type Reasoning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reasoning text (may be empty when only a signature was given).
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// The provider's opaque signature of the reasoning (Anthropic's thinking
+	// signature, Gemini's thoughtSignature).
+	Signature string `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Redacted reasoning: opaque data that stands for reasoning withheld by the
+	// provider (Anthropic's redacted_thinking). When set, text is empty.
+	RedactedData  string `protobuf:"bytes,3,opt,name=redacted_data,json=redactedData,proto3" json:"redacted_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reasoning) Reset() {
+	*x = Reasoning{}
+	mi := &file_aiservice_v1_chat_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reasoning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reasoning) ProtoMessage() {}
+
+func (x *Reasoning) ProtoReflect() protoreflect.Message {
+	mi := &file_aiservice_v1_chat_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reasoning.ProtoReflect.Descriptor instead.
+func (*Reasoning) Descriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Reasoning) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Reasoning) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *Reasoning) GetRedactedData() string {
+	if x != nil {
+		return x.RedactedData
+	}
+	return ""
+}
+
+// CacheControl marks a prompt-cache breakpoint.
+type CacheControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the cached prefix should live; unset is the provider's default (5 minutes).
+	Ttl           CacheTtl `protobuf:"varint,1,opt,name=ttl,proto3,enum=aiservice.v1.CacheTtl" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheControl) Reset() {
+	*x = CacheControl{}
+	mi := &file_aiservice_v1_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheControl) ProtoMessage() {}
+
+func (x *CacheControl) ProtoReflect() protoreflect.Message {
+	mi := &file_aiservice_v1_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheControl.ProtoReflect.Descriptor instead.
+func (*CacheControl) Descriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CacheControl) GetTtl() CacheTtl {
+	if x != nil {
+		return x.Ttl
+	}
+	return CacheTtl_CACHE_TTL_UNSPECIFIED
+}
 
 // Image is an image given by URL or by its bytes.
 type Image struct {
@@ -1120,7 +1657,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[9]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1669,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[9]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1682,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Image) GetSource() isImage_Source {
@@ -1229,13 +1766,15 @@ type GenerationConfig struct {
 	ResponseFormat *ResponseFormat `protobuf:"bytes,9,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
 	// Whether the model may call several tools in one turn.
 	ParallelToolCalls *bool `protobuf:"varint,10,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// How much the model may reason before answering, for models that can.
+	Reasoning     *ReasoningConfig `protobuf:"bytes,11,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationConfig) Reset() {
 	*x = GenerationConfig{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[10]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1786,7 @@ func (x *GenerationConfig) String() string {
 func (*GenerationConfig) ProtoMessage() {}
 
 func (x *GenerationConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[10]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1799,7 @@ func (x *GenerationConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationConfig.ProtoReflect.Descriptor instead.
 func (*GenerationConfig) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GenerationConfig) GetTemperature() float64 {
@@ -1333,6 +1872,70 @@ func (x *GenerationConfig) GetParallelToolCalls() bool {
 	return false
 }
 
+func (x *GenerationConfig) GetReasoning() *ReasoningConfig {
+	if x != nil {
+		return x.Reasoning
+	}
+	return nil
+}
+
+// ReasoningConfig asks a reasoning model to think, by effort, by a token
+// budget, or both. Asking a target that cannot reason is INVALID_ARGUMENT.
+type ReasoningConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How hard to think (OpenAI's reasoning_effort; mapped to a budget elsewhere).
+	Effort ReasoningEffort `protobuf:"varint,1,opt,name=effort,proto3,enum=aiservice.v1.ReasoningEffort" json:"effort,omitempty"`
+	// The most tokens to spend on reasoning (Anthropic's budget_tokens, Gemini's
+	// thinkingBudget); must be positive.
+	BudgetTokens  *int32 `protobuf:"varint,2,opt,name=budget_tokens,json=budgetTokens,proto3,oneof" json:"budget_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReasoningConfig) Reset() {
+	*x = ReasoningConfig{}
+	mi := &file_aiservice_v1_chat_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasoningConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasoningConfig) ProtoMessage() {}
+
+func (x *ReasoningConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_aiservice_v1_chat_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasoningConfig.ProtoReflect.Descriptor instead.
+func (*ReasoningConfig) Descriptor() ([]byte, []int) {
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReasoningConfig) GetEffort() ReasoningEffort {
+	if x != nil {
+		return x.Effort
+	}
+	return ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+}
+
+func (x *ReasoningConfig) GetBudgetTokens() int32 {
+	if x != nil && x.BudgetTokens != nil {
+		return *x.BudgetTokens
+	}
+	return 0
+}
+
 // ResponseFormat says whether the answer is free text, any JSON object, or
 // JSON that follows a schema.
 type ResponseFormat struct {
@@ -1347,7 +1950,7 @@ type ResponseFormat struct {
 
 func (x *ResponseFormat) Reset() {
 	*x = ResponseFormat{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[11]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1962,7 @@ func (x *ResponseFormat) String() string {
 func (*ResponseFormat) ProtoMessage() {}
 
 func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[11]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1975,7 @@ func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
 func (*ResponseFormat) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResponseFormat) GetType() ResponseFormatType {
@@ -1406,7 +2009,7 @@ type JsonSchema struct {
 
 func (x *JsonSchema) Reset() {
 	*x = JsonSchema{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[12]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +2021,7 @@ func (x *JsonSchema) String() string {
 func (*JsonSchema) ProtoMessage() {}
 
 func (x *JsonSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[12]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +2034,7 @@ func (x *JsonSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JsonSchema.ProtoReflect.Descriptor instead.
 func (*JsonSchema) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JsonSchema) GetName() string {
@@ -1473,14 +2076,16 @@ type Tool struct {
 	// means the function takes no arguments.
 	ParametersJson string `protobuf:"bytes,3,opt,name=parameters_json,json=parametersJson,proto3" json:"parameters_json,omitempty"`
 	// Whether arguments must follow the schema exactly, where supported.
-	Strict        *bool `protobuf:"varint,4,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
+	Strict *bool `protobuf:"varint,4,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
+	// Marks a prompt-cache breakpoint after this tool's declaration.
+	CacheControl  *CacheControl `protobuf:"bytes,5,opt,name=cache_control,json=cacheControl,proto3" json:"cache_control,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[13]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +2097,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[13]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +2110,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Tool) GetName() string {
@@ -1536,6 +2141,13 @@ func (x *Tool) GetStrict() bool {
 	return false
 }
 
+func (x *Tool) GetCacheControl() *CacheControl {
+	if x != nil {
+		return x.CacheControl
+	}
+	return nil
+}
+
 // ToolChoice says whether the model may, must or must not call a tool.
 type ToolChoice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1552,7 +2164,7 @@ type ToolChoice struct {
 
 func (x *ToolChoice) Reset() {
 	*x = ToolChoice{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[14]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +2176,7 @@ func (x *ToolChoice) String() string {
 func (*ToolChoice) ProtoMessage() {}
 
 func (x *ToolChoice) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[14]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +2189,7 @@ func (x *ToolChoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
 func (*ToolChoice) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ToolChoice) GetChoice() isToolChoice_Choice {
@@ -1632,13 +2244,16 @@ type ToolCall struct {
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The arguments, as a JSON object text.
 	ArgumentsJson string `protobuf:"bytes,3,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	// The provider's opaque signature of the reasoning behind this call (Gemini's
+	// thoughtSignature); pass it back unchanged.
+	Signature     string `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[15]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +2265,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[15]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +2278,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ToolCall) GetId() string {
@@ -1683,6 +2298,13 @@ func (x *ToolCall) GetName() string {
 func (x *ToolCall) GetArgumentsJson() string {
 	if x != nil {
 		return x.ArgumentsJson
+	}
+	return ""
+}
+
+func (x *ToolCall) GetSignature() string {
+	if x != nil {
+		return x.Signature
 	}
 	return ""
 }
@@ -1714,7 +2336,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[16]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2348,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[16]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2361,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Usage) GetInputTokens() uint32 {
@@ -1800,7 +2422,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[17]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +2434,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[17]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +2447,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 // ListModelsResponse lists the routes this caller may use.
@@ -1839,7 +2461,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[18]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2473,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[18]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2486,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -1891,7 +2513,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[19]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2525,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[19]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2538,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Model) GetName() string {
@@ -1962,7 +2584,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_aiservice_v1_chat_proto_msgTypes[20]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2596,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_aiservice_v1_chat_proto_msgTypes[20]
+	mi := &file_aiservice_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2609,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_aiservice_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Target) GetProvider() string {
@@ -2028,7 +2650,7 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\bmetadata\x18\x06 \x03(\v2'.aiservice.v1.ChatRequest.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x02\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n" +
@@ -2036,7 +2658,8 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\x0eprovider_model\x18\x04 \x01(\tR\rproviderModel\x12/\n" +
 	"\amessage\x18\x05 \x01(\v2\x15.aiservice.v1.MessageR\amessage\x12?\n" +
 	"\rfinish_reason\x18\x06 \x01(\x0e2\x1a.aiservice.v1.FinishReasonR\ffinishReason\x12)\n" +
-	"\x05usage\x18\a \x01(\v2\x13.aiservice.v1.UsageR\x05usage\"\x89\x03\n" +
+	"\x05usage\x18\a \x01(\v2\x13.aiservice.v1.UsageR\x05usage\x12&\n" +
+	"\x04cost\x18\b \x01(\v2\x12.aiservice.v1.CostR\x04cost\"\x89\x03\n" +
 	"\x11StreamChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x121\n" +
 	"\bmessages\x18\x02 \x03(\v2\x15.aiservice.v1.MessageR\bmessages\x12>\n" +
@@ -2049,26 +2672,35 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\bmetadata\x18\x06 \x03(\v2-.aiservice.v1.StreamChatRequest.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x02\n" +
 	"\x12StreamChatResponse\x12A\n" +
 	"\rcontent_delta\x18\x01 \x01(\v2\x1a.aiservice.v1.ContentDeltaH\x00R\fcontentDelta\x12E\n" +
 	"\x0ftool_call_delta\x18\x02 \x01(\v2\x1b.aiservice.v1.ToolCallDeltaH\x00R\rtoolCallDelta\x12+\n" +
 	"\x05usage\x18\x03 \x01(\v2\x13.aiservice.v1.UsageH\x00R\x05usage\x12.\n" +
-	"\x06finish\x18\x04 \x01(\v2\x14.aiservice.v1.FinishH\x00R\x06finishB\a\n" +
+	"\x06finish\x18\x04 \x01(\v2\x14.aiservice.v1.FinishH\x00R\x06finish\x12G\n" +
+	"\x0freasoning_delta\x18\x05 \x01(\v2\x1c.aiservice.v1.ReasoningDeltaH\x00R\x0ereasoningDeltaB\a\n" +
 	"\x05event\"\"\n" +
 	"\fContentDelta\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\"r\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"\x90\x01\n" +
 	"\rToolCallDelta\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12'\n" +
-	"\x0farguments_delta\x18\x04 \x01(\tR\x0eargumentsDelta\"\xa5\x01\n" +
+	"\x0farguments_delta\x18\x04 \x01(\tR\x0eargumentsDelta\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\tR\tsignature\"g\n" +
+	"\x0eReasoningDelta\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\tR\tsignature\x12#\n" +
+	"\rredacted_data\x18\x03 \x01(\tR\fredactedData\"\xcd\x01\n" +
 	"\x06Finish\x122\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1a.aiservice.v1.FinishReasonR\x06reason\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1a\n" +
 	"\bprovider\x18\x04 \x01(\tR\bprovider\x12%\n" +
-	"\x0eprovider_model\x18\x05 \x01(\tR\rproviderModel\"\xd3\x01\n" +
+	"\x0eprovider_model\x18\x05 \x01(\tR\rproviderModel\x12&\n" +
+	"\x04cost\x18\x06 \x01(\v2\x12.aiservice.v1.CostR\x04cost\"\x18\n" +
+	"\x04Cost\x12\x10\n" +
+	"\x03usd\x18\x01 \x01(\x01R\x03usd\"\xd3\x01\n" +
 	"\aMessage\x12&\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x12.aiservice.v1.RoleR\x04role\x123\n" +
 	"\acontent\x18\x02 \x03(\v2\x19.aiservice.v1.ContentPartR\acontent\x12\x12\n" +
@@ -2076,17 +2708,32 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x04 \x03(\v2\x16.aiservice.v1.ToolCallR\ttoolCalls\x12 \n" +
 	"\ftool_call_id\x18\x05 \x01(\tR\n" +
-	"toolCallId\"X\n" +
+	"toolCallId\"\x88\x02\n" +
 	"\vContentPart\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12+\n" +
-	"\x05image\x18\x02 \x01(\v2\x13.aiservice.v1.ImageH\x00R\x05imageB\x06\n" +
-	"\x04part\"\x8b\x01\n" +
+	"\x05image\x18\x02 \x01(\v2\x13.aiservice.v1.ImageH\x00R\x05image\x124\n" +
+	"\bdocument\x18\x03 \x01(\v2\x16.aiservice.v1.DocumentH\x00R\bdocument\x127\n" +
+	"\treasoning\x18\x04 \x01(\v2\x17.aiservice.v1.ReasoningH\x00R\treasoning\x12?\n" +
+	"\rcache_control\x18\x0f \x01(\v2\x1a.aiservice.v1.CacheControlR\fcacheControlB\x06\n" +
+	"\x04part\"q\n" +
+	"\bDocument\x12\x12\n" +
+	"\x03url\x18\x01 \x01(\tH\x00R\x03url\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x1b\n" +
+	"\tmime_type\x18\x03 \x01(\tR\bmimeType\x12\x14\n" +
+	"\x05title\x18\x04 \x01(\tR\x05titleB\b\n" +
+	"\x06source\"b\n" +
+	"\tReasoning\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\tR\tsignature\x12#\n" +
+	"\rredacted_data\x18\x03 \x01(\tR\fredactedData\"8\n" +
+	"\fCacheControl\x12(\n" +
+	"\x03ttl\x18\x01 \x01(\x0e2\x16.aiservice.v1.CacheTtlR\x03ttl\"\x8b\x01\n" +
 	"\x05Image\x12\x12\n" +
 	"\x03url\x18\x01 \x01(\tH\x00R\x03url\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x1b\n" +
 	"\tmime_type\x18\x03 \x01(\tR\bmimeType\x121\n" +
 	"\x06detail\x18\x04 \x01(\x0e2\x19.aiservice.v1.ImageDetailR\x06detailB\b\n" +
-	"\x06source\"\x9b\x04\n" +
+	"\x06source\"\xd8\x04\n" +
 	"\x10GenerationConfig\x12%\n" +
 	"\vtemperature\x18\x01 \x01(\x01H\x00R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x02 \x01(\x01H\x01R\x04topP\x88\x01\x01\x12\x18\n" +
@@ -2099,7 +2746,8 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\x04seed\x18\b \x01(\x03H\x06R\x04seed\x88\x01\x01\x12E\n" +
 	"\x0fresponse_format\x18\t \x01(\v2\x1c.aiservice.v1.ResponseFormatR\x0eresponseFormat\x123\n" +
 	"\x13parallel_tool_calls\x18\n" +
-	" \x01(\bH\aR\x11parallelToolCalls\x88\x01\x01B\x0e\n" +
+	" \x01(\bH\aR\x11parallelToolCalls\x88\x01\x01\x12;\n" +
+	"\treasoning\x18\v \x01(\v2\x1d.aiservice.v1.ReasoningConfigR\treasoningB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\b\n" +
 	"\x06_top_kB\r\n" +
@@ -2107,7 +2755,11 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\x11_presence_penaltyB\x14\n" +
 	"\x12_frequency_penaltyB\a\n" +
 	"\x05_seedB\x16\n" +
-	"\x14_parallel_tool_calls\"\x81\x01\n" +
+	"\x14_parallel_tool_calls\"\x84\x01\n" +
+	"\x0fReasoningConfig\x125\n" +
+	"\x06effort\x18\x01 \x01(\x0e2\x1d.aiservice.v1.ReasoningEffortR\x06effort\x12(\n" +
+	"\rbudget_tokens\x18\x02 \x01(\x05H\x00R\fbudgetTokens\x88\x01\x01B\x10\n" +
+	"\x0e_budget_tokens\"\x81\x01\n" +
 	"\x0eResponseFormat\x124\n" +
 	"\x04type\x18\x01 \x01(\x0e2 .aiservice.v1.ResponseFormatTypeR\x04type\x129\n" +
 	"\vjson_schema\x18\x02 \x01(\v2\x18.aiservice.v1.JsonSchemaR\n" +
@@ -2119,22 +2771,24 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\vschema_json\x18\x03 \x01(\tR\n" +
 	"schemaJson\x12\x1b\n" +
 	"\x06strict\x18\x04 \x01(\bH\x00R\x06strict\x88\x01\x01B\t\n" +
-	"\a_strict\"\x8d\x01\n" +
+	"\a_strict\"\xce\x01\n" +
 	"\x04Tool\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
 	"\x0fparameters_json\x18\x03 \x01(\tR\x0eparametersJson\x12\x1b\n" +
-	"\x06strict\x18\x04 \x01(\bH\x00R\x06strict\x88\x01\x01B\t\n" +
+	"\x06strict\x18\x04 \x01(\bH\x00R\x06strict\x88\x01\x01\x12?\n" +
+	"\rcache_control\x18\x05 \x01(\v2\x1a.aiservice.v1.CacheControlR\fcacheControlB\t\n" +
 	"\a_strict\"i\n" +
 	"\n" +
 	"ToolChoice\x122\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1c.aiservice.v1.ToolChoiceModeH\x00R\x04mode\x12\x1d\n" +
 	"\ttool_name\x18\x02 \x01(\tH\x00R\btoolNameB\b\n" +
-	"\x06choice\"U\n" +
+	"\x06choice\"s\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
-	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\xa4\x02\n" +
+	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\tR\tsignature\"\xa4\x02\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\rR\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\rR\foutputTokens\x12!\n" +
@@ -2160,12 +2814,22 @@ const file_aiservice_v1_chat_proto_rawDesc = "" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +
 	"\tROLE_USER\x10\x02\x12\x12\n" +
 	"\x0eROLE_ASSISTANT\x10\x03\x12\r\n" +
-	"\tROLE_TOOL\x10\x04*o\n" +
+	"\tROLE_TOOL\x10\x04*T\n" +
+	"\bCacheTtl\x12\x19\n" +
+	"\x15CACHE_TTL_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13CACHE_TTL_5_MINUTES\x10\x01\x12\x14\n" +
+	"\x10CACHE_TTL_1_HOUR\x10\x02*o\n" +
 	"\vImageDetail\x12\x1c\n" +
 	"\x18IMAGE_DETAIL_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11IMAGE_DETAIL_AUTO\x10\x01\x12\x14\n" +
 	"\x10IMAGE_DETAIL_LOW\x10\x02\x12\x15\n" +
-	"\x11IMAGE_DETAIL_HIGH\x10\x03*\xa5\x01\n" +
+	"\x11IMAGE_DETAIL_HIGH\x10\x03*\xa3\x01\n" +
+	"\x0fReasoningEffort\x12 \n" +
+	"\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18REASONING_EFFORT_MINIMAL\x10\x01\x12\x18\n" +
+	"\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n" +
+	"\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n" +
+	"\x15REASONING_EFFORT_HIGH\x10\x04*\xa5\x01\n" +
 	"\x12ResponseFormatType\x12$\n" +
 	" RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n" +
@@ -2203,79 +2867,97 @@ func file_aiservice_v1_chat_proto_rawDescGZIP() []byte {
 	return file_aiservice_v1_chat_proto_rawDescData
 }
 
-var file_aiservice_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_aiservice_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_aiservice_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_aiservice_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_aiservice_v1_chat_proto_goTypes = []any{
 	(Role)(0),                  // 0: aiservice.v1.Role
-	(ImageDetail)(0),           // 1: aiservice.v1.ImageDetail
-	(ResponseFormatType)(0),    // 2: aiservice.v1.ResponseFormatType
-	(ToolChoiceMode)(0),        // 3: aiservice.v1.ToolChoiceMode
-	(FinishReason)(0),          // 4: aiservice.v1.FinishReason
-	(*ChatRequest)(nil),        // 5: aiservice.v1.ChatRequest
-	(*ChatResponse)(nil),       // 6: aiservice.v1.ChatResponse
-	(*StreamChatRequest)(nil),  // 7: aiservice.v1.StreamChatRequest
-	(*StreamChatResponse)(nil), // 8: aiservice.v1.StreamChatResponse
-	(*ContentDelta)(nil),       // 9: aiservice.v1.ContentDelta
-	(*ToolCallDelta)(nil),      // 10: aiservice.v1.ToolCallDelta
-	(*Finish)(nil),             // 11: aiservice.v1.Finish
-	(*Message)(nil),            // 12: aiservice.v1.Message
-	(*ContentPart)(nil),        // 13: aiservice.v1.ContentPart
-	(*Image)(nil),              // 14: aiservice.v1.Image
-	(*GenerationConfig)(nil),   // 15: aiservice.v1.GenerationConfig
-	(*ResponseFormat)(nil),     // 16: aiservice.v1.ResponseFormat
-	(*JsonSchema)(nil),         // 17: aiservice.v1.JsonSchema
-	(*Tool)(nil),               // 18: aiservice.v1.Tool
-	(*ToolChoice)(nil),         // 19: aiservice.v1.ToolChoice
-	(*ToolCall)(nil),           // 20: aiservice.v1.ToolCall
-	(*Usage)(nil),              // 21: aiservice.v1.Usage
-	(*ListModelsRequest)(nil),  // 22: aiservice.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 23: aiservice.v1.ListModelsResponse
-	(*Model)(nil),              // 24: aiservice.v1.Model
-	(*Target)(nil),             // 25: aiservice.v1.Target
-	nil,                        // 26: aiservice.v1.ChatRequest.MetadataEntry
-	nil,                        // 27: aiservice.v1.StreamChatRequest.MetadataEntry
+	(CacheTtl)(0),              // 1: aiservice.v1.CacheTtl
+	(ImageDetail)(0),           // 2: aiservice.v1.ImageDetail
+	(ReasoningEffort)(0),       // 3: aiservice.v1.ReasoningEffort
+	(ResponseFormatType)(0),    // 4: aiservice.v1.ResponseFormatType
+	(ToolChoiceMode)(0),        // 5: aiservice.v1.ToolChoiceMode
+	(FinishReason)(0),          // 6: aiservice.v1.FinishReason
+	(*ChatRequest)(nil),        // 7: aiservice.v1.ChatRequest
+	(*ChatResponse)(nil),       // 8: aiservice.v1.ChatResponse
+	(*StreamChatRequest)(nil),  // 9: aiservice.v1.StreamChatRequest
+	(*StreamChatResponse)(nil), // 10: aiservice.v1.StreamChatResponse
+	(*ContentDelta)(nil),       // 11: aiservice.v1.ContentDelta
+	(*ToolCallDelta)(nil),      // 12: aiservice.v1.ToolCallDelta
+	(*ReasoningDelta)(nil),     // 13: aiservice.v1.ReasoningDelta
+	(*Finish)(nil),             // 14: aiservice.v1.Finish
+	(*Cost)(nil),               // 15: aiservice.v1.Cost
+	(*Message)(nil),            // 16: aiservice.v1.Message
+	(*ContentPart)(nil),        // 17: aiservice.v1.ContentPart
+	(*Document)(nil),           // 18: aiservice.v1.Document
+	(*Reasoning)(nil),          // 19: aiservice.v1.Reasoning
+	(*CacheControl)(nil),       // 20: aiservice.v1.CacheControl
+	(*Image)(nil),              // 21: aiservice.v1.Image
+	(*GenerationConfig)(nil),   // 22: aiservice.v1.GenerationConfig
+	(*ReasoningConfig)(nil),    // 23: aiservice.v1.ReasoningConfig
+	(*ResponseFormat)(nil),     // 24: aiservice.v1.ResponseFormat
+	(*JsonSchema)(nil),         // 25: aiservice.v1.JsonSchema
+	(*Tool)(nil),               // 26: aiservice.v1.Tool
+	(*ToolChoice)(nil),         // 27: aiservice.v1.ToolChoice
+	(*ToolCall)(nil),           // 28: aiservice.v1.ToolCall
+	(*Usage)(nil),              // 29: aiservice.v1.Usage
+	(*ListModelsRequest)(nil),  // 30: aiservice.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 31: aiservice.v1.ListModelsResponse
+	(*Model)(nil),              // 32: aiservice.v1.Model
+	(*Target)(nil),             // 33: aiservice.v1.Target
+	nil,                        // 34: aiservice.v1.ChatRequest.MetadataEntry
+	nil,                        // 35: aiservice.v1.StreamChatRequest.MetadataEntry
 }
 var file_aiservice_v1_chat_proto_depIdxs = []int32{
-	12, // 0: aiservice.v1.ChatRequest.messages:type_name -> aiservice.v1.Message
-	15, // 1: aiservice.v1.ChatRequest.generation:type_name -> aiservice.v1.GenerationConfig
-	18, // 2: aiservice.v1.ChatRequest.tools:type_name -> aiservice.v1.Tool
-	19, // 3: aiservice.v1.ChatRequest.tool_choice:type_name -> aiservice.v1.ToolChoice
-	26, // 4: aiservice.v1.ChatRequest.metadata:type_name -> aiservice.v1.ChatRequest.MetadataEntry
-	12, // 5: aiservice.v1.ChatResponse.message:type_name -> aiservice.v1.Message
-	4,  // 6: aiservice.v1.ChatResponse.finish_reason:type_name -> aiservice.v1.FinishReason
-	21, // 7: aiservice.v1.ChatResponse.usage:type_name -> aiservice.v1.Usage
-	12, // 8: aiservice.v1.StreamChatRequest.messages:type_name -> aiservice.v1.Message
-	15, // 9: aiservice.v1.StreamChatRequest.generation:type_name -> aiservice.v1.GenerationConfig
-	18, // 10: aiservice.v1.StreamChatRequest.tools:type_name -> aiservice.v1.Tool
-	19, // 11: aiservice.v1.StreamChatRequest.tool_choice:type_name -> aiservice.v1.ToolChoice
-	27, // 12: aiservice.v1.StreamChatRequest.metadata:type_name -> aiservice.v1.StreamChatRequest.MetadataEntry
-	9,  // 13: aiservice.v1.StreamChatResponse.content_delta:type_name -> aiservice.v1.ContentDelta
-	10, // 14: aiservice.v1.StreamChatResponse.tool_call_delta:type_name -> aiservice.v1.ToolCallDelta
-	21, // 15: aiservice.v1.StreamChatResponse.usage:type_name -> aiservice.v1.Usage
-	11, // 16: aiservice.v1.StreamChatResponse.finish:type_name -> aiservice.v1.Finish
-	4,  // 17: aiservice.v1.Finish.reason:type_name -> aiservice.v1.FinishReason
-	0,  // 18: aiservice.v1.Message.role:type_name -> aiservice.v1.Role
-	13, // 19: aiservice.v1.Message.content:type_name -> aiservice.v1.ContentPart
-	20, // 20: aiservice.v1.Message.tool_calls:type_name -> aiservice.v1.ToolCall
-	14, // 21: aiservice.v1.ContentPart.image:type_name -> aiservice.v1.Image
-	1,  // 22: aiservice.v1.Image.detail:type_name -> aiservice.v1.ImageDetail
-	16, // 23: aiservice.v1.GenerationConfig.response_format:type_name -> aiservice.v1.ResponseFormat
-	2,  // 24: aiservice.v1.ResponseFormat.type:type_name -> aiservice.v1.ResponseFormatType
-	17, // 25: aiservice.v1.ResponseFormat.json_schema:type_name -> aiservice.v1.JsonSchema
-	3,  // 26: aiservice.v1.ToolChoice.mode:type_name -> aiservice.v1.ToolChoiceMode
-	24, // 27: aiservice.v1.ListModelsResponse.models:type_name -> aiservice.v1.Model
-	25, // 28: aiservice.v1.Model.targets:type_name -> aiservice.v1.Target
-	5,  // 29: aiservice.v1.ChatService.Chat:input_type -> aiservice.v1.ChatRequest
-	7,  // 30: aiservice.v1.ChatService.StreamChat:input_type -> aiservice.v1.StreamChatRequest
-	22, // 31: aiservice.v1.ChatService.ListModels:input_type -> aiservice.v1.ListModelsRequest
-	6,  // 32: aiservice.v1.ChatService.Chat:output_type -> aiservice.v1.ChatResponse
-	8,  // 33: aiservice.v1.ChatService.StreamChat:output_type -> aiservice.v1.StreamChatResponse
-	23, // 34: aiservice.v1.ChatService.ListModels:output_type -> aiservice.v1.ListModelsResponse
-	32, // [32:35] is the sub-list for method output_type
-	29, // [29:32] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	16, // 0: aiservice.v1.ChatRequest.messages:type_name -> aiservice.v1.Message
+	22, // 1: aiservice.v1.ChatRequest.generation:type_name -> aiservice.v1.GenerationConfig
+	26, // 2: aiservice.v1.ChatRequest.tools:type_name -> aiservice.v1.Tool
+	27, // 3: aiservice.v1.ChatRequest.tool_choice:type_name -> aiservice.v1.ToolChoice
+	34, // 4: aiservice.v1.ChatRequest.metadata:type_name -> aiservice.v1.ChatRequest.MetadataEntry
+	16, // 5: aiservice.v1.ChatResponse.message:type_name -> aiservice.v1.Message
+	6,  // 6: aiservice.v1.ChatResponse.finish_reason:type_name -> aiservice.v1.FinishReason
+	29, // 7: aiservice.v1.ChatResponse.usage:type_name -> aiservice.v1.Usage
+	15, // 8: aiservice.v1.ChatResponse.cost:type_name -> aiservice.v1.Cost
+	16, // 9: aiservice.v1.StreamChatRequest.messages:type_name -> aiservice.v1.Message
+	22, // 10: aiservice.v1.StreamChatRequest.generation:type_name -> aiservice.v1.GenerationConfig
+	26, // 11: aiservice.v1.StreamChatRequest.tools:type_name -> aiservice.v1.Tool
+	27, // 12: aiservice.v1.StreamChatRequest.tool_choice:type_name -> aiservice.v1.ToolChoice
+	35, // 13: aiservice.v1.StreamChatRequest.metadata:type_name -> aiservice.v1.StreamChatRequest.MetadataEntry
+	11, // 14: aiservice.v1.StreamChatResponse.content_delta:type_name -> aiservice.v1.ContentDelta
+	12, // 15: aiservice.v1.StreamChatResponse.tool_call_delta:type_name -> aiservice.v1.ToolCallDelta
+	29, // 16: aiservice.v1.StreamChatResponse.usage:type_name -> aiservice.v1.Usage
+	14, // 17: aiservice.v1.StreamChatResponse.finish:type_name -> aiservice.v1.Finish
+	13, // 18: aiservice.v1.StreamChatResponse.reasoning_delta:type_name -> aiservice.v1.ReasoningDelta
+	6,  // 19: aiservice.v1.Finish.reason:type_name -> aiservice.v1.FinishReason
+	15, // 20: aiservice.v1.Finish.cost:type_name -> aiservice.v1.Cost
+	0,  // 21: aiservice.v1.Message.role:type_name -> aiservice.v1.Role
+	17, // 22: aiservice.v1.Message.content:type_name -> aiservice.v1.ContentPart
+	28, // 23: aiservice.v1.Message.tool_calls:type_name -> aiservice.v1.ToolCall
+	21, // 24: aiservice.v1.ContentPart.image:type_name -> aiservice.v1.Image
+	18, // 25: aiservice.v1.ContentPart.document:type_name -> aiservice.v1.Document
+	19, // 26: aiservice.v1.ContentPart.reasoning:type_name -> aiservice.v1.Reasoning
+	20, // 27: aiservice.v1.ContentPart.cache_control:type_name -> aiservice.v1.CacheControl
+	1,  // 28: aiservice.v1.CacheControl.ttl:type_name -> aiservice.v1.CacheTtl
+	2,  // 29: aiservice.v1.Image.detail:type_name -> aiservice.v1.ImageDetail
+	24, // 30: aiservice.v1.GenerationConfig.response_format:type_name -> aiservice.v1.ResponseFormat
+	23, // 31: aiservice.v1.GenerationConfig.reasoning:type_name -> aiservice.v1.ReasoningConfig
+	3,  // 32: aiservice.v1.ReasoningConfig.effort:type_name -> aiservice.v1.ReasoningEffort
+	4,  // 33: aiservice.v1.ResponseFormat.type:type_name -> aiservice.v1.ResponseFormatType
+	25, // 34: aiservice.v1.ResponseFormat.json_schema:type_name -> aiservice.v1.JsonSchema
+	20, // 35: aiservice.v1.Tool.cache_control:type_name -> aiservice.v1.CacheControl
+	5,  // 36: aiservice.v1.ToolChoice.mode:type_name -> aiservice.v1.ToolChoiceMode
+	32, // 37: aiservice.v1.ListModelsResponse.models:type_name -> aiservice.v1.Model
+	33, // 38: aiservice.v1.Model.targets:type_name -> aiservice.v1.Target
+	7,  // 39: aiservice.v1.ChatService.Chat:input_type -> aiservice.v1.ChatRequest
+	9,  // 40: aiservice.v1.ChatService.StreamChat:input_type -> aiservice.v1.StreamChatRequest
+	30, // 41: aiservice.v1.ChatService.ListModels:input_type -> aiservice.v1.ListModelsRequest
+	8,  // 42: aiservice.v1.ChatService.Chat:output_type -> aiservice.v1.ChatResponse
+	10, // 43: aiservice.v1.ChatService.StreamChat:output_type -> aiservice.v1.StreamChatResponse
+	31, // 44: aiservice.v1.ChatService.ListModels:output_type -> aiservice.v1.ListModelsResponse
+	42, // [42:45] is the sub-list for method output_type
+	39, // [39:42] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_aiservice_v1_chat_proto_init() }
@@ -2288,19 +2970,27 @@ func file_aiservice_v1_chat_proto_init() {
 		(*StreamChatResponse_ToolCallDelta)(nil),
 		(*StreamChatResponse_Usage)(nil),
 		(*StreamChatResponse_Finish)(nil),
+		(*StreamChatResponse_ReasoningDelta)(nil),
 	}
-	file_aiservice_v1_chat_proto_msgTypes[8].OneofWrappers = []any{
+	file_aiservice_v1_chat_proto_msgTypes[10].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),
 		(*ContentPart_Image)(nil),
+		(*ContentPart_Document)(nil),
+		(*ContentPart_Reasoning)(nil),
 	}
-	file_aiservice_v1_chat_proto_msgTypes[9].OneofWrappers = []any{
+	file_aiservice_v1_chat_proto_msgTypes[11].OneofWrappers = []any{
+		(*Document_Url)(nil),
+		(*Document_Data)(nil),
+	}
+	file_aiservice_v1_chat_proto_msgTypes[14].OneofWrappers = []any{
 		(*Image_Url)(nil),
 		(*Image_Data)(nil),
 	}
-	file_aiservice_v1_chat_proto_msgTypes[10].OneofWrappers = []any{}
-	file_aiservice_v1_chat_proto_msgTypes[12].OneofWrappers = []any{}
-	file_aiservice_v1_chat_proto_msgTypes[13].OneofWrappers = []any{}
-	file_aiservice_v1_chat_proto_msgTypes[14].OneofWrappers = []any{
+	file_aiservice_v1_chat_proto_msgTypes[15].OneofWrappers = []any{}
+	file_aiservice_v1_chat_proto_msgTypes[16].OneofWrappers = []any{}
+	file_aiservice_v1_chat_proto_msgTypes[18].OneofWrappers = []any{}
+	file_aiservice_v1_chat_proto_msgTypes[19].OneofWrappers = []any{}
+	file_aiservice_v1_chat_proto_msgTypes[20].OneofWrappers = []any{
 		(*ToolChoice_Mode)(nil),
 		(*ToolChoice_ToolName)(nil),
 	}
@@ -2309,8 +2999,8 @@ func file_aiservice_v1_chat_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aiservice_v1_chat_proto_rawDesc), len(file_aiservice_v1_chat_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   23,
+			NumEnums:      7,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

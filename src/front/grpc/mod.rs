@@ -224,6 +224,7 @@ pub fn event_to_pb(e: ReplyEvent) -> pb::StreamChatResponse {
             id: d.id.unwrap_or_default(),
             name: d.name.unwrap_or_default(),
             arguments_delta: d.arguments,
+            signature: String::new(),
         })),
         ReplyEvent::Usage(u) => event(Event::Usage(usage_to_pb(u))),
         ReplyEvent::Finish(f) => event(Event::Finish(pb::Finish {
@@ -232,6 +233,7 @@ pub fn event_to_pb(e: ReplyEvent) -> pb::StreamChatResponse {
             model: f.route,
             provider: f.provider,
             provider_model: f.provider_model,
+            cost: None,
         })),
     }
 }
@@ -246,6 +248,7 @@ pub fn answer_to_pb(a: Answer) -> pb::ChatResponse {
         message: Some(message_to_pb(a.message)),
         finish_reason: finish_to_pb(a.finish_reason) as i32,
         usage: Some(usage_to_pb(a.usage)),
+        cost: None,
     }
 }
 
@@ -286,13 +289,19 @@ fn message_to_pb(m: chat::Message) -> pb::Message {
                         detail: pb::ImageDetail::Unspecified as i32,
                     }),
                 }),
+                cache_control: None,
             })
             .collect(),
         name: m.name.unwrap_or_default(),
         tool_calls: m
             .tool_calls
             .into_iter()
-            .map(|c| pb::ToolCall { id: c.id, name: c.name, arguments_json: c.arguments })
+            .map(|c| pb::ToolCall {
+                id: c.id,
+                name: c.name,
+                arguments_json: c.arguments,
+                signature: String::new(),
+            })
             .collect(),
         tool_call_id: m.tool_call_id.unwrap_or_default(),
     }
