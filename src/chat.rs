@@ -94,7 +94,10 @@ impl Message {
             .iter()
             .map(|part| match part {
                 ContentPart::Text(text) => text.len(),
-                ContentPart::Image(_) => 0,
+                ContentPart::Reasoning(reasoning) => reasoning.text.len(),
+                ContentPart::Image(_)
+                | ContentPart::Document(_)
+                | ContentPart::CacheBreakpoint(_) => 0,
             })
             .sum();
         text + self.tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>()
@@ -108,6 +111,71 @@ pub enum ContentPart {
     Text(String),
     /// An image.
     Image(Image),
+    /// A document, such as a PDF.
+    Document(Document),
+    /// The model's reasoning, as a reply gave it (assistant messages only).
+    Reasoning(Reasoning),
+    /// A prompt-cache breakpoint: the prompt up to and including the part before it is a
+    /// cacheable prefix. Adapters of providers that cache explicitly (Anthropic) put it on
+    /// that part; the others skip it. It never comes first in a message.
+    CacheBreakpoint(CacheControl),
+}
+
+/// A document, by URL or by its bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    /// Where the document comes from.
+    pub source: DocumentSource,
+    /// MIME type, e.g. `application/pdf`; always set for `DocumentSource::Data`.
+    pub mime_type: Option<String>,
+    /// A title or file name.
+    pub title: Option<String>,
+}
+
+/// Where a document comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DocumentSource {
+    /// An http(s) URL.
+    Url(String),
+    /// The document's bytes.
+    Data(Bytes),
+}
+
+/// A reasoning part: text with the provider's signature, or redacted reasoning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reasoning {
+    /// The reasoning text; empty for redacted reasoning or a bare signature.
+    pub text: String,
+    /// The provider's opaque signature of it.
+    pub signature: Option<String>,
+    /// Opaque data standing for reasoning the provider withheld.
+    pub redacted_data: Option<String>,
+}
+
+/// A prompt-cache breakpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    /// How long the cached prefix should live; `None` is the provider's default.
+    pub ttl: Option<CacheTtl>,
+}
+
+/// The lifetime of a prompt-cache entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheTtl {
+    /// Five minutes.
+    FiveMinutes,
+    /// One hour.
+    OneHour,
+}
+
+impl CacheTtl {
+    /// The TTL as Anthropic writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheTtl::FiveMinutes => "5m",
+            CacheTtl::OneHour => "1h",
+        }
+    }
 }
 
 /// An image, by URL or by its bytes.
@@ -164,6 +232,61 @@ pub struct Generation {
     pub response_format: ResponseFormat,
     /// Whether several tools may be called in one turn.
     pub parallel_tool_calls: Option<bool>,
+    /// How much the model may reason, when the caller asked.
+    pub reasoning: Option<ReasoningConfig>,
+}
+
+/// A request to reason before answering: by effort, by a token budget, or both (at least one
+/// is set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReasoningConfig {
+    /// How hard to think.
+    pub effort: Option<ReasoningEffort>,
+    /// The most tokens to spend on reasoning.
+    pub budget_tokens: Option<u32>,
+}
+
+/// How hard a model should think.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasoningEffort {
+    /// As little as the model allows.
+    Minimal,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+}
+
+impl ReasoningEffort {
+    /// The effort as OpenAI writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningEffort::Minimal => "minimal",
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+
+    /// A token budget for providers that take only a budget (Anthropic, Gemini): the
+    /// documented mapping of docs/reasoning.md.
+    pub fn budget_tokens(self) -> u32 {
+        match self {
+            ReasoningEffort::Minimal => 1024,
+            ReasoningEffort::Low => 2048,
+            ReasoningEffort::Medium => 8192,
+            ReasoningEffort::High => 24576,
+        }
+    }
+}
+
+impl ReasoningConfig {
+    /// The budget to send a provider that takes a budget: the caller's, or the effort's.
+    pub fn budget(&self) -> Option<u32> {
+        self.budget_tokens.or(self.effort.map(ReasoningEffort::budget_tokens))
+    }
 }
 
 /// The format the answer must take.
@@ -202,6 +325,8 @@ pub struct Tool {
     pub parameters: serde_json::Value,
     /// Whether the arguments must follow the schema exactly.
     pub strict: Option<bool>,
+    /// A prompt-cache breakpoint after this tool's declaration.
+    pub cache_control: Option<CacheControl>,
 }
 
 /// How freely the model may call tools.
@@ -226,6 +351,8 @@ pub struct ToolCall {
     pub name: String,
     /// The arguments, JSON object text.
     pub arguments: String,
+    /// The provider's signature of the reasoning behind the call (Gemini's thoughtSignature).
+    pub signature: Option<String>,
 }
 
 /// Why generation stopped, normalised across providers.
@@ -290,6 +417,8 @@ pub struct ChatResponse {
 pub enum ChatEvent {
     /// Text to append.
     ContentDelta(String),
+    /// A piece of the model's reasoning.
+    ReasoningDelta(ReasoningDelta),
     /// A piece of a tool call.
     ToolCallDelta(ToolCallDelta),
     /// Token usage of the whole call.
@@ -316,6 +445,20 @@ pub struct ToolCallDelta {
     pub name: Option<String>,
     /// A piece of the JSON arguments.
     pub arguments: String,
+    /// The provider's signature of the reasoning behind the call, on one of its deltas.
+    pub signature: Option<String>,
+}
+
+/// A piece of the model's reasoning in a stream. Text appends to the current reasoning part; a
+/// signature closes it; redacted data is a whole part of its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReasoningDelta {
+    /// Reasoning text to append.
+    pub text: String,
+    /// The signature that closes the current reasoning part.
+    pub signature: Option<String>,
+    /// A whole redacted reasoning part.
+    pub redacted_data: Option<String>,
 }
 
 /// A complete answer as the call pipeline hands it to a front door: the provider's answer and
@@ -345,6 +488,8 @@ pub struct Answer {
 pub enum ReplyEvent {
     /// Text to append.
     ContentDelta(String),
+    /// A piece of the model's reasoning.
+    ReasoningDelta(ReasoningDelta),
     /// A piece of a tool call.
     ToolCallDelta(ToolCallDelta),
     /// Token usage of the whole call, estimated when the provider reported none.
@@ -366,4 +511,70 @@ pub struct Finish {
     pub provider: String,
     /// The upstream model that answered.
     pub provider_model: String,
+}
+
+/// Folds one reasoning delta into the reasoning parts assembled so far: text appends to the
+/// open part (one with neither a signature nor redacted data) or opens one, a signature
+/// closes the open part (or stands alone), and redacted data is a part of its own. Rebuilds
+/// from a stream the parts a unary reply would have carried.
+pub fn fold_reasoning(parts: &mut Vec<Reasoning>, delta: &ReasoningDelta) {
+    if let Some(data) = &delta.redacted_data {
+        parts.push(Reasoning { redacted_data: Some(data.clone()), ..Reasoning::default() });
+        return;
+    }
+    let open = parts.last().is_some_and(|p| p.signature.is_none() && p.redacted_data.is_none());
+    if !open && (!delta.text.is_empty() || delta.signature.is_some()) {
+        parts.push(Reasoning::default());
+    }
+    if let Some(part) = parts.last_mut() {
+        part.text.push_str(&delta.text);
+        if delta.signature.is_some() {
+            part.signature.clone_from(&delta.signature);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(text: &str, signature: Option<&str>, redacted: Option<&str>) -> ReasoningDelta {
+        ReasoningDelta {
+            text: text.into(),
+            signature: signature.map(Into::into),
+            redacted_data: redacted.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn reasoning_deltas_fold_into_the_parts_a_reply_carries() {
+        let mut parts = Vec::new();
+        for d in [
+            delta("Let me ", None, None),
+            delta("think.", None, None),
+            delta("", Some("sig-1"), None),
+            delta("", None, Some("opaque")),
+            delta("More.", Some("sig-2"), None),
+            delta("", Some("sig-3"), None),
+        ] {
+            fold_reasoning(&mut parts, &d);
+        }
+        assert_eq!(
+            parts,
+            vec![
+                Reasoning {
+                    text: "Let me think.".into(),
+                    signature: Some("sig-1".into()),
+                    ..Default::default()
+                },
+                Reasoning { redacted_data: Some("opaque".into()), ..Default::default() },
+                Reasoning {
+                    text: "More.".into(),
+                    signature: Some("sig-2".into()),
+                    ..Default::default()
+                },
+                Reasoning { signature: Some("sig-3".into()), ..Default::default() },
+            ]
+        );
+    }
 }

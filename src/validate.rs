@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use crate::{
     chat::{
-        ChatRequest, ContentPart, Generation, Image, ImageDetail, ImageSource, JsonSchema, Message,
-        ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+        CacheControl, CacheTtl, ChatRequest, ContentPart, Document, DocumentSource, Generation,
+        Image, ImageDetail, ImageSource, JsonSchema, Message, Reasoning, ReasoningConfig,
+        ReasoningEffort, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
     },
     error::{Error, FieldViolation},
     proto::v1 as pb,
@@ -21,10 +22,15 @@ pub const MAX_METADATA_ENTRIES: usize = 64;
 pub const MAX_METADATA_KEY: usize = 128;
 /// Longest metadata value, in bytes.
 pub const MAX_METADATA_VALUE: usize = 1024;
+/// The smallest reasoning budget, in tokens (Anthropic's minimum `budget_tokens`).
+pub const MIN_REASONING_BUDGET: u32 = 1024;
 /// Most stop sequences a request may carry.
 pub const MAX_STOP_SEQUENCES: usize = 16;
 /// MIME types accepted for inline image data.
 pub const IMAGE_MIME_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+/// MIME types accepted for documents: PDF, and text (`text/plain`, `text/csv`, ...), which not
+/// every provider takes (see docs/documents.md).
+pub const DOCUMENT_MIME_TYPES: &str = "application/pdf or text/*";
 
 impl From<pb::StreamChatRequest> for pb::ChatRequest {
     fn from(r: pb::StreamChatRequest) -> Self {
@@ -144,12 +150,10 @@ fn role(v: &mut Violations, at: &str, value: i32) -> Option<Role> {
 
 fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
     let role = role(v, at, m.role);
-    let content: Vec<ContentPart> = m
-        .content
-        .into_iter()
-        .enumerate()
-        .filter_map(|(j, part)| content_part(v, &format!("{at}.content[{j}]"), part))
-        .collect();
+    let mut content = Vec::with_capacity(m.content.len());
+    for (j, part) in m.content.into_iter().enumerate() {
+        content_part(v, &format!("{at}.content[{j}]"), part, &mut content);
+    }
 
     let tool_calls: Vec<ToolCall> = m
         .tool_calls
@@ -157,7 +161,12 @@ fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
         .enumerate()
         .map(|(j, call)| {
             let at = format!("{at}.tool_calls[{j}]");
-            let call = ToolCall { id: call.id, name: call.name, arguments: call.arguments_json };
+            let call = ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments: call.arguments_json,
+                signature: (!call.signature.is_empty()).then_some(call.signature),
+            };
             let fields = [format!("{at}.id"), format!("{at}.name"), format!("{at}.arguments_json")];
             tool_call(v, &fields, call)
         })
@@ -219,25 +228,112 @@ pub(crate) fn message_shape(
     }
     let has_text = content.iter().any(|p| match p {
         ContentPart::Text(t) => !t.is_empty(),
-        ContentPart::Image(_) => true,
+        ContentPart::Image(_) | ContentPart::Document(_) | ContentPart::Reasoning(_) => true,
+        ContentPart::CacheBreakpoint(_) => false,
     });
     if !has_text && tool_calls.is_empty() {
         v.add(format!("{at}.content"), "is empty; a message needs text, an image or a tool call");
     }
+    if role != Role::Assistant && content.iter().any(|p| matches!(p, ContentPart::Reasoning(_))) {
+        v.add(format!("{at}.content"), "reasoning parts are allowed only in assistant messages");
+    }
 }
 
-fn content_part(v: &mut Violations, at: &str, part: pb::ContentPart) -> Option<ContentPart> {
-    match part.part {
-        Some(pb::content_part::Part::Text(text)) => Some(ContentPart::Text(text)),
-        Some(pb::content_part::Part::Image(image)) => self::image(v, &format!("{at}.image"), image),
-        Some(pb::content_part::Part::Document(_) | pb::content_part::Part::Reasoning(_)) => {
-            v.add(at.to_owned(), "documents and reasoning parts are not served yet");
+/// One content part, pushed onto `out`, followed by its cache breakpoint when it has one.
+fn content_part(v: &mut Violations, at: &str, part: pb::ContentPart, out: &mut Vec<ContentPart>) {
+    use pb::content_part::Part;
+    let converted = match part.part {
+        Some(Part::Text(text)) => Some(ContentPart::Text(text)),
+        Some(Part::Image(image)) => self::image(v, &format!("{at}.image"), image),
+        Some(Part::Document(document)) => self::document(v, &format!("{at}.document"), document),
+        Some(Part::Reasoning(r)) => Some(ContentPart::Reasoning(reasoning_part(
+            v,
+            &format!("{at}.reasoning"),
+            Reasoning {
+                text: r.text,
+                signature: (!r.signature.is_empty()).then_some(r.signature),
+                redacted_data: (!r.redacted_data.is_empty()).then_some(r.redacted_data),
+            },
+        ))),
+        None => {
+            v.add(at.to_owned(), "is empty; set text, image, document or reasoning");
             None
+        }
+    };
+    out.extend(converted);
+    if let Some(control) = part.cache_control {
+        out.push(ContentPart::CacheBreakpoint(cache_control(
+            v,
+            &format!("{at}.cache_control.ttl"),
+            control,
+        )));
+    }
+}
+
+/// A reasoning part: text (with or without a signature), a bare signature, or redacted data
+/// alone.
+pub(crate) fn reasoning_part(v: &mut Violations, at: &str, r: Reasoning) -> Reasoning {
+    if r.redacted_data.is_some() && (!r.text.is_empty() || r.signature.is_some()) {
+        v.add(format!("{at}.redacted_data"), "redacted reasoning carries no text or signature");
+    }
+    if r.text.is_empty() && r.signature.is_none() && r.redacted_data.is_none() {
+        v.add(at.to_owned(), "is empty; set text, signature or redacted_data");
+    }
+    r
+}
+
+/// A cache breakpoint's TTL.
+fn cache_control(v: &mut Violations, at: &str, control: pb::CacheControl) -> CacheControl {
+    let ttl = match pb::CacheTtl::try_from(control.ttl) {
+        Ok(pb::CacheTtl::Unspecified) => None,
+        Ok(pb::CacheTtl::CacheTtl5Minutes) => Some(CacheTtl::FiveMinutes),
+        Ok(pb::CacheTtl::CacheTtl1Hour) => Some(CacheTtl::OneHour),
+        Err(_) => {
+            v.add(at, format!("unknown cache TTL {}", control.ttl));
+            None
+        }
+    };
+    CacheControl { ttl }
+}
+
+fn document(v: &mut Violations, at: &str, document: pb::Document) -> Option<ContentPart> {
+    let mime_type = (!document.mime_type.is_empty()).then_some(document.mime_type);
+    let source = match document.source {
+        Some(pb::document::Source::Url(url)) => {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+                v.add(format!("{at}.url"), "must be an http(s) URL");
+            }
+            DocumentSource::Url(url)
+        }
+        Some(pb::document::Source::Data(data)) => {
+            if data.is_empty() {
+                v.add(format!("{at}.data"), "holds no document data");
+            }
+            if mime_type.is_none() {
+                v.add(format!("{at}.mime_type"), "a MIME type is required with document data");
+            }
+            DocumentSource::Data(Bytes::from(data))
         }
         None => {
-            v.add(at.to_owned(), "is empty; set text or image");
-            None
+            v.add(at.to_owned(), "set url or data");
+            return None;
         }
+    };
+    document_mime_type(v, &format!("{at}.mime_type"), mime_type.as_deref());
+    let title = (!document.title.is_empty()).then_some(document.title);
+    Some(ContentPart::Document(Document { source, mime_type, title }))
+}
+
+/// A document's MIME type, when given: PDF or text.
+pub(crate) fn document_mime_type(v: &mut Violations, field: &str, mime_type: Option<&str>) {
+    if let Some(m) = mime_type
+        && !(m == "application/pdf" || m.starts_with("text/"))
+    {
+        v.add(
+            field,
+            format!("{m:?} is not a document type this gateway takes ({DOCUMENT_MIME_TYPES})"),
+        );
     }
 }
 
@@ -334,6 +430,21 @@ fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
     let max_tokens = positive(v, "generation.max_tokens", g.max_tokens);
     stop_sequences(v, "generation.stop", &g.stop);
     let response_format = g.response_format.map(|f| response_format(v, f)).unwrap_or_default();
+    let reasoning = g.reasoning.and_then(|r| {
+        let effort = match pb::ReasoningEffort::try_from(r.effort) {
+            Ok(pb::ReasoningEffort::Unspecified) => None,
+            Ok(pb::ReasoningEffort::Minimal) => Some(ReasoningEffort::Minimal),
+            Ok(pb::ReasoningEffort::Low) => Some(ReasoningEffort::Low),
+            Ok(pb::ReasoningEffort::Medium) => Some(ReasoningEffort::Medium),
+            Ok(pb::ReasoningEffort::High) => Some(ReasoningEffort::High),
+            Err(_) => {
+                v.add("generation.reasoning.effort", format!("unknown effort {}", r.effort));
+                None
+            }
+        };
+        let budget_tokens = positive(v, "generation.reasoning.budget_tokens", r.budget_tokens);
+        reasoning_config(v, "generation.reasoning", effort, budget_tokens)
+    });
     Generation {
         temperature,
         top_p,
@@ -345,7 +456,29 @@ fn generation(v: &mut Violations, g: pb::GenerationConfig) -> Generation {
         seed: g.seed,
         response_format,
         parallel_tool_calls: g.parallel_tool_calls,
+        reasoning,
     }
+}
+
+/// A reasoning request: `None` when neither an effort nor a budget is set (nothing was
+/// asked); a budget below Anthropic's floor of 1,024 tokens is refused here, for every
+/// provider, so a request means the same wherever it is routed.
+pub(crate) fn reasoning_config(
+    v: &mut Violations,
+    at: &str,
+    effort: Option<ReasoningEffort>,
+    budget_tokens: Option<u32>,
+) -> Option<ReasoningConfig> {
+    if let Some(budget) = budget_tokens
+        && budget < MIN_REASONING_BUDGET
+    {
+        v.add(
+            format!("{at}.budget_tokens"),
+            format!("must be at least {MIN_REASONING_BUDGET}, got {budget}"),
+        );
+    }
+    (effort.is_some() || budget_tokens.is_some())
+        .then_some(ReasoningConfig { effort, budget_tokens })
 }
 
 /// At most [`MAX_STOP_SEQUENCES`], none of them empty.
@@ -452,11 +585,14 @@ fn tools(v: &mut Violations, tools: Vec<pb::Tool>) -> Vec<Tool> {
             tool_name(v, &format!("{at}.name"), &t.name, &mut seen);
             let parameters =
                 json_object(v, &format!("{at}.parameters_json"), &t.parameters_json, true);
+            let cache_control =
+                t.cache_control.map(|c| cache_control(v, &format!("{at}.cache_control.ttl"), c));
             Tool {
                 name: t.name,
                 description: (!t.description.is_empty()).then_some(t.description),
                 parameters,
                 strict: t.strict,
+                cache_control,
             }
         })
         .collect()

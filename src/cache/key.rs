@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::chat::{
-    ChatRequest, ContentPart, ImageDetail, ImageSource, Message, ResponseFormat, ToolChoice,
+    ChatRequest, ContentPart, DocumentSource, ImageDetail, ImageSource, Message, ResponseFormat,
+    ToolChoice,
 };
 
 /// The version of the key encoding.
@@ -73,6 +74,13 @@ impl CacheKey {
             })).collect::<Vec<_>>(),
             "tool_choice": tool_choice,
         });
+        let mut document = document;
+        // Added only when set, so the keys of requests without reasoning stay what they were.
+        if let (Some(r), Some(generation)) = (&g.reasoning, document.get_mut("generation")) {
+            generation["reasoning"] = json!({
+                "effort": r.effort.map(|e| e.as_str()), "budget_tokens": r.budget_tokens,
+            });
+        }
         let mut canonical = String::new();
         write_canonical(&document, &mut canonical);
         CacheKey(Sha256::digest(canonical.as_bytes()).into())
@@ -88,10 +96,13 @@ impl CacheKey {
     }
 }
 
+/// A message as it enters the key. Cache breakpoints are left out: they change what the
+/// provider keeps in its prompt cache, not the answer.
 fn message(m: &Message) -> Value {
     let content: Vec<Value> = m
         .content
         .iter()
+        .filter(|part| !matches!(part, ContentPart::CacheBreakpoint(_)))
         .map(|part| match part {
             ContentPart::Text(text) => json!({ "text": text }),
             ContentPart::Image(image) => {
@@ -109,13 +120,30 @@ fn message(m: &Message) -> Value {
                 });
                 json!({ "image": source, "mime_type": image.mime_type, "detail": detail })
             }
+            ContentPart::Document(document) => {
+                let source = match &document.source {
+                    DocumentSource::Url(url) => json!({ "url": url }),
+                    DocumentSource::Data(data) => {
+                        let digest: [u8; 32] = Sha256::digest(data).into();
+                        json!({ "sha256": CacheKey(digest).hex() })
+                    }
+                };
+                json!({ "document": source, "mime_type": document.mime_type, "title": document.title })
+            }
+            ContentPart::Reasoning(r) => {
+                json!({ "reasoning": [r.text, r.signature, r.redacted_data] })
+            }
+            ContentPart::CacheBreakpoint(_) => Value::Null,
         })
         .collect();
     json!({
         "role": m.role.as_str(),
         "name": m.name,
         "content": content,
-        "tool_calls": m.tool_calls.iter().map(|c| json!([c.id, c.name, c.arguments])).collect::<Vec<_>>(),
+        "tool_calls": m.tool_calls.iter().map(|c| match &c.signature {
+            None => json!([c.id, c.name, c.arguments]),
+            Some(signature) => json!([c.id, c.name, c.arguments, signature]),
+        }).collect::<Vec<_>>(),
         "tool_call_id": m.tool_call_id,
     })
 }
@@ -189,6 +217,7 @@ mod tests {
             description: None,
             parameters: json!({"type": "object"}),
             strict: None,
+            cache_control: None,
         }];
         assert_ne!(base, CacheKey::of("r", &tools));
         let mut choice = tools.clone();
@@ -203,6 +232,7 @@ mod tests {
             description: None,
             parameters,
             strict: None,
+            cache_control: None,
         };
         let mut a = request("hi");
         a.tools = vec![tool(

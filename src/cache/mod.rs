@@ -29,8 +29,8 @@ pub use memory::MemoryStore;
 
 use crate::{
     chat::{
-        Answer, ChatRequest, ContentPart, Finish, FinishReason, Message, ReplyEvent, Role,
-        ToolCall, ToolCallDelta, Usage,
+        Answer, ChatRequest, ContentPart, Finish, FinishReason, Message, Reasoning, ReasoningDelta,
+        ReplyEvent, Role, ToolCall, ToolCallDelta, Usage,
     },
     config::{Backend, Config, RouteCache},
     error::Error,
@@ -95,6 +95,19 @@ pub struct CachedAnswer {
     /// Content and tool-call delta events, when the answer was streamed.
     #[prost(message, repeated, tag = "9")]
     deltas: Vec<StoredDelta>,
+    /// The message's reasoning parts, which come before its text.
+    #[prost(message, repeated, tag = "10")]
+    reasoning: Vec<StoredReasoning>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredReasoning {
+    #[prost(string, tag = "1")]
+    text: String,
+    #[prost(string, optional, tag = "2")]
+    signature: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    redacted_data: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -105,6 +118,8 @@ struct StoredToolCall {
     name: String,
     #[prost(string, tag = "3")]
     arguments: String,
+    #[prost(string, optional, tag = "4")]
+    signature: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, prost::Message)]
@@ -123,18 +138,46 @@ struct StoredUsage {
     reasoning_tokens: u32,
 }
 
-/// A content delta (no `tool_index`) or a tool-call delta.
+/// A content delta (no `tool_index`, not `reasoning`), a reasoning delta, or a tool-call
+/// delta.
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredDelta {
     #[prost(uint32, optional, tag = "1")]
     tool_index: Option<u32>,
-    /// The text, or the piece of the tool call's arguments.
+    /// The text, the reasoning text, or the piece of the tool call's arguments.
     #[prost(string, tag = "2")]
     text: String,
     #[prost(string, optional, tag = "3")]
     id: Option<String>,
     #[prost(string, optional, tag = "4")]
     name: Option<String>,
+    #[prost(bool, tag = "5")]
+    reasoning: bool,
+    /// A reasoning delta's or a tool-call delta's signature.
+    #[prost(string, optional, tag = "6")]
+    signature: Option<String>,
+    #[prost(string, optional, tag = "7")]
+    redacted_data: Option<String>,
+}
+
+impl StoredDelta {
+    fn event(&self) -> ReplyEvent {
+        match self.tool_index {
+            Some(index) => ReplyEvent::ToolCallDelta(ToolCallDelta {
+                index,
+                id: self.id.clone(),
+                name: self.name.clone(),
+                arguments: self.text.clone(),
+                signature: self.signature.clone(),
+            }),
+            None if self.reasoning => ReplyEvent::ReasoningDelta(ReasoningDelta {
+                text: self.text.clone(),
+                signature: self.signature.clone(),
+                redacted_data: self.redacted_data.clone(),
+            }),
+            None => ReplyEvent::ContentDelta(self.text.clone()),
+        }
+    }
 }
 
 fn reason_code(reason: FinishReason) -> i32 {
@@ -192,7 +235,20 @@ impl CachedAnswer {
             .iter()
             .filter_map(|p| match p {
                 ContentPart::Text(t) => Some(t.as_str()),
-                ContentPart::Image(_) => None,
+                _ => None,
+            })
+            .collect();
+        let reasoning = answer
+            .message
+            .content
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Reasoning(r) => Some(StoredReasoning {
+                    text: r.text.clone(),
+                    signature: r.signature.clone(),
+                    redacted_data: r.redacted_data.clone(),
+                }),
+                _ => None,
             })
             .collect();
         CachedAnswer {
@@ -209,11 +265,13 @@ impl CachedAnswer {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     arguments: c.arguments.clone(),
+                    signature: c.signature.clone(),
                 })
                 .collect(),
             finish_reason: reason_code(answer.finish_reason),
             usage: Some(answer.usage.into()),
             deltas,
+            reasoning,
         }
     }
 
@@ -223,10 +281,23 @@ impl CachedAnswer {
         if matches!(message.content.first(), Some(ContentPart::Text(t)) if t.is_empty()) {
             message.content.clear();
         }
+        let reasoning = self.reasoning.into_iter().map(|r| {
+            ContentPart::Reasoning(Reasoning {
+                text: r.text,
+                signature: r.signature,
+                redacted_data: r.redacted_data,
+            })
+        });
+        message.content.splice(0..0, reasoning);
         message.tool_calls = self
             .tool_calls
             .into_iter()
-            .map(|c| ToolCall { id: c.id, name: c.name, arguments: c.arguments })
+            .map(|c| ToolCall {
+                id: c.id,
+                name: c.name,
+                arguments: c.arguments,
+                signature: c.signature,
+            })
             .collect();
         Answer {
             id: self.id,
@@ -243,20 +314,15 @@ impl CachedAnswer {
     /// unary call, its text as one delta and each tool call as one delta), then usage, then
     /// finish.
     pub fn replay(self) -> Vec<ReplyEvent> {
-        let mut events: Vec<ReplyEvent> = self
-            .deltas
-            .iter()
-            .map(|d| match d.tool_index {
-                None => ReplyEvent::ContentDelta(d.text.clone()),
-                Some(index) => ReplyEvent::ToolCallDelta(ToolCallDelta {
-                    index,
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    arguments: d.text.clone(),
-                }),
-            })
-            .collect();
+        let mut events: Vec<ReplyEvent> = self.deltas.iter().map(StoredDelta::event).collect();
         if events.is_empty() {
+            for r in &self.reasoning {
+                events.push(ReplyEvent::ReasoningDelta(ReasoningDelta {
+                    text: r.text.clone(),
+                    signature: r.signature.clone(),
+                    redacted_data: r.redacted_data.clone(),
+                }));
+            }
             if !self.text.is_empty() {
                 events.push(ReplyEvent::ContentDelta(self.text.clone()));
             }
@@ -266,6 +332,7 @@ impl CachedAnswer {
                     id: Some(call.id.clone()),
                     name: Some(call.name.clone()),
                     arguments: call.arguments.clone(),
+                    signature: call.signature.clone(),
                 }));
             }
         }
@@ -286,6 +353,7 @@ impl CachedAnswer {
 struct StreamAssembly {
     deltas: Vec<StoredDelta>,
     text: String,
+    reasoning: Vec<Reasoning>,
     /// Tool calls by index.
     calls: std::collections::BTreeMap<u32, ToolCall>,
     usage: Option<Usage>,
@@ -299,12 +367,26 @@ impl StreamAssembly {
                 self.text.push_str(text);
                 self.deltas.push(StoredDelta { text: text.clone(), ..Default::default() });
             }
+            ReplyEvent::ReasoningDelta(d) => {
+                crate::chat::fold_reasoning(&mut self.reasoning, d);
+                self.deltas.push(StoredDelta {
+                    reasoning: true,
+                    text: d.text.clone(),
+                    signature: d.signature.clone(),
+                    redacted_data: d.redacted_data.clone(),
+                    ..Default::default()
+                });
+            }
             ReplyEvent::ToolCallDelta(d) => {
                 let call = self.calls.entry(d.index).or_insert_with(|| ToolCall {
                     id: String::new(),
                     name: String::new(),
                     arguments: String::new(),
+                    signature: None,
                 });
+                if d.signature.is_some() {
+                    call.signature.clone_from(&d.signature);
+                }
                 if let Some(id) = &d.id {
                     call.id.clone_from(id);
                 }
@@ -317,6 +399,8 @@ impl StreamAssembly {
                     text: d.arguments.clone(),
                     id: d.id.clone(),
                     name: d.name.clone(),
+                    signature: d.signature.clone(),
+                    ..Default::default()
                 });
             }
             ReplyEvent::Usage(u) => self.usage = Some(*u),
@@ -331,6 +415,7 @@ impl StreamAssembly {
         if matches!(message.content.first(), Some(ContentPart::Text(t)) if t.is_empty()) {
             message.content.clear();
         }
+        message.content.splice(0..0, self.reasoning.into_iter().map(ContentPart::Reasoning));
         message.tool_calls = self.calls.into_values().collect();
         let answer = Answer {
             id: finish.id,
@@ -506,7 +591,7 @@ impl CallCache {
     pub async fn lookup(&self) -> Lookup {
         let Some(plan) = self.plan.as_ref().filter(|p| p.read) else { return Lookup::Skipped };
         match plan.cache.get(&plan.key).await {
-            Some(answer) => Lookup::Hit(answer),
+            Some(answer) => Lookup::Hit(Box::new(answer)),
             None => Lookup::Miss,
         }
     }
@@ -557,7 +642,7 @@ pub enum Lookup {
     /// Nothing stored.
     Miss,
     /// The stored answer.
-    Hit(CachedAnswer),
+    Hit(Box<CachedAnswer>),
 }
 
 #[cfg(test)]
@@ -585,8 +670,12 @@ mod tests {
     #[test]
     fn a_unary_answer_replays_as_a_stream() {
         let mut message = Message::text(Role::Assistant, "hi");
-        message.tool_calls =
-            vec![ToolCall { id: "c".into(), name: "t".into(), arguments: "{}".into() }];
+        message.tool_calls = vec![ToolCall {
+            id: "c".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+            signature: None,
+        }];
         let answer = Answer {
             id: "id".into(),
             route: "r".into(),

@@ -199,7 +199,7 @@ impl Pipeline {
         match cache.lookup().await {
             Lookup::Hit(hit) => {
                 record.cache_lookup(true);
-                return Ok(Admitted::Cached(hit));
+                return Ok(Admitted::Cached(*hit));
             }
             Lookup::Miss => record.cache_lookup(false),
             Lookup::Skipped => {}

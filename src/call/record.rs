@@ -294,7 +294,9 @@ impl CallRecord {
 
     fn observe(&mut self, event: &ReplyEvent) {
         match event {
-            ReplyEvent::ContentDelta(_) | ReplyEvent::ToolCallDelta(_) => {
+            ReplyEvent::ContentDelta(_)
+            | ReplyEvent::ReasoningDelta(_)
+            | ReplyEvent::ToolCallDelta(_) => {
                 self.first_token.get_or_insert_with(|| self.start.elapsed());
             }
             ReplyEvent::Usage(u) => self.tokens = Some(*u),
@@ -426,9 +428,14 @@ fn audit_content(request: &ChatRequest) -> serde_json::Value {
             let parts: Vec<serde_json::Value> = m
                 .content
                 .iter()
-                .map(|p| match p {
-                    ContentPart::Text(t) => serde_json::Value::String(t.clone()),
-                    ContentPart::Image(_) => serde_json::json!({"image": true}),
+                .filter_map(|p| match p {
+                    ContentPart::Text(t) => Some(serde_json::Value::String(t.clone())),
+                    ContentPart::Image(_) => Some(serde_json::json!({"image": true})),
+                    ContentPart::Document(_) => Some(serde_json::json!({"document": true})),
+                    ContentPart::Reasoning(r) => {
+                        Some(serde_json::json!({"reasoning": r.text.clone()}))
+                    }
+                    ContentPart::CacheBreakpoint(_) => None,
                 })
                 .collect();
             serde_json::json!({"role": m.role.as_str(), "content": parts})

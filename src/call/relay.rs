@@ -57,6 +57,10 @@ pub fn relay(
                     output_bytes += text.len();
                     yield Ok(ReplyEvent::ContentDelta(text));
                 }
+                Ok(ChatEvent::ReasoningDelta(delta)) => {
+                    output_bytes += delta.text.len();
+                    yield Ok(ReplyEvent::ReasoningDelta(delta));
+                }
                 Ok(ChatEvent::ToolCallDelta(delta)) => {
                     output_bytes += delta.arguments.len();
                     yield Ok(ReplyEvent::ToolCallDelta(delta));

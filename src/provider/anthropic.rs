@@ -2,13 +2,21 @@
 //!
 //! The translation: system messages are hoisted into `system`; `max_tokens` is always sent
 //! (the API requires it; the provider's `default_max_tokens` when the caller sets none);
-//! content becomes blocks (`text`, `image`, `tool_use`, `tool_result`), and a tool message
-//! becomes a `tool_result` block in a user turn; consecutive turns of one role are merged, so
-//! the results of parallel tool calls share one turn as the API requires.
+//! content becomes blocks (`text`, `image`, `document`, `thinking`, `redacted_thinking`,
+//! `tool_use`, `tool_result`), and a tool message becomes a `tool_result` block in a user turn;
+//! consecutive turns of one role are merged, so the results of parallel tool calls share one
+//! turn as the API requires. A cache breakpoint puts `cache_control` (with its TTL) on the
+//! block before it, or on a tool's declaration; a system prompt with one is sent as blocks.
+//! A reasoning request becomes `thinking: {type: enabled, budget_tokens}`, with `max_tokens`
+//! raised above the budget when the caller set none. Reasoning parts go back as the signed
+//! `thinking` / `redacted_thinking` blocks they came as; unsigned reasoning (from another
+//! provider) cannot be verified by Anthropic and is left out.
 //!
 //! A stream is a sequence of named SSE events: `message_start`, then per content block
 //! `content_block_start` / `content_block_delta` (`text_delta`, `input_json_delta`) /
-//! `content_block_stop`, then `message_delta` (stop reason, output usage) and `message_stop`,
+//! `content_block_stop` (`thinking_delta` and `signature_delta` for thinking blocks; a
+//! `redacted_thinking` block comes whole in its start), then `message_delta` (stop reason,
+//! output usage) and `message_stop`,
 //! the end marker. `ping` is ignored; `error` ends the call with the error's kind. Tool calls
 //! are numbered in the order their blocks start, whatever the block index.
 
@@ -25,11 +33,23 @@ use super::{
 };
 use crate::{
     chat::{
-        ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, Image, ImageDetail,
-        ImageSource, Message, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+        CacheControl, ChatEvent, ChatRequest, ChatResponse, ContentPart, Document, DocumentSource,
+        FinishReason, Image, ImageDetail, ImageSource, Message, Reasoning, ReasoningDelta,
+        ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
     },
     config::ConnectionSettings,
 };
+
+/// Most cache breakpoints one Anthropic request may carry.
+const MAX_CACHE_BREAKPOINTS: usize = 4;
+
+/// Anthropic's `cache_control` for a breakpoint.
+fn cache_control(control: &CacheControl) -> Value {
+    match control.ttl {
+        None => json!({"type": "ephemeral"}),
+        Some(ttl) => json!({"type": "ephemeral", "ttl": ttl.as_str()}),
+    }
+}
 
 /// The Anthropic provider.
 #[derive(Debug)]
@@ -81,9 +101,25 @@ impl AnthropicProvider {
         let g = &request.generation;
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
-        body.insert("max_tokens".into(), json!(g.max_tokens.unwrap_or(self.default_max_tokens)));
+        let budget = g.reasoning.as_ref().and_then(|r| r.budget());
+        let max_tokens = match (g.max_tokens, budget) {
+            (Some(max), Some(budget)) if max <= budget => {
+                return Err(self.unsupported(
+                    "generation.max_tokens",
+                    format!("must exceed the reasoning budget ({budget} tokens) on Anthropic"),
+                ));
+            }
+            (Some(max), _) => max,
+            (None, Some(budget)) => budget.saturating_add(self.default_max_tokens),
+            (None, None) => self.default_max_tokens,
+        };
+        body.insert("max_tokens".into(), json!(max_tokens));
+        if let Some(budget) = budget {
+            self.thinking_compatible(request)?;
+            body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": budget}));
+        }
 
-        let mut system: Vec<String> = Vec::new();
+        let mut system: Vec<Value> = Vec::new();
         let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
         for (i, m) in request.messages.iter().enumerate() {
             let at = format!("messages[{i}]");
@@ -94,13 +130,15 @@ impl AnthropicProvider {
             }
             let (role, blocks) = match m.role {
                 Role::System => {
-                    if m.content.iter().any(|p| matches!(p, ContentPart::Image(_))) {
+                    if m.content.iter().any(|p| {
+                        !matches!(p, ContentPart::Text(_) | ContentPart::CacheBreakpoint(_))
+                    }) {
                         return Err(self.unsupported(
                             format!("{at}.content"),
                             "a system prompt can hold only text",
                         ));
                     }
-                    system.push(m.joined_text());
+                    system.extend(self.blocks(&at, &m.content)?);
                     continue;
                 }
                 Role::User => ("user", self.blocks(&at, &m.content)?),
@@ -138,8 +176,12 @@ impl AnthropicProvider {
                 _ => turns.push((role, blocks)),
             }
         }
-        if !system.is_empty() {
-            body.insert("system".into(), json!(system.join("\n\n")));
+        if system.iter().any(|b| b.get("cache_control").is_some()) {
+            body.insert("system".into(), Value::Array(system));
+        } else if !system.is_empty() {
+            let texts: Vec<&str> =
+                system.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+            body.insert("system".into(), json!(texts.join("\n\n")));
         }
         let messages: Vec<Value> = turns
             .into_iter()
@@ -197,9 +239,26 @@ impl AnthropicProvider {
                         "this adapter does not ask Anthropic for strict tool arguments",
                     ));
                 }
-                tools.push(Value::Object(super::tool_declaration(t, "input_schema")));
+                let mut declaration = super::tool_declaration(t, "input_schema");
+                if let Some(control) = &t.cache_control {
+                    declaration.insert("cache_control".into(), cache_control(control));
+                }
+                tools.push(Value::Object(declaration));
             }
             body.insert("tools".into(), Value::Array(tools));
+        }
+        let breakpoints = request
+            .messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .filter(|p| matches!(p, ContentPart::CacheBreakpoint(_)))
+            .count()
+            + request.tools.iter().filter(|t| t.cache_control.is_some()).count();
+        if breakpoints > MAX_CACHE_BREAKPOINTS {
+            return Err(self.unsupported(
+                "cache_control",
+                format!("Anthropic takes at most {MAX_CACHE_BREAKPOINTS} cache breakpoints, got {breakpoints}"),
+            ));
         }
         let mut choice = match &request.tool_choice {
             None => None,
@@ -225,8 +284,28 @@ impl AnthropicProvider {
         Ok(Value::Object(body))
     }
 
+    /// What extended thinking cannot be combined with, refused by name: a changed
+    /// temperature or top_k, a top_p below 0.95, and a forced tool call.
+    fn thinking_compatible(&self, request: &ChatRequest) -> Result<(), ProviderError> {
+        let g = &request.generation;
+        let why = "cannot be combined with reasoning on Anthropic";
+        if g.temperature.is_some_and(|t| t != 1.0) {
+            return Err(self.unsupported("generation.temperature", why));
+        }
+        if g.top_k.is_some() {
+            return Err(self.unsupported("generation.top_k", why));
+        }
+        if g.top_p.is_some_and(|p| p < 0.95) {
+            return Err(self.unsupported("generation.top_p", format!("below 0.95 {why}")));
+        }
+        if matches!(request.tool_choice, Some(ToolChoice::Required | ToolChoice::Tool(_))) {
+            return Err(self.unsupported("tool_choice", format!("a forced tool call {why}")));
+        }
+        Ok(())
+    }
+
     fn blocks(&self, at: &str, content: &[ContentPart]) -> Result<Vec<Value>, ProviderError> {
-        let mut blocks = Vec::with_capacity(content.len());
+        let mut blocks: Vec<Value> = Vec::with_capacity(content.len());
         for (j, part) in content.iter().enumerate() {
             match part {
                 // The API rejects empty text blocks.
@@ -235,9 +314,75 @@ impl AnthropicProvider {
                 ContentPart::Image(image) => {
                     blocks.push(self.image(&format!("{at}.content[{j}].image"), image)?);
                 }
+                ContentPart::Document(document) => {
+                    blocks.push(self.document(&format!("{at}.content[{j}].document"), document)?);
+                }
+                ContentPart::Reasoning(r) => match (&r.redacted_data, &r.signature) {
+                    (Some(data), _) => {
+                        blocks.push(json!({"type": "redacted_thinking", "data": data}))
+                    }
+                    (None, Some(signature)) => blocks.push(
+                        json!({"type": "thinking", "thinking": r.text, "signature": signature}),
+                    ),
+                    // Unsigned reasoning came from another provider; Anthropic would refuse it.
+                    (None, None) => {}
+                },
+                ContentPart::CacheBreakpoint(control) => match blocks.last_mut() {
+                    Some(Value::Object(block)) => {
+                        block.insert("cache_control".into(), cache_control(control));
+                    }
+                    _ => {
+                        return Err(self.unsupported(
+                            format!("{at}.content[{j}].cache_control"),
+                            "a cache breakpoint must follow a non-empty part",
+                        ));
+                    }
+                },
             }
         }
         Ok(blocks)
+    }
+
+    fn document(&self, at: &str, document: &Document) -> Result<Value, ProviderError> {
+        let mime = document.mime_type.as_deref();
+        let source = match (&document.source, mime) {
+            (DocumentSource::Data(data), Some("application/pdf")) => json!({
+                "type": "base64",
+                "media_type": "application/pdf",
+                "data": base64::engine::general_purpose::STANDARD.encode(data),
+            }),
+            (DocumentSource::Data(data), Some("text/plain")) => match std::str::from_utf8(data) {
+                Ok(text) => json!({"type": "text", "media_type": "text/plain", "data": text}),
+                Err(_) => {
+                    return Err(
+                        self.unsupported(format!("{at}.data"), "text/plain data is not UTF-8")
+                    );
+                }
+            },
+            (DocumentSource::Data(_), other) => {
+                return Err(self.unsupported(
+                    format!("{at}.mime_type"),
+                    format!(
+                        "Anthropic takes application/pdf or text/plain documents, not {}",
+                        other.unwrap_or("none")
+                    ),
+                ));
+            }
+            (DocumentSource::Url(url), None | Some("application/pdf")) => {
+                json!({"type": "url", "url": url})
+            }
+            (DocumentSource::Url(_), Some(other)) => {
+                return Err(self.unsupported(
+                    format!("{at}.mime_type"),
+                    format!("Anthropic takes documents by URL only as PDF, not {other}"),
+                ));
+            }
+        };
+        let mut block = json!({"type": "document", "source": source});
+        if let Some(title) = &document.title {
+            block["title"] = json!(title);
+        }
+        Ok(block)
     }
 
     fn image(&self, at: &str, image: &Image) -> Result<Value, ProviderError> {
@@ -338,6 +483,12 @@ struct WireBlock {
     name: Option<String>,
     #[serde(default)]
     input: Option<Value>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,6 +539,12 @@ enum WireDelta {
     InputJsonDelta {
         partial_json: String,
     },
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -420,17 +577,34 @@ impl Provider for AnthropicProvider {
         let body = self.body(model, request, false)?;
         let response = self.upstream.send(self.request(&body), false).await?;
         let wire: WireResponse = self.upstream.json(response).await?;
-        let mut text = String::new();
+        let mut content: Vec<ContentPart> = Vec::new();
         let mut tool_calls = Vec::new();
         for block in wire.content {
             match block.kind.as_str() {
-                "text" => text.push_str(block.text.as_deref().unwrap_or_default()),
+                "text" => {
+                    let text = block.text.unwrap_or_default();
+                    match content.last_mut() {
+                        Some(ContentPart::Text(existing)) => existing.push_str(&text),
+                        _ if text.is_empty() => {}
+                        _ => content.push(ContentPart::Text(text)),
+                    }
+                }
+                "thinking" => content.push(ContentPart::Reasoning(Reasoning {
+                    text: block.thinking.unwrap_or_default(),
+                    signature: block.signature.filter(|s| !s.is_empty()),
+                    redacted_data: None,
+                })),
+                "redacted_thinking" => content.push(ContentPart::Reasoning(Reasoning {
+                    redacted_data: Some(block.data.unwrap_or_default()),
+                    ..Reasoning::default()
+                })),
                 "tool_use" => tool_calls.push(ToolCall {
                     id: block.id.unwrap_or_default(),
                     name: block.name.unwrap_or_default(),
                     arguments: block.input.unwrap_or_else(|| json!({})).to_string(),
+                    signature: None,
                 }),
-                // Thinking and server-tool blocks have no place in this API.
+                // Server-tool blocks have no place in this API.
                 _ => {}
             }
         }
@@ -439,7 +613,7 @@ impl Provider for AnthropicProvider {
             provider_model: if wire.model.is_empty() { model.to_owned() } else { wire.model },
             message: Message {
                 role: Role::Assistant,
-                content: if text.is_empty() { Vec::new() } else { vec![ContentPart::Text(text)] },
+                content,
                 name: None,
                 tool_calls,
                 tool_call_id: None,
@@ -495,6 +669,19 @@ impl Provider for AnthropicProvider {
                                     yield Ok(ChatEvent::ContentDelta(text));
                                 }
                             }
+                            "thinking" => {
+                                let text = content_block.thinking.unwrap_or_default();
+                                let signature = content_block.signature.filter(|s| !s.is_empty());
+                                if !text.is_empty() || signature.is_some() {
+                                    yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { text, signature, redacted_data: None }));
+                                }
+                            }
+                            "redacted_thinking" => {
+                                yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta {
+                                    redacted_data: Some(content_block.data.unwrap_or_default()),
+                                    ..ReasoningDelta::default()
+                                }));
+                            }
                             "tool_use" => {
                                 let n = u32::try_from(tool_index.len()).unwrap_or(u32::MAX);
                                 tool_index.insert(index, n);
@@ -505,6 +692,7 @@ impl Provider for AnthropicProvider {
                                     id: content_block.id,
                                     name: content_block.name,
                                     arguments: String::new(),
+                                    signature: None,
                                 }));
                             }
                             _ => {}
@@ -527,8 +715,17 @@ impl Provider for AnthropicProvider {
                                     id: None,
                                     name: None,
                                     arguments: partial_json,
+                                    signature: None,
                                 }));
                             }
+                        }
+                        WireDelta::ThinkingDelta { thinking } => {
+                            if !thinking.is_empty() {
+                                yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { text: thinking, ..ReasoningDelta::default() }));
+                            }
+                        }
+                        WireDelta::SignatureDelta { signature } => {
+                            yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { signature: Some(signature), ..ReasoningDelta::default() }));
                         }
                         WireDelta::Other => {}
                     },
@@ -574,8 +771,18 @@ mod tests {
         let mut assistant = Message::text(Role::Assistant, "");
         assistant.content.clear();
         assistant.tool_calls = vec![
-            ToolCall { id: "a".into(), name: "f".into(), arguments: r#"{"x":1}"#.into() },
-            ToolCall { id: "b".into(), name: "f".into(), arguments: r#"{"x":2}"#.into() },
+            ToolCall {
+                id: "a".into(),
+                name: "f".into(),
+                arguments: r#"{"x":1}"#.into(),
+                signature: None,
+            },
+            ToolCall {
+                id: "b".into(),
+                name: "f".into(),
+                arguments: r#"{"x":2}"#.into(),
+                signature: None,
+            },
         ];
         let mut r1 = Message::text(Role::Tool, "one");
         r1.tool_call_id = Some("a".into());
@@ -594,6 +801,7 @@ mod tests {
                 description: None,
                 parameters: json!({"type": "object"}),
                 strict: None,
+                cache_control: None,
             }],
             generation: Generation { parallel_tool_calls: Some(false), ..Default::default() },
             ..Default::default()

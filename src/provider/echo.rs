@@ -7,12 +7,15 @@
 //! `LENGTH`) and a stop sequence cuts it before the sequence. When the caller requires a tool
 //! call (`REQUIRED` or a named tool), it calls the tool with `{"text": <answer>}`. Streams send
 //! one delta per token, `chunk_delay` apart; a unary answer takes as long as its stream would.
+//! When the caller asks it to reason, it first "reasons" with one signed reasoning part,
+//! `Reasoning about N words.` signed `echo-N`, so clients can exercise reasoning round trips;
+//! reasoning tokens are the words of that part.
 
 use std::{sync::atomic::AtomicU64, sync::atomic::Ordering, time::Duration};
 
 use crate::chat::{
-    ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Role, ToolCall,
-    ToolCallDelta, ToolChoice, Usage,
+    ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Reasoning,
+    ReasoningDelta, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
 };
 
 use super::{ChatStream, Provider, ProviderError};
@@ -27,6 +30,7 @@ pub struct EchoProvider {
 
 /// What echo will answer to one request, worked out once for both RPCs.
 struct Answer {
+    reasoning: Option<Reasoning>,
     tokens: Vec<String>,
     tool_call: Option<ToolCall>,
     finish: FinishReason,
@@ -69,10 +73,19 @@ impl EchoProvider {
             _ => None,
         };
         let answer_text: String = tokens.concat();
+        let reasoning = request.generation.reasoning.map(|_| {
+            let words = word_count(&answer_text);
+            Reasoning {
+                text: format!("Reasoning about {words} words."),
+                signature: Some(format!("echo-{words}")),
+                redacted_data: None,
+            }
+        });
         let tool_call = tool_name.map(|name| ToolCall {
             id: "call_echo_0".to_owned(),
             name,
             arguments: serde_json::json!({ "text": answer_text }).to_string(),
+            signature: None,
         });
         if tool_call.is_some() {
             tokens.clear();
@@ -81,17 +94,20 @@ impl EchoProvider {
 
         let input_tokens =
             request.messages.iter().map(|m| word_count(&m.joined_text())).sum::<usize>();
+        let reasoning_tokens = reasoning.as_ref().map_or(0, |r| word_count(&r.text));
         let output_tokens = match &tool_call {
             Some(call) => word_count(&call.arguments),
             None => tokens.len(),
-        };
+        } + reasoning_tokens;
         Answer {
+            reasoning,
             tokens,
             tool_call,
             finish,
             usage: Usage {
                 input_tokens: saturate(input_tokens),
                 output_tokens: saturate(output_tokens),
+                reasoning_tokens: saturate(reasoning_tokens),
                 estimated: false,
                 ..Usage::default()
             },
@@ -128,11 +144,11 @@ impl Provider for EchoProvider {
             let deltas = u32::try_from(answer.tokens.len().max(1)).unwrap_or(u32::MAX);
             tokio::time::sleep(self.chunk_delay.saturating_mul(deltas)).await;
         }
-        let content = if answer.tokens.is_empty() {
-            Vec::new()
-        } else {
-            vec![ContentPart::Text(answer.tokens.concat())]
-        };
+        let mut content: Vec<ContentPart> =
+            answer.reasoning.into_iter().map(ContentPart::Reasoning).collect();
+        if !answer.tokens.is_empty() {
+            content.push(ContentPart::Text(answer.tokens.concat()));
+        }
         Ok(ChatResponse {
             id: self.next_id(),
             provider_model: model.to_owned(),
@@ -158,6 +174,10 @@ impl Provider for EchoProvider {
         let model = model.to_owned();
         let delay = self.chunk_delay;
         let stream = async_stream::stream! {
+            if let Some(r) = answer.reasoning {
+                yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { text: r.text, ..ReasoningDelta::default() }));
+                yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { signature: r.signature, ..ReasoningDelta::default() }));
+            }
             for token in answer.tokens {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -176,12 +196,14 @@ impl Provider for EchoProvider {
                     id: Some(call.id.clone()),
                     name: Some(call.name.clone()),
                     arguments: head.to_owned(),
+                    signature: None,
                 }));
                 yield Ok(ChatEvent::ToolCallDelta(ToolCallDelta {
                     index: 0,
                     id: None,
                     name: None,
                     arguments: tail.to_owned(),
+                    signature: None,
                 }));
             }
             yield Ok(ChatEvent::Usage(answer.usage));
@@ -255,6 +277,7 @@ mod tests {
             description: None,
             parameters: serde_json::json!({"type": "object"}),
             strict: None,
+            cache_control: None,
         }];
         req.tool_choice = Some(ToolChoice::Required);
         let reply = echo.chat("m", &req).await.unwrap();

@@ -9,6 +9,15 @@
 //! is looked up from the assistant call it answers. Gemini gives no ids to its calls; the
 //! adapter numbers them `call_0`, `call_1`, …
 //!
+//! Reasoning: a request's control becomes `thinkingConfig` (`thinkingBudget`, the effort's
+//! budget when only an effort is given, and `includeThoughts`); `thought` parts come back as
+//! reasoning parts. Gemini signs its reasoning with `thoughtSignature` on the parts that
+//! follow it: on a `functionCall` part it becomes the tool call's signature, on a text part
+//! the signature of the reasoning part before it (or a reasoning part of its own). Both go
+//! back on the next turn where they came from, as Gemini requires for function calling.
+//! Documents become `inlineData` / `fileData`; cache breakpoints are skipped (Gemini caches
+//! implicitly).
+//!
 //! A stream is a sequence of `data:` chunks, each a partial `GenerateContentResponse`, with no
 //! end marker: the chunk with a `finishReason` is the end, and a body that ends before one is
 //! a cut stream.
@@ -31,8 +40,9 @@ use super::{
 };
 use crate::{
     chat::{
-        ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageDetail, ImageSource,
-        Message, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+        ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,
+        ImageDetail, ImageSource, Message, Reasoning, ReasoningDelta, ResponseFormat, Role,
+        ToolCall, ToolCallDelta, ToolChoice, Usage,
     },
     config::ConnectionSettings,
 };
@@ -103,12 +113,18 @@ impl GeminiProvider {
                                 )
                             })?
                         };
-                        parts.push(json!({"functionCall": {"name": call.name, "args": args}}));
+                        let mut part = json!({"functionCall": {"name": call.name, "args": args}});
+                        if let Some(signature) = &call.signature {
+                            part["thoughtSignature"] = json!(signature);
+                        }
+                        parts.push(part);
                     }
                     ("model", parts)
                 }
                 Role::Tool => {
-                    if m.content.iter().any(|p| matches!(p, ContentPart::Image(_))) {
+                    if m.content.iter().any(|p| {
+                        !matches!(p, ContentPart::Text(_) | ContentPart::CacheBreakpoint(_))
+                    }) {
                         return Err(self.unsupported(
                             format!("{at}.content"),
                             "Gemini tool results hold only text",
@@ -162,6 +178,12 @@ impl GeminiProvider {
         }
         if let Some(max) = g.max_tokens {
             config.insert("maxOutputTokens".into(), json!(max));
+        }
+        if let Some(budget) = g.reasoning.as_ref().and_then(|r| r.budget()) {
+            config.insert(
+                "thinkingConfig".into(),
+                json!({"thinkingBudget": budget, "includeThoughts": true}),
+            );
         }
         if !g.stop.is_empty() {
             config.insert("stopSequences".into(), json!(g.stop));
@@ -219,10 +241,55 @@ impl GeminiProvider {
 
     fn parts(&self, at: &str, m: &Message) -> Result<Vec<Value>, ProviderError> {
         let mut parts = Vec::with_capacity(m.content.len());
+        // A signature given alone belongs to the part after it.
+        let mut pending_signature: Option<&str> = None;
         for (j, part) in m.content.iter().enumerate() {
             match part {
                 ContentPart::Text(text) if text.is_empty() => {}
-                ContentPart::Text(text) => parts.push(json!({"text": text})),
+                ContentPart::Text(text) => {
+                    let mut part = json!({"text": text});
+                    if let Some(signature) = pending_signature.take() {
+                        part["thoughtSignature"] = json!(signature);
+                    }
+                    parts.push(part);
+                }
+                ContentPart::CacheBreakpoint(_) => {}
+                ContentPart::Reasoning(r) => {
+                    if r.redacted_data.is_some() {
+                        // Another provider's redacted reasoning means nothing to Gemini.
+                        continue;
+                    }
+                    if r.text.is_empty() {
+                        pending_signature = r.signature.as_deref();
+                        continue;
+                    }
+                    let mut part = json!({"text": r.text, "thought": true});
+                    if let Some(signature) = &r.signature {
+                        part["thoughtSignature"] = json!(signature);
+                    }
+                    parts.push(part);
+                }
+                ContentPart::Document(document) => {
+                    let at = format!("{at}.content[{j}].document");
+                    let mime = document.mime_type.as_deref().unwrap_or("application/pdf");
+                    parts.push(match &document.source {
+                        DocumentSource::Data(data) => json!({"inlineData": {
+                            "mimeType": mime,
+                            "data": base64::engine::general_purpose::STANDARD.encode(data),
+                        }}),
+                        DocumentSource::Url(url) => {
+                            if document.mime_type.is_none()
+                                && !url.to_ascii_lowercase().ends_with(".pdf")
+                            {
+                                return Err(self.unsupported(
+                                    format!("{at}.mime_type"),
+                                    "Gemini needs the MIME type of a document given by URL",
+                                ));
+                            }
+                            json!({"fileData": {"mimeType": mime, "fileUri": url}})
+                        }
+                    });
+                }
                 ContentPart::Image(image) => {
                     let at = format!("{at}.content[{j}].image");
                     if matches!(image.detail, Some(ImageDetail::Low | ImageDetail::High)) {
@@ -355,6 +422,8 @@ struct WirePart {
     #[serde(default)]
     thought: Option<bool>,
     #[serde(default)]
+    thought_signature: Option<String>,
+    #[serde(default)]
     function_call: Option<WireFunctionCall>,
 }
 
@@ -394,15 +463,61 @@ impl From<WireUsage> for Usage {
     }
 }
 
-/// What one response (or stream chunk) says, in domain terms.
+/// What one response (or stream chunk) says, in domain terms: reasoning and text parts in
+/// order (adjacent text merged), and the function calls with their signatures.
 struct Reading {
-    text: String,
-    calls: Vec<WireFunctionCall>,
+    content: Vec<ContentPart>,
+    calls: Vec<(WireFunctionCall, Option<String>)>,
     finish: Option<FinishReason>,
 }
 
+impl Reading {
+    /// Reasoning text, signed or not; it continues an unsigned reasoning part before it.
+    fn thought(&mut self, text: String, signature: Option<String>) {
+        match self.content.last_mut() {
+            Some(ContentPart::Reasoning(r))
+                if r.signature.is_none() && r.redacted_data.is_none() =>
+            {
+                r.text.push_str(&text);
+                r.signature = signature;
+            }
+            _ => self.content.push(ContentPart::Reasoning(Reasoning {
+                text,
+                signature,
+                redacted_data: None,
+            })),
+        }
+    }
+
+    fn text(&mut self, text: String) {
+        match self.content.last_mut() {
+            Some(ContentPart::Text(existing)) => existing.push_str(&text),
+            _ if text.is_empty() => {}
+            _ => self.content.push(ContentPart::Text(text)),
+        }
+    }
+
+    fn output_bytes(&self) -> usize {
+        let content: usize = self
+            .content
+            .iter()
+            .map(|p| match p {
+                ContentPart::Text(t) => t.len(),
+                ContentPart::Reasoning(r) => r.text.len(),
+                _ => 0,
+            })
+            .sum();
+        content
+            + self
+                .calls
+                .iter()
+                .map(|(c, _)| c.args.as_ref().map_or(2, |a| a.to_string().len()))
+                .sum::<usize>()
+    }
+}
+
 fn read(wire: &mut WireResponse) -> Reading {
-    let mut reading = Reading { text: String::new(), calls: Vec::new(), finish: None };
+    let mut reading = Reading { content: Vec::new(), calls: Vec::new(), finish: None };
     if wire.prompt_feedback.as_ref().is_some_and(|f| f.block_reason.is_some()) {
         // The prompt was blocked: no candidates come.
         reading.finish = Some(FinishReason::ContentFilter);
@@ -410,14 +525,21 @@ fn read(wire: &mut WireResponse) -> Reading {
     if let Some(candidate) = wire.candidates.first_mut() {
         if let Some(content) = candidate.content.take() {
             for part in content.parts {
-                if part.thought == Some(true) {
+                let signature = part.thought_signature.filter(|s| !s.is_empty());
+                if let Some(call) = part.function_call {
+                    reading.calls.push((call, signature));
                     continue;
                 }
-                if let Some(text) = part.text {
-                    reading.text.push_str(&text);
+                if part.thought == Some(true) {
+                    reading.thought(part.text.unwrap_or_default(), signature);
+                    continue;
                 }
-                if let Some(call) = part.function_call {
-                    reading.calls.push(call);
+                if signature.is_some() {
+                    // A signed answer part: the signature closes the reasoning before it.
+                    reading.thought(String::new(), signature);
+                }
+                if let Some(text) = part.text {
+                    reading.text(text);
                 }
             }
         }
@@ -458,19 +580,19 @@ impl Provider for GeminiProvider {
         let Some(finish) = reading.finish else {
             return Err(self.upstream.invalid("the reply has no finished candidate"));
         };
+        let output_bytes = reading.output_bytes();
         let tool_calls: Vec<ToolCall> = reading
             .calls
             .iter()
             .enumerate()
-            .map(|(n, call)| ToolCall {
+            .map(|(n, (call, signature))| ToolCall {
                 id: call_id(call, n),
                 name: call.name.clone(),
                 arguments: call.args.clone().unwrap_or_else(|| json!({})).to_string(),
+                signature: signature.clone(),
             })
             .collect();
         let finish = with_calls(finish, tool_calls.len());
-        let output_bytes =
-            reading.text.len() + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
         let usage =
             wire.usage_metadata.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
         Ok(ChatResponse {
@@ -478,11 +600,7 @@ impl Provider for GeminiProvider {
             provider_model: wire.model_version.unwrap_or_else(|| model.to_owned()),
             message: Message {
                 role: Role::Assistant,
-                content: if reading.text.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![ContentPart::Text(reading.text)]
-                },
+                content: reading.content,
                 name: None,
                 tool_calls,
                 tool_call_id: None,
@@ -536,10 +654,18 @@ impl Provider for GeminiProvider {
                     usage = Some(u.into());
                 }
                 let reading = read(&mut wire);
-                if !reading.text.is_empty() {
-                    yield Ok(ChatEvent::ContentDelta(reading.text));
+                for part in reading.content {
+                    match part {
+                        ContentPart::Reasoning(r) => yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta {
+                            text: r.text,
+                            signature: r.signature,
+                            redacted_data: None,
+                        })),
+                        ContentPart::Text(text) => yield Ok(ChatEvent::ContentDelta(text)),
+                        _ => {}
+                    }
                 }
-                for call in reading.calls {
+                for (call, signature) in reading.calls {
                     let n = calls;
                     calls += 1;
                     // Gemini sends each call whole, in one piece.
@@ -548,6 +674,7 @@ impl Provider for GeminiProvider {
                         id: Some(call_id(&call, n)),
                         name: Some(call.name.clone()),
                         arguments: call.args.unwrap_or_else(|| json!({})).to_string(),
+                        signature,
                     }));
                 }
                 if reading.finish.is_some() {
@@ -587,6 +714,7 @@ mod tests {
             id: "call_0".into(),
             name: "weather".into(),
             arguments: r#"{"city":"Paris"}"#.into(),
+            signature: None,
         }];
         let mut result = Message::text(Role::Tool, "sunny");
         result.tool_call_id = Some("call_0".into());
@@ -616,6 +744,7 @@ mod tests {
                 description: None,
                 parameters: json!({"type": "object"}),
                 strict: None,
+                cache_control: None,
             }],
             tool_choice: Some(ToolChoice::Tool("weather".into())),
             ..Default::default()

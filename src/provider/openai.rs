@@ -6,6 +6,14 @@
 //! `top_k`, what the seed field is called, whether a stream may ask for usage with
 //! `stream_options.include_usage`, and `max_tokens` vs `max_completion_tokens`.
 //!
+//! Reasoning: a request's control becomes `reasoning_effort` (a budget alone is mapped to an
+//! effort), or OpenRouter's `reasoning` object; APIs without a control refuse it. Reasoning
+//! text comes back in `reasoning_content` (DeepSeek, llama.cpp, older vLLM) or `reasoning`
+//! (newer vLLM, Ollama, OpenRouter, Groq), as a reasoning part or delta. Chat Completions takes
+//! no reasoning as input, so reasoning parts of earlier turns are left out, except DeepSeek's on
+//! a turn that called tools, which its thinking mode needs back. Documents are `file` parts
+//! (PDF data) on OpenAI and Azure; cache breakpoints are skipped (OpenAI caches implicitly).
+//!
 //! A stream is a sequence of `data:` chunks ending with `data: [DONE]`; usage comes in the last
 //! chunk before it (with empty `choices`). A stream that ends without `[DONE]` is cut; a chunk
 //! carrying `{"error": …}` ends the call with that error.
@@ -18,8 +26,9 @@ use serde_json::{Map, Value, json};
 use super::{ChatStream, Provider, ProviderError, estimate_usage, http::Upstream};
 use crate::{
     chat::{
-        ChatEvent, ChatRequest, ChatResponse, ContentPart, FinishReason, ImageDetail, ImageSource,
-        Message, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+        ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,
+        ImageDetail, ImageSource, Message, Reasoning, ReasoningConfig, ReasoningDelta,
+        ReasoningEffort, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
     },
     config::{ConnectionSettings, ProviderKind},
 };
@@ -35,6 +44,23 @@ struct Dialect {
     stream_usage: bool,
     /// Takes `max_completion_tokens` rather than the older `max_tokens`.
     max_completion_tokens: bool,
+    /// How the API takes a reasoning control.
+    reasoning: ReasoningControl,
+    /// Takes PDF documents as `file` content parts.
+    documents: bool,
+    /// Wants the reasoning of a turn that called tools back as `reasoning_content`.
+    reasoning_back: bool,
+}
+
+/// How an OpenAI-compatible API takes a reasoning control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReasoningControl {
+    /// `reasoning_effort: low|medium|high`.
+    Effort,
+    /// OpenRouter's `reasoning: {effort}` or `{max_tokens}`.
+    Object,
+    /// None: the model decides (DeepSeek's reasoner, Mistral's Magistral).
+    Unsupported,
 }
 
 impl Dialect {
@@ -45,13 +71,25 @@ impl Dialect {
             seed_field: "seed",
             stream_usage: true,
             max_completion_tokens: false,
+            reasoning: ReasoningControl::Effort,
+            documents: false,
+            reasoning_back: false,
         };
         match kind {
-            K::OpenAi | K::AzureOpenAi => Dialect { max_completion_tokens: true, ..base },
-            K::Mistral => Dialect { seed_field: "random_seed", stream_usage: false, ..base },
-            K::Together | K::OpenRouter | K::VLlm | K::OpenAiCompatible => {
-                Dialect { top_k: true, ..base }
+            K::OpenAi | K::AzureOpenAi => {
+                Dialect { max_completion_tokens: true, documents: true, ..base }
             }
+            K::Mistral => Dialect {
+                seed_field: "random_seed",
+                stream_usage: false,
+                reasoning: ReasoningControl::Unsupported,
+                ..base
+            },
+            K::DeepSeek => {
+                Dialect { reasoning: ReasoningControl::Unsupported, reasoning_back: true, ..base }
+            }
+            K::OpenRouter => Dialect { top_k: true, reasoning: ReasoningControl::Object, ..base },
+            K::Together | K::VLlm | K::OpenAiCompatible => Dialect { top_k: true, ..base },
             _ => base,
         }
     }
@@ -153,7 +191,7 @@ impl OpenAiProvider {
             .messages
             .iter()
             .enumerate()
-            .map(|(i, m)| message(name, i, m))
+            .map(|(i, m)| message(name, self.dialect, i, m))
             .collect::<Result<Vec<_>, _>>()?;
         body.insert("messages".into(), Value::Array(messages));
 
@@ -193,6 +231,28 @@ impl OpenAiProvider {
         }
         if let Some(seed) = g.seed {
             body.insert(self.dialect.seed_field.into(), json!(seed));
+        }
+        if let Some(reasoning) = &g.reasoning {
+            match self.dialect.reasoning {
+                ReasoningControl::Effort => {
+                    body.insert("reasoning_effort".into(), json!(effort_of(reasoning).as_str()));
+                }
+                ReasoningControl::Object => {
+                    let object = match (reasoning.effort, reasoning.budget_tokens) {
+                        (_, Some(budget)) => json!({"max_tokens": budget}),
+                        (Some(effort), None) => json!({"effort": effort.as_str()}),
+                        (None, None) => json!({}),
+                    };
+                    body.insert("reasoning".into(), object);
+                }
+                ReasoningControl::Unsupported => {
+                    return Err(ProviderError::unsupported(
+                        name,
+                        "generation.reasoning",
+                        "this provider's API has no reasoning control; its reasoning models think unasked",
+                    ));
+                }
+            }
         }
         match &g.response_format {
             ResponseFormat::Text => {}
@@ -265,26 +325,77 @@ pub(crate) fn path_segment(s: &str) -> String {
     out
 }
 
-fn message(provider: &str, i: usize, m: &Message) -> Result<Value, ProviderError> {
+/// The effort to send an API that takes only an effort: the caller's, or one for its budget.
+fn effort_of(reasoning: &ReasoningConfig) -> ReasoningEffort {
+    reasoning.effort.unwrap_or(match reasoning.budget_tokens {
+        Some(b) if b <= ReasoningEffort::Low.budget_tokens() => ReasoningEffort::Low,
+        Some(b) if b <= ReasoningEffort::Medium.budget_tokens() => ReasoningEffort::Medium,
+        _ => ReasoningEffort::High,
+    })
+}
+
+fn message(
+    provider: &str,
+    dialect: Dialect,
+    i: usize,
+    m: &Message,
+) -> Result<Value, ProviderError> {
     let mut out = Map::new();
     out.insert("role".into(), json!(m.role.as_str()));
-    let has_images = m.content.iter().any(|p| matches!(p, ContentPart::Image(_)));
-    let content = if has_images {
+    let has_parts =
+        m.content.iter().any(|p| matches!(p, ContentPart::Image(_) | ContentPart::Document(_)));
+    let content = if has_parts {
         if m.role != Role::User {
             return Err(ProviderError::unsupported(
                 provider,
                 format!("messages[{i}].content"),
                 format!(
-                    "images are accepted only in user messages, not in {} messages",
+                    "images and documents are accepted only in user messages, not in {} messages",
                     m.role.as_str()
                 ),
             ));
         }
-        let parts: Vec<Value> = m
-            .content
-            .iter()
-            .map(|part| match part {
+        let mut parts: Vec<Value> = Vec::with_capacity(m.content.len());
+        for (j, part) in m.content.iter().enumerate() {
+            parts.push(match part {
                 ContentPart::Text(text) => json!({"type": "text", "text": text}),
+                ContentPart::Reasoning(_) | ContentPart::CacheBreakpoint(_) => continue,
+                ContentPart::Document(document) => {
+                    let at = format!("messages[{i}].content[{j}].document");
+                    if !dialect.documents {
+                        return Err(ProviderError::unsupported(
+                            provider,
+                            at,
+                            "this provider's API takes no documents",
+                        ));
+                    }
+                    let data = match (&document.source, document.mime_type.as_deref()) {
+                        (DocumentSource::Data(data), Some("application/pdf")) => data,
+                        (DocumentSource::Data(_), other) => {
+                            return Err(ProviderError::unsupported(
+                                provider,
+                                format!("{at}.mime_type"),
+                                format!(
+                                    "OpenAI takes PDF documents only, not {}",
+                                    other.unwrap_or("none")
+                                ),
+                            ));
+                        }
+                        (DocumentSource::Url(_), _) => {
+                            return Err(ProviderError::unsupported(
+                                provider,
+                                format!("{at}.url"),
+                                "OpenAI's Chat Completions takes documents as data, not by URL",
+                            ));
+                        }
+                    };
+                    let filename = document.title.as_deref().unwrap_or("document.pdf");
+                    let file_data = format!(
+                        "data:application/pdf;base64,{}",
+                        base64::engine::general_purpose::STANDARD.encode(data)
+                    );
+                    json!({"type": "file", "file": {"filename": filename, "file_data": file_data}})
+                }
                 ContentPart::Image(image) => {
                     let url = match &image.source {
                         ImageSource::Url(url) => url.clone(),
@@ -301,8 +412,8 @@ fn message(provider: &str, i: usize, m: &Message) -> Result<Value, ProviderError
                     }
                     json!({"type": "image_url", "image_url": image_url})
                 }
-            })
-            .collect();
+            });
+        }
         Value::Array(parts)
     } else if m.content.is_empty() && !m.tool_calls.is_empty() {
         Value::Null
@@ -312,6 +423,19 @@ fn message(provider: &str, i: usize, m: &Message) -> Result<Value, ProviderError
     out.insert("content".into(), content);
     if let Some(name) = &m.name {
         out.insert("name".into(), json!(name));
+    }
+    if dialect.reasoning_back && !m.tool_calls.is_empty() {
+        let reasoning: String = m
+            .content
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Reasoning(r) => Some(r.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !reasoning.is_empty() {
+            out.insert("reasoning_content".into(), json!(reasoning));
+        }
     }
     if !m.tool_calls.is_empty() {
         let calls: Vec<Value> = m
@@ -374,6 +498,12 @@ struct WireMessage {
     refusal: Option<String>,
     #[serde(default)]
     tool_calls: Vec<WireToolCall>,
+    /// DeepSeek's, llama.cpp's and older vLLM's reasoning text.
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    /// Newer vLLM's, Ollama's, OpenRouter's and Groq's reasoning text.
+    #[serde(default)]
+    reasoning: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -475,6 +605,10 @@ struct WireDelta {
     refusal: Option<String>,
     #[serde(default)]
     tool_calls: Vec<WireToolCall>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -502,6 +636,8 @@ impl Provider for OpenAiProvider {
         let Some(choice) = wire.choices.into_iter().next() else {
             return Err(self.upstream.invalid("the reply has no choices"));
         };
+        let reasoning =
+            choice.message.reasoning_content.or(choice.message.reasoning).filter(|r| !r.is_empty());
         let mut text = choice.message.content.unwrap_or_default();
         if let Some(refusal) = choice.message.refusal {
             text.push_str(&refusal);
@@ -516,10 +652,20 @@ impl Provider for OpenAiProvider {
                     id: c.id.unwrap_or_default(),
                     name: function.name.unwrap_or_default(),
                     arguments: function.arguments.unwrap_or_default(),
+                    signature: None,
                 }
             })
             .collect();
-        let output_bytes = text.len() + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
+        let output_bytes = text.len()
+            + reasoning.as_ref().map_or(0, String::len)
+            + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
+        let mut content = Vec::with_capacity(2);
+        if let Some(text) = reasoning {
+            content.push(ContentPart::Reasoning(Reasoning { text, ..Reasoning::default() }));
+        }
+        if !text.is_empty() {
+            content.push(ContentPart::Text(text));
+        }
         let usage = wire.usage.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
         let finish = choice.finish_reason.as_deref().map_or(FinishReason::Stop, finish_reason);
         Ok(ChatResponse {
@@ -527,7 +673,7 @@ impl Provider for OpenAiProvider {
             provider_model: if wire.model.is_empty() { model.to_owned() } else { wire.model },
             message: Message {
                 role: Role::Assistant,
-                content: if text.is_empty() { Vec::new() } else { vec![ContentPart::Text(text)] },
+                content,
                 name: None,
                 tool_calls,
                 tool_call_id: None,
@@ -595,6 +741,9 @@ impl Provider for OpenAiProvider {
                         finish = Some(finish_reason(reason));
                     }
                     let Some(delta) = choice.delta else { continue };
+                    if let Some(text) = delta.reasoning_content.or(delta.reasoning).filter(|r| !r.is_empty()) {
+                        yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { text, ..ReasoningDelta::default() }));
+                    }
                     for text in [delta.content, delta.refusal].into_iter().flatten() {
                         if !text.is_empty() {
                             yield Ok(ChatEvent::ContentDelta(text));
@@ -607,6 +756,7 @@ impl Provider for OpenAiProvider {
                             id: call.id.filter(|s| !s.is_empty()),
                             name: function.name.filter(|s| !s.is_empty()),
                             arguments: function.arguments.unwrap_or_default(),
+                            signature: None,
                         }));
                     }
                 }
@@ -654,12 +804,14 @@ mod tests {
                 }),
                 parallel_tool_calls: Some(false),
                 top_k: None,
+                reasoning: None,
             },
             tools: vec![Tool {
                 name: "f".into(),
                 description: Some("d".into()),
                 parameters: json!({"type": "object"}),
                 strict: None,
+                cache_control: None,
             }],
             tool_choice: Some(ToolChoice::Tool("f".into())),
             metadata: Default::default(),

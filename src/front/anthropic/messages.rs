@@ -9,11 +9,16 @@
 //! [`crate::validate`] checks for the gRPC door (so both doors accept and refuse the same
 //! requests), and lists every problem with its path at once.
 //!
+//! What the domain carries: `thinking` (`enabled` with `budget_tokens`, or `disabled`) as the
+//! reasoning control; `thinking` and `redacted_thinking` blocks of assistant turns as signed
+//! reasoning parts; `document` blocks (PDF as base64 or URL, plain text) as documents; and
+//! `cache_control` (with its `ttl`) on system, text, image, document and tool_result blocks,
+//! on tools, and at the top level (a breakpoint after the last block) as cache breakpoints.
+//!
 //! Anthropic's fields with no place in the domain are refused by name, never dropped; a
 //! field that is `null` counts as absent, and a few values that ask for the default are
-//! accepted: `thinking: {"type": "disabled"}`, `service_tier: "auto"`, `is_error: false`,
-//! `disable_parallel_tool_use: false`, a tool's `type: "custom"`, a text block's empty
-//! `citations`.
+//! accepted: `service_tier: "auto"`, `is_error: false`, `disable_parallel_tool_use: false`, a
+//! tool's `type: "custom"`, a text block's empty `citations`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,15 +28,17 @@ use serde_json::{Map, Value};
 
 use crate::{
     chat::{
-        Answer, ChatRequest, ContentPart, FinishReason, Generation, Image, ImageSource, Message,
-        Role, Tool, ToolCall, ToolChoice, Usage,
+        Answer, CacheControl, CacheTtl, ChatRequest, ContentPart, Document, DocumentSource,
+        FinishReason, Generation, Image, ImageSource, Message, Reasoning, ReasoningConfig, Role,
+        Tool, ToolCall, ToolChoice, Usage,
     },
     error::Error,
     validate::{self, Violations},
 };
 
 /// The content block types this door translates.
-const BLOCK_TYPES: &str = "text, image, tool_use and tool_result";
+const BLOCK_TYPES: &str =
+    "text, image, document, thinking, redacted_thinking, tool_use and tool_result";
 
 /// A `POST /v1/messages` body, read but not yet translated; see the module docs.
 #[derive(Debug)]
@@ -54,10 +61,10 @@ struct WireRequest {
     top_k: Option<i64>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
-    // Anthropic's own, with no place in the domain: refused unless absent, null or a default.
     thinking: Option<Value>,
-    service_tier: Option<Value>,
     cache_control: Option<Value>,
+    // Anthropic's own, with no place in the domain: refused unless absent, null or a default.
+    service_tier: Option<Value>,
     container: Option<Value>,
     context_management: Option<Value>,
     diagnostics: Option<Value>,
@@ -101,6 +108,41 @@ struct TextBlock {
 struct ImageBlock {
     source: Map<String, Value>,
     cache_control: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentBlock {
+    source: Map<String, Value>,
+    title: Option<String>,
+    context: Option<Value>,
+    citations: Option<Value>,
+    cache_control: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThinkingBlock {
+    thinking: String,
+    signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactedThinkingBlock {
+    data: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireThinking {
+    budget_tokens: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireCacheControl {
+    ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +285,13 @@ impl MessagesRequest {
                 WireRole::Assistant => messages.extend(assistant_turn(&mut v, &at, m.content)),
             }
         }
+        // Automatic caching: the breakpoint goes after the last block.
+        if let Some(control) = cache_control(&mut v, "", w.cache_control)
+            && let Some(last) = messages.last_mut()
+        {
+            last.content.push(ContentPart::CacheBreakpoint(control));
+        }
+        let reasoning = w.thinking.and_then(|t| thinking(&mut v, t));
 
         let tools = tools(&mut v, w.tools.unwrap_or_default());
         let (tool_choice, parallel_tool_calls) = match w.tool_choice {
@@ -261,6 +310,7 @@ impl MessagesRequest {
                 max_tokens,
                 stop,
                 parallel_tool_calls,
+                reasoning,
                 ..Generation::default()
             },
             tools,
@@ -278,21 +328,10 @@ fn saturate(n: i64) -> i32 {
 
 /// Notes each of Anthropic's top-level fields that the gateway cannot honour.
 fn refuse_unsupported(v: &mut Violations, w: &WireRequest) {
-    if let Some(thinking) = &w.thinking
-        && thinking.get("type").and_then(Value::as_str) != Some("disabled")
-    {
-        v.add(
-            "thinking",
-            "extended thinking is not supported by this gateway; omit it or set {\"type\": \"disabled\"}",
-        );
-    }
     if let Some(tier) = &w.service_tier
         && tier.as_str() != Some("auto")
     {
         v.add("service_tier", "only \"auto\" is supported by this gateway");
-    }
-    if w.cache_control.is_some() {
-        v.add("cache_control", CACHE_CONTROL);
     }
     let others = [
         ("container", w.container.is_some()),
@@ -309,13 +348,64 @@ fn refuse_unsupported(v: &mut Violations, w: &WireRequest) {
     }
 }
 
-const CACHE_CONTROL: &str = "prompt caching (cache_control) is not supported by this gateway yet";
-
-/// Notes a set `cache_control` at `at`.
-fn no_cache_control(v: &mut Violations, at: &str, cache_control: Option<&Value>) {
-    if cache_control.is_some() {
-        v.add(format!("{at}.cache_control"), CACHE_CONTROL);
+/// `thinking`: `enabled` with its budget is the reasoning control; `disabled` asks for none.
+fn thinking(v: &mut Violations, thinking: Value) -> Option<ReasoningConfig> {
+    let (kind, rest) = typed_object(v, "thinking", thinking)?;
+    match kind.as_str() {
+        "enabled" => {
+            let wire: WireThinking = read(v, "thinking", rest)?;
+            let Some(budget) = wire.budget_tokens else {
+                v.add("thinking.budget_tokens", "Field required");
+                return None;
+            };
+            let budget = validate::positive(v, "thinking.budget_tokens", Some(saturate(budget)));
+            validate::reasoning_config(v, "thinking", None, budget)
+        }
+        "disabled" => {
+            if read::<Map<String, Value>>(v, "thinking", rest).is_some_and(|r| !r.is_empty()) {
+                v.add("thinking", "a disabled thinking takes no other field");
+            }
+            None
+        }
+        other => {
+            v.add(
+                "thinking.type",
+                format!("unknown thinking type {other:?}; use enabled or disabled"),
+            );
+            None
+        }
     }
+}
+
+/// A `cache_control` at `at` as a cache breakpoint, when one is set.
+fn cache_control(v: &mut Violations, at: &str, control: Option<Value>) -> Option<CacheControl> {
+    let at = joined(at, "cache_control");
+    let (kind, rest) = typed_object(v, &at, control?)?;
+    if kind != "ephemeral" {
+        v.add(format!("{at}.type"), format!("unknown cache_control type {kind:?}; use ephemeral"));
+        return None;
+    }
+    let wire: WireCacheControl = read(v, &at, rest)?;
+    let ttl = match wire.ttl.as_deref() {
+        None => None,
+        Some("5m") => Some(CacheTtl::FiveMinutes),
+        Some("1h") => Some(CacheTtl::OneHour),
+        Some(other) => {
+            v.add(format!("{at}.ttl"), format!("unknown TTL {other:?}; use 5m or 1h"));
+            None
+        }
+    };
+    Some(CacheControl { ttl })
+}
+
+/// Pushes the parts of one block, and its cache breakpoint after them.
+fn with_breakpoint(
+    out: &mut Vec<ContentPart>,
+    parts: impl IntoIterator<Item = ContentPart>,
+    control: Option<CacheControl>,
+) {
+    out.extend(parts);
+    out.extend(control.map(ContentPart::CacheBreakpoint));
 }
 
 fn malformed(e: &serde_json::Error) -> Error {
@@ -410,20 +500,123 @@ fn blocks(v: &mut Violations, at: &str, content: Value) -> Vec<(String, String, 
     }
 }
 
-fn text(v: &mut Violations, at: &str, block: Value) -> Option<String> {
+/// A text block's text and its cache breakpoint.
+fn text(v: &mut Violations, at: &str, block: Value) -> Option<(String, Option<CacheControl>)> {
     let block: TextBlock = read(v, at, block)?;
-    no_cache_control(v, at, block.cache_control.as_ref());
+    let control = cache_control(v, at, block.cache_control);
     if block.citations.is_some_and(|c| !c.is_empty()) {
         v.add(format!("{at}.citations"), "citations are not supported by this gateway");
     }
-    Some(block.text)
+    Some((block.text, control))
 }
 
-fn image(v: &mut Violations, at: &str, block: Value) -> Option<ContentPart> {
-    let block: ImageBlock = read(v, at, block)?;
-    no_cache_control(v, at, block.cache_control.as_ref());
+/// A text block as parts: the text, then its breakpoint.
+fn text_parts(v: &mut Violations, at: &str, block: Value, out: &mut Vec<ContentPart>) {
+    if let Some((text, control)) = text(v, at, block) {
+        with_breakpoint(out, [ContentPart::Text(text)], control);
+    }
+}
+
+fn image(v: &mut Violations, at: &str, block: Value, out: &mut Vec<ContentPart>) {
+    let Some(block) = read::<ImageBlock>(v, at, block) else { return };
+    let control = cache_control(v, at, block.cache_control);
+    let image = image_source(v, at, block.source);
+    with_breakpoint(out, image, control);
+}
+
+fn document(v: &mut Violations, at: &str, block: Value, out: &mut Vec<ContentPart>) {
+    let Some(block) = read::<DocumentBlock>(v, at, block) else { return };
+    let control = cache_control(v, at, block.cache_control);
+    if block.context.is_some() {
+        v.add(format!("{at}.context"), "document context is not supported by this gateway");
+    }
+    if block.citations.as_ref().is_some_and(|c| c.get("enabled") == Some(&Value::Bool(true))) {
+        v.add(format!("{at}.citations"), "citations are not supported by this gateway");
+    }
+    let source_at = format!("{at}.source");
+    let Some((kind, source)) = typed_object(v, &source_at, Value::Object(block.source)) else {
+        return;
+    };
+    let (source, mime_type) = match kind.as_str() {
+        "base64" => {
+            let Some(source) = read::<Base64Source>(v, &source_at, source) else { return };
+            if source.media_type != "application/pdf" {
+                v.add(
+                    format!("{source_at}.media_type"),
+                    format!("{:?} is not application/pdf", source.media_type),
+                );
+            }
+            let data = base64_data(v, &source_at, &source.data);
+            (DocumentSource::Data(data.into()), Some(source.media_type))
+        }
+        "text" => {
+            let Some(source) = read::<Base64Source>(v, &source_at, source) else { return };
+            if source.media_type != "text/plain" {
+                v.add(
+                    format!("{source_at}.media_type"),
+                    format!("{:?} is not text/plain", source.media_type),
+                );
+            }
+            if source.data.is_empty() {
+                v.add(format!("{source_at}.data"), "is empty");
+            }
+            (DocumentSource::Data(source.data.into_bytes().into()), Some(source.media_type))
+        }
+        "url" => {
+            let Some(source) = read::<UrlSource>(v, &source_at, source) else { return };
+            let lower = source.url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+                v.add(format!("{source_at}.url"), "must be an http(s) URL");
+            }
+            (DocumentSource::Url(source.url), Some("application/pdf".to_owned()))
+        }
+        other => {
+            v.add(
+                format!("{source_at}.type"),
+                format!("document sources of type {other:?} are not supported by this gateway (base64, text and url are)"),
+            );
+            return;
+        }
+    };
+    let title = block.title.filter(|t| !t.is_empty());
+    with_breakpoint(out, [ContentPart::Document(Document { source, mime_type, title })], control);
+}
+
+/// A `thinking` or `redacted_thinking` block as a reasoning part.
+fn reasoning(v: &mut Violations, at: &str, kind: &str, block: Value) -> Option<ContentPart> {
+    let part = if kind == "thinking" {
+        let block: ThinkingBlock = read(v, at, block)?;
+        // An empty signature is reasoning another provider gave unsigned; it stays unsigned.
+        let signature = (!block.signature.is_empty()).then_some(block.signature);
+        Reasoning { text: block.thinking, signature, redacted_data: None }
+    } else {
+        let block: RedactedThinkingBlock = read(v, at, block)?;
+        if block.data.is_empty() {
+            v.add(format!("{at}.data"), "is required; send the block back as it came");
+        }
+        Reasoning { redacted_data: Some(block.data), ..Reasoning::default() }
+    };
+    Some(ContentPart::Reasoning(part))
+}
+
+/// Base64 data, decoded; a problem is noted at `at.data`.
+fn base64_data(v: &mut Violations, at: &str, data: &str) -> Vec<u8> {
+    match base64::engine::general_purpose::STANDARD.decode(data) {
+        Ok(data) if data.is_empty() => {
+            v.add(format!("{at}.data"), "is empty");
+            data
+        }
+        Ok(data) => data,
+        Err(e) => {
+            v.add(format!("{at}.data"), format!("is not valid base64: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+fn image_source(v: &mut Violations, at: &str, source: Map<String, Value>) -> Option<ContentPart> {
     let at = format!("{at}.source");
-    let (kind, source) = typed_object(v, &at, Value::Object(block.source))?;
+    let (kind, source) = typed_object(v, &at, Value::Object(source))?;
     let image = match kind.as_str() {
         "base64" => {
             let source: Base64Source = read(v, &at, source)?;
@@ -437,17 +630,7 @@ fn image(v: &mut Violations, at: &str, block: Value) -> Option<ContentPart> {
                     ),
                 );
             }
-            let data = match base64::engine::general_purpose::STANDARD.decode(&source.data) {
-                Ok(data) if data.is_empty() => {
-                    v.add(format!("{at}.data"), "is empty");
-                    data
-                }
-                Ok(data) => data,
-                Err(e) => {
-                    v.add(format!("{at}.data"), format!("is not valid base64: {e}"));
-                    Vec::new()
-                }
-            };
+            let data = base64_data(v, &at, &source.data);
             Image {
                 source: ImageSource::Data(data.into()),
                 mime_type: Some(source.media_type),
@@ -475,7 +658,8 @@ fn image(v: &mut Violations, at: &str, block: Value) -> Option<ContentPart> {
 
 fn unsupported_block(v: &mut Violations, at: &str, kind: &str, role: &str) {
     let why = match kind {
-        "text" | "image" | "tool_use" | "tool_result" => {
+        "text" | "image" | "document" | "thinking" | "redacted_thinking" | "tool_use"
+        | "tool_result" => {
             format!("{kind} blocks are not allowed in {role} messages")
         }
         _ => format!(
@@ -507,8 +691,9 @@ fn user_turn(v: &mut Violations, at: &str, content: Value, out: &mut Vec<Message
     };
     for (at, kind, block) in blocks {
         match kind.as_str() {
-            "text" => parts.extend(text(v, &at, block).map(ContentPart::Text)),
-            "image" => parts.extend(image(v, &at, block)),
+            "text" => text_parts(v, &at, block, &mut parts),
+            "image" => image(v, &at, block, &mut parts),
+            "document" => document(v, &at, block, &mut parts),
             "tool_result" => {
                 flush(&mut parts, out, v);
                 out.extend(tool_result(v, &at, block));
@@ -522,7 +707,8 @@ fn user_turn(v: &mut Violations, at: &str, content: Value, out: &mut Vec<Message
 fn has_content(parts: &[ContentPart]) -> bool {
     parts.iter().any(|p| match p {
         ContentPart::Text(t) => !t.is_empty(),
-        ContentPart::Image(_) => true,
+        ContentPart::Image(_) | ContentPart::Document(_) | ContentPart::Reasoning(_) => true,
+        ContentPart::CacheBreakpoint(_) => false,
     })
 }
 
@@ -531,7 +717,7 @@ fn has_content(parts: &[ContentPart]) -> bool {
 /// failure reads in the OpenAI-shaped conversation the routes speak.
 fn tool_result(v: &mut Violations, at: &str, block: Value) -> Option<Message> {
     let block: ToolResultBlock = read(v, at, block)?;
-    no_cache_control(v, at, block.cache_control.as_ref());
+    let control = cache_control(v, at, block.cache_control);
     if block.tool_use_id.is_empty() {
         v.add(format!("{at}.tool_use_id"), "is required");
     }
@@ -539,11 +725,12 @@ fn tool_result(v: &mut Violations, at: &str, block: Value) -> Option<Message> {
     let mut content = Vec::new();
     for (at, kind, part) in blocks(v, &content_at, block.content.unwrap_or(Value::Array(vec![]))) {
         match kind.as_str() {
-            "text" => content.extend(text(v, &at, part).map(ContentPart::Text)),
-            "image" => content.extend(image(v, &at, part)),
+            "text" => text_parts(v, &at, part, &mut content),
+            "image" => image(v, &at, part, &mut content),
+            "document" => document(v, &at, part, &mut content),
             other => v.add(
                 format!("{at}.type"),
-                format!("a tool result holds text and image blocks, not {other:?}"),
+                format!("a tool result holds text, image and document blocks, not {other:?}"),
             ),
         }
     }
@@ -553,6 +740,7 @@ fn tool_result(v: &mut Violations, at: &str, block: Value) -> Option<Message> {
     if block.is_error == Some(true) {
         content.insert(0, ContentPart::Text("Error: ".to_owned()));
     }
+    content.extend(control.map(ContentPart::CacheBreakpoint));
     Some(Message {
         role: Role::Tool,
         content,
@@ -569,10 +757,16 @@ fn assistant_turn(v: &mut Violations, at: &str, content: Value) -> Option<Messag
     let mut tool_calls = Vec::new();
     for (at, kind, block) in blocks {
         match kind.as_str() {
-            "text" => parts.extend(text(v, &at, block).map(ContentPart::Text)),
+            "text" => text_parts(v, &at, block, &mut parts),
+            "thinking" | "redacted_thinking" => parts.extend(reasoning(v, &at, &kind, block)),
             "tool_use" => {
                 let Some(call) = read::<ToolUseBlock>(v, &at, block) else { continue };
-                no_cache_control(v, &at, call.cache_control.as_ref());
+                if call.cache_control.is_some() {
+                    v.add(
+                        format!("{at}.cache_control"),
+                        "a cache breakpoint on a tool_use block is not supported by this gateway; put it on a later block",
+                    );
+                }
                 if call.id.is_empty() {
                     v.add(format!("{at}.id"), "is required");
                 }
@@ -586,6 +780,7 @@ fn assistant_turn(v: &mut Violations, at: &str, content: Value) -> Option<Messag
                     id: call.id,
                     name: call.name,
                     arguments: call.input.to_string(),
+                    signature: None,
                 });
             }
             other => unsupported_block(v, &at, other, "assistant"),
@@ -603,7 +798,8 @@ fn assistant_turn(v: &mut Violations, at: &str, content: Value) -> Option<Messag
     })
 }
 
-/// `system` as system messages: one per text block, empty ones left out.
+/// `system` as system messages: one per text block, empty ones left out, each with its cache
+/// breakpoint.
 fn system(v: &mut Violations, system: Option<Value>) -> Vec<Message> {
     let Some(system) = system else { return Vec::new() };
     let mut out = Vec::new();
@@ -612,8 +808,10 @@ fn system(v: &mut Violations, system: Option<Value>) -> Vec<Message> {
             v.add(format!("{at}.type"), "a system prompt holds only text blocks");
             continue;
         }
-        if let Some(text) = text(v, &at, block).filter(|t| !t.is_empty()) {
-            out.push(Message::text(Role::System, text));
+        if let Some((text, control)) = text(v, &at, block).filter(|(t, _)| !t.is_empty()) {
+            let mut message = Message::text(Role::System, text);
+            message.content.extend(control.map(ContentPart::CacheBreakpoint));
+            out.push(message);
         }
     }
     out
@@ -640,7 +838,7 @@ fn tools(v: &mut Violations, tools: Vec<Value>) -> Vec<Tool> {
             }
         }
         let Some(tool) = read::<WireTool>(v, &at, Value::Object(tool)) else { continue };
-        no_cache_control(v, &at, tool.cache_control.as_ref());
+        let cache_control = cache_control(v, &at, tool.cache_control);
         if !validate::valid_name(&tool.name) {
             v.add(format!("{at}.name"), "must be 1 to 64 of [a-zA-Z0-9_-]");
         } else if !seen.insert(tool.name.clone()) {
@@ -654,6 +852,7 @@ fn tools(v: &mut Violations, tools: Vec<Value>) -> Vec<Tool> {
             description: tool.description.filter(|d| !d.is_empty()),
             parameters: tool.input_schema,
             strict: tool.strict,
+            cache_control,
         });
     }
     out
@@ -744,6 +943,10 @@ impl MessageObject {
 pub(super) enum ContentBlock {
     /// Text.
     Text { text: String },
+    /// Signed reasoning.
+    Thinking { thinking: String, signature: String },
+    /// Reasoning the provider withheld.
+    RedactedThinking { data: String },
     /// A tool call.
     ToolUse { id: String, name: String, input: Value },
 }
@@ -799,9 +1002,23 @@ pub(super) fn tool_input(arguments: &str) -> Value {
 /// `answer` as Anthropic's `message`, named by its route.
 pub(super) fn message_object(answer: Answer) -> MessageObject {
     let mut content = Vec::new();
-    let text = answer.message.joined_text();
-    if !text.is_empty() {
-        content.push(ContentBlock::Text { text });
+    for part in answer.message.content {
+        match part {
+            ContentPart::Reasoning(r) => content.push(match r.redacted_data {
+                Some(data) => ContentBlock::RedactedThinking { data },
+                None => ContentBlock::Thinking {
+                    thinking: r.text,
+                    signature: r.signature.unwrap_or_default(),
+                },
+            }),
+            ContentPart::Text(text) if text.is_empty() => {}
+            ContentPart::Text(text) => match content.last_mut() {
+                Some(ContentBlock::Text { text: existing }) => existing.push_str(&text),
+                _ => content.push(ContentBlock::Text { text }),
+            },
+            // An answer carries no images, documents or breakpoints.
+            _ => {}
+        }
     }
     for call in answer.message.tool_calls {
         content.push(ContentBlock::ToolUse {
@@ -949,14 +1166,14 @@ mod tests {
     fn what_the_gateway_cannot_honour_is_refused_by_name() {
         let err = parse(json!({
             "model": "m", "max_tokens": 1,
-            "thinking": {"type": "enabled", "budget_tokens": 2048},
-            "cache_control": {"type": "ephemeral"},
+            "thinking": {"type": "adaptive"},
+            "cache_control": {"type": "persistent"},
             "service_tier": "standard_only",
             "mcp_servers": [],
-            "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+            "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1d"}}],
             "messages": [
                 {"role": "user", "content": [
-                    {"type": "document", "source": {}},
+                    {"type": "document", "source": {"type": "content", "content": []}},
                     {"type": "image", "source": {"type": "file", "file_id": "f"}},
                     {"type": "text", "text": "x", "citations": [{"type": "char_location"}]},
                 ]},
@@ -967,16 +1184,16 @@ mod tests {
         assert_eq!(
             fields(err),
             [
-                "thinking",
                 "service_tier",
-                "cache_control",
                 "mcp_servers",
-                "system[0].cache_control",
-                "messages[0].content[0].type",
+                "system[0].cache_control.ttl",
+                "messages[0].content[0].source.type",
                 "messages[0].content[1].source.type",
                 "messages[0].content[2].citations",
-                "messages[1].content[0].type",
+                "messages[1].content[0].signature",
                 "messages[1].content",
+                "cache_control.type",
+                "thinking.type",
                 "tools[0].type",
             ]
         );
@@ -1053,9 +1270,24 @@ mod tests {
             provider_model: "pm".into(),
             message: Message {
                 tool_calls: vec![
-                    ToolCall { id: "a".into(), name: "f".into(), arguments: r#"{"x":1}"#.into() },
-                    ToolCall { id: "b".into(), name: "f".into(), arguments: String::new() },
-                    ToolCall { id: "c".into(), name: "f".into(), arguments: r#"{"x":"#.into() },
+                    ToolCall {
+                        id: "a".into(),
+                        name: "f".into(),
+                        arguments: r#"{"x":1}"#.into(),
+                        signature: None,
+                    },
+                    ToolCall {
+                        id: "b".into(),
+                        name: "f".into(),
+                        arguments: String::new(),
+                        signature: None,
+                    },
+                    ToolCall {
+                        id: "c".into(),
+                        name: "f".into(),
+                        arguments: r#"{"x":"#.into(),
+                        signature: None,
+                    },
                 ],
                 ..Message::text(Role::Assistant, "hi")
             },

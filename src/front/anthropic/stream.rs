@@ -4,9 +4,11 @@
 //! reason and usage) and `message_stop`. A stream that fails after it began ends with an
 //! `error` event, which the `anthropic` SDKs raise; it never just ends.
 //!
-//! The domain's deltas become blocks in the order they come: text opens a text block, a
-//! tool call's first piece opens a `tool_use` block and its arguments follow as
-//! `input_json_delta`s; a block closes when another one opens or the answer ends. The usage
+//! The domain's deltas become blocks in the order they come: text opens a text block;
+//! reasoning opens a `thinking` block, its text follows as `thinking_delta`s and its signature
+//! as a `signature_delta`, which closes it; redacted reasoning is a `redacted_thinking` block
+//! whole in its start; a tool call's first piece opens a `tool_use` block and its arguments
+//! follow as `input_json_delta`s; a block closes when another one opens or the answer ends. The usage
 //! comes last in the domain's stream, so `message_start` reports zero tokens and
 //! `message_delta` the real figures (input tokens included, which the SDKs take from it).
 
@@ -57,8 +59,11 @@ impl StreamEvent {
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // Anthropic's names.
 enum Delta {
     TextDelta { text: String },
+    ThinkingDelta { thinking: String },
+    SignatureDelta { signature: String },
     InputJsonDelta { partial_json: String },
 }
 
@@ -72,6 +77,7 @@ struct MessageDelta {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Open {
     Text { block: u32 },
+    Thinking { block: u32 },
     Tool { block: u32, call: u32 },
 }
 
@@ -111,6 +117,35 @@ impl Translator {
                     StreamEvent::ContentBlockDelta { index, delta: Delta::TextDelta { text } }
                         .frame(),
                 );
+            }
+            ReplyEvent::ReasoningDelta(d) => {
+                if let Some(data) = d.redacted_data {
+                    let block = self.open_block(ContentBlock::RedactedThinking { data }, &mut out);
+                    self.open = Some(Open::Thinking { block });
+                    self.close(&mut out);
+                    return out;
+                }
+                let index = match self.open {
+                    Some(Open::Thinking { block }) => block,
+                    _ => {
+                        let start = ContentBlock::Thinking {
+                            thinking: String::new(),
+                            signature: String::new(),
+                        };
+                        let block = self.open_block(start, &mut out);
+                        self.open = Some(Open::Thinking { block });
+                        block
+                    }
+                };
+                if !d.text.is_empty() {
+                    let delta = Delta::ThinkingDelta { thinking: d.text };
+                    out.push(StreamEvent::ContentBlockDelta { index, delta }.frame());
+                }
+                if let Some(signature) = d.signature {
+                    let delta = Delta::SignatureDelta { signature };
+                    out.push(StreamEvent::ContentBlockDelta { index, delta }.frame());
+                    self.close(&mut out);
+                }
             }
             ReplyEvent::ToolCallDelta(d) => {
                 let index = match (self.open, self.tool_blocks.get(&d.index)) {
@@ -171,7 +206,7 @@ impl Translator {
     fn close(&mut self, out: &mut Vec<Bytes>) {
         if let Some(open) = self.open.take() {
             let index = match open {
-                Open::Text { block } | Open::Tool { block, .. } => block,
+                Open::Text { block } | Open::Thinking { block } | Open::Tool { block, .. } => block,
             };
             out.push(StreamEvent::ContentBlockStop { index }.frame());
         }
@@ -205,6 +240,7 @@ mod tests {
             id: first.then(|| format!("call_{index}")),
             name: first.then(|| "f".to_owned()),
             arguments: arguments.into(),
+            signature: None,
         })
     }
 

@@ -224,7 +224,12 @@ pub fn event_to_pb(e: ReplyEvent) -> pb::StreamChatResponse {
             id: d.id.unwrap_or_default(),
             name: d.name.unwrap_or_default(),
             arguments_delta: d.arguments,
-            signature: String::new(),
+            signature: d.signature.unwrap_or_default(),
+        })),
+        ReplyEvent::ReasoningDelta(d) => event(Event::ReasoningDelta(pb::ReasoningDelta {
+            text: d.text,
+            signature: d.signature.unwrap_or_default(),
+            redacted_data: d.redacted_data.unwrap_or_default(),
         })),
         ReplyEvent::Usage(u) => event(Event::Usage(usage_to_pb(u))),
         ReplyEvent::Finish(f) => event(Event::Finish(pb::Finish {
@@ -274,24 +279,7 @@ fn message_to_pb(m: chat::Message) -> pb::Message {
     };
     pb::Message {
         role: role as i32,
-        content: m
-            .content
-            .into_iter()
-            .map(|part| pb::ContentPart {
-                part: Some(match part {
-                    ContentPart::Text(text) => pb::content_part::Part::Text(text),
-                    ContentPart::Image(image) => pb::content_part::Part::Image(pb::Image {
-                        source: Some(match image.source {
-                            ImageSource::Url(url) => pb::image::Source::Url(url),
-                            ImageSource::Data(data) => pb::image::Source::Data(data.to_vec()),
-                        }),
-                        mime_type: image.mime_type.unwrap_or_default(),
-                        detail: pb::ImageDetail::Unspecified as i32,
-                    }),
-                }),
-                cache_control: None,
-            })
-            .collect(),
+        content: m.content.into_iter().filter_map(content_part_to_pb).collect(),
         name: m.name.unwrap_or_default(),
         tool_calls: m
             .tool_calls
@@ -300,7 +288,7 @@ fn message_to_pb(m: chat::Message) -> pb::Message {
                 id: c.id,
                 name: c.name,
                 arguments_json: c.arguments,
-                signature: String::new(),
+                signature: c.signature.unwrap_or_default(),
             })
             .collect(),
         tool_call_id: m.tool_call_id.unwrap_or_default(),
@@ -327,6 +315,37 @@ fn usage_to_pb(u: Usage) -> pb::Usage {
         cache_write_input_tokens: u.cache_write_input_tokens,
         reasoning_tokens: u.reasoning_tokens,
     }
+}
+
+/// A reply's content part as `Chat` returns it; a reply carries no cache breakpoints.
+fn content_part_to_pb(part: ContentPart) -> Option<pb::ContentPart> {
+    use pb::content_part::Part;
+    let part = match part {
+        ContentPart::Text(text) => Part::Text(text),
+        ContentPart::Image(image) => Part::Image(pb::Image {
+            source: Some(match image.source {
+                ImageSource::Url(url) => pb::image::Source::Url(url),
+                ImageSource::Data(data) => pb::image::Source::Data(data.to_vec()),
+            }),
+            mime_type: image.mime_type.unwrap_or_default(),
+            detail: pb::ImageDetail::Unspecified as i32,
+        }),
+        ContentPart::Document(document) => Part::Document(pb::Document {
+            source: Some(match document.source {
+                chat::DocumentSource::Url(url) => pb::document::Source::Url(url),
+                chat::DocumentSource::Data(data) => pb::document::Source::Data(data.to_vec()),
+            }),
+            mime_type: document.mime_type.unwrap_or_default(),
+            title: document.title.unwrap_or_default(),
+        }),
+        ContentPart::Reasoning(r) => Part::Reasoning(pb::Reasoning {
+            text: r.text,
+            signature: r.signature.unwrap_or_default(),
+            redacted_data: r.redacted_data.unwrap_or_default(),
+        }),
+        ContentPart::CacheBreakpoint(_) => return None,
+    };
+    Some(pb::ContentPart { part: Some(part), cache_control: None })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use super::{
     error_response,
+    reasoning::{self, ExtraContent, ReasoningDetail},
     request::{self, Translated},
     stream, with_request_id,
 };
@@ -117,6 +118,12 @@ struct AssistantMessage {
     /// `null` when the model only called tools.
     content: Option<String>,
     refusal: Option<String>,
+    /// The reasoning text, as DeepSeek and vLLM name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
+    /// The reasoning parts, when one has a signature or is redacted (OpenRouter's field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_details: Option<Vec<ReasoningDetail>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<ToolCallOut>,
 }
@@ -127,6 +134,8 @@ struct ToolCallOut {
     #[serde(rename = "type")]
     kind: &'static str,
     function: FunctionOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_content: Option<ExtraContent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,6 +148,7 @@ impl Completion {
     fn new(answer: Answer, model: String) -> Completion {
         let Answer { id, message, finish_reason, usage, .. } = answer;
         let text = message.joined_text();
+        let (reasoning_content, reasoning_details) = reasoning::fields(&message.content);
         let tool_calls = message
             .tool_calls
             .into_iter()
@@ -146,6 +156,7 @@ impl Completion {
                 id: c.id,
                 kind: "function",
                 function: FunctionOut { name: c.name, arguments: c.arguments },
+                extra_content: ExtraContent::signed(c.signature),
             })
             .collect::<Vec<_>>();
         let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
@@ -156,7 +167,14 @@ impl Completion {
             model,
             choices: [Choice {
                 index: 0,
-                message: AssistantMessage { role: "assistant", content, refusal: None, tool_calls },
+                message: AssistantMessage {
+                    role: "assistant",
+                    content,
+                    refusal: None,
+                    reasoning_content,
+                    reasoning_details,
+                    tool_calls,
+                },
                 logprobs: None,
                 finish_reason: finish_reason_name(finish_reason),
             }],

@@ -11,6 +11,7 @@
 //! by the same mapping as an error response.
 
 mod chat;
+mod reasoning;
 pub mod request;
 mod stream;
 

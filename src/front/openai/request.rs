@@ -7,8 +7,13 @@
 //! - an unknown top-level argument is refused as OpenAI refuses it ("Unrecognized request
 //!   argument supplied"); unknown members of nested objects are refused with their path;
 //! - a field the domain has no place for is refused by name when it is set to anything but its
-//!   default (`logprobs: true`, `reasoning_effort`, `audio`, …), so that nobody gets an answer
-//!   that silently ignored what they asked for;
+//!   default (`logprobs: true`, `verbosity`, `audio`, …), so that nobody gets an answer that
+//!   silently ignored what they asked for;
+//! - `reasoning_effort` is the reasoning control; an assistant message's `reasoning_content`
+//!   and `reasoning_details`, and a tool call's `extra_content.google.thought_signature`, carry
+//!   reasoning back ([`super::reasoning`]); a `file` part with PDF `file_data` is a document;
+//!   `cache_control` on a content part (as OpenRouter and LiteLLM take it) is a cache
+//!   breakpoint;
 //! - hints for OpenAI's own infrastructure that change no answer (`safety_identifier`,
 //!   `prompt_cache_key`, `prompt_cache_retention`, `prompt_cache_options`,
 //!   `stream_options.include_obfuscation`, an assistant message's `annotations`) are accepted
@@ -33,10 +38,12 @@ use serde::{
 };
 use serde_json::Value;
 
+use super::reasoning::{ExtraContent, ReasoningDetail};
 use crate::{
     chat::{
-        ChatRequest, ContentPart, Generation, Image, ImageDetail, ImageSource, JsonSchema, Message,
-        ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+        CacheControl, CacheTtl, ChatRequest, ContentPart, Document, DocumentSource, Generation,
+        Image, ImageDetail, ImageSource, JsonSchema, Message, ReasoningEffort, ResponseFormat,
+        Role, Tool, ToolCall, ToolChoice,
     },
     error::{Error, FieldViolation},
     validate::{self, Violations},
@@ -96,6 +103,10 @@ struct WireMessage {
     name: Option<String>,
     tool_calls: Option<Vec<Object<WireToolCall>>>,
     tool_call_id: Option<String>,
+    // Reasoning of an earlier reply, sent back.
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+    reasoning_details: Option<Vec<ReasoningDetail>>,
     // What an assistant message returned by OpenAI carries, when a caller sends it back.
     refusal: Option<String>,
     annotations: Option<IgnoredAny>,
@@ -112,7 +123,24 @@ struct WirePart {
     image_url: Option<Object<WireImageUrl>>,
     refusal: Option<IgnoredAny>,
     input_audio: Option<IgnoredAny>,
-    file: Option<IgnoredAny>,
+    file: Option<Object<WireFile>>,
+    cache_control: Option<Object<WireCacheControl>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct WireFile {
+    file_data: Option<String>,
+    file_id: Option<String>,
+    filename: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct WireCacheControl {
+    #[serde(rename = "type")]
+    kind: String,
+    ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +158,7 @@ struct WireToolCall {
     kind: Option<String>,
     function: Option<Object<WireFunctionCall>>,
     custom: Option<IgnoredAny>,
+    extra_content: Option<ExtraContent>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -449,6 +478,22 @@ impl CompletionRequest {
                 .map(|Object(f)| response_format(&mut v, f))
                 .unwrap_or_default(),
             parallel_tool_calls: self.parallel_tool_calls,
+            reasoning: self.reasoning_effort.as_deref().and_then(|effort| {
+                let effort = match effort {
+                    "minimal" => ReasoningEffort::Minimal,
+                    "low" => ReasoningEffort::Low,
+                    "medium" => ReasoningEffort::Medium,
+                    "high" => ReasoningEffort::High,
+                    other => {
+                        v.add(
+                            "reasoning_effort",
+                            format!("unknown effort {other:?}; use minimal, low, medium or high"),
+                        );
+                        return None;
+                    }
+                };
+                validate::reasoning_config(&mut v, "reasoning_effort", Some(effort), None)
+            }),
         };
         let tools = tools(&mut v, self.tools.unwrap_or_default());
         let tool_choice = self.tool_choice.and_then(|c| tool_choice(&mut v, c, &tools));
@@ -489,9 +534,6 @@ impl CompletionRequest {
         }
         if self.modalities.as_ref().is_some_and(|m| m.iter().any(|m| m != "text")) {
             refuse("modalities", "text is the only output");
-        }
-        if self.reasoning_effort.is_some() {
-            refuse("reasoning_effort", "configure it on the route's target instead");
         }
         if self.verbosity.is_some() {
             refuse("verbosity", "configure it on the route's target instead");
@@ -551,16 +593,18 @@ fn message(v: &mut Violations, at: &str, m: WireMessage) -> Option<Message> {
             None
         }
     };
-    let content: Vec<ContentPart> = match m.content {
-        None => Vec::new(),
-        Some(StringOr::String(text)) if text.is_empty() => Vec::new(),
-        Some(StringOr::String(text)) => vec![ContentPart::Text(text)],
-        Some(StringOr::Other(parts)) => parts
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, Object(p))| content_part(v, &format!("{at}.content[{j}]"), p))
-            .collect(),
-    };
+    let mut content: Vec<ContentPart> =
+        reasoning_parts(v, at, m.reasoning_details, m.reasoning_content.or(m.reasoning));
+    match m.content {
+        None => {}
+        Some(StringOr::String(text)) if text.is_empty() => {}
+        Some(StringOr::String(text)) => content.push(ContentPart::Text(text)),
+        Some(StringOr::Other(parts)) => {
+            for (j, Object(p)) in parts.into_iter().enumerate() {
+                content_part(v, &format!("{at}.content[{j}]"), p, &mut content);
+            }
+        }
+    }
     let tool_calls: Vec<ToolCall> = m
         .tool_calls
         .unwrap_or_default()
@@ -590,7 +634,101 @@ fn message(v: &mut Violations, at: &str, m: WireMessage) -> Option<Message> {
     })
 }
 
-fn content_part(v: &mut Violations, at: &str, part: WirePart) -> Option<ContentPart> {
+/// The reasoning of an assistant message sent back: its `reasoning_details` when it has them
+/// (they keep signatures and redacted reasoning), else its reasoning text as one unsigned part.
+fn reasoning_parts(
+    v: &mut Violations,
+    at: &str,
+    details: Option<Vec<ReasoningDetail>>,
+    text: Option<String>,
+) -> Vec<ContentPart> {
+    match details.filter(|d| !d.is_empty()) {
+        Some(details) => details
+            .into_iter()
+            .enumerate()
+            .filter_map(|(k, detail)| {
+                let at = format!("{at}.reasoning_details[{k}]");
+                match detail.part() {
+                    Ok(part) => {
+                        Some(ContentPart::Reasoning(validate::reasoning_part(v, &at, part)))
+                    }
+                    Err(why) => {
+                        v.add(format!("{at}.type"), why);
+                        None
+                    }
+                }
+            })
+            .collect(),
+        None => text
+            .filter(|t| !t.is_empty())
+            .map(|text| {
+                ContentPart::Reasoning(crate::chat::Reasoning { text, ..Default::default() })
+            })
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// One content part, pushed onto `out` with the cache breakpoint after it when it has one.
+fn content_part(v: &mut Violations, at: &str, mut part: WirePart, out: &mut Vec<ContentPart>) {
+    let control = part.cache_control.take().map(|Object(c)| cache_control(v, at, c));
+    out.extend(content_part_itself(v, at, part));
+    out.extend(control.map(ContentPart::CacheBreakpoint));
+}
+
+fn cache_control(v: &mut Violations, at: &str, control: WireCacheControl) -> CacheControl {
+    if control.kind != "ephemeral" {
+        v.add(format!("{at}.cache_control.type"), "must be \"ephemeral\"");
+    }
+    let ttl = match control.ttl.as_deref() {
+        None => None,
+        Some("5m") => Some(CacheTtl::FiveMinutes),
+        Some("1h") => Some(CacheTtl::OneHour),
+        Some(other) => {
+            v.add(
+                format!("{at}.cache_control.ttl"),
+                format!("unknown TTL {other:?}; use 5m or 1h"),
+            );
+            None
+        }
+    };
+    CacheControl { ttl }
+}
+
+/// A `file` part: a document given as `file_data`, a data: URL.
+fn file(v: &mut Violations, at: &str, file: WireFile) -> Option<ContentPart> {
+    if file.file_id.is_some() {
+        v.add(
+            format!("{at}.file_id"),
+            "is not supported by this gateway: it has no Files API; send file_data",
+        );
+        return None;
+    }
+    let Some(url) = file.file_data else {
+        v.add(format!("{at}.file_data"), "is required in a file part");
+        return None;
+    };
+    let field = format!("{at}.file_data");
+    match data_url(&url) {
+        Ok((mime, data)) => {
+            if data.is_empty() {
+                v.add(&field, "holds no document data");
+            }
+            validate::document_mime_type(v, &field, Some(&mime));
+            Some(ContentPart::Document(Document {
+                source: DocumentSource::Data(data),
+                mime_type: Some(mime),
+                title: file.filename.filter(|f| !f.is_empty()),
+            }))
+        }
+        Err(why) => {
+            v.add(field, why);
+            None
+        }
+    }
+}
+
+fn content_part_itself(v: &mut Violations, at: &str, part: WirePart) -> Option<ContentPart> {
     match part.kind.as_str() {
         "text" => match part.text {
             Some(text) => Some(ContentPart::Text(text)),
@@ -606,21 +744,30 @@ fn content_part(v: &mut Violations, at: &str, part: WirePart) -> Option<ContentP
                 None
             }
         },
-        kind @ ("refusal" | "input_audio" | "file") => {
+        "file" => match part.file {
+            Some(Object(f)) => file(v, &format!("{at}.file"), f),
+            None => {
+                v.add(format!("{at}.file"), "is required in a file part");
+                None
+            }
+        },
+        kind @ ("refusal" | "input_audio") => {
             v.add(
                 format!("{at}.type"),
-                format!("{kind} parts are not supported by this gateway; use text or image_url"),
+                format!(
+                    "{kind} parts are not supported by this gateway; use text, image_url or file"
+                ),
             );
             None
         }
         "" => {
-            v.add(format!("{at}.type"), "is required (text or image_url)");
+            v.add(format!("{at}.type"), "is required (text, image_url or file)");
             None
         }
         other => {
             v.add(
                 format!("{at}.type"),
-                format!("unknown part type {other:?}; use text or image_url"),
+                format!("unknown part type {other:?}; use text, image_url or file"),
             );
             None
         }
@@ -695,7 +842,12 @@ fn tool_call(v: &mut Violations, at: &str, call: WireToolCall) -> ToolCall {
     });
     let fields =
         [format!("{at}.id"), format!("{at}.function.name"), format!("{at}.function.arguments")];
-    let call = ToolCall { id: call.id, name: function.name, arguments: function.arguments };
+    let call = ToolCall {
+        id: call.id,
+        name: function.name,
+        arguments: function.arguments,
+        signature: call.extra_content.and_then(ExtraContent::signature),
+    };
     validate::tool_call(v, &fields, call)
 }
 
@@ -762,6 +914,7 @@ fn tools(v: &mut Violations, tools: Vec<Object<WireTool>>) -> Vec<Tool> {
                 description: f.description.filter(|d| !d.is_empty()),
                 parameters,
                 strict: f.strict,
+                cache_control: None,
             })
         })
         .collect()
@@ -953,7 +1106,6 @@ mod tests {
             got,
             [
                 "logprobs",
-                "reasoning_effort",
                 "audio",
                 "n",
                 "stream_options",

@@ -2,8 +2,10 @@
 //! a `chat.completion.chunk` object, in this order:
 //!
 //! 1. a chunk with the assistant's role and empty content;
-//! 2. a chunk per content delta (`delta.content`) or tool-call delta (`delta.tool_calls`, the
-//!    call's index, and its id, type and name on its first piece);
+//! 2. a chunk per content delta (`delta.content`), reasoning delta (`delta.reasoning_content`,
+//!    and `delta.reasoning_details` for a signature or redacted reasoning) or tool-call delta
+//!    (`delta.tool_calls`, the call's index, and its id, type and name on its first piece, and
+//!    Gemini's thought signature in `extra_content`);
 //! 3. a chunk with empty `delta` and the `finish_reason`;
 //! 4. with `stream_options.include_usage`, a chunk with empty `choices` and the `usage` (every
 //!    other chunk then carries `"usage": null`, as OpenAI's do);
@@ -24,6 +26,7 @@ use serde::Serialize;
 use super::{
     chat::{UsageOut, finish_reason_name, unix_now},
     error_event,
+    reasoning::{ExtraContent, ReasoningDetail},
 };
 use crate::{
     call::ReplyStream,
@@ -84,6 +87,10 @@ struct Delta {
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_details: Option<[ReasoningDetail; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallChunk; 1]>,
 }
 
@@ -95,6 +102,8 @@ struct ToolCallChunk {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     kind: Option<&'static str>,
     function: FunctionDelta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_content: Option<ExtraContent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +120,7 @@ impl From<ToolCallDelta> for ToolCallChunk {
             kind: d.id.is_some().then_some("function"),
             id: d.id,
             function: FunctionDelta { name: d.name, arguments: d.arguments },
+            extra_content: ExtraContent::signed(d.signature),
         }
     }
 }
@@ -160,6 +170,12 @@ where
             match item {
                 Ok(ReplyEvent::ContentDelta(text)) => {
                     yield Ok(delta(Delta { content: Some(text), ..Delta::default() }, None));
+                }
+                Ok(ReplyEvent::ReasoningDelta(d)) => {
+                    let signed = d.signature.is_some() || d.redacted_data.is_some();
+                    let details = signed.then(|| [ReasoningDetail::of_delta(&d)]);
+                    let text = (!d.text.is_empty()).then_some(d.text);
+                    yield Ok(delta(Delta { reasoning_content: text, reasoning_details: details, ..Delta::default() }, None));
                 }
                 Ok(ReplyEvent::ToolCallDelta(d)) => {
                     yield Ok(delta(Delta { tool_calls: Some([d.into()]), ..Delta::default() }, None));
