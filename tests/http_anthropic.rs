@@ -656,12 +656,12 @@ async fn bad_input_is_refused_with_the_field_named() {
             "top_q: Extra inputs are not permitted",
         ),
         (
-            json!({"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}]}]}),
-            "messages[0].content[0].cache_control: prompt caching",
+            json!({"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "1d"}}]}]}),
+            "messages[0].content[0].cache_control.ttl: unknown TTL \"1d\"",
         ),
         (
-            json!({"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "thinking": {"type": "enabled", "budget_tokens": 2000}}),
-            "thinking: extended thinking is not supported",
+            json!({"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "thinking": {"type": "enabled", "budget_tokens": 500}}),
+            "thinking.budget_tokens: must be at least 1024",
         ),
         (
             json!({"model": "echo", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}),

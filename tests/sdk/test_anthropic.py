@@ -121,8 +121,54 @@ def test_a_field_the_gateway_cannot_honour_is_the_sdks_bad_request_error(echo_ur
         client.messages.create(**_hello(), extra_body={"top_q": 0.5})
     assert "top_q: Extra inputs are not permitted" in raised.value.api_message
     with pytest.raises(anthropic.BadRequestError) as raised:
-        client.messages.create(**_hello(), thinking={"type": "enabled", "budget_tokens": 2048})
-    assert "thinking" in raised.value.api_message
+        client.messages.create(**_hello(), thinking={"type": "enabled", "budget_tokens": 100})
+    assert "thinking.budget_tokens: must be at least 1024" in raised.value.api_message
+
+
+def test_thinking_comes_back_signed_and_goes_back_unchanged(echo_url):
+    client = _client(echo_url)
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    first = client.messages.create(**_hello("think about this"), thinking=thinking)
+    assert [block.type for block in first.content] == ["thinking", "text"]
+    assert isinstance(first.content[0], anthropic.types.ThinkingBlock)
+    assert (first.content[0].thinking, first.content[0].signature) == ("Reasoning about 3 words.", "echo-3")
+    # The SDK's own blocks, sent back as the next turn's history.
+    history = [
+        {"role": "user", "content": "think about this"},
+        {"role": "assistant", "content": first.content},
+        {"role": "user", "content": "and again"},
+    ]
+    second = client.messages.create(model="echo", max_tokens=64, messages=history, thinking=thinking)
+    assert second.content[-1].text == "and again"
+    with client.messages.stream(**_hello("think once more"), thinking=thinking) as stream:
+        final = stream.get_final_message()
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert final.content[0].signature == "echo-3"
+
+
+def test_cache_control_and_documents_are_taken(echo_url):
+    import base64
+
+    message = _client(echo_url).messages.create(
+        model="echo",
+        max_tokens=64,
+        system=[{"type": "text", "text": "a long system prompt", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": base64.b64encode(b"%PDF-1.4").decode()},
+                        "title": "a.pdf",
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                    {"type": "text", "text": "summarise it"},
+                ],
+            }
+        ],
+    )
+    assert message.content[0].text == "summarise it"
 
 
 def test_an_upstream_rate_limit_is_the_sdks_rate_limit_error(faults_url):

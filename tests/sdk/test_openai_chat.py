@@ -178,3 +178,54 @@ def test_a_stream_cut_upstream_raises_while_iterating(faults_url):
     assert text == "Hello wor"
     assert raised.value.code == "UPSTREAM_STREAM_CUT"
     assert "stream" in raised.value.message
+
+
+def test_reasoning_effort_and_reasoning_content(echo_url):
+    client = _client(echo_url)
+    completion = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "think it over"}], reasoning_effort="low"
+    )
+    message = completion.choices[0].message
+    assert message.content == "think it over"
+    # The field DeepSeek and vLLM use; the SDK keeps fields it does not know.
+    assert message.model_extra["reasoning_content"] == "Reasoning about 3 words."
+    details = message.model_extra["reasoning_details"]
+    assert details == [{"type": "reasoning.text", "text": "Reasoning about 3 words.", "signature": "echo-3"}]
+    assert completion.usage.completion_tokens_details.reasoning_tokens == 4
+    # Sent back with the next turn.
+    history = [
+        {"role": "user", "content": "think it over"},
+        {"role": "assistant", "content": message.content, "reasoning_details": details},
+        {"role": "user", "content": "once more"},
+    ]
+    again = client.chat.completions.create(model="echo", messages=history, reasoning_effort="low")
+    assert again.choices[0].message.content == "once more"
+    chunks = list(
+        client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "a b"}], reasoning_effort="high", stream=True
+        )
+    )
+    reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices)
+    assert reasoning == "Reasoning about 2 words."
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="echo", messages=MESSAGES, reasoning_effort="extreme")
+    assert "reasoning_effort" in raised.value.message
+
+
+def test_a_pdf_file_part_is_a_document(echo_url):
+    import base64
+
+    pdf = base64.b64encode(b"%PDF-1.4 tiny").decode()
+    completion = _client(echo_url).chat.completions.create(
+        model="echo",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "file", "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{pdf}"}},
+                    {"type": "text", "text": "what is in it"},
+                ],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content == "what is in it"
