@@ -317,6 +317,72 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_becomes_thinking_blocks_closed_by_their_signature() {
+        use crate::chat::ReasoningDelta;
+        let reasoning = |text: &str, signature: Option<&str>, redacted: Option<&str>| {
+            ReplyEvent::ReasoningDelta(ReasoningDelta {
+                text: text.into(),
+                signature: signature.map(Into::into),
+                redacted_data: redacted.map(Into::into),
+            })
+        };
+        let mut t = Translator::default();
+        let mut frames = vec![t.start("msg_1".into(), "claude".into())];
+        for event in [
+            reasoning("Let me ", None, None),
+            reasoning("think.", None, None),
+            reasoning("", Some("sig"), None),
+            reasoning("", None, Some("opaque")),
+            ReplyEvent::ContentDelta("Answer".into()),
+            ReplyEvent::Finish(Finish::default()),
+        ] {
+            frames.extend(t.event(event));
+        }
+        let events = parsed(&frames);
+        let summary: Vec<(String, Value)> = events
+            .iter()
+            .map(|(name, data)| {
+                let detail = match name.as_str() {
+                    "content_block_start" => data["content_block"].clone(),
+                    "content_block_delta" => data["delta"].clone(),
+                    "content_block_stop" => data["index"].clone(),
+                    _ => Value::Null,
+                };
+                (name.clone(), detail)
+            })
+            .collect();
+        use serde_json::json;
+        assert_eq!(
+            summary[1..9],
+            [
+                (
+                    "content_block_start".into(),
+                    json!({"type": "thinking", "thinking": "", "signature": ""})
+                ),
+                (
+                    "content_block_delta".into(),
+                    json!({"type": "thinking_delta", "thinking": "Let me "})
+                ),
+                (
+                    "content_block_delta".into(),
+                    json!({"type": "thinking_delta", "thinking": "think."})
+                ),
+                (
+                    "content_block_delta".into(),
+                    json!({"type": "signature_delta", "signature": "sig"})
+                ),
+                ("content_block_stop".into(), json!(0)),
+                (
+                    "content_block_start".into(),
+                    json!({"type": "redacted_thinking", "data": "opaque"})
+                ),
+                ("content_block_stop".into(), json!(1)),
+                ("content_block_start".into(), json!({"type": "text", "text": ""})),
+            ]
+        );
+    }
+
+    #[test]
     fn a_failure_is_an_error_event() {
         let mut t = Translator::default();
         let frame = t.error(&Error::Overloaded { limit: 1 });
