@@ -8,6 +8,8 @@
 //! call (`REQUIRED` or a named tool), it calls the tool with `{"text": <answer>}`. Streams send
 //! one delta per token, `chunk_delay` apart; a unary answer takes as long as its stream would.
 
+mod embed;
+
 use std::{sync::atomic::AtomicU64, sync::atomic::Ordering, time::Duration};
 
 use crate::chat::{
@@ -115,6 +117,14 @@ impl Provider for EchoProvider {
 
     fn system(&self) -> &'static str {
         crate::config::ProviderKind::Echo.gen_ai_provider()
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        request: &crate::embed::EmbedRequest,
+    ) -> Result<crate::embed::Embeddings, ProviderError> {
+        Ok(Self::embeddings(model, request))
     }
 
     async fn chat(
