@@ -95,7 +95,8 @@ pub fn embed_request(request: pb::EmbedRequest) -> Result<EmbedRequest, Error> {
     let mut v = Violations::default();
     let model = checked_model(&mut v, &request.model);
     check_inputs(&mut v, "inputs", &request.inputs);
-    let dimensions = request.dimensions.and_then(|d| checked_dimensions(&mut v, "dimensions", i64::from(d)));
+    let dimensions =
+        request.dimensions.and_then(|d| checked_dimensions(&mut v, "dimensions", i64::from(d)));
     let encoding = match pb::EmbeddingEncoding::try_from(request.encoding) {
         Ok(pb::EmbeddingEncoding::Unspecified | pb::EmbeddingEncoding::Float) => {
             EmbeddingEncoding::Float
@@ -162,11 +163,7 @@ pub fn from_le_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
     if !chunks.remainder().is_empty() {
         return None;
     }
-    Some(
-        chunks
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
+    Some(chunks.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 #[cfg(test)]
@@ -209,7 +206,10 @@ mod tests {
         r.model = " ".into();
         r.dimensions = Some(0);
         r.encoding = 7;
-        assert_eq!(fields(embed_request(r).unwrap_err()), ["model", "inputs[2]", "dimensions", "encoding"]);
+        assert_eq!(
+            fields(embed_request(r).unwrap_err()),
+            ["model", "inputs[2]", "dimensions", "encoding"]
+        );
         assert_eq!(fields(embed_request(request(&[])).unwrap_err()), ["inputs"]);
         let mut negative = request(&["a"]);
         negative.dimensions = Some(-3);

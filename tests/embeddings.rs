@@ -84,11 +84,10 @@ async fn openai_gets_the_documented_request_and_its_reply_comes_back_in_order() 
     assert_eq!(reply.provider_model, "text-embedding-3-small");
     assert_eq!(
         values(&reply),
-        [vec![0.002_306_425_5, -0.009_327_292, -0.002_884_222_2], vec![
-            0.005_120_731_5,
-            0.012_398_118,
-            -0.021_178_314
-        ]]
+        [
+            vec![0.002_306_425_5, -0.009_327_292, -0.002_884_222_2],
+            vec![0.005_120_731_5, 0.012_398_118, -0.021_178_314]
+        ]
     );
     assert_eq!(reply.embeddings.iter().map(|e| e.index).collect::<Vec<_>>(), [0, 1]);
     let usage = reply.usage.unwrap();
@@ -116,7 +115,8 @@ async fn bytes_are_asked_upstream_as_base64_and_come_back_little_endian() {
 #[tokio::test]
 async fn azure_goes_to_the_deployment_with_its_api_key_header() {
     let fake = FakeUpstream::start(vec![Reply::json(200, "azure/embeddings.json")]).await;
-    let yaml = one_route("azure_openai", &fake.url(""), "my-embed", "    api_version: 2024-10-21\n");
+    let yaml =
+        one_route("azure_openai", &fake.url(""), "my-embed", "    api_version: 2024-10-21\n");
     let server = start(&yaml).await;
     let reply = client(&server).await.embed(embed("r", &["hello"])).await.unwrap().into_inner();
 
@@ -169,7 +169,10 @@ async fn gemini_batch_embeds_with_output_dimensionality_and_estimated_usage() {
             {"model": "models/text-embedding-004", "content": {"parts": [{"text": "How much wood?"}]}, "outputDimensionality": 4},
         ]})
     );
-    assert_eq!(values(&reply)[1], [-0.006_953_031_3, 0.004_946_353_4, -0.053_674_62, 0.011_042_473]);
+    assert_eq!(
+        values(&reply)[1],
+        [-0.006_953_031_3, 0.004_946_353_4, -0.053_674_62, 0.011_042_473]
+    );
     let usage = reply.usage.unwrap();
     // 28 + 14 bytes at about four bytes a token.
     assert_eq!((usage.input_tokens, usage.estimated), (11, true));
@@ -220,7 +223,8 @@ async fn a_failing_target_fails_over_to_the_next() {
 #[tokio::test]
 async fn a_second_call_is_a_cache_hit_whatever_the_encoding() {
     let fake = FakeUpstream::start(vec![Reply::json(200, "openai/embeddings.json")]).await;
-    let yaml = format!("cache: {{enabled: true}}\n{}", one_route("openai", &fake.url("/v1"), "e", ""));
+    let yaml =
+        format!("cache: {{enabled: true}}\n{}", one_route("openai", &fake.url("/v1"), "e", ""));
     let server = start(&yaml).await;
     let (admin, _stop) = start_admin(&server.gateway).await;
     let mut client = client(&server).await;
@@ -247,7 +251,12 @@ async fn a_second_call_is_a_cache_hit_whatever_the_encoding() {
 #[tokio::test]
 async fn anthropic_has_no_embeddings_and_is_refused_before_sending() {
     let fake = FakeUpstream::start(vec![Reply::json(200, "anthropic/message.json")]).await;
-    let yaml = one_route("anthropic", &fake.url(""), "claude-sonnet-4-5", "    default_max_tokens: 1024\n");
+    let yaml = one_route(
+        "anthropic",
+        &fake.url(""),
+        "claude-sonnet-4-5",
+        "    default_max_tokens: 1024\n",
+    );
     let server = start(&yaml).await;
     let status = client(&server).await.embed(embed("r", &["hi"])).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -321,13 +330,18 @@ async fn the_openai_door_refuses_token_arrays_and_bad_fields_in_openai_shape() {
     assert_eq!(body["error"]["param"], "input");
     assert!(body["error"]["message"].as_str().unwrap().contains("token arrays"), "{body}");
 
-    let (status, body) =
-        post(&server, &json!({"model": "vec", "input": ["a", ""], "encoding_format": "int8"}), None).await;
+    let (status, body) = post(
+        &server,
+        &json!({"model": "vec", "input": ["a", ""], "encoding_format": "int8"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["param"], "input[1]");
     let (status, body) = post(&server, &json!({"model": "nope", "input": "a"}), None).await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = post(&server, &json!({"model": "vec", "input": "a", "wat": 1}), None).await;
+    let (status, body) =
+        post(&server, &json!({"model": "vec", "input": "a", "wat": 1}), None).await;
     assert_eq!((status, body["error"]["param"].as_str()), (400, Some("wat")));
 }
 
@@ -396,7 +410,8 @@ async fn unhappy_calls_leave_one_audit_record_and_one_metric_sample() {
         ("invalid", "none", "none", "INVALID_ARGUMENT"),
     ];
     for (id, route, provider, code) in expected {
-        let record = records.iter().find(|r| r["request_id"] == id).unwrap_or_else(|| panic!("{id}"));
+        let record =
+            records.iter().find(|r| r["request_id"] == id).unwrap_or_else(|| panic!("{id}"));
         assert_eq!(record["method"], "Embed", "{id}");
         assert_eq!(record["front_door"], "grpc", "{id}");
         assert_eq!(record["code"], code, "{id}");

@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    chat::{ChatRequest, ContentPart, ImageDetail, ImageSource, Message, ResponseFormat, ToolChoice},
+    chat::{
+        ChatRequest, ContentPart, ImageDetail, ImageSource, Message, ResponseFormat, ToolChoice,
+    },
     embed::EmbedRequest,
 };
 

@@ -294,7 +294,8 @@ pub enum Method {
 
 impl Method {
     /// Every method, for code that must handle each one.
-    pub const ALL: [Method; 4] = [Method::Chat, Method::StreamChat, Method::ListModels, Method::Embed];
+    pub const ALL: [Method; 4] =
+        [Method::Chat, Method::StreamChat, Method::ListModels, Method::Embed];
 
     /// The `method` label value: the RPC's name.
     pub fn as_str(self) -> &'static str {

@@ -100,12 +100,19 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// The embeddings of `request`'s inputs from `model`, one vector per input in input order.
     /// A provider without an embeddings API keeps this default: refused before anything is
     /// sent, as INVALID_ARGUMENT naming `model`.
-    async fn embed(&self, model: &str, request: &EmbedRequest) -> Result<Embeddings, ProviderError> {
+    async fn embed(
+        &self,
+        model: &str,
+        request: &EmbedRequest,
+    ) -> Result<Embeddings, ProviderError> {
         let _ = (model, request);
         Err(ProviderError::unsupported(
             self.name(),
             "model",
-            format!("provider {:?} has no embeddings API; route this model to one that has", self.name()),
+            format!(
+                "provider {:?} has no embeddings API; route this model to one that has",
+                self.name()
+            ),
         ))
     }
 

@@ -21,7 +21,6 @@ use crate::{
     telemetry::spans::{self, Attempt, Trigger},
 };
 
-
 /// A stream that has produced its first events: the call is committed to it.
 pub struct Primed {
     /// The events read so far, the first content event (or finish) last.
@@ -125,7 +124,8 @@ impl Route {
         request: &EmbedRequest,
         deadline: Instant,
     ) -> Result<Served<Embeddings>, Error> {
-        self.run_operation(spans::EMBEDDINGS, deadline, |target| target_embed(target, request)).await
+        self.run_operation(spans::EMBEDDINGS, deadline, |target| target_embed(target, request))
+            .await
     }
 
     /// Runs a chat operation (`attempt` on each target tried) by this module's rules.

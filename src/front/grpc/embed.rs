@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{open, status, usage_to_pb, with_request_id};
 use crate::{
     call::Pipeline,
-    embed::{self, EmbeddingEncoding, Embedded},
+    embed::{self, Embedded, EmbeddingEncoding},
     metrics::Method,
     proto::v1::{self as pb, embed_service_server::EmbedService},
 };
@@ -60,11 +60,9 @@ pub fn embedded_to_pb(e: Embedded, encoding: EmbeddingEncoding) -> pb::EmbedResp
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             match encoding {
                 EmbeddingEncoding::Float => pb::Embedding { index, values, data: Vec::new() },
-                EmbeddingEncoding::Bytes => pb::Embedding {
-                    index,
-                    values: Vec::new(),
-                    data: embed::to_le_bytes(&values),
-                },
+                EmbeddingEncoding::Bytes => {
+                    pb::Embedding { index, values: Vec::new(), data: embed::to_le_bytes(&values) }
+                }
             }
         })
         .collect();

@@ -125,7 +125,11 @@ impl ChatService for ChatHandler {
 
 /// The call the layer began for `request`; or, when the service is mounted without its
 /// layer, one begun (and identified) here.
-async fn open<T>(pipeline: &Pipeline, method: Method, request: &Request<T>) -> Result<Call, Status> {
+async fn open<T>(
+    pipeline: &Pipeline,
+    method: Method,
+    request: &Request<T>,
+) -> Result<Call, Status> {
     if let Some(call) = request.extensions().get::<OpenCall>().and_then(OpenCall::take) {
         return Ok(call);
     }

@@ -25,7 +25,7 @@ use tracing::Instrument;
 use super::{error_response, request::understand_serde, with_request_id};
 use crate::{
     call::Call,
-    embed::{self, EmbedRequest, EmbeddingEncoding, Embedded},
+    embed::{self, EmbedRequest, Embedded, EmbeddingEncoding},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
     metrics::{FrontDoor, Method},
@@ -162,7 +162,8 @@ fn translate(wire: WireRequest, metadata: HashMap<String, String>) -> Result<Emb
         embed::check_inputs(&mut v, "input", inputs);
     }
     let inputs = inputs.unwrap_or_default();
-    let dimensions = wire.dimensions.and_then(|d| embed::checked_dimensions(&mut v, "dimensions", d));
+    let dimensions =
+        wire.dimensions.and_then(|d| embed::checked_dimensions(&mut v, "dimensions", d));
     let encoding = match wire.encoding_format.as_deref() {
         None | Some("float") => EmbeddingEncoding::Float,
         Some("base64") => EmbeddingEncoding::Bytes,
@@ -244,7 +245,8 @@ mod tests {
 
     #[test]
     fn a_string_or_strings_translate() {
-        let one = translate(read(br#"{"model":"m","input":"hi"}"#).unwrap(), HashMap::new()).unwrap();
+        let one =
+            translate(read(br#"{"model":"m","input":"hi"}"#).unwrap(), HashMap::new()).unwrap();
         assert_eq!(one.inputs, ["hi"]);
         let many = translate(
             read(br#"{"model":"m","input":["a","b"],"dimensions":4,"encoding_format":"base64"}"#)
@@ -264,14 +266,18 @@ mod tests {
         assert_eq!(fields(r#"{"model":"m","input":["a",3]}"#), ["input[1]"]);
         assert_eq!(fields(r#"{"model":"m","input":[]}"#), ["input"]);
         assert_eq!(fields(r#"{"input":"a","dimensions":0}"#), ["model", "dimensions"]);
-        assert_eq!(fields(r#"{"model":"m","input":"a","encoding_format":"int8"}"#), ["encoding_format"]);
+        assert_eq!(
+            fields(r#"{"model":"m","input":"a","encoding_format":"int8"}"#),
+            ["encoding_format"]
+        );
         assert_eq!(fields(r#"{"model":"m"}"#), ["input"]);
     }
 
     #[test]
     fn base64_is_little_endian_f32() {
         let embedded = Embedded { vectors: vec![vec![1.0, -0.5]], ..Embedded::default() };
-        let out = serde_json::to_value(list(embedded, "m".into(), EmbeddingEncoding::Bytes)).unwrap();
+        let out =
+            serde_json::to_value(list(embedded, "m".into(), EmbeddingEncoding::Bytes)).unwrap();
         assert_eq!(out["data"][0]["embedding"], "AACAPwAAAL8=");
         assert_eq!(out["object"], "list");
         assert_eq!(out["data"][0]["object"], "embedding");

@@ -108,8 +108,8 @@ impl OpenAiProvider {
         };
         let response = self.upstream.send(self.embeddings_request(model, &body), false).await?;
         let reply: WireReply = self.upstream.json(response).await?;
-        let vectors = in_order(reply.data, request.inputs.len())
-            .map_err(|why| self.upstream.invalid(why))?;
+        let vectors =
+            in_order(reply.data, request.inputs.len()).map_err(|why| self.upstream.invalid(why))?;
         let usage = reply.usage.map_or_else(Usage::default, |u| Usage {
             input_tokens: u.prompt_tokens.or(u.total_tokens).unwrap_or(0),
             ..Usage::default()
@@ -144,7 +144,10 @@ fn in_order(data: Vec<WireEmbedding>, inputs: usize) -> Result<Vec<Vec<f32>>, St
             None => return Err(format!("the reply has an embedding at index {index} of {inputs}")),
         }
     }
-    slots.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| "the reply misses an embedding".into())
+    slots
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| "the reply misses an embedding".into())
 }
 
 #[cfg(test)]
@@ -165,8 +168,11 @@ mod tests {
         let parse = |json: &str| serde_json::from_str::<Vec<WireEmbedding>>(json).unwrap();
         assert!(in_order(parse(r#"[{"index": 0, "embedding": [1]}]"#), 2).is_err());
         assert!(
-            in_order(parse(r#"[{"index": 0, "embedding": [1]}, {"index": 0, "embedding": [1]}]"#), 2)
-                .is_err()
+            in_order(
+                parse(r#"[{"index": 0, "embedding": [1]}, {"index": 0, "embedding": [1]}]"#),
+                2
+            )
+            .is_err()
         );
         assert!(in_order(parse(r#"[{"index": 5, "embedding": [1]}]"#), 1).is_err());
         assert!(in_order(parse(r#"[{"index": 0, "embedding": "AAA"}]"#), 1).is_err());
