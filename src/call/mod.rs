@@ -9,7 +9,8 @@
 //!    exactly one audit record, one metric sample and one log line however it ends;
 //! 2. [`Pipeline::identify`]: the client key (UNAUTHENTICATED);
 //! 3. [`Call::asked`] by the front door: what was asked (the record keeps it, valid or not)
-//!    and the messages-per-request limit; then the front door translates and validates;
+//!    and the messages-per-request limit ([`Call::asked_inputs`] for an `Embed` call); then
+//!    the front door translates and validates;
 //! 4. [`Pipeline::chat`] / [`Pipeline::stream`] / [`Pipeline::embed`]: admission ([`admission`]: in-flight limit,
 //!    the key's routes and request rate), the cache mode, the route, the response cache
 //!    ([`crate::cache`]), the router with its retries and failover ([`crate::router`]), then
