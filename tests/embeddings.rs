@@ -324,6 +324,7 @@ async fn the_openai_door_answers_in_openai_shape_as_floats_or_base64() {
 #[tokio::test]
 async fn the_openai_door_refuses_token_arrays_and_bad_fields_in_openai_shape() {
     let server = start(ECHO).await;
+    let (admin, _stop) = start_admin(&server.gateway).await;
     let (status, body) = post(&server, &json!({"model": "vec", "input": [[1, 2, 3]]}), None).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["type"], "invalid_request_error");
@@ -343,6 +344,15 @@ async fn the_openai_door_refuses_token_arrays_and_bad_fields_in_openai_shape() {
     let (status, body) =
         post(&server, &json!({"model": "vec", "input": "a", "wat": 1}), None).await;
     assert_eq!((status, body["error"]["param"].as_str()), (400, Some("wat")));
+
+    // Each refusal is one sample of the door's Embed calls.
+    let (_, scrape) = http_get(admin, "/metrics").await;
+    for (code, count) in [("INVALID_ARGUMENT", 3), ("NOT_FOUND", 1)] {
+        let series = format!(
+            "ai_service_requests_total{{front_door=\"openai\",method=\"Embed\",route=\"none\",provider=\"none\",code=\"{code}\"}} {count}\n"
+        );
+        assert!(scrape.contains(&series), "no {series} in\n{scrape}");
+    }
 }
 
 const KEY: &str = "ais_embed_test_key_0123456789abcdef";
