@@ -1,7 +1,8 @@
 //! The standard gRPC health service (`grpc.health.v1`, from tonic-health), with two things
 //! an operator needs on top of it:
 //!
-//! - [`HealthState`] keeps the overall status (`""`) and `aiservice.v1.ChatService` in step:
+//! - [`HealthState`] keeps the overall status (`""`), `aiservice.v1.ChatService` and
+//!   `aiservice.v1.EmbedService` in step:
 //!   SERVING while a route can serve, NOT_SERVING otherwise or once draining began; and
 //!   [`LIVENESS`] SERVING throughout, for liveness probes.
 //! - [`DrainingHealth`] ends every `Watch` stream when the server drains, after telling the
@@ -29,8 +30,10 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 
-use crate::front::grpc::ChatHandler;
-use crate::proto::v1::chat_service_server::ChatServiceServer;
+use crate::front::grpc::{ChatHandler, EmbedHandler};
+use crate::proto::v1::{
+    chat_service_server::ChatServiceServer, embed_service_server::EmbedServiceServer,
+};
 
 /// A health service name that is SERVING for as long as the process serves at all, through
 /// a drain and an upstream outage: what a liveness probe should ask, so neither restarts the
@@ -39,6 +42,9 @@ pub const LIVENESS: &str = "liveness";
 
 /// The health service name of the chat API.
 pub const CHAT_SERVICE: &str = <ChatServiceServer<ChatHandler> as NamedService>::NAME;
+
+/// The health service name of the embeddings API.
+pub const EMBED_SERVICE: &str = <EmbedServiceServer<EmbedHandler> as NamedService>::NAME;
 
 /// The reported health of the gateway; cheap to clone.
 #[derive(Clone, Debug)]
@@ -71,6 +77,7 @@ impl HealthState {
         let status = if can_serve { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status("", status).await;
         self.reporter.set_service_status(CHAT_SERVICE, status).await;
+        self.reporter.set_service_status(EMBED_SERVICE, status).await;
     }
 
     /// Turns every service NOT_SERVING for good and ends the health watches.
@@ -78,6 +85,7 @@ impl HealthState {
         self.serving.store(false, Ordering::Relaxed);
         self.reporter.set_service_status("", ServingStatus::NotServing).await;
         self.reporter.set_service_status(CHAT_SERVICE, ServingStatus::NotServing).await;
+        self.reporter.set_service_status(EMBED_SERVICE, ServingStatus::NotServing).await;
         self.drain.cancel();
     }
 

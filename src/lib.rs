@@ -2,15 +2,16 @@
 //! observable and secure API.
 //!
 //! The request flow, outside in: a front door ([`front`]: gRPC on the server of [`server`])
-//! translates a call into the domain types of [`chat`] and hands it to the call pipeline
-//! ([`call`]): identity, admission, the response cache ([`cache`]), the router ([`router`]) with
-//! its retries and failover over the providers' adapters ([`provider`]), the relay of a
-//! stream, and one record of the call (audit, metrics, log). Every failure is an [`Error`],
+//! translates a call into the domain types of [`chat`] (or [`embed`]) and hands it to the call
+//! pipeline ([`call`]): identity, admission, the response cache ([`cache`]), the router
+//! ([`router`]) with its retries and failover over the providers' adapters ([`provider`]), the
+//! relay of a stream, and one record of the call (audit, metrics, log). Every failure is an [`Error`],
 //! turned into each front door's error shape in one place.
 //!
 //! The library is what the `ai-service` binary runs, and it can be embedded: build a
-//! [`Gateway`] from a [`Config`], then either mount [`Gateway::chat_service`] on your own tonic
-//! router or let [`Gateway::serve`] run the whole gateway on a listener you own.
+//! [`Gateway`] from a [`Config`], then either mount [`Gateway::chat_service`] (and
+//! [`Gateway::embed_service`]) on your own tonic router or let [`Gateway::serve`] run the
+//! whole gateway on a listener you own.
 
 pub mod accept;
 mod admin;
@@ -20,6 +21,7 @@ pub mod cache;
 pub mod call;
 pub mod chat;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod front;
 pub mod health;

@@ -1,8 +1,9 @@
 //! The gateway as a whole: builds the router and the gRPC services from a [`Config`] and
 //! serves them, with a staged shutdown.
 //!
-//! Services on the gRPC port: `aiservice.v1.ChatService`, `grpc.health.v1.Health`, and server
-//! reflection in both `v1` and `v1alpha` (older grpcurl builds speak only the latter).
+//! Services on the gRPC port: `aiservice.v1.ChatService` and `aiservice.v1.EmbedService`,
+//! `grpc.health.v1.Health`, and server reflection in both `v1` and `v1alpha` (older grpcurl
+//! builds speak only the latter).
 //!
 //! Shutdown, when the future given to [`Gateway::serve`] resolves:
 //! 1. health turns NOT_SERVING and health watches end;
@@ -32,7 +33,7 @@ use crate::{
     config::Config,
     error::Error,
     front::grpc::{
-        Arrival, ChatHandler,
+        Arrival, ChatHandler, EmbedHandler,
         layer::{Rpc, RpcLayer},
     },
     front::http::HttpState,
@@ -41,7 +42,10 @@ use crate::{
     layers::request_id::RequestIdLayer,
     limits::RateLimiter,
     metrics::{FacadeMetrics, GlobalRecorder, Metrics, PrometheusMetrics, Recorder},
-    proto::{self, v1::chat_service_server::ChatServiceServer},
+    proto::{
+        self,
+        v1::{chat_service_server::ChatServiceServer, embed_service_server::EmbedServiceServer},
+    },
     redis_store::RedisStore,
     router::Router,
     tls::{self, TlsReloader},
@@ -49,6 +53,9 @@ use crate::{
 
 /// The chat service as [`Gateway::chat_service`] stacks it, outermost first.
 pub type ChatServiceStack = Rpc<ChatServiceServer<ChatHandler>>;
+
+/// The gRPC embeddings service behind the same layer as the chat service.
+pub type EmbedServiceStack = Rpc<EmbedServiceServer<EmbedHandler>>;
 
 /// How often the health status is brought in line with whether any route can serve.
 const HEALTH_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
@@ -257,6 +264,18 @@ impl Gateway {
         )
     }
 
+    /// The gRPC embeddings service alone, to mount on another tonic server, behind the same
+    /// layer as [`Gateway::chat_service`].
+    pub fn embed_service(&self) -> EmbedServiceStack {
+        let limits = &self.config.server.limits;
+        let handler = EmbedServiceServer::new(EmbedHandler::new(self.pipeline.clone()))
+            .max_decoding_message_size(limits.max_request_bytes);
+        tower::Layer::layer(
+            &RpcLayer::new(self.pipeline.clone(), limits.max_request_bytes),
+            handler,
+        )
+    }
+
     /// The call pipeline every front door hands its calls to.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
@@ -272,7 +291,7 @@ impl Gateway {
         &self.limiter
     }
 
-    /// Every service of the gRPC port: chat, health and reflection.
+    /// Every service of the gRPC port: chat, embeddings, health and reflection.
     pub fn routes(&self) -> Result<Routes, Error> {
         // The error-detail types too, so grpcurl decodes a failed call's details. A file in
         // more than one set (google/protobuf/*) is served from the first that has it.
@@ -288,6 +307,7 @@ impl Gateway {
             .build_v1alpha()
             .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
         let routes = Routes::new(self.chat_service())
+            .add_service(self.embed_service())
             .add_service(self.health.service())
             .add_service(v1)
             .add_service(v1alpha);

@@ -593,9 +593,9 @@ async fn bad_input_is_refused_with_the_field_that_is_wrong() {
         (with(json!({"n": 3})), invalid, "only 1 choice", json!("n")),
         (with(json!({"logprobs": true})), invalid, "not supported", json!("logprobs")),
         (
-            with(json!({"reasoning_effort": "low"})),
+            with(json!({"reasoning_effort": "extreme"})),
             invalid,
-            "not supported",
+            "unknown effort",
             json!("reasoning_effort"),
         ),
         (with(json!({"messages": []})), invalid, "at least one", json!("messages")),

@@ -6,8 +6,12 @@ mod common;
 use common::TestServer;
 use futures::StreamExt;
 
-const EXPECTED: [&str; 3] =
-    ["aiservice.v1.ChatService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
+const EXPECTED: [&str; 4] = [
+    "aiservice.v1.ChatService",
+    "aiservice.v1.EmbedService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+];
 
 #[tokio::test]
 async fn v1_lists_services_and_describes_the_chat_api_with_comments() {
@@ -77,6 +81,7 @@ async fn v1alpha_lists_services_for_older_tools() {
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.iter().any(|n| n == "aiservice.v1.ChatService"), "{names:?}");
+    assert!(names.iter().any(|n| n == "aiservice.v1.EmbedService"), "{names:?}");
 }
 
 /// What a test asks reflection for.
@@ -204,4 +209,21 @@ async fn v1_serves_the_error_detail_types() {
 async fn v1alpha_serves_the_error_detail_types() {
     let server = TestServer::start("").await;
     assert_error_details_are_served(ask!(v1alpha, server, ERROR_DETAIL_ASKS));
+}
+
+#[tokio::test]
+async fn the_embeddings_api_is_described_with_its_comments() {
+    let server = TestServer::start("").await;
+    let replies = ask!(v1, server, [Ask::Symbol("aiservice.v1.EmbedService")]);
+    let files = replies.into_iter().next().unwrap().unwrap();
+    let embed = files.iter().find(|f| f.name() == "aiservice/v1/embed.proto").unwrap();
+    assert_eq!(embed.service[0].name(), "EmbedService");
+    assert_eq!(embed.dependency, ["aiservice/v1/chat.proto"]);
+    let comments = embed.source_code_info.clone().unwrap().location;
+    assert!(
+        comments
+            .iter()
+            .filter_map(|l| l.leading_comments.as_deref())
+            .any(|c| c.contains("EmbedService turns text into embedding vectors"))
+    );
 }

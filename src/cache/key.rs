@@ -21,9 +21,12 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::chat::{
-    ChatRequest, ContentPart, DocumentSource, ImageDetail, ImageSource, Message, ResponseFormat,
-    ToolChoice,
+use crate::{
+    chat::{
+        ChatRequest, ContentPart, DocumentSource, ImageDetail, ImageSource, Message,
+        ResponseFormat, ToolChoice,
+    },
+    embed::EmbedRequest,
 };
 
 /// The version of the key encoding.
@@ -81,6 +84,22 @@ impl CacheKey {
                 "effort": r.effort.map(|e| e.as_str()), "budget_tokens": r.budget_tokens,
             });
         }
+        let mut canonical = String::new();
+        write_canonical(&document, &mut canonical);
+        CacheKey(Sha256::digest(canonical.as_bytes()).into())
+    }
+
+    /// The key of the embeddings `request` on the route named `route`: the inputs in order,
+    /// byte for byte, and the dimensions (unset is not a number); never the encoding, which
+    /// only changes how the same vectors travel, nor metadata.
+    pub fn of_embeddings(route: &str, request: &EmbedRequest) -> CacheKey {
+        let document = json!({
+            "v": KEY_VERSION,
+            "kind": "embeddings",
+            "route": route,
+            "inputs": request.inputs,
+            "dimensions": request.dimensions,
+        });
         let mut canonical = String::new();
         write_canonical(&document, &mut canonical);
         CacheKey(Sha256::digest(canonical.as_bytes()).into())
@@ -184,7 +203,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::chat::{Role, Tool};
+    use crate::{
+        chat::{Role, Tool},
+        embed::EmbeddingEncoding,
+    };
 
     fn request(text: &str) -> ChatRequest {
         ChatRequest {
@@ -245,6 +267,25 @@ mod tests {
         )];
         b.generation.stop = vec!["y".into(), "x".into()];
         assert_eq!(CacheKey::of("r", &a), CacheKey::of("r", &b));
+    }
+
+    #[test]
+    fn embedding_keys_follow_inputs_and_dimensions_not_encoding() {
+        let request = |inputs: &[&str], dimensions| EmbedRequest {
+            model: "alias".into(),
+            inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            dimensions,
+            ..Default::default()
+        };
+        let base = CacheKey::of_embeddings("r", &request(&["a", "b"], None));
+        let mut bytes = request(&["a", "b"], None);
+        bytes.encoding = EmbeddingEncoding::Bytes;
+        bytes.model = "other".into();
+        assert_eq!(base, CacheKey::of_embeddings("r", &bytes));
+        assert_ne!(base, CacheKey::of_embeddings("r", &request(&["b", "a"], None)));
+        assert_ne!(base, CacheKey::of_embeddings("r", &request(&["a", "b"], Some(8))));
+        assert_ne!(base, CacheKey::of_embeddings("s", &request(&["a", "b"], None)));
+        assert_ne!(base, CacheKey::of("r", &super::tests::request("a")));
     }
 
     #[test]

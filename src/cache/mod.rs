@@ -22,7 +22,6 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use prost::Message as _;
 
 pub use key::CacheKey;
 pub use memory::MemoryStore;
@@ -33,6 +32,7 @@ use crate::{
         ReplyEvent, Role, ToolCall, ToolCallDelta, Usage,
     },
     config::{Backend, Config, RouteCache},
+    embed::{EmbedRequest, Embedded},
     error::Error,
     metrics::Recorder,
     redis_store::RedisStore,
@@ -496,8 +496,8 @@ impl ResponseCache {
         }
     }
 
-    /// The answer stored under `key`; errors and unreadable entries count as misses.
-    async fn get(&self, key: &CacheKey) -> Option<CachedAnswer> {
+    /// The entry stored under `key`; errors and unreadable entries count as misses.
+    async fn get<T: prost::Message + Default>(&self, key: &CacheKey) -> Option<T> {
         let bytes = match &self.store {
             Store::Memory(m) => m.get(key)?,
             Store::Redis(redis) => {
@@ -512,8 +512,8 @@ impl ResponseCache {
                 }
             }
         };
-        match CachedAnswer::decode(bytes) {
-            Ok(answer) => Some(answer),
+        match T::decode(bytes) {
+            Ok(entry) => Some(entry),
             Err(e) => {
                 self.metrics.cache_error("get");
                 tracing::warn!(error = %e, "unreadable cache entry; treating it as a miss");
@@ -522,8 +522,8 @@ impl ResponseCache {
         }
     }
 
-    async fn put(&self, key: CacheKey, answer: &CachedAnswer, ttl: Duration) {
-        let bytes = answer.encode_to_vec();
+    async fn put(&self, key: CacheKey, entry: &impl prost::Message, ttl: Duration) {
+        let bytes = entry.encode_to_vec();
         match &self.store {
             Store::Memory(m) => {
                 let evicted = m.put(key, Bytes::from(bytes), ttl);
@@ -572,6 +572,26 @@ impl CallCache {
         request: &ChatRequest,
         mode: CacheMode,
     ) -> CallCache {
+        CallCache::planned(cache, route, mode, || CacheKey::of(&route.name, request))
+    }
+
+    /// The plan for the embeddings `request` on `route` under `mode`: the same route policy
+    /// and caller header as a chat call, under a key of its own kind.
+    pub fn for_embeddings(
+        cache: Option<&Arc<ResponseCache>>,
+        route: &Route,
+        request: &EmbedRequest,
+        mode: CacheMode,
+    ) -> CallCache {
+        CallCache::planned(cache, route, mode, || CacheKey::of_embeddings(&route.name, request))
+    }
+
+    fn planned(
+        cache: Option<&Arc<ResponseCache>>,
+        route: &Route,
+        mode: CacheMode,
+        key: impl FnOnce() -> CacheKey,
+    ) -> CallCache {
         let plan = cache.and_then(|cache| {
             let policy = cache.policy(route);
             if !policy.enabled || mode == CacheMode::Bypass {
@@ -579,7 +599,7 @@ impl CallCache {
             }
             Some(Plan {
                 cache: cache.clone(),
-                key: CacheKey::of(&route.name, request),
+                key: key(),
                 ttl: policy.ttl,
                 read: mode == CacheMode::Default,
             })
@@ -587,12 +607,20 @@ impl CallCache {
         CallCache { plan }
     }
 
-    /// The stored answer, when the call may read the cache and it holds one.
-    pub async fn lookup(&self) -> Lookup {
+    /// The stored entry, when the call may read the cache and it holds one: a chat
+    /// [`CachedAnswer`] or [`CachedEmbeddings`], whichever the call's key was made for.
+    pub async fn lookup<T: prost::Message + Default>(&self) -> Lookup<T> {
         let Some(plan) = self.plan.as_ref().filter(|p| p.read) else { return Lookup::Skipped };
         match plan.cache.get(&plan.key).await {
-            Some(answer) => Lookup::Hit(Box::new(answer)),
+            Some(entry) => Lookup::Hit(entry),
             None => Lookup::Miss,
+        }
+    }
+
+    /// Stores an `Embed` answer.
+    pub async fn store_embeddings(&self, answer: &Embedded) {
+        if let Some(plan) = &self.plan {
+            plan.cache.put(plan.key, &CachedEmbeddings::of(answer), plan.ttl).await;
         }
     }
 
@@ -636,17 +664,64 @@ impl CallCache {
 
 /// What a cache lookup found.
 #[derive(Debug)]
-pub enum Lookup {
+pub enum Lookup<T = CachedAnswer> {
     /// The call may not read the cache (off, `bypass`, `refresh`).
     Skipped,
     /// Nothing stored.
     Miss,
-    /// The stored answer.
-    Hit(Box<CachedAnswer>),
+    /// The stored entry.
+    Hit(T),
+}
+
+/// A stored `Embed` answer: the vectors as numbers (the caller's encoding is only how they
+/// travel, so it is no part of the key), where they came from, and their usage.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CachedEmbeddings {
+    #[prost(string, tag = "1")]
+    route: String,
+    #[prost(string, tag = "2")]
+    provider: String,
+    #[prost(string, tag = "3")]
+    provider_model: String,
+    #[prost(message, repeated, tag = "4")]
+    vectors: Vec<StoredVector>,
+    #[prost(message, optional, tag = "5")]
+    usage: Option<StoredUsage>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredVector {
+    #[prost(float, repeated, tag = "1")]
+    values: Vec<f32>,
+}
+
+impl CachedEmbeddings {
+    fn of(answer: &Embedded) -> CachedEmbeddings {
+        CachedEmbeddings {
+            route: answer.route.clone(),
+            provider: answer.provider.clone(),
+            provider_model: answer.provider_model.clone(),
+            vectors: answer.vectors.iter().map(|v| StoredVector { values: v.clone() }).collect(),
+            usage: Some(answer.usage.into()),
+        }
+    }
+
+    /// The answer a hit returns.
+    pub fn into_embedded(self) -> Embedded {
+        Embedded {
+            route: self.route,
+            provider: self.provider,
+            provider_model: self.provider_model,
+            vectors: self.vectors.into_iter().map(|v| v.values).collect(),
+            usage: self.usage.map(Usage::from).unwrap_or_default(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
 
     #[test]
@@ -665,6 +740,19 @@ mod tests {
         let error = CacheMode::from_headers(&headers).unwrap_err();
         assert_eq!(error.code(), tonic::Code::InvalidArgument);
         assert!(error.to_string().contains(HEADER), "{error}");
+    }
+
+    #[test]
+    fn embeddings_round_trip_through_their_encoding() {
+        let answer = Embedded {
+            route: "r".into(),
+            provider: "p".into(),
+            provider_model: "m".into(),
+            vectors: vec![vec![0.25, -1.5], vec![3.0, 0.0]],
+            usage: Usage { input_tokens: 4, estimated: true, ..Default::default() },
+        };
+        let bytes = CachedEmbeddings::of(&answer).encode_to_vec();
+        assert_eq!(CachedEmbeddings::decode(bytes.as_slice()).unwrap().into_embedded(), answer);
     }
 
     #[test]

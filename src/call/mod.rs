@@ -9,8 +9,9 @@
 //!    exactly one audit record, one metric sample and one log line however it ends;
 //! 2. [`Pipeline::identify`]: the client key (UNAUTHENTICATED);
 //! 3. [`Call::asked`] by the front door: what was asked (the record keeps it, valid or not)
-//!    and the messages-per-request limit; then the front door translates and validates;
-//! 4. [`Pipeline::chat`] / [`Pipeline::stream`]: admission ([`admission`]: in-flight limit,
+//!    and the messages-per-request limit ([`Call::asked_inputs`] for an `Embed` call); then
+//!    the front door translates and validates;
+//! 4. [`Pipeline::chat`] / [`Pipeline::stream`] / [`Pipeline::embed`]: admission ([`admission`]: in-flight limit,
 //!    the key's routes and request rate), the cache mode, the route, the response cache
 //!    ([`crate::cache`]), the router with its retries and failover ([`crate::router`]), then
 //!    for a stream the relay ([`relay`]) and the token charge;
@@ -41,9 +42,10 @@ pub use relay::ReplyStream;
 use crate::{
     audit::AuditSink,
     auth::ClientKeys,
-    cache::{CacheMode, CachedAnswer, CallCache, Lookup, ResponseCache},
+    cache::{CacheMode, CachedAnswer, CachedEmbeddings, CallCache, Lookup, ResponseCache},
     chat::{Answer, ChatRequest},
     config::{ClientKey, Limits},
+    embed::{EmbedRequest, Embedded},
     error::Error,
     metrics::{FrontDoor, Method, Recorder},
     provider::estimate_usage,
@@ -196,10 +198,10 @@ impl Pipeline {
         record.route(&route);
         inner.admission.authorize(client, &route.name).await?;
         let cache = CallCache::new(inner.cache.as_ref(), &route, request, mode);
-        match cache.lookup().await {
+        match cache.lookup::<CachedAnswer>().await {
             Lookup::Hit(hit) => {
                 record.cache_lookup(true);
-                return Ok(Admitted::Cached(*hit));
+                return Ok(Admitted::Cached(hit));
             }
             Lookup::Miss => record.cache_lookup(false),
             Lookup::Skipped => {}
@@ -315,6 +317,76 @@ impl Pipeline {
         Ok(Box::pin(cache.record(stream)))
     }
 
+    /// The embeddings of `request`, and the end of the call. The same steps as a unary chat
+    /// call: admission, the route, the key's routes and rate, the response cache, the router
+    /// with its retries and failover, then the token charge and one record.
+    pub async fn embed(&self, call: Call, request: EmbedRequest) -> Result<Embedded, Error> {
+        let Call { mut record, client, deadline, cache_mode, .. } = call;
+        let span = record.span().clone();
+        let result = self
+            .embeddings(&mut record, client.as_deref(), deadline, cache_mode, request)
+            .instrument(span)
+            .await;
+        match result {
+            Ok(embedded) => {
+                // The record takes the usage as for chat; the call's cost belongs beside it.
+                record.answered(&embedded.usage, &embedded.provider_model);
+                record.finish_ok();
+                Ok(embedded)
+            }
+            Err(error) => {
+                record.fail(&error);
+                Err(error)
+            }
+        }
+    }
+
+    async fn embeddings(
+        &self,
+        record: &mut CallRecord,
+        client: Option<&ClientKey>,
+        deadline: Instant,
+        cache_mode: Result<CacheMode, Error>,
+        request: EmbedRequest,
+    ) -> Result<Embedded, Error> {
+        let inner = &self.inner;
+        inner.admission.take_place(record)?;
+        let mode = cache_mode?;
+        record.embed_content(&request);
+        let route = inner.router.load().resolve(&request.model)?;
+        record.route(&route);
+        inner.admission.authorize(client, &route.name).await?;
+        let cache = CallCache::for_embeddings(inner.cache.as_ref(), &route, &request, mode);
+        match cache.lookup::<CachedEmbeddings>().await {
+            Lookup::Hit(hit) => {
+                record.cache_lookup(true);
+                return Ok(hit.into_embedded());
+            }
+            Lookup::Miss => record.cache_lookup(false),
+            Lookup::Skipped => {}
+        }
+        let served = tokio::select! {
+            served = record.upstream(Box::pin(route.embed(&request, deadline))) => served?,
+            () = inner.stop.cancelled() => return Err(Error::Stopped),
+        };
+        let reply = served.value;
+        // Gemini reports no usage for embeddings: estimated, as for chat.
+        let usage =
+            if reply.usage.total_tokens() == 0 { request.estimate_usage() } else { reply.usage };
+        let embedded = Embedded {
+            route: route.name.clone(),
+            provider: served.provider,
+            provider_model: reply.provider_model,
+            vectors: reply.vectors,
+            usage,
+        };
+        cache.store_embeddings(&embedded).await;
+        if let Some(key) = client {
+            inner.admission.charge(key, &embedded.usage).await;
+        }
+        Ok(embedded)
+    }
+
     /// The models the call's client may use, and the end of the call.
     pub fn models(&self, call: Call) -> Vec<ModelInfo> {
         let models = self.inner.router.load().models(call.client.as_deref(), Instant::now());
@@ -368,6 +440,13 @@ impl Call {
             ));
         }
         Ok(())
+    }
+
+    /// Notes what an `Embed` caller asked for, before the front door validates it: the
+    /// model, the number of inputs (the record's message count) and the metadata. The inputs'
+    /// own limit is checked by validation.
+    pub fn asked_inputs(&mut self, model: &str, inputs: usize, metadata: &HashMap<String, String>) {
+        self.record.asked(model, inputs, metadata);
     }
 
     /// The call is a `method` after all (an HTTP door reads `stream` from the body, after the

@@ -191,6 +191,15 @@ impl CallRecord {
         }
     }
 
+    /// Notes an `Embed` request's inputs, when the audit records content.
+    pub fn embed_content(&mut self, request: &crate::embed::EmbedRequest) {
+        if let Some((sink, record)) = &mut self.audit
+            && sink.include_content()
+        {
+            record.content = Some(serde_json::json!({ "inputs": request.inputs }));
+        }
+    }
+
     /// The call's span; everything done for the call runs inside it.
     pub fn span(&self) -> &Span {
         &self.span

@@ -278,7 +278,8 @@ pub enum BreakerState {
     Open = 2,
 }
 
-/// The RPCs of `aiservice.v1.ChatService`, each recorded with its code and latency.
+/// The RPCs of `aiservice.v1.ChatService` and `aiservice.v1.EmbedService`, each recorded
+/// with its code and latency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// `ChatService.Chat`.
@@ -287,11 +288,14 @@ pub enum Method {
     StreamChat,
     /// `ChatService.ListModels`.
     ListModels,
+    /// `EmbedService.Embed`.
+    Embed,
 }
 
 impl Method {
     /// Every method, for code that must handle each one.
-    pub const ALL: [Method; 3] = [Method::Chat, Method::StreamChat, Method::ListModels];
+    pub const ALL: [Method; 4] =
+        [Method::Chat, Method::StreamChat, Method::ListModels, Method::Embed];
 
     /// The `method` label value: the RPC's name.
     pub fn as_str(self) -> &'static str {
@@ -299,14 +303,18 @@ impl Method {
             Method::Chat => "Chat",
             Method::StreamChat => "StreamChat",
             Method::ListModels => "ListModels",
+            Method::Embed => "Embed",
         }
     }
 
-    /// The method of a gRPC request path, `/aiservice.v1.ChatService/<name>`; `None` for any
-    /// other service or an unknown method.
+    /// The method of a gRPC request path, `/aiservice.v1.ChatService/<name>` or
+    /// `/aiservice.v1.EmbedService/Embed`; `None` for any other service or an unknown method.
     pub fn from_path(path: &str) -> Option<Method> {
+        if path == "/aiservice.v1.EmbedService/Embed" {
+            return Some(Method::Embed);
+        }
         let name = path.strip_prefix("/aiservice.v1.ChatService/")?;
-        Method::ALL.into_iter().find(|m| m.as_str() == name)
+        Method::ALL.into_iter().filter(|m| *m != Method::Embed).find(|m| m.as_str() == name)
     }
 }
 

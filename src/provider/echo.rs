@@ -11,6 +11,8 @@
 //! `Reasoning about N words.` signed `echo-N`, so clients can exercise reasoning round trips;
 //! reasoning tokens are the words of that part.
 
+mod embed;
+
 use std::{sync::atomic::AtomicU64, sync::atomic::Ordering, time::Duration};
 
 use crate::chat::{
@@ -76,7 +78,7 @@ impl EchoProvider {
         let reasoning = request.generation.reasoning.map(|_| {
             let words = word_count(&answer_text);
             Reasoning {
-                text: format!("Reasoning about {words} words."),
+                text: format!("Reasoning about {words} word{}.", if words == 1 { "" } else { "s" }),
                 signature: Some(format!("echo-{words}")),
                 redacted_data: None,
             }
@@ -131,6 +133,14 @@ impl Provider for EchoProvider {
 
     fn system(&self) -> &'static str {
         crate::config::ProviderKind::Echo.gen_ai_provider()
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        request: &crate::embed::EmbedRequest,
+    ) -> Result<crate::embed::Embeddings, ProviderError> {
+        Ok(Self::embeddings(model, request))
     }
 
     async fn chat(

@@ -26,6 +26,8 @@
 //! documented `finishReason` maps to the nearest domain reason ([`finish_reason`]), and a reply
 //! that carries function calls finishes `ToolCalls` whatever the reason says.
 
+mod embed;
+
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -566,6 +568,14 @@ impl Provider for GeminiProvider {
 
     fn upstream(&self) -> Option<&super::http::Upstream> {
         Some(&self.upstream)
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        request: &crate::embed::EmbedRequest,
+    ) -> Result<crate::embed::Embeddings, ProviderError> {
+        self.embeddings(model, request).await
     }
 
     async fn chat(

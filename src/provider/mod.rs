@@ -23,6 +23,7 @@ pub use openai::OpenAiProvider;
 use crate::{
     chat::{ChatEvent, ChatRequest, ChatResponse, Usage},
     config::{ProviderConfig, ProviderSettings},
+    embed::{EmbedRequest, Embeddings},
 };
 
 /// Builds the adapter of one configured provider, with its own pooled HTTP client.
@@ -95,6 +96,25 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// it drops the upstream request.
     async fn stream(&self, model: &str, request: &ChatRequest)
     -> Result<ChatStream, ProviderError>;
+
+    /// The embeddings of `request`'s inputs from `model`, one vector per input in input order.
+    /// A provider without an embeddings API keeps this default: refused before anything is
+    /// sent, as INVALID_ARGUMENT naming `model`.
+    async fn embed(
+        &self,
+        model: &str,
+        request: &EmbedRequest,
+    ) -> Result<Embeddings, ProviderError> {
+        let _ = (model, request);
+        Err(ProviderError::unsupported(
+            self.name(),
+            "model",
+            format!(
+                "provider {:?} has no embeddings API; route this model to one that has",
+                self.name()
+            ),
+        ))
+    }
 
     /// The HTTP connection of an adapter that has one (every provider but echo).
     fn upstream(&self) -> Option<&http::Upstream> {

@@ -18,6 +18,8 @@
 //! chunk before it (with empty `choices`). A stream that ends without `[DONE]` is cut; a chunk
 //! carrying `{"error": …}` ends the call with that error.
 
+mod embed;
+
 use base64::Engine;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -623,6 +625,14 @@ impl Provider for OpenAiProvider {
 
     fn upstream(&self) -> Option<&super::http::Upstream> {
         Some(&self.upstream)
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        request: &crate::embed::EmbedRequest,
+    ) -> Result<crate::embed::Embeddings, ProviderError> {
+        self.embeddings(model, request).await
     }
 
     async fn chat(

@@ -6,12 +6,13 @@ use std::sync::{
     atomic::{AtomicU32, Ordering},
 };
 
-use futures::stream;
+use futures::{StreamExt, stream};
+use tokio::time::Instant;
 use tonic::Code;
 
 use super::*;
-use crate::chat::{FinishReason, Message, Role, Usage};
-use crate::provider::Provider;
+use crate::chat::{ChatEvent, ChatRequest, ChatResponse, FinishReason, Message, Role, Usage};
+use crate::provider::{ChatStream, Provider, ProviderError, ProviderErrorKind};
 
 /// What a scripted provider does on every call.
 #[derive(Clone, Debug)]

@@ -56,6 +56,8 @@ use crate::{
 
 /// The gRPC service whose methods the `rpc` span records.
 pub const RPC_SERVICE: &str = "aiservice.v1.ChatService";
+/// The `rpc.service` of an `Embed` call.
+pub const EMBED_RPC_SERVICE: &str = "aiservice.v1.EmbedService";
 /// Spans waiting for export; more are dropped.
 const MAX_QUEUE: usize = 2048;
 /// Least time between two warnings about failed exports.
@@ -408,13 +410,18 @@ fn rpc_server_span(span: &mut SpanData) {
         }
     }
     let method = method.unwrap_or_default();
-    span.name = Cow::Owned(format!("{RPC_SERVICE}/{method}"));
+    let (service, operation) = if method == crate::metrics::Method::Embed.as_str() {
+        (EMBED_RPC_SERVICE, spans::EMBEDDINGS)
+    } else {
+        (RPC_SERVICE, spans::CHAT)
+    };
+    span.name = Cow::Owned(format!("{service}/{method}"));
     span.span_kind = SpanKind::Server;
     attributes.extend([
         KeyValue::new("rpc.system", "grpc"),
-        KeyValue::new("rpc.service", RPC_SERVICE),
+        KeyValue::new("rpc.service", service),
         KeyValue::new("rpc.method", method),
-        KeyValue::new("gen_ai.operation.name", "chat"),
+        KeyValue::new("gen_ai.operation.name", operation),
     ]);
     // A call still running when the pipeline stopped has no code yet.
     if let Some(number) = code.as_deref().and_then(code_number) {

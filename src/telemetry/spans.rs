@@ -138,9 +138,16 @@ impl Trigger {
     }
 }
 
+/// `gen_ai.operation.name` of a chat call's attempts.
+pub const CHAT: &str = "chat";
+/// `gen_ai.operation.name` of an embeddings call's attempts.
+pub const EMBEDDINGS: &str = "embeddings";
+
 /// What an attempt span names.
 #[derive(Clone, Copy, Debug)]
 pub struct Attempt<'a> {
+    /// The operation, [`CHAT`] or [`EMBEDDINGS`].
+    pub operation: &'static str,
     /// The configured provider name.
     pub provider: &'a str,
     /// The provider's `gen_ai.provider.name`.
@@ -162,11 +169,11 @@ pub fn attempt_span(attempt: &Attempt<'_>) -> AttemptSpan {
     let span = tracing::info_span!(
         target: "ai_service::router",
         ATTEMPT,
-        otel.name = %format!("chat {}", attempt.model),
+        otel.name = %format!("{} {}", attempt.operation, attempt.model),
         otel.kind = "client",
         otel.status_code = Empty,
         otel.status_description = Empty,
-        gen_ai.operation.name = "chat",
+        gen_ai.operation.name = attempt.operation,
         gen_ai.provider.name = attempt.system,
         gen_ai.request.model = attempt.model,
         ai_service.provider = attempt.provider,

@@ -1,16 +1,18 @@
 // Package aiservice is a thin, idiomatic layer over the generated ai-service stubs in
 // package aiservicev1: it dials the gateway (TLS or plaintext, with an optional client key
-// sent as "authorization: Bearer <key>"), collects a StreamChat stream into one result, and
-// decodes the rich error details (google.rpc.ErrorInfo, BadRequest, RetryInfo) that the
+// sent as "authorization: Bearer <key>"), collects a StreamChat stream into one result, reads
+// an Embed answer's vectors whatever their encoding, and decodes the rich error details (google.rpc.ErrorInfo, BadRequest, RetryInfo) that the
 // gateway attaches to every failure. Everything else is the generated API itself.
 package aiservice
 
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -26,10 +28,12 @@ import (
 // ErrorDomain is the google.rpc.ErrorInfo domain of every error the gateway returns.
 const ErrorDomain = "ai-service"
 
-// Client is a connection to the gateway with its chat and health stubs.
+// Client is a connection to the gateway with its chat, embeddings and health stubs.
 type Client struct {
 	// Chat is the generated ChatService stub.
 	Chat aiservicev1.ChatServiceClient
+	// Embed is the generated EmbedService stub.
+	Embed aiservicev1.EmbedServiceClient
 	// Health is the standard gRPC health stub.
 	Health healthpb.HealthClient
 
@@ -88,6 +92,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	}
 	return &Client{
 		Chat:   aiservicev1.NewChatServiceClient(conn),
+		Embed:  aiservicev1.NewEmbedServiceClient(conn),
 		Health: healthpb.NewHealthClient(conn),
 		conn:   conn,
 	}, nil
@@ -169,6 +174,51 @@ func Collect(stream grpc.ServerStreamingClient[aiservicev1.StreamChatResponse]) 
 		return &r, errors.New("aiservice: stream ended without a finish event")
 	}
 	return &r, nil
+}
+
+// Embeddings embeds inputs with model, asking for the compact BYTES encoding, and returns
+// one vector per input in input order with the whole response (usage, provider).
+// dimensions 0 leaves the model's own length.
+func (c *Client) Embeddings(ctx context.Context, model string, dimensions int32, inputs ...string) ([][]float32, *aiservicev1.EmbedResponse, error) {
+	req := &aiservicev1.EmbedRequest{
+		Model:    model,
+		Inputs:   inputs,
+		Encoding: aiservicev1.EmbeddingEncoding_EMBEDDING_ENCODING_BYTES,
+	}
+	if dimensions > 0 {
+		req.Dimensions = &dimensions
+	}
+	resp, err := c.Embed.Embed(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	vectors, err := Vectors(resp)
+	return vectors, resp, err
+}
+
+// Vectors returns the vectors of an Embed answer in input order, whether they came as floats
+// (FLOAT) or as little-endian float32 bytes (BYTES).
+func Vectors(resp *aiservicev1.EmbedResponse) ([][]float32, error) {
+	out := make([][]float32, len(resp.GetEmbeddings()))
+	for _, e := range resp.GetEmbeddings() {
+		i := int(e.GetIndex())
+		if i >= len(out) || out[i] != nil {
+			return nil, fmt.Errorf("aiservice: embedding index %d out of place", i)
+		}
+		if data := e.GetData(); len(data) > 0 {
+			if len(data)%4 != 0 {
+				return nil, fmt.Errorf("aiservice: embedding %d has %d bytes, not float32s", i, len(data))
+			}
+			v := make([]float32, len(data)/4)
+			for k := range v {
+				v[k] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*k:]))
+			}
+			out[i] = v
+		} else {
+			out[i] = e.GetValues()
+		}
+	}
+	return out, nil
 }
 
 // Details are the rich error details of a failed call; absent ones are nil.

@@ -3,6 +3,7 @@ package aiservice_test
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -58,5 +59,23 @@ func TestWithAPIKeySendsABearerHeader(t *testing.T) {
 				t.Errorf("authorization %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestVectorsReadBothEncodingsInIndexOrder(t *testing.T) {
+	resp := &aiservicev1.EmbedResponse{Embeddings: []*aiservicev1.Embedding{
+		{Index: 1, Data: []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0xbf}},
+		{Index: 0, Values: []float32{0.25}},
+	}}
+	got, err := aiservice.Vectors(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got[0], []float32{0.25}) || !slices.Equal(got[1], []float32{1, -0.5}) {
+		t.Errorf("vectors %v", got)
+	}
+	bad := &aiservicev1.EmbedResponse{Embeddings: []*aiservicev1.Embedding{{Index: 0, Data: []byte{1, 2, 3}}}}
+	if _, err := aiservice.Vectors(bad); err == nil {
+		t.Error("three bytes are no float32")
 	}
 }

@@ -348,3 +348,31 @@ func TestErrorDetailsOfAPlainError(t *testing.T) {
 		t.Errorf("details %+v of a plain error, want none", d)
 	}
 }
+
+func TestEmbed(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	vectors, resp, err := client.Embeddings(ctx(t), "echo", 0, "a cat", "a dog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vectors) != 2 || len(vectors[0]) != 8 {
+		t.Fatalf("vectors %v, want 2 of 8 numbers", vectors)
+	}
+	if resp.GetUsage().GetInputTokens() != 4 || resp.GetProvider() == "" {
+		t.Errorf("usage %v, provider %q", resp.GetUsage(), resp.GetProvider())
+	}
+	floats, err := client.Embed.Embed(ctx(t), &aiservicev1.EmbedRequest{Model: "echo", Inputs: []string{"a dog"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(floats.GetEmbeddings()[0].GetValues(), vectors[1]) {
+		t.Errorf("the FLOAT and BYTES answers differ")
+	}
+	_, err = client.Embed.Embed(ctx(t), &aiservicev1.EmbedRequest{Model: "echo", Inputs: []string{"ok", ""}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("empty input: %v", err)
+	}
+	if v := aiservice.ErrorDetails(err).BadRequest.GetFieldViolations(); len(v) != 1 || v[0].GetField() != "inputs[1]" {
+		t.Errorf("violations %v, want inputs[1]", v)
+	}
+}

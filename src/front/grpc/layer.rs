@@ -1,5 +1,6 @@
-//! The gRPC front door's tower layer: begins every `aiservice.v1.ChatService` call in the
-//! pipeline as its headers arrive, before its body is decoded, and identifies its caller.
+//! The gRPC front door's tower layer: begins every `aiservice.v1.ChatService` and
+//! `aiservice.v1.EmbedService` call in the pipeline as its headers arrive, before its body is
+//! decoded, and identifies its caller.
 //!
 //! The call goes to the handler through the request's extensions ([`OpenCall`]): the handler
 //! takes it and the pipeline ends it. A call refused here (no or wrong client key) ends here.
@@ -25,7 +26,7 @@ use crate::{
     metrics::{FrontDoor, Method},
 };
 
-/// Adds [`Rpc`] to the chat service.
+/// Adds [`Rpc`] to the chat and embeddings services.
 #[derive(Clone, Debug)]
 pub struct RpcLayer {
     pipeline: Pipeline,

@@ -1,4 +1,4 @@
-//! The gRPC front door: `aiservice.v1.ChatService`. It translates and does nothing else:
+//! The gRPC front door: `aiservice.v1.ChatService` (and `EmbedService`, in [`embed`]). It translates and does nothing else:
 //! protobuf into the domain request ([`crate::validate`]), the pipeline's answer, stream or
 //! error back into protobuf and a `tonic::Status` (the one `From<Error> for Status`).
 //!
@@ -6,7 +6,10 @@
 //! before tonic decodes the body, so that a refusal by the decoder is recorded like any
 //! other; the handler takes it from the request's extensions.
 
+mod embed;
 pub mod layer;
+
+pub use embed::EmbedHandler;
 
 use std::{
     sync::{Arc, Mutex},
@@ -38,25 +41,8 @@ impl ChatHandler {
         ChatHandler { pipeline }
     }
 
-    /// The call the layer began for `request`; or, when the service is mounted without its
-    /// layer, one begun (and identified) here.
     async fn open<T>(&self, method: Method, request: &Request<T>) -> Result<Call, Status> {
-        if let Some(call) = request.extensions().get::<OpenCall>().and_then(OpenCall::take) {
-            return Ok(call);
-        }
-        let headers = request.metadata().as_ref();
-        let arrived = request.extensions().get::<Arrival>().map_or_else(Arrival::now, |a| a.0);
-        let mut call = self
-            .pipeline
-            .begin(FrontDoor::Grpc, method, headers, arrived, grpc_timeout(headers))
-            .await;
-        match self.pipeline.identify(&mut call, headers) {
-            Ok(()) => Ok(call),
-            Err(error) => {
-                let id = call.request_id().to_owned();
-                Err(status(call.refuse(error), &id))
-            }
-        }
+        open(&self.pipeline, method, request).await
     }
 
     /// The domain request of `request`, or the call refused as invalid.
@@ -137,6 +123,29 @@ impl ChatService for ChatHandler {
     }
 }
 
+/// The call the layer began for `request`; or, when the service is mounted without its
+/// layer, one begun (and identified) here.
+async fn open<T>(
+    pipeline: &Pipeline,
+    method: Method,
+    request: &Request<T>,
+) -> Result<Call, Status> {
+    if let Some(call) = request.extensions().get::<OpenCall>().and_then(OpenCall::take) {
+        return Ok(call);
+    }
+    let headers = request.metadata().as_ref();
+    let arrived = request.extensions().get::<Arrival>().map_or_else(Arrival::now, |a| a.0);
+    let mut call =
+        pipeline.begin(FrontDoor::Grpc, method, headers, arrived, grpc_timeout(headers)).await;
+    match pipeline.identify(&mut call, headers) {
+        Ok(()) => Ok(call),
+        Err(error) => {
+            let id = call.request_id().to_owned();
+            Err(status(call.refuse(error), &id))
+        }
+    }
+}
+
 /// A call the layer began, waiting for the handler in the request's extensions. Whoever takes
 /// it ends it; the layer ends one the handler never took.
 #[derive(Clone, Debug)]
@@ -203,7 +212,7 @@ pub fn status(error: Error, request_id: &str) -> Status {
     status
 }
 
-fn with_request_id<T>(mut response: Response<T>, request_id: &str) -> Response<T> {
+pub(crate) fn with_request_id<T>(mut response: Response<T>, request_id: &str) -> Response<T> {
     if let Ok(value) = MetadataValue::try_from(request_id) {
         response.metadata_mut().insert(REQUEST_ID, value);
     }
@@ -305,7 +314,7 @@ fn finish_to_pb(reason: FinishReason) -> pb::FinishReason {
     }
 }
 
-fn usage_to_pb(u: Usage) -> pb::Usage {
+pub(crate) fn usage_to_pb(u: Usage) -> pb::Usage {
     pb::Usage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,

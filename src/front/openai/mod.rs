@@ -5,12 +5,14 @@
 //! - `GET /v1/models`, `GET /v1/models/{id}`: the routes the caller's key may use, in
 //!   OpenAI's list format;
 //! - `POST /v1/chat/completions` (`chat.rs`): a chat call, answered whole or streamed as
-//!   server-sent events (`stream.rs`); its request is read and translated by [`request`].
+//!   server-sent events (`stream.rs`); its request is read and translated by [`request`];
+//! - `POST /v1/embeddings` (`embeddings.rs`): an `Embed` call in OpenAI's embeddings shape.
 //!
 //! A stream that fails after it began ends with OpenAI's error event ([`error_event`]), built
 //! by the same mapping as an error response.
 
 mod chat;
+mod embeddings;
 mod reasoning;
 pub mod request;
 mod stream;
@@ -39,6 +41,7 @@ pub fn router(state: HttpState) -> axum::Router {
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .with_state(state)
 }
 

@@ -323,7 +323,7 @@ pub fn read(body: &[u8]) -> Result<CompletionRequest, Error> {
 }
 
 /// A serde failure as the caller should read it.
-fn understand_serde(error: serde_path_to_error::Error<serde_json::Error>) -> Error {
+pub(super) fn understand_serde(error: serde_path_to_error::Error<serde_json::Error>) -> Error {
     // The path of an unknown member ends with it; that of a wrong type names the value.
     let path = error.path().to_string();
     let depth = error.path().iter().count();

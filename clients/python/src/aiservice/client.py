@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ import grpc.aio
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2_grpc
 
-from aiservice.v1 import chat_pb2, chat_pb2_grpc
+from aiservice.v1 import chat_pb2, chat_pb2_grpc, embed_pb2, embed_pb2_grpc
 
 #: The ``google.rpc.ErrorInfo`` domain of every error the gateway returns.
 ERROR_DOMAIN = "ai-service"
@@ -76,7 +77,7 @@ class _AsyncBearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Una
 
 
 class Client:
-    """A blocking connection to the gateway with its chat and health stubs.
+    """A blocking connection to the gateway with its chat, embeddings and health stubs.
 
     TLS by default (system roots, or ``root_certificates``); ``plaintext=True`` for a
     gateway on localhost or behind a mesh. ``api_key`` is sent on every call as
@@ -103,7 +104,15 @@ class Client:
             channel = grpc.secure_channel(target, creds, options=options)
         self.channel: grpc.Channel = channel
         self.chat = chat_pb2_grpc.ChatServiceStub(channel)
+        self.embed = embed_pb2_grpc.EmbedServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
+
+    def embeddings(
+        self, model: str, inputs: Sequence[str], *, dimensions: int | None = None, timeout: float | None = None
+    ) -> tuple[list[list[float]], embed_pb2.EmbedResponse]:
+        """One vector per input, in input order (asked for as compact BYTES), and the response."""
+        response = self.embed.Embed(embed_request(model, inputs, dimensions), timeout=timeout)
+        return vectors(response), response
 
     def close(self) -> None:
         self.channel.close()
@@ -137,7 +146,15 @@ class AsyncClient:
             channel = grpc.aio.secure_channel(target, creds, options=options)
         self.channel: grpc.aio.Channel = channel
         self.chat = chat_pb2_grpc.ChatServiceStub(channel)
+        self.embed = embed_pb2_grpc.EmbedServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
+
+    async def embeddings(
+        self, model: str, inputs: Sequence[str], *, dimensions: int | None = None, timeout: float | None = None
+    ) -> tuple[list[list[float]], embed_pb2.EmbedResponse]:
+        """One vector per input, in input order (asked for as compact BYTES), and the response."""
+        response = await self.embed.Embed(embed_request(model, inputs, dimensions), timeout=timeout)
+        return vectors(response), response
 
     async def close(self) -> None:
         await self.channel.close()
@@ -147,6 +164,29 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def embed_request(model: str, inputs: Sequence[str], dimensions: int | None = None) -> embed_pb2.EmbedRequest:
+    """An Embed request for ``inputs`` that asks for the vectors as little-endian float32 bytes."""
+    request = embed_pb2.EmbedRequest(model=model, inputs=list(inputs), encoding=embed_pb2.EMBEDDING_ENCODING_BYTES)
+    if dimensions is not None:
+        request.dimensions = dimensions
+    return request
+
+
+def vectors(response: embed_pb2.EmbedResponse) -> list[list[float]]:
+    """The vectors of an Embed answer in input order, whether they came as FLOAT or BYTES."""
+    out: list[list[float] | None] = [None] * len(response.embeddings)
+    for embedding in response.embeddings:
+        if embedding.index >= len(out) or out[embedding.index] is not None:
+            raise ValueError(f"embedding index {embedding.index} out of place")
+        if embedding.data:
+            if len(embedding.data) % 4:
+                raise ValueError(f"embedding {embedding.index} has {len(embedding.data)} bytes, not float32s")
+            out[embedding.index] = list(struct.unpack(f"<{len(embedding.data) // 4}f", embedding.data))
+        else:
+            out[embedding.index] = list(embedding.values)
+    return [v for v in out if v is not None]
 
 
 def user(text: str) -> chat_pb2.Message:

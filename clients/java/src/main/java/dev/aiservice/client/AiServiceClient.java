@@ -7,6 +7,11 @@ import com.google.rpc.ErrorInfo;
 import com.google.rpc.RetryInfo;
 import dev.aiservice.v1.ChatServiceGrpc;
 import dev.aiservice.v1.ContentPart;
+import dev.aiservice.v1.EmbedRequest;
+import dev.aiservice.v1.EmbedResponse;
+import dev.aiservice.v1.EmbedServiceGrpc;
+import dev.aiservice.v1.Embedding;
+import dev.aiservice.v1.EmbeddingEncoding;
 import dev.aiservice.v1.Message;
 import dev.aiservice.v1.Role;
 import io.grpc.Channel;
@@ -19,6 +24,11 @@ import io.grpc.TlsChannelCredentials;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.MetadataUtils;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
@@ -26,7 +36,8 @@ import java.util.stream.Collectors;
 /**
  * A thin layer over the generated ai-service stubs ({@code dev.aiservice.v1}): a channel to
  * the gateway (TLS or plaintext, with an optional client key sent as {@code authorization:
- * Bearer <key>}), the chat and health stubs on it, and the decoding of the rich error details
+ * Bearer <key>}), the chat, embeddings and health stubs on it, the vectors of an Embed answer
+ * whatever their encoding ({@link #vectors}), and the decoding of the rich error details
  * ({@code google.rpc.ErrorInfo}, {@code BadRequest}, {@code RetryInfo}) that the gateway
  * attaches to every failure. Streams are collected with {@link StreamResult}.
  */
@@ -104,6 +115,62 @@ public final class AiServiceClient implements AutoCloseable {
   /** The ListenableFuture ChatService stub, for unary calls. */
   public ChatServiceGrpc.ChatServiceFutureStub chatFuture() {
     return ChatServiceGrpc.newFutureStub(calls);
+  }
+
+  /** The blocking EmbedService stub. */
+  public EmbedServiceGrpc.EmbedServiceBlockingStub embed() {
+    return EmbedServiceGrpc.newBlockingStub(calls);
+  }
+
+  /** The ListenableFuture EmbedService stub. */
+  public EmbedServiceGrpc.EmbedServiceFutureStub embedFuture() {
+    return EmbedServiceGrpc.newFutureStub(calls);
+  }
+
+  /**
+   * An Embed request for {@code inputs} that asks for the vectors as compact little-endian
+   * float32 bytes; {@code dimensions} 0 leaves the model's own length.
+   */
+  public static EmbedRequest embedRequest(String model, int dimensions, String... inputs) {
+    EmbedRequest.Builder request =
+        EmbedRequest.newBuilder()
+            .setModel(model)
+            .addAllInputs(Arrays.asList(inputs))
+            .setEncoding(EmbeddingEncoding.EMBEDDING_ENCODING_BYTES);
+    if (dimensions > 0) {
+      request.setDimensions(dimensions);
+    }
+    return request.build();
+  }
+
+  /**
+   * The vectors of an Embed answer in input order, whether they came as floats (FLOAT) or as
+   * little-endian float32 bytes (BYTES).
+   */
+  public static List<float[]> vectors(EmbedResponse response) {
+    float[][] out = new float[response.getEmbeddingsCount()][];
+    for (Embedding e : response.getEmbeddingsList()) {
+      int i = e.getIndex();
+      if (i >= out.length || out[i] != null) {
+        throw new IllegalArgumentException("embedding index " + i + " out of place");
+      }
+      if (!e.getData().isEmpty()) {
+        if (e.getData().size() % 4 != 0) {
+          throw new IllegalArgumentException("embedding " + i + " is no float32 bytes");
+        }
+        ByteBuffer bytes = e.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        float[] v = new float[e.getData().size() / 4];
+        bytes.asFloatBuffer().get(v);
+        out[i] = v;
+      } else {
+        float[] v = new float[e.getValuesCount()];
+        for (int k = 0; k < v.length; k++) {
+          v[k] = e.getValues(k);
+        }
+        out[i] = v;
+      }
+    }
+    return new ArrayList<>(Arrays.asList(out));
   }
 
   /** The blocking stub of the standard gRPC health service. */

@@ -12,6 +12,8 @@ import com.google.rpc.BadRequest;
 import com.google.rpc.ErrorInfo;
 import dev.aiservice.v1.ChatRequest;
 import dev.aiservice.v1.ChatResponse;
+import dev.aiservice.v1.EmbedRequest;
+import dev.aiservice.v1.EmbedResponse;
 import dev.aiservice.v1.FinishReason;
 import dev.aiservice.v1.GenerationConfig;
 import dev.aiservice.v1.ListModelsRequest;
@@ -312,5 +314,26 @@ class LiveGatewayTest {
                 .withDeadlineAfter(10, TimeUnit.SECONDS)
                 .chat(ChatRequest.newBuilder().setModel("echo").build()));
     assertEquals("java-error-1", e.getTrailers().get(REQUEST_ID));
+  }
+
+  @Test
+  void embedInBytesAndFloats() {
+    EmbedResponse bytes =
+        client.embed().withDeadlineAfter(10, TimeUnit.SECONDS)
+            .embed(AiServiceClient.embedRequest("echo", 0, "a cat", "a dog"));
+    List<float[]> vectors = AiServiceClient.vectors(bytes);
+    assertEquals(2, vectors.size());
+    assertEquals(8, vectors.get(0).length);
+    assertEquals(4, bytes.getUsage().getInputTokens());
+    EmbedResponse floats =
+        client.embed().withDeadlineAfter(10, TimeUnit.SECONDS)
+            .embed(EmbedRequest.newBuilder().setModel("echo").addInputs("a dog").build());
+    org.junit.jupiter.api.Assertions.assertArrayEquals(
+        vectors.get(1), AiServiceClient.vectors(floats).get(0));
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class,
+            () -> client.embed().withDeadlineAfter(10, TimeUnit.SECONDS)
+                .embed(AiServiceClient.embedRequest("echo", 0, "ok", "")));
+    assertInvalid(e, "inputs[1]");
   }
 }
