@@ -138,6 +138,9 @@ type Result struct {
 	Usage *aiservicev1.Usage
 	// Finish is the stream's last event.
 	Finish *aiservicev1.Finish
+	// Reasoning is the reasoning parts rebuilt from the reasoning deltas; send them back, in
+	// order and before the text, in the assistant message of the next turn.
+	Reasoning []*aiservicev1.Reasoning
 	// Events is every event in the order received.
 	Events []*aiservicev1.StreamChatResponse
 }
@@ -163,6 +166,8 @@ func Collect(stream grpc.ServerStreamingClient[aiservicev1.StreamChatResponse]) 
 		switch e := ev.Event.(type) {
 		case *aiservicev1.StreamChatResponse_ContentDelta:
 			text.WriteString(e.ContentDelta.GetText())
+		case *aiservicev1.StreamChatResponse_ReasoningDelta:
+			r.Reasoning = FoldReasoning(r.Reasoning, e.ReasoningDelta)
 		case *aiservicev1.StreamChatResponse_Usage:
 			r.Usage = e.Usage
 		case *aiservicev1.StreamChatResponse_Finish:
@@ -174,6 +179,27 @@ func Collect(stream grpc.ServerStreamingClient[aiservicev1.StreamChatResponse]) 
 		return &r, errors.New("aiservice: stream ended without a finish event")
 	}
 	return &r, nil
+}
+
+// FoldReasoning adds one reasoning delta to the parts rebuilt so far: text appends to the open
+// part (no signature, not redacted) or opens one, a signature closes the open part (or stands
+// alone), and redacted data is a part of its own.
+func FoldReasoning(parts []*aiservicev1.Reasoning, d *aiservicev1.ReasoningDelta) []*aiservicev1.Reasoning {
+	if d.GetRedactedData() != "" {
+		return append(parts, &aiservicev1.Reasoning{RedactedData: d.GetRedactedData()})
+	}
+	open := len(parts) > 0 && parts[len(parts)-1].GetSignature() == "" && parts[len(parts)-1].GetRedactedData() == ""
+	if !open && (d.GetText() != "" || d.GetSignature() != "") {
+		parts = append(parts, &aiservicev1.Reasoning{})
+	}
+	if len(parts) > 0 {
+		last := parts[len(parts)-1]
+		last.Text += d.GetText()
+		if d.GetSignature() != "" {
+			last.Signature = d.GetSignature()
+		}
+	}
+	return parts
 }
 
 // Embeddings embeds inputs with model, asking for the compact BYTES encoding, and returns

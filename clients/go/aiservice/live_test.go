@@ -376,3 +376,41 @@ func TestEmbed(t *testing.T) {
 		t.Errorf("violations %v, want inputs[1]", v)
 	}
 }
+
+func TestStreamChatReasoningComesBackSignedAndGoesBack(t *testing.T) {
+	client := dial(t, "AI_SERVICE_ADDR")
+	generation := &aiservicev1.GenerationConfig{
+		Reasoning: &aiservicev1.ReasoningConfig{Effort: aiservicev1.ReasoningEffort_REASONING_EFFORT_LOW},
+	}
+	stream, err := client.Chat.StreamChat(ctx(t), &aiservicev1.StreamChatRequest{Model: "echo", Messages: hello(), Generation: generation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := aiservice.Collect(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Reasoning) != 1 || r.Reasoning[0].GetText() != "Reasoning about 2 words." || r.Reasoning[0].GetSignature() != "echo-2" {
+		t.Fatalf("reasoning %v, want one part signed echo-2", r.Reasoning)
+	}
+	if r.Text != "hello world" {
+		t.Errorf("text %q: reasoning must not mix into it", r.Text)
+	}
+	// The next turn carries the reasoning back, before the text.
+	assistant := &aiservicev1.Message{Role: aiservicev1.Role_ROLE_ASSISTANT}
+	for _, part := range r.Reasoning {
+		assistant.Content = append(assistant.Content, &aiservicev1.ContentPart{Part: &aiservicev1.ContentPart_Reasoning{Reasoning: part}})
+	}
+	assistant.Content = append(assistant.Content, &aiservicev1.ContentPart{Part: &aiservicev1.ContentPart_Text{Text: r.Text}})
+	messages := append(hello(), assistant, aiservice.UserText("again please"))
+	resp, err := client.Chat.Chat(ctx(t), &aiservicev1.ChatRequest{Model: "echo", Messages: messages, Generation: generation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aiservice.Text(resp.GetMessage()); got != "again please" {
+		t.Errorf("reply %q", got)
+	}
+	if got := resp.GetMessage().GetContent()[0].GetReasoning().GetSignature(); got != "echo-2" {
+		t.Errorf("unary reasoning signature %q, want echo-2", got)
+	}
+}

@@ -176,3 +176,21 @@ def test_client_keys(auth_addr, key, code, reason):
 def test_health_needs_no_key(auth_addr):
     with Client(auth_addr, plaintext=True) as anonymous:
         assert anonymous.health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reasoning_comes_back_signed_and_goes_back(client):
+    generation = chat_pb2.GenerationConfig(reasoning=chat_pb2.ReasoningConfig(effort=chat_pb2.REASONING_EFFORT_LOW))
+    request = chat_pb2.StreamChatRequest(model="echo", messages=HELLO, generation=generation)
+    result = collect(client.chat.StreamChat(request, timeout=10))
+    assert [(r.text, r.signature) for r in result.reasoning] == [("Reasoning about 2 words.", "echo-2")]
+    assert result.text == "hello world"
+    assistant = chat_pb2.Message(
+        role=chat_pb2.ROLE_ASSISTANT,
+        content=[chat_pb2.ContentPart(reasoning=r) for r in result.reasoning] + [chat_pb2.ContentPart(text=result.text)],
+    )
+    reply = client.chat.Chat(
+        chat_pb2.ChatRequest(model="echo", messages=[*HELLO, assistant, user("again please")], generation=generation),
+        timeout=10,
+    )
+    assert text_of(reply.message) == "again please"
+    assert reply.message.content[0].reasoning.signature == "echo-2"

@@ -204,6 +204,9 @@ class StreamResult:
     """A whole streamed answer."""
 
     text: str = ""
+    #: The reasoning parts, rebuilt from the reasoning deltas; send them back, in order and
+    #: before the text, in the assistant message of the next turn.
+    reasoning: list[chat_pb2.Reasoning] = field(default_factory=list)
     usage: chat_pb2.Usage | None = None
     finish: chat_pb2.Finish | None = None
     events: list[chat_pb2.StreamChatResponse] = field(default_factory=list)
@@ -215,6 +218,8 @@ class StreamResult:
         kind = event.WhichOneof("event")
         if kind == "content_delta":
             self.text += event.content_delta.text
+        elif kind == "reasoning_delta":
+            _fold_reasoning(self.reasoning, event.reasoning_delta)
         elif kind == "usage":
             self.usage = event.usage
         elif kind == "finish":
@@ -224,6 +229,21 @@ class StreamResult:
         if self.finish is None:
             raise ValueError("stream ended without a finish event")
         return self
+
+
+def _fold_reasoning(parts: list[chat_pb2.Reasoning], delta: chat_pb2.ReasoningDelta) -> None:
+    """Text appends to the open part (no signature, not redacted) or opens one; a signature
+    closes the open part (or stands alone); redacted data is a part of its own."""
+    if delta.redacted_data:
+        parts.append(chat_pb2.Reasoning(redacted_data=delta.redacted_data))
+        return
+    is_open = bool(parts) and not parts[-1].signature and not parts[-1].redacted_data
+    if not is_open and (delta.text or delta.signature):
+        parts.append(chat_pb2.Reasoning())
+    if parts:
+        parts[-1].text += delta.text
+        if delta.signature:
+            parts[-1].signature = delta.signature
 
 
 def collect(stream: Iterable[chat_pb2.StreamChatResponse]) -> StreamResult:

@@ -1,6 +1,8 @@
 package dev.aiservice.client;
 
 import dev.aiservice.v1.Finish;
+import dev.aiservice.v1.Reasoning;
+import dev.aiservice.v1.ReasoningDelta;
 import dev.aiservice.v1.StreamChatResponse;
 import dev.aiservice.v1.Usage;
 import io.grpc.Status;
@@ -18,6 +20,7 @@ import java.util.concurrent.CompletableFuture;
 public final class StreamResult {
   private final StringBuilder text = new StringBuilder();
   private final List<StreamChatResponse> events = new ArrayList<>();
+  private final List<Reasoning.Builder> reasoning = new ArrayList<>();
   private Usage usage;
   private Finish finish;
 
@@ -76,9 +79,34 @@ public final class StreamResult {
     events.add(event);
     switch (event.getEventCase()) {
       case CONTENT_DELTA -> text.append(event.getContentDelta().getText());
+      case REASONING_DELTA -> fold(event.getReasoningDelta());
       case USAGE -> usage = event.getUsage();
       case FINISH -> finish = event.getFinish();
       default -> {}
+    }
+  }
+
+  /**
+   * Text appends to the open reasoning part (no signature, not redacted) or opens one; a
+   * signature closes the open part (or stands alone); redacted data is a part of its own.
+   */
+  private void fold(ReasoningDelta delta) {
+    if (!delta.getRedactedData().isEmpty()) {
+      reasoning.add(Reasoning.newBuilder().setRedactedData(delta.getRedactedData()));
+      return;
+    }
+    Reasoning.Builder last = reasoning.isEmpty() ? null : reasoning.get(reasoning.size() - 1);
+    boolean open =
+        last != null && last.getSignature().isEmpty() && last.getRedactedData().isEmpty();
+    if (!open && (!delta.getText().isEmpty() || !delta.getSignature().isEmpty())) {
+      last = Reasoning.newBuilder();
+      reasoning.add(last);
+    }
+    if (last != null) {
+      last.setText(last.getText() + delta.getText());
+      if (!delta.getSignature().isEmpty()) {
+        last.setSignature(delta.getSignature());
+      }
     }
   }
 
@@ -91,6 +119,14 @@ public final class StreamResult {
 
   public String text() {
     return text.toString();
+  }
+
+  /**
+   * The reasoning parts rebuilt from the reasoning deltas; send them back, in order and before
+   * the text, in the assistant message of the next turn.
+   */
+  public List<Reasoning> reasoning() {
+    return reasoning.stream().map(Reasoning.Builder::build).toList();
   }
 
   public Usage usage() {

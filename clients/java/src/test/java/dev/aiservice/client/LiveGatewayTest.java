@@ -93,6 +93,41 @@ class LiveGatewayTest {
   }
 
   @Test
+  void reasoningComesBackSignedAndGoesBack() {
+    dev.aiservice.v1.GenerationConfig generation =
+        dev.aiservice.v1.GenerationConfig.newBuilder()
+            .setReasoning(
+                dev.aiservice.v1.ReasoningConfig.newBuilder()
+                    .setEffort(dev.aiservice.v1.ReasoningEffort.REASONING_EFFORT_LOW))
+            .build();
+    StreamResult result =
+        StreamResult.collect(
+            client
+                .chat()
+                .withDeadlineAfter(10, TimeUnit.SECONDS)
+                .streamChat(STREAM_HELLO.toBuilder().setGeneration(generation).build()));
+    assertEquals(1, result.reasoning().size());
+    assertEquals("Reasoning about 2 words.", result.reasoning().get(0).getText());
+    assertEquals("echo-2", result.reasoning().get(0).getSignature());
+    assertEquals("hello world", result.text());
+    dev.aiservice.v1.Message.Builder assistant =
+        dev.aiservice.v1.Message.newBuilder().setRole(Role.ROLE_ASSISTANT);
+    for (dev.aiservice.v1.Reasoning part : result.reasoning()) {
+      assistant.addContent(dev.aiservice.v1.ContentPart.newBuilder().setReasoning(part));
+    }
+    assistant.addContent(dev.aiservice.v1.ContentPart.newBuilder().setText(result.text()));
+    ChatRequest next =
+        HELLO.toBuilder()
+            .addMessages(assistant)
+            .addMessages(AiServiceClient.user("again please"))
+            .setGeneration(generation)
+            .build();
+    ChatResponse reply = client.chat().withDeadlineAfter(10, TimeUnit.SECONDS).chat(next);
+    assertEquals("again please", AiServiceClient.text(reply.getMessage()));
+    assertEquals("echo-2", reply.getMessage().getContent(0).getReasoning().getSignature());
+  }
+
+  @Test
   void chatFuture() throws Exception {
     ChatResponse reply = client.chatFuture().withDeadlineAfter(10, TimeUnit.SECONDS).chat(HELLO).get();
     assertEquals("hello world", AiServiceClient.text(reply.getMessage()));
