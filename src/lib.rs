@@ -20,6 +20,7 @@ pub mod cache;
 pub mod call;
 pub mod chat;
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod front;
 pub mod health;

@@ -29,7 +29,7 @@ pub use memory::MemoryStore;
 
 use crate::{
     chat::{
-        Answer, ChatRequest, ContentPart, Finish, FinishReason, Message, ReplyEvent, Role,
+        Answer, Bill, ChatRequest, ContentPart, Finish, FinishReason, Message, ReplyEvent, Role,
         ToolCall, ToolCallDelta, Usage,
     },
     config::{Backend, Config, RouteCache},
@@ -236,6 +236,7 @@ impl CachedAnswer {
             message,
             finish_reason: reason_of(self.finish_reason),
             usage: self.usage.map(Usage::from).unwrap_or_default(),
+            bill: Bill::default(),
         }
     }
 
@@ -276,6 +277,7 @@ impl CachedAnswer {
             route: self.route,
             provider: self.provider,
             provider_model: self.provider_model,
+            bill: Bill::default(),
         }));
         events
     }
@@ -340,6 +342,7 @@ impl StreamAssembly {
             message,
             finish_reason: finish.reason,
             usage: self.usage.unwrap_or_default(),
+            bill: Bill::default(),
         };
         Some(CachedAnswer::of(&answer, self.deltas))
     }
@@ -595,6 +598,7 @@ mod tests {
             message,
             finish_reason: FinishReason::ToolCalls,
             usage: Usage { input_tokens: 1, output_tokens: 2, ..Default::default() },
+            bill: Bill::default(),
         };
         let stored =
             CachedAnswer::decode(CachedAnswer::of(&answer, Vec::new()).encode_to_vec().as_slice())

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     call::Call,
-    chat::{self, Answer, FinishReason, Usage},
+    chat::{self, Answer, Cost, FinishReason, Usage},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
     metrics::{FrontDoor, Method},
@@ -66,7 +66,9 @@ async fn answer(
         stream::respond(events, head, include_usage).await
     } else {
         let answer = state.pipeline.chat(call, request).await?;
-        Ok(Json(Completion::new(answer, model)).into_response())
+        let bill = answer.bill.clone();
+        let response = Json(Completion::new(answer, model)).into_response();
+        Ok(crate::front::http::with_bill(response, &bill))
     }
 }
 
@@ -137,7 +139,7 @@ struct FunctionOut {
 
 impl Completion {
     fn new(answer: Answer, model: String) -> Completion {
-        let Answer { id, message, finish_reason, usage, .. } = answer;
+        let Answer { id, message, finish_reason, usage, bill, .. } = answer;
         let text = message.joined_text();
         let tool_calls = message
             .tool_calls
@@ -160,7 +162,7 @@ impl Completion {
                 logprobs: None,
                 finish_reason: finish_reason_name(finish_reason),
             }],
-            usage: UsageOut::from(usage),
+            usage: UsageOut::from(usage).with_cost(bill.cost.as_ref()),
         }
     }
 }
@@ -173,6 +175,18 @@ pub(super) struct UsageOut {
     total_tokens: u32,
     prompt_tokens_details: PromptTokensDetails,
     completion_tokens_details: CompletionTokensDetails,
+    /// The call's cost in US dollars; absent when unknown (an extension, as OpenRouter's
+    /// `usage.cost`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+}
+
+impl UsageOut {
+    /// With the call's cost, when it is known.
+    pub(super) fn with_cost(mut self, cost: Option<&Cost>) -> UsageOut {
+        self.cost_usd = cost.map(Cost::usd);
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -195,6 +209,7 @@ impl From<Usage> for UsageOut {
             completion_tokens_details: CompletionTokensDetails {
                 reasoning_tokens: u.reasoning_tokens,
             },
+            cost_usd: None,
         }
     }
 }
