@@ -139,7 +139,7 @@ struct FunctionOut {
 
 impl Completion {
     fn new(answer: Answer, model: String) -> Completion {
-        let Answer { id, message, finish_reason, usage, bill, .. } = answer;
+        let Answer { id, message, finish_reason, usage, .. } = answer;
         let text = message.joined_text();
         let tool_calls = message
             .tool_calls
@@ -162,7 +162,7 @@ impl Completion {
                 logprobs: None,
                 finish_reason: finish_reason_name(finish_reason),
             }],
-            usage: UsageOut::from(usage).with_cost(bill.cost.as_ref()),
+            usage: UsageOut::from(usage),
         }
     }
 }
@@ -175,8 +175,9 @@ pub(super) struct UsageOut {
     total_tokens: u32,
     prompt_tokens_details: PromptTokensDetails,
     completion_tokens_details: CompletionTokensDetails,
-    /// The call's cost in US dollars; absent when unknown (an extension, as OpenRouter's
-    /// `usage.cost`).
+    /// A stream's cost in US dollars, on its usage chunk; absent when unknown and on unary
+    /// answers (they have the `x-ai-cost-usd` header). An extension, as OpenRouter's
+    /// `usage.cost`.
     #[serde(skip_serializing_if = "Option::is_none")]
     cost_usd: Option<f64>,
 }
