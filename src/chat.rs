@@ -479,6 +479,8 @@ pub struct Answer {
     pub finish_reason: FinishReason,
     /// Token usage, estimated when the provider reported none.
     pub usage: Usage,
+    /// What the call cost and what is left of the key's budget.
+    pub bill: Bill,
 }
 
 /// One event of a streamed answer as the call pipeline relays it to a front door: content and
@@ -511,6 +513,50 @@ pub struct Finish {
     pub provider: String,
     /// The upstream model that answered.
     pub provider_model: String,
+    /// What the call cost and what is left of the key's budget.
+    pub bill: Bill,
+}
+
+/// What a call cost, exactly: pico-dollars (10⁻¹² USD), so sums never round.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// The price of the call's tokens, in pico-dollars.
+    pub picousd: u64,
+    /// True when the usage it was priced from was estimated.
+    pub estimated: bool,
+    /// The model name the price is listed under (a bounded name, for the metrics).
+    pub priced_as: std::sync::Arc<str>,
+}
+
+impl Cost {
+    /// Pico-dollars in a dollar.
+    pub const PICO_PER_USD: u64 = 1_000_000_000_000;
+
+    /// The cost in US dollars, for the edges (responses, records, metrics) only.
+    #[allow(clippy::cast_precision_loss)] // exact below 2^53 pico-dollars (about $9,000)
+    pub fn usd(&self) -> f64 {
+        self.picousd as f64 / Self::PICO_PER_USD as f64
+    }
+}
+
+/// What is left of a client key's budgets after a call; a budget the key does not have is
+/// `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BudgetLeft {
+    /// Dollars left in the window, in pico-dollars (0 when spent or overspent).
+    pub picousd: Option<u64>,
+    /// Tokens left in the window (0 when spent or overspent).
+    pub tokens: Option<u64>,
+}
+
+/// The bill of a call: its cost (`None` when the price of its model is unknown, never 0 for
+/// unknown) and what its key has left.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bill {
+    /// What the call cost; `None`: unknown.
+    pub cost: Option<Cost>,
+    /// What the key has left, when it has budgets.
+    pub left: Option<BudgetLeft>,
 }
 
 /// Folds one reasoning delta into the reasoning parts assembled so far: text appends to the

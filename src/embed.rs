@@ -87,6 +87,8 @@ pub struct Embedded {
     pub vectors: Vec<Vec<f32>>,
     /// Input tokens, estimated when the provider reported none.
     pub usage: Usage,
+    /// What the call cost and what its key has left ([`crate::call`]'s bill).
+    pub bill: crate::chat::Bill,
 }
 
 /// Validates `request` and converts it to the domain type; every problem is a field

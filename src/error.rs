@@ -125,6 +125,11 @@ pub enum Error {
         retry_after: Duration,
     },
 
+    /// The caller's client key has spent its budget for the window; calls start again when
+    /// the window ends.
+    #[error("{0}")]
+    BudgetExhausted(Box<BudgetRefusal>),
+
     /// The provider failed, after whatever retries and failover applied.
     #[error("{0}")]
     Provider(#[from] ProviderError),
@@ -132,6 +137,26 @@ pub enum Error {
     /// A bug. The message is logged; the caller sees only that it was internal.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Which budget of which client key refused a call, and how far it was spent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "budget exhausted: client key {key:?} has spent {spent} of its {limit} {budget} budget this {window} (UTC); it renews at {renews}"
+)]
+pub struct BudgetRefusal {
+    /// The client key's id.
+    pub key: String,
+    /// Which budget: `usd` or `tokens`.
+    pub budget: &'static str,
+    /// `day` or `month`.
+    pub window: &'static str,
+    /// What was spent, as shown (`$12.345678` or a token count).
+    pub spent: String,
+    /// The budget, shown the same way.
+    pub limit: String,
+    /// When the window ends, RFC 3339 UTC.
+    pub renews: String,
 }
 
 /// One failed attempt of a call, for the caller's error details and the logs.
@@ -258,7 +283,7 @@ impl Error {
                 Code::ResourceExhausted
             }
             Error::Exhausted { .. } => Code::Unavailable,
-            Error::RateLimited { .. } => Code::ResourceExhausted,
+            Error::RateLimited { .. } | Error::BudgetExhausted(_) => Code::ResourceExhausted,
             Error::Provider(err) => provider_code(err.kind),
             Error::Internal(_) => Code::Internal,
         }
@@ -285,6 +310,7 @@ impl Error {
                 None => "ALL_ATTEMPTS_FAILED",
             },
             Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::BudgetExhausted(_) => "BUDGET_EXHAUSTED",
             Error::Provider(err) => err.kind.reason(),
             Error::Internal(_) => "INTERNAL",
         }
@@ -320,6 +346,15 @@ impl From<Error> for Status {
         if let Error::RateLimited { limit, .. } = &err {
             metadata.insert("limit".to_owned(), (*limit).to_owned());
         }
+        if let Error::BudgetExhausted(refusal) = &err {
+            let BudgetRefusal { key, budget, window, spent, limit, renews } = refusal.as_ref();
+            for (k, v) in [("client_key", key.as_str()), ("budget", budget), ("window", window)] {
+                metadata.insert(k.to_owned(), v.to_owned());
+            }
+            for (k, v) in [("spent", spent), ("limit", limit), ("renews", renews)] {
+                metadata.insert(k.to_owned(), v.clone());
+            }
+        }
         if let Error::Provider(p) = &err {
             metadata.insert("provider".to_owned(), p.provider.clone());
             if let Some(status) = p.status {
@@ -352,6 +387,13 @@ impl From<Error> for Status {
                 if let Some(field) = &p.field {
                     details.add_bad_request_violation(field.clone(), p.message.clone());
                 }
+            }
+            Error::BudgetExhausted(refusal) => {
+                let BudgetRefusal { key, budget, window, spent, limit, renews } = refusal.as_ref();
+                details.add_quota_failure_violation(
+                    format!("client_key:{key}/budget:{budget}"),
+                    format!("{window} budget (UTC) spent: {spent} of {limit}; renews at {renews}"),
+                );
             }
             _ => {}
         }
@@ -396,6 +438,14 @@ mod tests {
             exhausted(Vec::new(), true, None),
             exhausted(Vec::new(), false, None),
             Error::RateLimited { limit: "requests", retry_after: Duration::from_secs(1) },
+            Error::BudgetExhausted(Box::new(BudgetRefusal {
+                key: "k".into(),
+                budget: "usd",
+                window: "day",
+                spent: "$1".into(),
+                limit: "$1".into(),
+                renews: "2025-01-02T00:00:00Z".into(),
+            })),
             Error::Internal("bug".into()),
         ];
         for kind in ProviderErrorKind::ALL {
@@ -427,6 +477,7 @@ mod tests {
             Error::RateLimited { .. } => 10,
             Error::Provider(_) => 11,
             Error::Internal(_) => 12,
+            Error::BudgetExhausted(_) => 14,
             Error::BodyTimeout { .. } => 13,
         }
     }
@@ -453,7 +504,7 @@ mod tests {
     fn the_examples_cover_every_variant_and_every_kind() {
         let variants: std::collections::BTreeSet<usize> =
             every_error().iter().map(variant).collect();
-        assert_eq!(variants, (0..14).collect());
+        assert_eq!(variants, (0..15).collect());
         let kinds: std::collections::BTreeSet<usize> =
             ProviderErrorKind::ALL.into_iter().map(kind_index).collect();
         assert_eq!(kinds, (0..ProviderErrorKind::ALL.len()).collect());

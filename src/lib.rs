@@ -21,6 +21,7 @@ pub mod cache;
 pub mod call;
 pub mod chat;
 pub mod config;
+pub mod cost;
 pub mod embed;
 pub mod error;
 pub mod front;

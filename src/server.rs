@@ -31,6 +31,7 @@ use crate::{
     cache::ResponseCache,
     call::{Parts, Pipeline},
     config::Config,
+    cost::Pricing,
     error::Error,
     front::grpc::{
         Arrival, ChatHandler, EmbedHandler,
@@ -40,7 +41,7 @@ use crate::{
     health::HealthState,
     keys::KeyRing,
     layers::request_id::RequestIdLayer,
-    limits::RateLimiter,
+    limits::{RateLimiter, budget::Budgets},
     metrics::{FacadeMetrics, GlobalRecorder, Metrics, PrometheusMetrics, Recorder},
     proto::{
         self,
@@ -99,7 +100,7 @@ impl Drop for AbortOnDrop {
 fn shared_state(
     config: &Config,
     metrics: &Recorder,
-) -> (Option<Arc<ResponseCache>>, Arc<RateLimiter>) {
+) -> (Option<Arc<ResponseCache>>, Arc<RateLimiter>, Arc<Budgets>) {
     let redis = config.redis.as_ref().and_then(|redis| match RedisStore::new(redis) {
         Ok(store) => Some(store),
         Err(error) => {
@@ -109,7 +110,8 @@ fn shared_state(
     });
     let cache = ResponseCache::from_config(config, redis.as_ref(), metrics.clone());
     let limiter = Arc::new(RateLimiter::from_config(config, redis.as_ref(), metrics.clone()));
-    (cache, limiter)
+    let budgets = Arc::new(Budgets::from_config(config, redis.as_ref(), metrics.clone()));
+    (cache, limiter, budgets)
 }
 
 /// How long to wait for connections to close after the grace period ended their calls.
@@ -131,6 +133,8 @@ pub struct Gateway {
     keys: KeyRing,
     cache: Option<Arc<ResponseCache>>,
     limiter: Arc<RateLimiter>,
+    /// The token prices in force; a configuration reload swaps them with the routes.
+    pricing: Arc<ArcSwap<Pricing>>,
     /// The call pipeline every front door hands its calls to.
     pipeline: Pipeline,
     /// Cancelled when the gRPC port stops taking new calls (the drain's third step).
@@ -173,7 +177,8 @@ impl Gateway {
         let keys = KeyRing::new(router.key_files().to_vec(), ClientKeys::new(&config.auth));
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
         let router = Arc::new(ArcSwap::from_pointee(router));
-        let (cache, limiter) = shared_state(&config, &metrics);
+        let (cache, limiter, budgets) = shared_state(&config, &metrics);
+        let pricing = Arc::new(ArcSwap::from_pointee(Pricing::new(&config)));
         let stop = CancellationToken::new();
         let pipeline = Pipeline::new(Parts {
             router: router.clone(),
@@ -185,6 +190,8 @@ impl Gateway {
             keys: Some(keys.client_keys.clone()),
             cache: cache.clone(),
             limiter: Some(limiter.clone()),
+            budgets: Some(budgets),
+            pricing: pricing.clone(),
         });
         Ok(Gateway {
             config: Arc::new(config),
@@ -197,14 +204,15 @@ impl Gateway {
             keys,
             cache,
             limiter,
+            pricing,
             pipeline,
             closing: CancellationToken::new(),
         })
     }
 
     /// Applies the providers, routes and routing policy of `config` without a restart (what
-    /// SIGHUP does with the config file): new calls use the new routes, calls in flight finish
-    /// on the old ones. Endpoint health starts afresh. The other sections (server, auth, audit,
+    /// SIGHUP does with the config file): new calls use the new routes and prices, calls in
+    /// flight finish on the old ones. Endpoint health starts afresh. The other sections (server, auth, audit,
     /// cache, limits, redis, log, tracing) take effect at the next start; a change to them is
     /// logged.
     pub fn reload(&self, config: &Config) {
@@ -222,6 +230,7 @@ impl Gateway {
         self.keys.provider_keys.store(Arc::new(router.key_files().to_vec()));
         let names: Vec<String> = router.routes().iter().map(|r| r.name.clone()).collect();
         self.router.store(Arc::new(router));
+        self.pricing.store(Arc::new(Pricing::new(config)));
         self.reloaded.notify_waiters();
         tracing::info!(routes = %names.join(","), "config reloaded: routes and providers swapped");
     }

@@ -46,7 +46,9 @@ async fn a_repeated_request_is_answered_from_the_cache() {
     let second = client.chat(user_request("gpt", "capital of France?")).await.unwrap().into_inner();
 
     assert_eq!(fake.received().len(), 1, "the second call must not reach the upstream");
-    assert_eq!(first, second, "a hit returns the stored answer whole");
+    // A hit returns the stored answer whole; it cost nothing (no provider was paid).
+    assert_eq!(second.cost.as_ref().map(|c| c.usd), Some(0.0));
+    assert_eq!(first, pb::ChatResponse { cost: first.cost, ..second.clone() }, "the stored answer");
     let text = scrape(&server);
     assert_eq!(metric(&text, r#"ai_service_cache_hits_total{route="gpt"}"#), 1.0, "{text}");
     assert_eq!(metric(&text, r#"ai_service_cache_misses_total{route="gpt"}"#), 1.0);
@@ -101,7 +103,7 @@ async fn bypass_neither_reads_nor_writes_and_refresh_writes_the_fresh_answer() {
     assert_eq!(fake.received().len(), 4);
     let again = client.chat(with_mode(ask(), "default")).await.unwrap().into_inner();
     assert_eq!(fake.received().len(), 4, "the refreshed answer is served");
-    assert_eq!(again, fresh);
+    assert_eq!(again, pb::ChatResponse { cost: again.cost, ..fresh }, "the same answer, free");
     assert!(!again.message.unwrap().tool_calls.is_empty());
 }
 

@@ -93,7 +93,9 @@ async fn openai_gets_the_documented_request_and_its_reply_comes_back_in_order() 
     let usage = reply.usage.unwrap();
     assert_eq!((usage.input_tokens, usage.output_tokens, usage.total_tokens), (8, 0, 8));
     assert!(!usage.estimated);
-    assert!(reply.cost.is_none(), "priced once the price table lands");
+    // 8 input tokens at text-embedding-3-small's $0.02 a million: $0.00000016.
+    let cost = reply.cost.expect("a shipped price").usd;
+    assert!((cost - 0.000_000_16).abs() < 1e-18, "{cost}");
 }
 
 #[tokio::test]

@@ -430,7 +430,8 @@ async fn tool_calls_from_an_openai_upstream_reach_the_caller_as_tool_use_blocks(
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
     assert_eq!(
         delta["usage"],
-        json!({"input_tokens": 60, "output_tokens": 30, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+        // The upstream's gpt-4o at $2.50 in and $10 out per million: 60×2.50 + 30×10 = $0.00045.
+        json!({"input_tokens": 60, "output_tokens": 30, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "cost_usd": 0.00045})
     );
 }
 

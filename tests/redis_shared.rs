@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use ai_service::Config;
+use ai_service::{Config, proto::v1 as pb};
 use common::{
     TestServer, collect,
     fake_upstream::{FakeUpstream, Reply, TEST_KEY, provider_yaml, streaming, user_request},
@@ -45,7 +45,10 @@ async fn an_answer_cached_through_one_replica_is_a_hit_through_the_other() {
         b.client().await.chat(user_request("gpt", "shared?")).await.unwrap().into_inner();
 
     assert_eq!(fake.received().len(), 1, "B answered from Redis");
-    assert_eq!(through_a, through_b);
+    // The same answer; the hit cost nothing (no provider was paid).
+    assert_eq!(through_a.cost.as_ref().map(|c| c.usd), Some(0.001_972_5));
+    assert_eq!(through_b.cost.as_ref().map(|c| c.usd), Some(0.0));
+    assert_eq!(through_a, pb::ChatResponse { cost: through_a.cost, ..through_b });
     assert_eq!((hits(&a), hits(&b)), (0.0, 1.0));
 }
 
@@ -60,7 +63,20 @@ async fn a_stream_stored_through_one_replica_replays_through_the_other() {
     let replay = collect(b.client().await.stream_chat(request()).await.unwrap().into_inner()).await;
 
     assert!(live.1.is_none() && replay.1.is_none());
-    assert_eq!(replay.0, live.0);
+    // The same events; the replay's finish cost nothing (no provider was paid).
+    let free = |events: Vec<pb::stream_chat_response::Event>| -> Vec<_> {
+        events
+            .into_iter()
+            .map(|e| match e {
+                pb::stream_chat_response::Event::Finish(f) => {
+                    assert!(f.cost.is_some(), "priced: gpt-4o");
+                    pb::stream_chat_response::Event::Finish(pb::Finish { cost: None, ..f })
+                }
+                other => other,
+            })
+            .collect()
+    };
+    assert_eq!(free(replay.0), free(live.0));
     assert_eq!(fake.received().len(), 1);
 }
 

@@ -86,6 +86,13 @@ pub struct AuditRecord {
     /// Of the generated tokens, spent on reasoning; absent when none were reported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u32>,
+    /// What the call cost in US dollars; absent when the price is unknown (never 0 for
+    /// unknown) or the call was not answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// True when the cost was priced from estimated usage (the provider reported none).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cost_estimated: bool,
     /// Whether the response cache answered (`true`) or not (`false`); absent when the call
     /// did not consult it.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -157,6 +157,7 @@ mod tests {
                 routes: vec![],
                 requests_per_minute: None,
                 tokens_per_minute: None,
+                budget: None,
             })
             .collect();
         ClientKeys::new(&AuthConfig {

@@ -28,8 +28,8 @@ pub use memory::MemoryStore;
 
 use crate::{
     chat::{
-        Answer, ChatRequest, ContentPart, Finish, FinishReason, Message, Reasoning, ReasoningDelta,
-        ReplyEvent, Role, ToolCall, ToolCallDelta, Usage,
+        Answer, Bill, ChatRequest, ContentPart, Finish, FinishReason, Message, Reasoning,
+        ReasoningDelta, ReplyEvent, Role, ToolCall, ToolCallDelta, Usage,
     },
     config::{Backend, Config, RouteCache},
     embed::{EmbedRequest, Embedded},
@@ -307,6 +307,7 @@ impl CachedAnswer {
             message,
             finish_reason: reason_of(self.finish_reason),
             usage: self.usage.map(Usage::from).unwrap_or_default(),
+            bill: Bill::default(),
         }
     }
 
@@ -343,6 +344,7 @@ impl CachedAnswer {
             route: self.route,
             provider: self.provider,
             provider_model: self.provider_model,
+            bill: Bill::default(),
         }));
         events
     }
@@ -425,6 +427,7 @@ impl StreamAssembly {
             message,
             finish_reason: finish.reason,
             usage: self.usage.unwrap_or_default(),
+            bill: Bill::default(),
         };
         Some(CachedAnswer::of(&answer, self.deltas))
     }
@@ -714,6 +717,7 @@ impl CachedEmbeddings {
             provider_model: self.provider_model,
             vectors: self.vectors.into_iter().map(|v| v.values).collect(),
             usage: self.usage.map(Usage::from).unwrap_or_default(),
+            bill: Bill::default(),
         }
     }
 }
@@ -750,6 +754,7 @@ mod tests {
             provider_model: "m".into(),
             vectors: vec![vec![0.25, -1.5], vec![3.0, 0.0]],
             usage: Usage { input_tokens: 4, estimated: true, ..Default::default() },
+            bill: Bill::default(),
         };
         let bytes = CachedEmbeddings::of(&answer).encode_to_vec();
         assert_eq!(CachedEmbeddings::decode(bytes.as_slice()).unwrap().into_embedded(), answer);
@@ -772,6 +777,7 @@ mod tests {
             message,
             finish_reason: FinishReason::ToolCalls,
             usage: Usage { input_tokens: 1, output_tokens: 2, ..Default::default() },
+            bill: Bill::default(),
         };
         let stored =
             CachedAnswer::decode(CachedAnswer::of(&answer, Vec::new()).encode_to_vec().as_slice())

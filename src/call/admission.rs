@@ -2,21 +2,22 @@
 //!
 //! In order: a place under the process-wide in-flight limit (`server.max_in_flight`, else
 //! RESOURCE_EXHAUSTED `OVERLOADED`, shed rather than queued), then, for a call with a client
-//! key, the key's routes (PERMISSION_DENIED) and its request rate (RESOURCE_EXHAUSTED
-//! `RATE_LIMITED`). When the call ends, its tokens are charged against the key's token rate.
+//! key, the key's routes (PERMISSION_DENIED), its request rate (RESOURCE_EXHAUSTED
+//! `RATE_LIMITED`) and its budgets (RESOURCE_EXHAUSTED `BUDGET_EXHAUSTED`, see
+//! [`crate::limits::budget`]). When the call ends ([`super::bill`]), its tokens are charged
+//! against the key's token rate, and its cost and tokens against its budgets.
 //! Anonymous calls (no keys configured) pass the key checks.
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 
 use super::record::CallRecord;
 use crate::{
-    chat::{ReplyEvent, Usage},
+    chat::{BudgetLeft, Cost, Usage},
     config::{ClientKey, Limits},
     error::Error,
-    limits::RateLimiter,
+    limits::{RateLimiter, budget::Budgets},
 };
 
 /// The admission checks of a gateway; cheap to clone.
@@ -25,15 +26,21 @@ pub struct Admission {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     limiter: Option<Arc<RateLimiter>>,
+    budgets: Option<Arc<Budgets>>,
 }
 
 impl Admission {
-    /// Admission under `limits`, with the per-key rate limiter when there is one.
-    pub fn new(limits: &Limits, limiter: Option<Arc<RateLimiter>>) -> Self {
+    /// Admission under `limits`, with the per-key rate limiter and budgets when there are.
+    pub fn new(
+        limits: &Limits,
+        limiter: Option<Arc<RateLimiter>>,
+        budgets: Option<Arc<Budgets>>,
+    ) -> Self {
         Admission {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             max_in_flight: limits.max_in_flight,
             limiter,
+            budgets,
         }
     }
 
@@ -50,44 +57,36 @@ impl Admission {
     }
 
     /// PERMISSION_DENIED unless `client` may call `route`; RESOURCE_EXHAUSTED when it is over
-    /// its request rate.
+    /// its request rate or has spent a budget.
     pub async fn authorize(&self, client: Option<&ClientKey>, route: &str) -> Result<(), Error> {
         let Some(key) = client else { return Ok(()) };
         if !key.may_call(route) {
             return Err(Error::PermissionDenied { route: route.to_owned() });
         }
-        match &self.limiter {
-            Some(limiter) => {
-                limiter.check_request(&key.id, &key.limits()).await.map_err(Error::from)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a finished call's tokens against its key's token rate.
-    pub async fn charge(&self, key: &ClientKey, usage: &Usage) {
         if let Some(limiter) = &self.limiter {
-            limiter.add_tokens(&key.id, u64::from(usage.total_tokens()), &key.limits()).await;
+            limiter.check_request(&key.id, &key.limits()).await?;
         }
+        if let Some(budgets) = &self.budgets {
+            budgets.check(key).await?;
+        }
+        Ok(())
     }
 
-    /// `stream`, charging its tokens to `key` when its usage event passes.
-    pub fn charged<S>(
+    /// Counts a finished call's tokens against its key's token rate and its `cost` and tokens
+    /// against its budgets; what the budgets have left, when it has any.
+    pub async fn charge(
         &self,
-        mut stream: S,
-        key: Arc<ClientKey>,
-    ) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send + 'static
-    where
-        S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
-    {
-        let admission = self.clone();
-        async_stream::stream! {
-            while let Some(item) = stream.next().await {
-                if let Ok(ReplyEvent::Usage(usage)) = &item {
-                    admission.charge(&key, usage).await;
-                }
-                yield item;
-            }
+        key: &ClientKey,
+        usage: &Usage,
+        cost: Option<&Cost>,
+    ) -> Option<BudgetLeft> {
+        let tokens = u64::from(usage.total_tokens());
+        if let Some(limiter) = &self.limiter {
+            limiter.add_tokens(&key.id, tokens, &key.limits()).await;
+        }
+        match &self.budgets {
+            Some(budgets) => budgets.charge(key, cost, tokens).await,
+            None => None,
         }
     }
 }

@@ -11,13 +11,16 @@
 //! 3. [`Call::asked`] by the front door: what was asked (the record keeps it, valid or not)
 //!    and the messages-per-request limit ([`Call::asked_inputs`] for an `Embed` call); then
 //!    the front door translates and validates;
-//! 4. [`Pipeline::chat`] / [`Pipeline::stream`] / [`Pipeline::embed`]: admission ([`admission`]: in-flight limit,
-//!    the key's routes and request rate), the cache mode, the route, the response cache
-//!    ([`crate::cache`]), the router with its retries and failover ([`crate::router`]), then
-//!    for a stream the relay ([`relay`]) and the token charge;
-//! 5. the record ends with the answer, the last event of the stream, or the error.
+//! 4. [`Pipeline::chat`] / [`Pipeline::stream`] / [`Pipeline::embed`]: admission
+//!    ([`admission`]: in-flight limit, the key's routes, request rate and budgets), the cache
+//!    mode, the route, the response cache ([`crate::cache`]), the router with its retries and
+//!    failover ([`crate::router`]), then for a stream the relay ([`relay`]);
+//! 5. the bill ([`bill`]): the call's cost, charged with its tokens to the key's token rate
+//!    and budgets, on the answer or on the stream's finish;
+//! 6. the record ends with the answer, the last event of the stream, or the error.
 
 pub mod admission;
+pub mod bill;
 mod context;
 pub mod record;
 pub mod relay;
@@ -43,8 +46,9 @@ use crate::{
     audit::AuditSink,
     auth::ClientKeys,
     cache::{CacheMode, CachedAnswer, CachedEmbeddings, CallCache, Lookup, ResponseCache},
-    chat::{Answer, ChatRequest},
+    chat::{Answer, Bill, ChatRequest, Finish, ReplyEvent},
     config::{ClientKey, Limits},
+    cost::Pricing,
     embed::{EmbedRequest, Embedded},
     error::Error,
     metrics::{FrontDoor, Method, Recorder},
@@ -79,6 +83,10 @@ pub struct Parts {
     pub cache: Option<Arc<ResponseCache>>,
     /// The per-key rate limiter.
     pub limiter: Option<Arc<crate::limits::RateLimiter>>,
+    /// The per-key budgets.
+    pub budgets: Option<Arc<crate::limits::budget::Budgets>>,
+    /// The token prices in force; a configuration reload swaps them.
+    pub pricing: Arc<ArcSwap<Pricing>>,
 }
 
 /// The call pipeline of a gateway; cheap to clone. See the module docs.
@@ -98,6 +106,7 @@ struct Inner {
     keys: Option<ClientKeys>,
     admission: Admission,
     cache: Option<Arc<ResponseCache>>,
+    pricing: Arc<ArcSwap<Pricing>>,
 }
 
 /// One call in the pipeline, from its arrival to its end; see the module docs.
@@ -123,8 +132,9 @@ impl Pipeline {
                 audit: parts.audit,
                 max_messages: parts.limits.max_messages,
                 keys: parts.keys,
-                admission: Admission::new(&parts.limits, parts.limiter),
+                admission: Admission::new(&parts.limits, parts.limiter, parts.budgets),
                 cache: parts.cache,
+                pricing: parts.pricing,
             }),
         }
     }
@@ -213,13 +223,12 @@ impl Pipeline {
     pub async fn chat(&self, call: Call, request: ChatRequest) -> Result<Answer, Error> {
         let Call { mut record, client, deadline, cache_mode, .. } = call;
         let span = record.span().clone();
-        let result = self
-            .answer(&mut record, client.as_deref(), deadline, cache_mode, request)
-            .instrument(span)
-            .await;
+        let result =
+            self.answer(&mut record, client, deadline, cache_mode, request).instrument(span).await;
         match result {
             Ok(answer) => {
                 record.answered(&answer.usage, &answer.provider_model);
+                record.billed(&answer.bill);
                 record.finish_ok();
                 Ok(answer)
             }
@@ -233,22 +242,26 @@ impl Pipeline {
     async fn answer(
         &self,
         record: &mut CallRecord,
-        client: Option<&ClientKey>,
+        client: Option<Arc<ClientKey>>,
         deadline: Instant,
         cache_mode: Result<CacheMode, Error>,
         request: ChatRequest,
     ) -> Result<Answer, Error> {
         let inner = &self.inner;
-        let (route, cache) = match self.admit(record, client, cache_mode, &request).await? {
-            Admitted::Cached(hit) => return Ok(hit.into_answer()),
-            Admitted::Upstream { route, cache } => (route, cache),
-        };
+        let (route, cache) =
+            match self.admit(record, client.as_deref(), cache_mode, &request).await? {
+                Admitted::Cached(hit) => {
+                    return Ok(Answer { bill: bill::cached(), ..hit.into_answer() });
+                }
+                Admitted::Upstream { route, cache } => (route, cache),
+            };
         // The attempt loop's future is large; boxed, it is not copied each time the call's own
         // future moves (a measured ~1,000 instructions per call).
         let served = tokio::select! {
             served = record.upstream(Box::pin(route.chat(&request, deadline))) => served?,
             () = inner.stop.cancelled() => return Err(Error::Stopped),
         };
+        let biller = self.biller(client, &served.provider, &served.model);
         let reply = served.value;
         // A provider that reports no usage gets the same estimate as a stream without one.
         let usage = if reply.usage.total_tokens() == 0 {
@@ -264,12 +277,11 @@ impl Pipeline {
             message: reply.message,
             finish_reason: reply.finish_reason,
             usage,
+            bill: Bill::default(),
         };
         cache.store(&answer).await;
-        if let Some(key) = client {
-            inner.admission.charge(key, &answer.usage).await;
-        }
-        Ok(answer)
+        let bill = biller.bill(&answer.usage, &answer.provider_model).await;
+        Ok(Answer { bill, ..answer })
     }
 
     /// A streamed answer to `request`; the call ends with the stream's last event.
@@ -301,7 +313,13 @@ impl Pipeline {
         let (route, cache) =
             match self.admit(record, client.as_deref(), cache_mode, &request).await? {
                 Admitted::Cached(hit) => {
-                    return Ok(Box::pin(futures::stream::iter(hit.replay().into_iter().map(Ok))));
+                    let events = hit.replay().into_iter().map(|event| match event {
+                        ReplyEvent::Finish(finish) => {
+                            Ok(ReplyEvent::Finish(Finish { bill: bill::cached(), ..finish }))
+                        }
+                        other => Ok(other),
+                    });
+                    return Ok(Box::pin(futures::stream::iter(events)));
                 }
                 Admitted::Upstream { route, cache } => (route, cache),
             };
@@ -309,12 +327,23 @@ impl Pipeline {
             served = record.upstream(Box::pin(route.stream(&request, deadline))) => served?,
             () = inner.stop.cancelled() => return Err(Error::Stopped),
         };
-        let mut stream =
+        let biller = self.biller(client, &served.provider, &served.model);
+        let stream =
             relay::relay(served, &request, route.name.clone(), deadline, inner.stop.clone());
-        if let Some(key) = client.filter(|k| k.tokens_per_minute.is_some()) {
-            stream = Box::pin(inner.admission.charged(stream, key));
-        }
-        Ok(Box::pin(cache.record(stream)))
+        Ok(Box::pin(biller.stream(Box::pin(cache.record(stream)))))
+    }
+
+    /// The biller of a call of `client` answered by `provider` for a target of `model`, at the
+    /// prices in force now.
+    fn biller(&self, client: Option<Arc<ClientKey>>, provider: &str, model: &str) -> bill::Biller {
+        let inner = &self.inner;
+        bill::Biller::new(
+            inner.pricing.load_full(),
+            inner.admission.clone(),
+            client,
+            provider.to_owned(),
+            model.to_owned(),
+        )
     }
 
     /// The embeddings of `request`, and the end of the call. The same steps as a unary chat
@@ -324,13 +353,13 @@ impl Pipeline {
         let Call { mut record, client, deadline, cache_mode, .. } = call;
         let span = record.span().clone();
         let result = self
-            .embeddings(&mut record, client.as_deref(), deadline, cache_mode, request)
+            .embeddings(&mut record, client, deadline, cache_mode, request)
             .instrument(span)
             .await;
         match result {
             Ok(embedded) => {
-                // The record takes the usage as for chat; the call's cost belongs beside it.
                 record.answered(&embedded.usage, &embedded.provider_model);
+                record.billed(&embedded.bill);
                 record.finish_ok();
                 Ok(embedded)
             }
@@ -344,7 +373,7 @@ impl Pipeline {
     async fn embeddings(
         &self,
         record: &mut CallRecord,
-        client: Option<&ClientKey>,
+        client: Option<Arc<ClientKey>>,
         deadline: Instant,
         cache_mode: Result<CacheMode, Error>,
         request: EmbedRequest,
@@ -355,12 +384,12 @@ impl Pipeline {
         record.embed_content(&request);
         let route = inner.router.load().resolve(&request.model)?;
         record.route(&route);
-        inner.admission.authorize(client, &route.name).await?;
+        inner.admission.authorize(client.as_deref(), &route.name).await?;
         let cache = CallCache::for_embeddings(inner.cache.as_ref(), &route, &request, mode);
         match cache.lookup::<CachedEmbeddings>().await {
             Lookup::Hit(hit) => {
                 record.cache_lookup(true);
-                return Ok(hit.into_embedded());
+                return Ok(Embedded { bill: bill::cached(), ..hit.into_embedded() });
             }
             Lookup::Miss => record.cache_lookup(false),
             Lookup::Skipped => {}
@@ -369,21 +398,21 @@ impl Pipeline {
             served = record.upstream(Box::pin(route.embed(&request, deadline))) => served?,
             () = inner.stop.cancelled() => return Err(Error::Stopped),
         };
+        let biller = self.biller(client, &served.provider, &served.model);
         let reply = served.value;
         // Gemini reports no usage for embeddings: estimated, as for chat.
         let usage =
             if reply.usage.total_tokens() == 0 { request.estimate_usage() } else { reply.usage };
+        let bill = biller.bill(&usage, &reply.provider_model).await;
         let embedded = Embedded {
             route: route.name.clone(),
             provider: served.provider,
             provider_model: reply.provider_model,
             vectors: reply.vectors,
             usage,
+            bill,
         };
         cache.store_embeddings(&embedded).await;
-        if let Some(key) = client {
-            inner.admission.charge(key, &embedded.usage).await;
-        }
         Ok(embedded)
     }
 

@@ -24,7 +24,7 @@ use tracing::{Instrument, Span, field::Empty};
 use super::CallContext;
 use crate::{
     audit::{AuditRecord, AuditSink, caller_headers},
-    chat::{ChatRequest, ContentPart, ReplyEvent, Usage},
+    chat::{Bill, ChatRequest, ContentPart, Cost, ReplyEvent, Usage},
     config::ClientKey,
     error::Error,
     metrics::{CallSignals, FrontDoor, Method, Recorder, Tokens, code_name, labels},
@@ -66,6 +66,10 @@ pub struct CallRecord {
     tokens: Option<Usage>,
     /// Whether the response cache answered; `None` when the call was not cacheable.
     cache_hit: Option<bool>,
+    /// The client key's id, when the call presented one.
+    client_key: Option<String>,
+    /// The answered call's bill.
+    bill: Option<Bill>,
     finished: bool,
     /// Where the call's audit record goes, and the record so far.
     audit: Option<(AuditSink, Box<AuditRecord>)>,
@@ -133,6 +137,8 @@ impl CallRecord {
             first_token: None,
             tokens: None,
             cache_hit: None,
+            client_key: None,
+            bill: None,
             finished: false,
             audit,
             permit: None,
@@ -161,6 +167,7 @@ impl CallRecord {
 
     /// The client key the call presented.
     pub fn client(&mut self, key: &ClientKey) {
+        self.client_key = Some(key.id.clone());
         if let Some((_, record)) = &mut self.audit {
             record.client_id = Some(key.id.clone());
         }
@@ -259,6 +266,11 @@ impl CallRecord {
         }
     }
 
+    /// Notes an answered call's bill: its cost and what its key has left.
+    pub fn billed(&mut self, bill: &Bill) {
+        self.bill = Some(bill.clone());
+    }
+
     /// Ends the call: answered.
     pub fn finish_ok(mut self) {
         self.end(Code::Ok, None);
@@ -310,6 +322,7 @@ impl CallRecord {
             }
             ReplyEvent::Usage(u) => self.tokens = Some(*u),
             ReplyEvent::Finish(f) => {
+                self.billed(&f.bill);
                 self.span.record("upstream_model", f.provider_model.as_str());
                 if let Some((_, record)) = &mut self.audit {
                     record.provider_model = Some(f.provider_model.clone());
@@ -373,6 +386,16 @@ impl CallRecord {
             }),
             streamed: self.relaying_since.is_some(),
         });
+        let cost = self.bill.as_ref().map(|bill| bill.cost.clone());
+        if code == Code::Ok
+            && self.cache_hit != Some(true)
+            && let Some(cost) = &cost
+        {
+            let model = cost.as_ref().map_or(labels::NONE, |c| &c.priced_as);
+            let client = self.client_key.as_deref().unwrap_or(labels::NONE);
+            let usd = cost.as_ref().map(Cost::usd);
+            self.recorder.call_cost(route, provider, model, client, usd);
+        }
         if let Some(Usage { input_tokens: input, output_tokens: output, .. }) = self.tokens {
             // Signed: the trace export layer would send an unsigned value as a string.
             self.span.record("input_tokens", i64::from(input));
@@ -398,6 +421,9 @@ impl CallRecord {
                 self.tokens.and_then(|t| part(t.cache_write_input_tokens));
             record.reasoning_tokens = self.tokens.and_then(|t| part(t.reasoning_tokens));
             record.cache_hit = self.cache_hit;
+            let cost = cost.flatten();
+            record.cost_usd = cost.as_ref().map(Cost::usd);
+            record.cost_estimated = cost.is_some_and(|c| c.estimated);
             record.latency_ms = latency_ms;
             record.ttft_ms = ttft_ms;
             record.code = code_name;

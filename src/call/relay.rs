@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    chat::{ChatEvent, ChatRequest, Finish, ReplyEvent, Usage},
+    chat::{Bill, ChatEvent, ChatRequest, Finish, ReplyEvent, Usage},
     error::Error,
     provider::{ProviderError, ProviderErrorKind, estimate_tokens, estimate_usage},
     router::{Outcome, Primed, Served},
@@ -72,7 +72,14 @@ pub fn relay(
                         ..estimate
                     });
                     yield Ok(ReplyEvent::Usage(usage));
-                    yield Ok(ReplyEvent::Finish(Finish { reason, id, route, provider, provider_model }));
+                    yield Ok(ReplyEvent::Finish(Finish {
+                        reason,
+                        id,
+                        route,
+                        provider,
+                        provider_model,
+                        bill: Bill::default(),
+                    }));
                     return;
                 }
                 Err(err) => {

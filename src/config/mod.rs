@@ -11,6 +11,7 @@
 pub mod env;
 pub mod raw;
 
+pub mod pricing;
 mod provider;
 pub mod security;
 mod shared;
@@ -24,6 +25,7 @@ use std::{
     time::Duration,
 };
 
+pub use pricing::{Budget, BudgetWindow, Price, PriceEntry, PricingConfig};
 pub use provider::{ConnectionSettings, KeySource, Preset};
 pub use raw::{Backend, LogFormat, ProviderKind, RawLimitPolicy, Strategy};
 use raw::{RawConfig, RawEndpoint, RawRouting};
@@ -67,6 +69,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The Redis server shared by the replicas, when one is configured.
     pub redis: Option<RedisConfig>,
+    /// Token prices configured over the shipped ones.
+    pub pricing: PricingConfig,
 }
 
 /// `server:`
@@ -494,6 +498,10 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
     let cache = shared::validate_cache(raw.cache)?;
     let limits = shared::validate_limits(raw.limits);
     let redis = shared::validate_redis(raw.redis, &cache, &limits, vars)?;
+    let pricing_entries = pricing::validate_pricing(&raw.pricing, |scope| {
+        providers.iter().any(|p| p.name == scope) || ProviderKind::from_name(scope).is_some()
+    })?;
+    let mut target_prices = Vec::new();
     let mut routes = Vec::with_capacity(raw.routes.len());
     let mut names = BTreeSet::new();
     for (i, route) in raw.routes.into_iter().enumerate() {
@@ -537,6 +545,13 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
                 ));
             }
             let at = format!("{at}.targets[{j}]");
+            if let Some(price) = &target.price {
+                target_prices.push(PriceEntry {
+                    scope: target.provider.clone(),
+                    model: target.model.clone(),
+                    price: pricing::validate_price(&format!("{at}.price"), price)?,
+                });
+            }
             let endpoints = validate_endpoints(&at, target.endpoints, vars)?;
             let health_check = match target.health_check {
                 None => None,
@@ -624,6 +639,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         cache,
         limits,
         redis,
+        pricing: PricingConfig { entries: pricing_entries, targets: target_prices },
     })
 }
 

@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub redis: Option<RawRedis>,
     /// Rate-limit counters.
     pub limits: RawLimits,
+    /// Token prices by provider name or kind, then model, over the shipped ones.
+    pub pricing: super::pricing::RawPricing,
 }
 
 /// `provider_defaults:`
@@ -271,6 +273,53 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Every kind.
+    pub const ALL: [ProviderKind; 14] = {
+        use ProviderKind as K;
+        [
+            K::Echo,
+            K::OpenAi,
+            K::OpenAiCompatible,
+            K::AzureOpenAi,
+            K::Anthropic,
+            K::Gemini,
+            K::Groq,
+            K::DeepSeek,
+            K::Mistral,
+            K::Together,
+            K::OpenRouter,
+            K::XAi,
+            K::Ollama,
+            K::VLlm,
+        ]
+    };
+
+    /// The kind's name as the config file writes it (`kind: openai`).
+    pub fn name(self) -> &'static str {
+        use ProviderKind as K;
+        match self {
+            K::Echo => "echo",
+            K::OpenAi => "openai",
+            K::OpenAiCompatible => "openai_compatible",
+            K::AzureOpenAi => "azure_openai",
+            K::Anthropic => "anthropic",
+            K::Gemini => "gemini",
+            K::Groq => "groq",
+            K::DeepSeek => "deepseek",
+            K::Mistral => "mistral",
+            K::Together => "together",
+            K::OpenRouter => "openrouter",
+            K::XAi => "xai",
+            K::Ollama => "ollama",
+            K::VLlm => "vllm",
+        }
+    }
+
+    /// The kind the config file calls `name`.
+    pub fn from_name(name: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The kind as OpenTelemetry's GenAI conventions name it (`gen_ai.provider.name`): the
     /// well-known value where there is one, else the kind's name in this file.
     pub fn gen_ai_provider(self) -> &'static str {
@@ -334,6 +383,9 @@ pub struct RawTarget {
     /// Optional active health checks of the pool's endpoints.
     #[serde(default)]
     pub health_check: Option<RawHealthCheck>,
+    /// This target's token prices, over any other.
+    #[serde(default)]
+    pub price: Option<super::pricing::RawPrice>,
 }
 
 /// `routes[i].targets[j].health_check:`

@@ -38,6 +38,9 @@ pub struct RawClientKey {
     /// Tokens a minute this key may spend.
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
+    /// Dollars and tokens this key may spend a day or a month.
+    #[serde(default)]
+    pub budget: Option<super::pricing::RawBudget>,
 }
 
 /// A validated client key.
@@ -55,6 +58,8 @@ pub struct ClientKey {
     pub requests_per_minute: Option<u32>,
     /// Tokens a minute.
     pub tokens_per_minute: Option<u64>,
+    /// Dollars and tokens a day or a month.
+    pub budget: Option<super::Budget>,
 }
 
 impl ClientKey {
@@ -216,7 +221,12 @@ pub fn validate_keys(at: &str, raw: Vec<RawClientKey>) -> Result<Vec<ClientKey>,
                 "must be at least 1",
             ));
         }
+        let budget = match &k.budget {
+            Some(raw) => Some(super::pricing::validate_budget(&format!("{at}.budget"), raw)?),
+            None => None,
+        };
         keys.push(ClientKey {
+            budget,
             id: k.id,
             name: k.name,
             sha256,
@@ -344,6 +354,7 @@ mod tests {
             routes: vec![],
             requests_per_minute: None,
             tokens_per_minute: None,
+            budget: None,
         };
         let good = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         let err = validate_keys("auth.keys", vec![key("a", good), key("a", good)]).unwrap_err();

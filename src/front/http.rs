@@ -128,6 +128,19 @@ where
     }))
 }
 
+/// `response` with the call's bill as headers ([`crate::front::bill_headers`]).
+pub fn with_bill(
+    mut response: axum::response::Response,
+    bill: &crate::chat::Bill,
+) -> axum::response::Response {
+    for (name, value) in crate::front::bill_headers(bill) {
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

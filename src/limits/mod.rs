@@ -22,6 +22,7 @@
 //! store is away would turn a Redis outage into a full outage of the gateway; the limits are a
 //! fairness and cost control, not an authorisation check.
 
+pub mod budget;
 pub mod memory;
 pub mod redis;
 

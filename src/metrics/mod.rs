@@ -117,6 +117,21 @@ pub mod names {
     /// Counter {operation}: rate-limit updates that failed (Redis down or slow); the call was
     /// let through.
     pub const RATE_LIMIT_ERRORS_TOTAL: &str = "ai_service_rate_limit_errors_total";
+    /// Gauge {route, provider, model, client_key}: US dollars spent, only ever added to (a
+    /// gauge because the `metrics` facade counts whole numbers only; `rate()` it as a counter).
+    pub const COST_USD_TOTAL: &str = "ai_service_cost_usd_total";
+    /// Counter {route, provider}: answered calls whose cost is unknown (no price for the model,
+    /// or for a token class it used).
+    pub const UNPRICED_CALLS_TOTAL: &str = "ai_service_unpriced_calls_total";
+    /// Gauge {client_key, window}: dollars left in the key's budget window, after its last call.
+    pub const BUDGET_REMAINING_USD: &str = "ai_service_budget_remaining_usd";
+    /// Gauge {client_key, window}: tokens left in the key's budget window, after its last call.
+    pub const BUDGET_REMAINING_TOKENS: &str = "ai_service_budget_remaining_tokens";
+    /// Counter {budget}: calls refused by a client key's budget, `budget` = `usd` | `tokens`.
+    pub const BUDGET_EXHAUSTED_TOTAL: &str = "ai_service_budget_exhausted_total";
+    /// Counter {operation}: budget reads (`check`) and updates (`charge`) that failed (Redis
+    /// down or slow); the call was let through uncounted.
+    pub const BUDGET_ERRORS_TOTAL: &str = "ai_service_budget_errors_total";
     /// Gauge: audit records waiting to be written.
     pub const AUDIT_QUEUE_DEPTH: &str = "ai_service_audit_queue_depth";
     /// Gauge {method}: RPCs being handled; a stream counts until it ends.
@@ -227,6 +242,20 @@ pub const CATALOGUE: &[MetricDef] = {
             Counter,
             "Rate-limit updates that failed; the call was let through.",
         ),
+        def(
+            COST_USD_TOTAL,
+            Gauge,
+            "US dollars spent by route, provider, priced model and client key; only increases.",
+        ),
+        def(UNPRICED_CALLS_TOTAL, Counter, "Answered calls whose cost is unknown."),
+        def(BUDGET_REMAINING_USD, Gauge, "Dollars left in a client key's budget window."),
+        def(BUDGET_REMAINING_TOKENS, Gauge, "Tokens left in a client key's budget window."),
+        def(BUDGET_EXHAUSTED_TOTAL, Counter, "Calls refused by a client key's budget."),
+        def(
+            BUDGET_ERRORS_TOTAL,
+            Counter,
+            "Budget reads and updates that failed; the call was let through uncounted.",
+        ),
         def(AUDIT_QUEUE_DEPTH, Gauge, "Audit records waiting to be written."),
         def(REQUESTS_IN_FLIGHT, Gauge, "RPCs being handled; a stream counts until it ends."),
         def(STREAMS_IN_FLIGHT, Gauge, "Streams relaying an upstream stream to a caller."),
@@ -263,6 +292,14 @@ pub mod labels {
     pub const OPERATION: &str = "operation";
     /// Which rate limit: `requests` or `tokens`.
     pub const LIMIT: &str = "limit";
+    /// The model a price is listed under (a name from the price list, never a caller's).
+    pub const MODEL: &str = "model";
+    /// A configured client key's id, [`NONE`] for anonymous calls.
+    pub const CLIENT_KEY: &str = "client_key";
+    /// A budget's window: `day` or `month`.
+    pub const WINDOW: &str = "window";
+    /// Which budget: `usd` or `tokens`.
+    pub const BUDGET: &str = "budget";
     /// The value of `route` or `provider` when the call never got that far.
     pub const NONE: &str = "none";
 }
@@ -563,6 +600,62 @@ impl Recorder {
     /// A rate-limit `operation` failed; the call was let through.
     pub fn rate_limit_error(&self, operation: &'static str) {
         self.sink.counter(names::RATE_LIMIT_ERRORS_TOTAL, &[(labels::OPERATION, operation)], 1);
+    }
+
+    /// An answered call cost `usd` (`None`: unknown) at the price listed for `model`.
+    pub fn call_cost(
+        &self,
+        route: &str,
+        provider: &str,
+        model: &str,
+        client_key: &str,
+        usd: Option<f64>,
+    ) {
+        match usd {
+            Some(usd) => {
+                let labels = [
+                    (labels::ROUTE, route),
+                    (labels::PROVIDER, provider),
+                    (labels::MODEL, model),
+                    (labels::CLIENT_KEY, client_key),
+                ];
+                self.sink.gauge_add(names::COST_USD_TOTAL, &labels, usd);
+            }
+            None => {
+                let labels = [(labels::ROUTE, route), (labels::PROVIDER, provider)];
+                self.sink.counter(names::UNPRICED_CALLS_TOTAL, &labels, 1);
+            }
+        }
+    }
+
+    /// What `client_key` has left in its `window` budgets (in pico-dollars and tokens).
+    pub fn budget_left(
+        &self,
+        client_key: &str,
+        window: &str,
+        picousd: Option<u64>,
+        tokens: Option<u64>,
+    ) {
+        let labels = [(labels::CLIENT_KEY, client_key), (labels::WINDOW, window)];
+        // Precision loss above 2^53 is not a concern for what is left of a budget.
+        #[allow(clippy::cast_precision_loss)]
+        if let Some(pico) = picousd {
+            self.sink.gauge_set(names::BUDGET_REMAINING_USD, &labels, pico as f64 / 1e12);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        if let Some(tokens) = tokens {
+            self.sink.gauge_set(names::BUDGET_REMAINING_TOKENS, &labels, tokens as f64);
+        }
+    }
+
+    /// A call was refused by its key's `budget` (`usd` or `tokens`).
+    pub fn budget_exhausted(&self, budget: &'static str) {
+        self.sink.counter(names::BUDGET_EXHAUSTED_TOTAL, &[(labels::BUDGET, budget)], 1);
+    }
+
+    /// A budget `operation` (`check` or `charge`) failed; the call was let through.
+    pub fn budget_error(&self, operation: &'static str) {
+        self.sink.counter(names::BUDGET_ERRORS_TOTAL, &[(labels::OPERATION, operation)], 1);
     }
 
     /// The audit sink's queue holds `depth` records.

@@ -1299,6 +1299,7 @@ mod tests {
                 estimated: false,
                 ..Usage::default()
             },
+            bill: crate::chat::Bill::default(),
         };
         let object = serde_json::to_value(message_object(answer)).unwrap();
         assert_eq!(

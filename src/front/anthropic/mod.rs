@@ -71,7 +71,9 @@ async fn create_message(
     if !streaming {
         return match state.pipeline.chat(call, request).await {
             Ok(answer) => {
-                with_request_id(Json(messages::message_object(answer)).into_response(), &id)
+                let bill = answer.bill.clone();
+                let response = Json(messages::message_object(answer)).into_response();
+                with_request_id(crate::front::http::with_bill(response, &bill), &id)
             }
             Err(error) => error_response(&error, &id),
         };

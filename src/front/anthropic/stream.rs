@@ -21,6 +21,16 @@ use serde_json::{Map, Value};
 use super::messages::{ContentBlock, MessageObject, WireUsage, stop_reason};
 use crate::{chat::ReplyEvent, error::Error};
 
+/// The usage of `message_delta`, with the call's cost in US dollars (`cost_usd`, absent when
+/// unknown): the stream's one honest place for it, since SSE has no trailers.
+#[derive(Debug, Serialize)]
+struct BilledUsage {
+    #[serde(flatten)]
+    usage: WireUsage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+}
+
 /// One event of the stream, named in SSE by its `type`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -29,7 +39,7 @@ enum StreamEvent {
     ContentBlockStart { index: u32, content_block: ContentBlock },
     ContentBlockDelta { index: u32, delta: Delta },
     ContentBlockStop { index: u32 },
-    MessageDelta { delta: MessageDelta, usage: WireUsage },
+    MessageDelta { delta: MessageDelta, usage: BilledUsage },
     MessageStop,
     Error { error: super::ErrorObject },
 }
@@ -176,7 +186,11 @@ impl Translator {
                 self.close(&mut out);
                 let delta =
                     MessageDelta { stop_reason: stop_reason(finish.reason), stop_sequence: None };
-                out.push(StreamEvent::MessageDelta { delta, usage: self.usage }.frame());
+                let usage = BilledUsage {
+                    usage: self.usage,
+                    cost_usd: finish.bill.cost.as_ref().map(crate::chat::Cost::usd),
+                };
+                out.push(StreamEvent::MessageDelta { delta, usage }.frame());
                 out.push(StreamEvent::MessageStop.frame());
                 self.finished = true;
             }

@@ -43,7 +43,11 @@ impl EmbedService for EmbedHandler {
         let encoding = request.encoding;
         match self.pipeline.embed(call, request).await {
             Ok(embedded) => {
-                Ok(with_request_id(Response::new(embedded_to_pb(embedded, encoding)), &id))
+                let bill = embedded.bill.clone();
+                let response = Response::new(embedded_to_pb(embedded, encoding));
+                let mut response = with_request_id(response, &id);
+                super::bill_metadata(&bill, response.metadata_mut());
+                Ok(response)
             }
             Err(error) => Err(status(error, &id)),
         }
@@ -72,7 +76,6 @@ pub fn embedded_to_pb(e: Embedded, encoding: EmbeddingEncoding) -> pb::EmbedResp
         provider_model: e.provider_model,
         embeddings,
         usage: Some(usage_to_pb(e.usage)),
-        // Priced once the cost work lands, from the same usage the record carries.
-        cost: None,
+        cost: super::cost_to_pb(e.bill.cost.as_ref()),
     }
 }

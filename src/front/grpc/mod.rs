@@ -21,7 +21,10 @@ use tonic::{Request, Response, Status, metadata::MetadataValue};
 
 use crate::{
     call::{Call, Pipeline, REQUEST_ID, ReplyStream},
-    chat::{self, Answer, ChatRequest, ContentPart, FinishReason, ImageSource, ReplyEvent, Usage},
+    chat::{
+        self, Answer, Bill, ChatRequest, ContentPart, Cost, FinishReason, ImageSource, ReplyEvent,
+        Usage,
+    },
     error::Error,
     metrics::{FrontDoor, Method},
     proto::v1::{self as pb, chat_service_server::ChatService},
@@ -86,7 +89,12 @@ impl ChatService for ChatHandler {
         // The layer runs the whole call in its span, and the pipeline enters it again for a
         // handler mounted without the layer; a third time here would only cost.
         match self.answer(call, request.into_inner()).await {
-            Ok(answer) => Ok(with_request_id(Response::new(answer_to_pb(answer)), &id)),
+            Ok(answer) => {
+                let bill = answer.bill.clone();
+                let mut response = with_request_id(Response::new(answer_to_pb(answer)), &id);
+                bill_metadata(&bill, response.metadata_mut());
+                Ok(response)
+            }
             Err(error) => Err(status(error, &id)),
         }
     }
@@ -101,13 +109,7 @@ impl ChatService for ChatHandler {
         let id = call.request_id().to_owned();
         let request = pb::ChatRequest::from(request.into_inner());
         match self.answer_stream(call, request).await {
-            Ok(stream) => {
-                let events: EventStream = Box::pin(stream.map(|item| match item {
-                    Ok(event) => Ok(event_to_pb(event)),
-                    Err(error) => Err(Status::from(error)),
-                }));
-                Ok(with_request_id(Response::new(events), &id))
-            }
+            Ok(stream) => Ok(with_request_id(Response::new(billed_events(stream)), &id)),
             Err(error) => Err(status(error, &id)),
         }
     }
@@ -219,6 +221,45 @@ pub(crate) fn with_request_id<T>(mut response: Response<T>, request_id: &str) ->
     response
 }
 
+pub(super) fn bill_metadata(bill: &Bill, metadata: &mut tonic::metadata::MetadataMap) {
+    for (name, value) in crate::front::bill_headers(bill) {
+        if let Ok(value) = MetadataValue::try_from(value.as_str()) {
+            metadata.insert(name, value);
+        }
+    }
+}
+
+/// The stream's events in protobuf, then the bill of its finish as trailers: relayed to its
+/// end first (which ends the call's record), then a final OK status that carries them.
+fn billed_events(mut stream: ReplyStream) -> EventStream {
+    Box::pin(async_stream::stream! {
+        let mut bill = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    if let ReplyEvent::Finish(finish) = &event {
+                        bill = Some(finish.bill.clone());
+                    }
+                    yield Ok(event_to_pb(event));
+                }
+                Err(error) => {
+                    yield Err(Status::from(error));
+                    return;
+                }
+            }
+        }
+        if let Some(bill) = bill {
+            let mut trailers = Status::ok("");
+            bill_metadata(&bill, trailers.metadata_mut());
+            if !trailers.metadata().is_empty() {
+                // tonic ends a stream on its first status and sends that status's metadata
+                // as trailers; an OK status ends it cleanly.
+                yield Err(trailers);
+            }
+        }
+    })
+}
+
 fn event(event: pb::stream_chat_response::Event) -> pb::StreamChatResponse {
     pb::StreamChatResponse { event: Some(event) }
 }
@@ -247,13 +288,19 @@ pub fn event_to_pb(e: ReplyEvent) -> pb::StreamChatResponse {
             model: f.route,
             provider: f.provider,
             provider_model: f.provider_model,
-            cost: None,
+            cost: cost_to_pb(f.bill.cost.as_ref()),
         })),
     }
 }
 
 /// An answer as `Chat` returns it.
+/// The cost as the API shows it; unset when unknown.
+pub fn cost_to_pb(cost: Option<&Cost>) -> Option<pb::Cost> {
+    cost.map(|c| pb::Cost { usd: c.usd() })
+}
+
 pub fn answer_to_pb(a: Answer) -> pb::ChatResponse {
+    let cost = cost_to_pb(a.bill.cost.as_ref());
     pb::ChatResponse {
         id: a.id,
         model: a.route,
@@ -262,7 +309,7 @@ pub fn answer_to_pb(a: Answer) -> pb::ChatResponse {
         message: Some(message_to_pb(a.message)),
         finish_reason: finish_to_pb(a.finish_reason) as i32,
         usage: Some(usage_to_pb(a.usage)),
-        cost: None,
+        cost,
     }
 }
 

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     call::Call,
-    chat::{self, Answer, FinishReason, Usage},
+    chat::{self, Answer, Cost, FinishReason, Usage},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
     metrics::{FrontDoor, Method},
@@ -67,7 +67,9 @@ async fn answer(
         stream::respond(events, head, include_usage).await
     } else {
         let answer = state.pipeline.chat(call, request).await?;
-        Ok(Json(Completion::new(answer, model)).into_response())
+        let bill = answer.bill.clone();
+        let response = Json(Completion::new(answer, model)).into_response();
+        Ok(crate::front::http::with_bill(response, &bill))
     }
 }
 
@@ -191,6 +193,19 @@ pub(super) struct UsageOut {
     total_tokens: u32,
     prompt_tokens_details: PromptTokensDetails,
     completion_tokens_details: CompletionTokensDetails,
+    /// A stream's cost in US dollars, on its usage chunk; absent when unknown and on unary
+    /// answers (they have the `x-ai-cost-usd` header). An extension, as OpenRouter's
+    /// `usage.cost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+}
+
+impl UsageOut {
+    /// With the call's cost, when it is known.
+    pub(super) fn with_cost(mut self, cost: Option<&Cost>) -> UsageOut {
+        self.cost_usd = cost.map(Cost::usd);
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -213,6 +228,7 @@ impl From<Usage> for UsageOut {
             completion_tokens_details: CompletionTokensDetails {
                 reasoning_tokens: u.reasoning_tokens,
             },
+            cost_usd: None,
         }
     }
 }

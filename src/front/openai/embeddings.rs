@@ -97,7 +97,8 @@ async fn answer(state: &HttpState, call: Call, body: Body) -> Result<Response, E
     let model = request.model.clone();
     let encoding = request.encoding;
     let embedded = state.pipeline.embed(call, request).await?;
-    Ok(Json(list(embedded, model, encoding)).into_response())
+    let bill = embedded.bill.clone();
+    Ok(crate::front::http::with_bill(Json(list(embedded, model, encoding)).into_response(), &bill))
 }
 
 /// The body read and translated, or the call refused.

@@ -186,7 +186,8 @@ where
                     finished = true;
                     yield Ok(delta(Delta::default(), Some(finish_reason_name(f.reason))));
                     if include_usage {
-                        yield Ok(head.chunk(Vec::new(), Some(Some(UsageOut::from(usage)))));
+                        let usage = UsageOut::from(usage).with_cost(f.bill.cost.as_ref());
+                        yield Ok(head.chunk(Vec::new(), Some(Some(usage))));
                     }
                 }
                 Err(error) => {

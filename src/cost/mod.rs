@@ -1,0 +1,239 @@
+//! The cost of a call: which price applies to the model that answered, and what its tokens
+//! cost at that price, exactly.
+//!
+//! Where it sits in the request flow: when a call's usage is known (a unary answer, or the
+//! usage event at the end of a stream) the pipeline ([`crate::call`]) asks [`Pricing::cost`]
+//! with the provider that answered, the target's configured model, the model the reply
+//! names and the [`Usage`]; the [`Cost`] goes into the call's [`crate::chat::Bill`], from
+//! there to the caller, the budget ([`crate::limits::budget`]), the audit record and the
+//! metrics ([`crate::call::record`]). Embeddings price their usage the same way.
+//!
+//! Which price: the target's own `price:`, then `pricing:` under the provider's name, then
+//! under its kind, then the shipped list ([`defaults`]) for its kind; under each, the model
+//! the reply names, then that name without a version suffix ([`base_model`]), then the
+//! target's model and its base. The first found wins. None found: the cost is unknown
+//! (`None`), never 0.
+//!
+//! Arithmetic: prices are integer pico-dollars per token, sums are 128-bit, and each token
+//! class is billed once — plain input (input − cache reads − cache writes) at the input
+//! price, cache reads and writes at theirs, output less reasoning at the output price and
+//! reasoning at the reasoning price (the output price when the model has none). A class with
+//! tokens but no price makes the cost unknown.
+
+pub mod defaults;
+
+use std::collections::HashMap;
+
+use crate::{
+    chat::{Cost, Usage},
+    config::{Config, Price, ProviderKind, ProviderSettings},
+};
+
+/// Every price the gateway knows; built from the config, swapped with it on reload.
+#[derive(Clone, Debug, Default)]
+pub struct Pricing {
+    /// Provider name → its kind.
+    kinds: HashMap<String, ProviderKind>,
+    /// (provider name, model) → the target's own price.
+    targets: HashMap<(String, String), Price>,
+    /// (provider name or kind, model) → a `pricing:` entry.
+    configured: HashMap<(String, String), Price>,
+    /// kind → model → a shipped price.
+    shipped: HashMap<ProviderKind, HashMap<&'static str, Price>>,
+}
+
+impl Pricing {
+    /// The prices of `config` over the shipped ones.
+    pub fn new(config: &Config) -> Pricing {
+        let kinds = config
+            .providers
+            .iter()
+            .map(|p| {
+                let kind = match &p.settings {
+                    ProviderSettings::Echo { .. } => ProviderKind::Echo,
+                    ProviderSettings::OpenAi { kind, .. } => *kind,
+                    ProviderSettings::AzureOpenAi { .. } => ProviderKind::AzureOpenAi,
+                    ProviderSettings::Anthropic { .. } => ProviderKind::Anthropic,
+                    ProviderSettings::Gemini { .. } => ProviderKind::Gemini,
+                };
+                (p.name.clone(), kind)
+            })
+            .collect();
+        let entry = |e: &crate::config::PriceEntry| ((e.scope.clone(), e.model.clone()), e.price);
+        Pricing {
+            kinds,
+            targets: config.pricing.targets.iter().map(entry).collect(),
+            configured: config.pricing.entries.iter().map(entry).collect(),
+            shipped: defaults::table(),
+        }
+    }
+
+    /// The price for a call `provider` answered as `reply_model`, sent as the target's
+    /// `target_model`, and the name it is listed under; see the module docs for the order.
+    pub fn price_of(
+        &self,
+        provider: &str,
+        target_model: &str,
+        reply_model: &str,
+    ) -> Option<(&str, &Price)> {
+        if let Some((key, price)) =
+            self.targets.get_key_value(&(provider.to_owned(), target_model.to_owned()))
+        {
+            return Some((key.1.as_str(), price));
+        }
+        let mut models: Vec<&str> = Vec::with_capacity(4);
+        for model in [reply_model, base_model(reply_model), target_model, base_model(target_model)]
+        {
+            if !model.is_empty() && !models.contains(&model) {
+                models.push(model);
+            }
+        }
+        let kind = self.kinds.get(provider).copied();
+        for scope in std::iter::once(provider).chain(kind.map(ProviderKind::name)) {
+            for model in &models {
+                let key = (scope.to_owned(), (*model).to_owned());
+                if let Some((key, price)) = self.configured.get_key_value(&key) {
+                    return Some((key.1.as_str(), price));
+                }
+            }
+        }
+        let kind = kind?;
+        if kind == ProviderKind::Echo {
+            return Some((crate::config::ECHO, &FREE));
+        }
+        let shipped = self.shipped.get(&kind)?;
+        models
+            .iter()
+            .find_map(|model| shipped.get_key_value(*model).map(|(key, price)| (*key, price)))
+    }
+
+    /// What `usage` cost, answered by `provider` as `reply_model` for the target's
+    /// `target_model`; `None` when that is unknown.
+    pub fn cost(
+        &self,
+        provider: &str,
+        target_model: &str,
+        reply_model: &str,
+        usage: &Usage,
+    ) -> Option<Cost> {
+        let (model, price) = self.price_of(provider, target_model, reply_model)?;
+        let picousd = picousd(price, usage)?;
+        Some(Cost { picousd, estimated: usage.estimated, priced_as: model.into() })
+    }
+}
+
+/// The built-in echo provider costs nothing.
+const FREE: Price =
+    Price { input: 0, output: 0, cache_read: Some(0), cache_write: Some(0), reasoning: Some(0) };
+
+/// `model` without a version suffix: a date (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`,
+/// `claude-sonnet-4-5@20250929`) or a release number of three or four digits
+/// (`gemini-1.5-flash-002`, `gpt-3.5-turbo-0125`); `model` itself when it has none.
+pub fn base_model(model: &str) -> &str {
+    if let Some((base, version)) = model.rsplit_once('@')
+        && !base.is_empty()
+        && !version.is_empty()
+    {
+        return base;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // -YYYY-MM-DD
+    let parts: Vec<&str> = model.rsplitn(4, '-').collect();
+    if let [day, month, year, base] = parts.as_slice()
+        && digits(day)
+        && day.len() == 2
+        && digits(month)
+        && month.len() == 2
+        && digits(year)
+        && year.len() == 4
+        && !base.is_empty()
+    {
+        return base;
+    }
+    match model.rsplit_once('-') {
+        Some((base, version))
+            if !base.is_empty() && digits(version) && matches!(version.len(), 3 | 4 | 8) =>
+        {
+            base
+        }
+        _ => model,
+    }
+}
+
+/// What `usage` costs at `price`, in pico-dollars; `None` when a token class it has lacks a
+/// price. See the module docs for the arithmetic.
+pub fn picousd(price: &Price, usage: &Usage) -> Option<u64> {
+    let cached = u128::from(usage.cached_input_tokens);
+    let written = u128::from(usage.cache_write_input_tokens);
+    let reasoning = u128::from(usage.reasoning_tokens.min(usage.output_tokens));
+    let plain_input = u128::from(usage.input_tokens).saturating_sub(cached + written);
+    let plain_output = u128::from(usage.output_tokens) - reasoning;
+    let class = |tokens: u128, price: Option<u64>| match (tokens, price) {
+        (0, _) => Some(0),
+        (n, Some(p)) => Some(n * u128::from(p)),
+        (_, None) => None,
+    };
+    let total = plain_input * u128::from(price.input)
+        + class(cached, price.cache_read)?
+        + class(written, price.cache_write)?
+        + plain_output * u128::from(price.output)
+        + reasoning * u128::from(price.reasoning.unwrap_or(price.output));
+    u64::try_from(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(input: u32, cached: u32, written: u32, output: u32, reasoning: u32) -> Usage {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            cache_write_input_tokens: written,
+            reasoning_tokens: reasoning,
+            estimated: false,
+        }
+    }
+
+    #[test]
+    fn version_suffixes_come_off() {
+        for (model, base) in [
+            ("gpt-4o-2024-08-06", "gpt-4o"),
+            ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+            ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+            ("gemini-1.5-flash-002", "gemini-1.5-flash"),
+            ("gpt-3.5-turbo-0125", "gpt-3.5-turbo"),
+            ("o3-mini-2025-01-31", "o3-mini"),
+            ("gpt-4o", "gpt-4o"),
+            ("claude-3-5-haiku", "claude-3-5-haiku"),
+            ("llama-3.3-70b-versatile", "llama-3.3-70b-versatile"),
+            ("grok-3", "grok-3"),
+        ] {
+            assert_eq!(base_model(model), base, "{model}");
+        }
+    }
+
+    #[test]
+    fn each_class_is_billed_once() {
+        // $3 input, $15 output, $0.30 cache read, $3.75 cache write per million.
+        let price = Price {
+            input: 3_000_000,
+            output: 15_000_000,
+            cache_read: Some(300_000),
+            cache_write: Some(3_750_000),
+            reasoning: None,
+        };
+        // 2,095 plain + 2,000 read + 100 written; 503 out:
+        // 2095×3 + 2000×0.30 + 100×3.75 + 503×15 = 6285 + 600 + 375 + 7545 = $14,805 per million
+        assert_eq!(picousd(&price, &usage(4195, 2000, 100, 503, 0)), Some(14_805_000_000));
+        // A cache read without a cache-read price is unknown, not free.
+        let no_cache = Price { cache_read: None, ..price };
+        assert_eq!(picousd(&no_cache, &usage(4195, 2000, 100, 503, 0)), None);
+        assert!(picousd(&no_cache, &usage(10, 0, 0, 1, 0)).is_some());
+        // Reasoning at its own price when it has one.
+        let reasoning = Price { reasoning: Some(20_000_000), ..price };
+        let c = picousd(&reasoning, &usage(10, 0, 0, 100, 40)).unwrap();
+        assert_eq!(c, 10 * 3_000_000 + 60 * 15_000_000 + 40 * 20_000_000);
+    }
+}
