@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of the path a user takes: start the debug binary with no config and no keys,
-# then call it the way an operator would — grpcurl (list, describe, Chat, StreamChat,
+# then call it the way an operator would — grpcurl (list, describe, Chat, StreamChat, Embed,
 # health), grpc-health-probe and `ai-service healthcheck` — stop it with SIGTERM and expect
 # exit 0; check that grpcurl decodes the error details of a refused call (reflection serves
 # their types) and that a misspelt config key is refused (exit 64, field named) before any
@@ -45,6 +45,7 @@ refused() { # refused WHAT COMMAND...: like run, for a call that must fail
 step "grpcurl list"
 run "list" grpcurl -plaintext "$addr" list
 expect "list" '^aiservice\.v1\.ChatService$' "$out"
+expect "list" '^aiservice\.v1\.EmbedService$' "$out"
 expect "list" '^grpc\.health\.v1\.Health$' "$out"
 expect "list" '^grpc\.reflection\.v1(alpha)?\.ServerReflection$' "$out"
 
@@ -72,6 +73,19 @@ events=$(grep -oE '^  "[A-Za-z]+"' "$out" | tr -d ' "' | paste -sd, -)
 text=$(grep -oE '"text": "[^"]*"' "$out" | sed -E 's/"text": "(.*)"/\1/' | tr -d '\n')
 [[ $text == "hello world" ]] || fail "StreamChat deltas join to [$text], want [hello world]"
 expect "StreamChat finish" '"reason": "FINISH_REASON_STOP"' "$out"
+
+step "grpcurl Chat with reasoning"
+reasoning='{"model":"echo","messages":[{"role":"ROLE_USER","content":[{"text":"hello world"}]}],"generation":{"reasoning":{"effort":"REASONING_EFFORT_LOW"}}}'
+run "Chat reasoning" grpcurl -plaintext -d "$reasoning" "$addr" aiservice.v1.ChatService/Chat
+expect "Chat reasoning part" '"text": "Reasoning about 2 words."' "$out"
+expect "Chat reasoning signature" '"signature": "echo-2"' "$out"
+expect "Chat reasoning tokens" '"reasoningTokens": 4' "$out"
+
+step "grpcurl Embed"
+run "Embed" grpcurl -plaintext -d '{"model":"echo","inputs":["hello","world"],"dimensions":4}' "$addr" aiservice.v1.EmbedService/Embed
+expect "Embed second vector" '"index": 1' "$out"
+[[ $(grep -c '"values": \[' "$out") == 2 ]] || { cat "$out" >&2; fail "Embed: want two vectors"; }
+expect "Embed usage" '"inputTokens": ' "$out"
 
 # grpcurl prints error details as JSON only when reflection serves their types
 # (google.rpc.*); otherwise it prints base64.

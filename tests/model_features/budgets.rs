@@ -5,18 +5,16 @@
 //! budget exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-mod common;
-
 use std::time::Duration;
 
-use ai_service::Config;
-use common::{
+use crate::common::{
     TestServer,
     fake_upstream::{FakeUpstream, Reply, TEST_KEY, provider_yaml, streaming, user_request},
     http_get,
     redis::{RedisServer, metric},
     start_admin,
 };
+use ai_service::Config;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tonic::{Code, Request};
@@ -76,7 +74,7 @@ fn assert_budget_refusal(status: &tonic::Status, budget: &str) {
 
 #[tokio::test]
 async fn a_spent_dollar_budget_refuses_with_quota_failure_and_is_recorded() {
-    // openai/chat.json on gpt-4o costs $0.0019725 (see tests/cost.rs); $0.003 a day lets two
+    // openai/chat.json on gpt-4o costs $0.0019725 (see tests/model_features/cost.rs); $0.003 a day lets two
     // calls start (the second crosses the line) and refuses the third.
     let fake = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json"); 2]).await;
     let dir = tempfile::tempdir().unwrap();

@@ -6,16 +6,16 @@
 //! audit record and metric sample every unhappy call leaves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-mod common;
+use crate::common;
 
-use ai_service::{
-    Config,
-    proto::v1::{self as pb, embed_service_client::EmbedServiceClient},
-};
-use common::{
+use crate::common::{
     TestServer,
     fake_upstream::{FakeUpstream, Reply, ReplyBody, TEST_KEY, provider_yaml},
     http_get, start_admin,
+};
+use ai_service::{
+    Config,
+    proto::v1::{self as pb, embed_service_client::EmbedServiceClient},
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -3,11 +3,11 @@
 //! refused by name where a provider cannot take them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-mod common;
+use crate::common;
 
+use crate::common::fake_upstream::*;
 use ai_service::proto::v1 as pb;
 use base64::Engine;
-use common::fake_upstream::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;

@@ -6,10 +6,10 @@
 //! DeepSeek's reasoning_content).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-mod common;
+use crate::common;
 
+use crate::common::fake_upstream::*;
 use ai_service::proto::v1 as pb;
-use common::fake_upstream::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;

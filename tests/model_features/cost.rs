@@ -6,18 +6,16 @@
 //! doors, the audit record and `ai_service_cost_usd_total`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-mod common;
-
 use std::time::Duration;
 
-use ai_service::Config;
-use common::{
+use crate::common::{
     TestServer,
     fake_upstream::{FakeUpstream, Reply, TEST_KEY, provider_yaml, streaming, user_request},
     http_get,
     redis::metric,
     start_admin,
 };
+use ai_service::Config;
 use serde_json::{Value, json};
 
 async fn start(yaml: &str) -> TestServer {

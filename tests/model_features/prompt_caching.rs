@@ -4,10 +4,10 @@
 //! Anthropic takes are refused by name; and the reply's cache writes and reads are counted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-mod common;
+use crate::common;
 
+use crate::common::fake_upstream::*;
 use ai_service::proto::v1 as pb;
-use common::fake_upstream::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
