@@ -148,14 +148,30 @@ impl OpenAiProvider {
     }
 
     fn request(&self, model: &str, body: &Value) -> reqwest::RequestBuilder {
+        let chat_url = match &self.flavor {
+            Flavor::OpenAi { chat_url } => chat_url.as_ref(),
+            Flavor::Azure { .. } => None,
+        };
+        self.post(model, "chat/completions", chat_url).json(body)
+    }
+
+    /// A POST of the API's `endpoint` (`chat/completions`, `embeddings`) for `model`, at `url`
+    /// when it was parsed once already, with the key as the flavor sends it: `Authorization:
+    /// Bearer` at `{base}/{endpoint}`, or Azure's `api-key` at the deployment's URL.
+    pub(super) fn post(
+        &self,
+        model: &str,
+        endpoint: &str,
+        url: Option<&reqwest::Url>,
+    ) -> reqwest::RequestBuilder {
         let base = &self.upstream.base_url;
         let client = self.upstream.client();
         let key = self.upstream.key();
-        let builder = match &self.flavor {
-            Flavor::OpenAi { chat_url } => {
-                let builder = match chat_url {
+        match &self.flavor {
+            Flavor::OpenAi { .. } => {
+                let builder = match url {
                     Some(url) => client.post(url.clone()),
-                    None => client.post(format!("{base}/chat/completions")),
+                    None => client.post(format!("{base}/{endpoint}")),
                 };
                 match &key {
                     Some(key) => builder.bearer_auth(key.expose()),
@@ -164,7 +180,7 @@ impl OpenAiProvider {
             }
             Flavor::Azure { api_version } => {
                 let builder = client.post(format!(
-                    "{base}/openai/deployments/{}/chat/completions?api-version={}",
+                    "{base}/openai/deployments/{}/{endpoint}?api-version={}",
                     path_segment(model),
                     path_segment(api_version)
                 ));
@@ -173,8 +189,7 @@ impl OpenAiProvider {
                     None => builder,
                 }
             }
-        };
-        builder.json(body)
+        }
     }
 
     /// The wire request for `model`.

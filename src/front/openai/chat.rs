@@ -16,20 +16,18 @@ use axum::{
 };
 use http::HeaderMap;
 use serde::Serialize;
-use tracing::Instrument;
 
 use super::{
-    error_response,
     reasoning::{self, ExtraContent, ReasoningDetail},
     request::{self, Translated},
-    stream, with_request_id,
+    stream,
 };
 use crate::{
     call::Call,
     chat::{self, Answer, Cost, FinishReason, Usage},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
-    metrics::{FrontDoor, Method},
+    metrics::Method,
 };
 
 /// The handler of `POST /v1/chat/completions`.
@@ -39,16 +37,11 @@ pub(super) async fn completions(
     arrival: Option<Extension<Arrival>>,
     body: Body,
 ) -> Response {
-    let arrival = arrival.map(|a| a.0);
-    let call = match state.begin(FrontDoor::OpenAi, Method::Chat, &headers, arrival).await {
-        Ok(call) => call,
-        Err((error, id)) => return error_response(&error, &id),
-    };
-    let (id, span) = (call.request_id().to_owned(), call.span().clone());
-    match answer(&state, call, body, &id).instrument(span).await {
-        Ok(response) => with_request_id(response, &id),
-        Err(error) => error_response(&error, &id),
-    }
+    let state = &state;
+    super::serve(state, Method::Chat, &headers, arrival, |call, id| async move {
+        answer(state, call, body, &id).await
+    })
+    .await
 }
 
 async fn answer(

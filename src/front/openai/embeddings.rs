@@ -20,15 +20,14 @@ use base64::Engine;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::Instrument;
 
-use super::{error_response, request::understand_serde, with_request_id};
+use super::request::understand_serde;
 use crate::{
     call::Call,
     embed::{self, EmbedRequest, Embedded, EmbeddingEncoding},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
-    metrics::{FrontDoor, Method},
+    metrics::Method,
     validate::Violations,
 };
 
@@ -79,16 +78,11 @@ pub(super) async fn embeddings(
     arrival: Option<Extension<Arrival>>,
     body: Body,
 ) -> Response {
-    let arrival = arrival.map(|a| a.0);
-    let call = match state.begin(FrontDoor::OpenAi, Method::Embed, &headers, arrival).await {
-        Ok(call) => call,
-        Err((error, id)) => return error_response(&error, &id),
-    };
-    let (id, span) = (call.request_id().to_owned(), call.span().clone());
-    match answer(&state, call, body).instrument(span).await {
-        Ok(response) => with_request_id(response, &id),
-        Err(error) => error_response(&error, &id),
-    }
+    let state = &state;
+    super::serve(state, Method::Embed, &headers, arrival, |call, _| async move {
+        answer(state, call, body).await
+    })
+    .await
 }
 
 async fn answer(state: &HttpState, call: Call, body: Body) -> Result<Response, Error> {

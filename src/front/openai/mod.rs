@@ -187,6 +187,33 @@ fn openai_param(grpc: &str) -> String {
     }
 }
 
+/// A call of `method` through this door, begun from `headers` and answered by `answer` (given
+/// the call and its request id) in the call's span; a refusal or failure in OpenAI's error
+/// shape, and either way the call's `x-request-id`.
+async fn serve<F, Fut>(
+    state: &HttpState,
+    method: Method,
+    headers: &HeaderMap,
+    arrival: Option<axum::Extension<Arrival>>,
+    answer: F,
+) -> Response
+where
+    F: FnOnce(Call, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, Error>>,
+{
+    use tracing::Instrument as _;
+    let arrival = arrival.map(|a| a.0);
+    let call = match state.begin(FrontDoor::OpenAi, method, headers, arrival).await {
+        Ok(call) => call,
+        Err((error, id)) => return error_response(&error, &id),
+    };
+    let (id, span) = (call.request_id().to_owned(), call.span().clone());
+    match answer(call, id.clone()).instrument(span).await {
+        Ok(response) => with_request_id(response, &id),
+        Err(error) => error_response(&error, &id),
+    }
+}
+
 /// `response` with the call's `x-request-id`.
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::try_from(request_id) {

@@ -11,7 +11,7 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::{Flavor, OpenAiProvider, path_segment};
+use super::{Flavor, OpenAiProvider};
 use crate::{
     chat::Usage,
     embed::{EmbedRequest, EmbeddingEncoding, Embeddings, from_le_bytes},
@@ -65,30 +65,7 @@ struct WireUsage {
 
 impl OpenAiProvider {
     fn embeddings_request(&self, model: &str, body: &WireRequest<'_>) -> reqwest::RequestBuilder {
-        let base = &self.upstream.base_url;
-        let client = self.upstream.client();
-        let key = self.upstream.key();
-        let builder = match &self.flavor {
-            Flavor::OpenAi { .. } => {
-                let builder = client.post(format!("{base}/embeddings"));
-                match &key {
-                    Some(key) => builder.bearer_auth(key.expose()),
-                    None => builder,
-                }
-            }
-            Flavor::Azure { api_version } => {
-                let builder = client.post(format!(
-                    "{base}/openai/deployments/{}/embeddings?api-version={}",
-                    path_segment(model),
-                    path_segment(api_version)
-                ));
-                match &key {
-                    Some(key) => builder.header("api-key", key.expose()),
-                    None => builder,
-                }
-            }
-        };
-        builder.json(body)
+        self.post(model, "embeddings", None).json(body)
     }
 
     /// The embeddings of `request` from `model`.
