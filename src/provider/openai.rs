@@ -432,7 +432,7 @@ fn message(
             });
         }
         Value::Array(parts)
-    } else if m.content.is_empty() && !m.tool_calls.is_empty() {
+    } else if !m.tool_calls.is_empty() && m.joined_text().is_empty() {
         Value::Null
     } else {
         json!(m.joined_text())

@@ -365,3 +365,47 @@ async fn echo_reasons_when_asked_so_clients_can_try_reasoning_without_a_provider
     assert_eq!(out.text(), "three little words");
     assert_eq!(out.usage().unwrap().reasoning_tokens, 4);
 }
+
+#[tokio::test]
+async fn deepseek_gets_a_tool_turns_reasoning_back_and_openai_gets_none() {
+    let mut assistant = message(pb::Role::Assistant, "");
+    assistant.content = vec![pb::ContentPart {
+        part: Some(pb::content_part::Part::Reasoning(pb::Reasoning {
+            text: "I should look the weather up.".into(),
+            ..Default::default()
+        })),
+        cache_control: None,
+    }];
+    assistant.tool_calls = vec![pb::ToolCall {
+        id: "call_1".into(),
+        name: "get_weather".into(),
+        arguments_json: r#"{"location":"Paris"}"#.into(),
+        signature: String::new(),
+    }];
+    let mut result = message(pb::Role::Tool, r#"{"temperature": 21}"#);
+    result.tool_call_id = "call_1".into();
+    let mut request = user_request("m", "Weather in Paris?");
+    request.tools = vec![weather_tool()];
+    request.messages.extend([assistant, result]);
+
+    for (kind, reasoning_back) in [("deepseek", true), ("openai", false)] {
+        let fake =
+            FakeUpstream::start(vec![Reply::json(200, "deepseek/chat_reasoning_content.json")])
+                .await;
+        let mut gw = gateway(&route(kind, &fake, "/v1", "deepseek-reasoner"), &[]).await;
+        gw.client.chat(request.clone()).await.unwrap();
+        let turn = &fake.only_request().body["messages"][1];
+        assert_eq!(
+            turn["content"],
+            serde_json::Value::Null,
+            "{kind}: a turn of tool calls has no text"
+        );
+        assert_eq!(turn["tool_calls"][0]["id"], "call_1");
+        let expected = if reasoning_back {
+            json!("I should look the weather up.")
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(turn["reasoning_content"], expected, "{kind}");
+    }
+}
