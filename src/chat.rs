@@ -169,6 +169,15 @@ pub enum CacheTtl {
 }
 
 impl CacheTtl {
+    /// The TTL Anthropic's `"5m"` or `"1h"` names; the error says what is taken.
+    pub fn parse(ttl: &str) -> Result<CacheTtl, String> {
+        match ttl {
+            "5m" => Ok(CacheTtl::FiveMinutes),
+            "1h" => Ok(CacheTtl::OneHour),
+            other => Err(format!("unknown TTL {other:?}; use 5m or 1h")),
+        }
+    }
+
     /// The TTL as Anthropic writes it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChatStream, Provider, ProviderError, estimate_usage,
+    ChatStream, Provider, ProviderError,
     http::{Upstream, data_url},
     openai::path_segment,
 };
@@ -498,24 +498,6 @@ impl Reading {
             _ => self.content.push(ContentPart::Text(text)),
         }
     }
-
-    fn output_bytes(&self) -> usize {
-        let content: usize = self
-            .content
-            .iter()
-            .map(|p| match p {
-                ContentPart::Text(t) => t.len(),
-                ContentPart::Reasoning(r) => r.text.len(),
-                _ => 0,
-            })
-            .sum();
-        content
-            + self
-                .calls
-                .iter()
-                .map(|(c, _)| c.args.as_ref().map_or(2, |a| a.to_string().len()))
-                .sum::<usize>()
-    }
 }
 
 fn read(wire: &mut WireResponse) -> Reading {
@@ -590,7 +572,6 @@ impl Provider for GeminiProvider {
         let Some(finish) = reading.finish else {
             return Err(self.upstream.invalid("the reply has no finished candidate"));
         };
-        let output_bytes = reading.output_bytes();
         let tool_calls: Vec<ToolCall> = reading
             .calls
             .iter()
@@ -603,8 +584,8 @@ impl Provider for GeminiProvider {
             })
             .collect();
         let finish = with_calls(finish, tool_calls.len());
-        let usage =
-            wire.usage_metadata.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
+        // No usage reported: the call pipeline estimates it, as for every provider.
+        let usage = wire.usage_metadata.map(Usage::from).unwrap_or_default();
         Ok(ChatResponse {
             id: reply_id(wire.response_id),
             provider_model: wire.model_version.unwrap_or_else(|| model.to_owned()),

@@ -25,7 +25,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ChatStream, Provider, ProviderError, estimate_usage, http::Upstream};
+use super::{ChatStream, Provider, ProviderError, http::Upstream};
 use crate::{
     chat::{
         ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,
@@ -681,9 +681,6 @@ impl Provider for OpenAiProvider {
                 }
             })
             .collect();
-        let output_bytes = text.len()
-            + reasoning.as_ref().map_or(0, String::len)
-            + tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
         let mut content = Vec::with_capacity(2);
         if let Some(text) = reasoning {
             content.push(ContentPart::Reasoning(Reasoning { text, ..Reasoning::default() }));
@@ -691,7 +688,8 @@ impl Provider for OpenAiProvider {
         if !text.is_empty() {
             content.push(ContentPart::Text(text));
         }
-        let usage = wire.usage.map_or_else(|| estimate_usage(request, output_bytes), Usage::from);
+        // No usage reported: the call pipeline estimates it, as for every provider.
+        let usage = wire.usage.map(Usage::from).unwrap_or_default();
         let finish = choice.finish_reason.as_deref().map_or(FinishReason::Stop, finish_reason);
         Ok(ChatResponse {
             id: wire.id,

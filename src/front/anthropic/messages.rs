@@ -386,15 +386,9 @@ fn cache_control(v: &mut Violations, at: &str, control: Option<Value>) -> Option
         return None;
     }
     let wire: WireCacheControl = read(v, &at, rest)?;
-    let ttl = match wire.ttl.as_deref() {
-        None => None,
-        Some("5m") => Some(CacheTtl::FiveMinutes),
-        Some("1h") => Some(CacheTtl::OneHour),
-        Some(other) => {
-            v.add(format!("{at}.ttl"), format!("unknown TTL {other:?}; use 5m or 1h"));
-            None
-        }
-    };
+    let ttl = wire
+        .ttl
+        .and_then(|ttl| CacheTtl::parse(&ttl).map_err(|why| v.add(format!("{at}.ttl"), why)).ok());
     Some(CacheControl { ttl })
 }
 

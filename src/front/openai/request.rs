@@ -680,18 +680,9 @@ fn cache_control(v: &mut Violations, at: &str, control: WireCacheControl) -> Cac
     if control.kind != "ephemeral" {
         v.add(format!("{at}.cache_control.type"), "must be \"ephemeral\"");
     }
-    let ttl = match control.ttl.as_deref() {
-        None => None,
-        Some("5m") => Some(CacheTtl::FiveMinutes),
-        Some("1h") => Some(CacheTtl::OneHour),
-        Some(other) => {
-            v.add(
-                format!("{at}.cache_control.ttl"),
-                format!("unknown TTL {other:?}; use 5m or 1h"),
-            );
-            None
-        }
-    };
+    let ttl = control.ttl.and_then(|ttl| {
+        CacheTtl::parse(&ttl).map_err(|why| v.add(format!("{at}.cache_control.ttl"), why)).ok()
+    });
     CacheControl { ttl }
 }
 
