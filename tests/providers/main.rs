@@ -1,0 +1,12 @@
+//! Each provider adapter against a fake upstream that speaks its wire format, with recorded
+//! fixtures: OpenAI and the OpenAI-compatible APIs, Anthropic, Gemini and Azure OpenAI. One
+//! test binary; run one provider with `cargo test --test providers gemini::`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod anthropic;
+mod azure;
+mod gemini;
+mod openai;
