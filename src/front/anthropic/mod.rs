@@ -16,6 +16,7 @@
 //! `request-id` (the header the SDKs read) and `x-request-id`.
 
 pub mod messages;
+mod reply;
 mod stream;
 
 use std::convert::Infallible;
@@ -72,7 +73,7 @@ async fn create_message(
         return match state.pipeline.chat(call, request).await {
             Ok(answer) => {
                 let bill = answer.bill.clone();
-                let response = Json(messages::message_object(answer)).into_response();
+                let response = Json(reply::message_object(answer)).into_response();
                 with_request_id(crate::front::http::with_bill(response, &bill), &id)
             }
             Err(error) => error_response(&error, &id),

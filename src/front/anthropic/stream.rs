@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::messages::{ContentBlock, MessageObject, WireUsage, stop_reason};
+use super::reply::{ContentBlock, MessageObject, WireUsage, stop_reason};
 use crate::{chat::ReplyEvent, error::Error};
 
 /// The usage of `message_delta`, with the call's cost in US dollars (`cost_usd`, absent when
