@@ -65,13 +65,13 @@ pub async fn upload_snapshots(
 ) -> Result<usize, BackupError> {
     let file = format!("{}.yaml", rotate::stamp(now));
     let name = |kind| ObjectName { replica: config.replica.clone(), kind, file: file.clone() };
-    upload::put_bytes(
-        store,
-        &store.key(&name(ObjectKind::Config)),
-        config.config_snapshot.clone().into_bytes(),
-    )
-    .await?;
-    let mut sent = 1;
+    let mut sent = 0;
+    // Empty only for a config built without its YAML (Config::validate on raw structs).
+    if !config.config_snapshot.is_empty() {
+        let bytes = config.config_snapshot.clone().into_bytes();
+        upload::put_bytes(store, &store.key(&name(ObjectKind::Config)), bytes).await?;
+        sent += 1;
+    }
     if let Some(keys_file) = &config.keys_file {
         let bytes = tokio::fs::read(keys_file).await?;
         upload::put_bytes(store, &store.key(&name(ObjectKind::Keys)), bytes).await?;

@@ -277,6 +277,59 @@ mod tests {
         assert_eq!(parse_storage("s3://B_ad/x"), None);
     }
 
+    fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<crate::Config, ConfigError> {
+        crate::Config::from_yaml(yaml, vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    const ON: &str = "audit: {sink: /tmp/a/audit.jsonl, rotate: {max_bytes: 1000}}\n\
+                      backup: {enabled: true, storage: 's3://ai-service-backups/prod'";
+
+    #[test]
+    fn backup_is_off_by_default_and_takes_the_design_values() {
+        assert_eq!(load("", &[]).unwrap().backup, None);
+        let config =
+            load(&format!("{ON}, interval: 24h, retention_days: 30}}"), &[("POD_NAME", "ai-0")])
+                .unwrap();
+        let backup = config.backup.unwrap();
+        assert_eq!(
+            (backup.bucket.as_str(), backup.prefix.as_str()),
+            ("ai-service-backups", "prod")
+        );
+        assert_eq!(backup.replica, "ai-0", "the pod's name by default");
+        assert_eq!(backup.interval, Duration::from_secs(24 * 3600));
+        assert_eq!(backup.retention, Duration::from_secs(30 * 24 * 3600));
+        assert!(backup.config_snapshot.contains("ai-service-backups"));
+    }
+
+    #[test]
+    fn bad_backup_values_name_their_field() {
+        let cases = [
+            (ON.replace("s3://ai-service-backups/prod", "gs://x/y") + "}", "backup.storage"),
+            (ON.replace("s3://ai-service-backups/prod", "s3://UPPER") + "}", "backup.storage"),
+            (format!("{ON}, retention_days: 0}}"), "backup.retention_days"),
+            (format!("{ON}, interval: 0s}}"), "backup.interval"),
+            (format!("{ON}, endpoint: 'minio:9000'}}"), "backup.endpoint"),
+            (format!("{ON}, replica: 'a/b'}}"), "backup.replica"),
+            (format!("{ON}, max_backlog_bytes: 0}}"), "backup.max_backlog_bytes"),
+            (format!("{ON}, typo: 1}}"), "backup"),
+            (
+                "audit: {sink: /tmp/a.jsonl}\nbackup: {enabled: true, storage: 's3://bkt'}"
+                    .to_owned(),
+                "audit.rotate",
+            ),
+            ("backup: {enabled: true, storage: 's3://bkt'}".to_owned(), "audit.sink"),
+            ("audit: {rotate: {max_bytes: 10}}".to_owned(), "audit.rotate"),
+            (
+                "audit: {sink: /tmp/a.jsonl, rotate: {max_age: 0s}}".to_owned(),
+                "audit.rotate.max_age",
+            ),
+        ];
+        for (yaml, field) in cases {
+            let err = load(&yaml, &[]).unwrap_err();
+            assert!(err.path.starts_with(field), "{yaml}: {err}");
+        }
+    }
+
     #[test]
     fn the_snapshot_masks_secrets_and_keeps_the_rest() {
         let tree: yaml_serde::Value = yaml_serde::from_str(

@@ -416,3 +416,44 @@ async fn verify_names_a_corrupted_object_and_fails() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_large_segment_goes_up_in_parts_and_comes_back_whole() {
+    use base64::Engine;
+    let moto = shared_moto();
+    create_bucket(&moto.endpoint(), "multipart").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, backup) =
+        backup_config(&config_yaml(dir.path(), &moto.endpoint(), "multipart", "r0", ""));
+    // Incompressible lines, so the gzipped segment is over the multipart threshold.
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut text = String::new();
+    let mut raw = vec![0u8; 3000];
+    for i in 0..3100 {
+        rng.fill(&mut raw);
+        let pad = base64::engine::general_purpose::STANDARD.encode(&raw);
+        text.push_str(&format!("{{\"request_id\":\"m{i}\",\"pad\":\"{pad}\"}}\n"));
+    }
+    let now = SystemTime::now();
+    let name = rotate::segment_name(&backup.audit_file, now - Duration::from_secs(60), now);
+    std::fs::write(dir.path().join(&name), &text).unwrap();
+
+    let store = Store::with_backend(s3(&moto.endpoint(), "multipart"), &backup.prefix);
+    assert_eq!(task::upload_segments(&store, &backup).await.unwrap(), 1);
+    let object = list(&store, None).await.unwrap().pop().unwrap();
+    assert!(object.size > ai_service::backup::MULTIPART_THRESHOLD as u64, "{} bytes", object.size);
+    let meta = store.backend().head(&object.key).await.unwrap();
+    assert!(
+        meta.e_tag.as_deref().unwrap_or_default().contains('-'),
+        "a multipart ETag: {:?}",
+        meta.e_tag
+    );
+
+    let to = tempfile::tempdir().unwrap();
+    restore::restore(&store, "r0", to.path(), None).await.unwrap();
+    assert!(
+        std::fs::read_to_string(to.path().join("audit").join(&name)).unwrap() == text,
+        "byte for byte"
+    );
+    assert!(restore::verify(&store, Some("r0")).await.unwrap().corrupted.is_empty());
+}
