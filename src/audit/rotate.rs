@@ -89,7 +89,12 @@ pub async fn closed_segments(active: &Path) -> io::Result<Vec<Segment>> {
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some((opened, closed)) = parse_segment_name(active, &name) {
-            let bytes = entry.metadata().await?.len();
+            // A segment removed meanwhile (uploaded, or dropped from a full backlog) is gone.
+            let bytes = match entry.metadata().await {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             segments.push(Segment { path: entry.path(), name, opened, closed, bytes });
         }
     }

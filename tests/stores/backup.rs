@@ -457,3 +457,39 @@ async fn a_large_segment_goes_up_in_parts_and_comes_back_whole() {
     );
     assert!(restore::verify(&store, Some("r0")).await.unwrap().corrupted.is_empty());
 }
+
+#[tokio::test]
+async fn the_backlog_is_bounded_while_the_store_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("http://127.0.0.1:{}", free_port()); // nothing listens there
+    let yaml = config_yaml(dir.path(), &nowhere, "nowhere", "r0", "")
+        .replace("retry_max: 300ms", "retry_max: 300ms\n  max_backlog_bytes: 4000");
+    let (config, backup) = backup_config(&yaml);
+    let metrics = Recorder::new(Arc::new(PrometheusMetrics::new()));
+    let sink = AuditSink::open(&config.audit, metrics.clone()).await.unwrap();
+    let task = BackupTask::with_store(
+        Store::with_backend(s3(&nowhere, "nowhere"), "fleet"),
+        backup.clone(),
+        sink.clone(),
+        metrics.clone(),
+    );
+    for batch in 0..4 {
+        for i in 0..4 {
+            sink.submit(record(&format!("{batch}-{i}-{}", "x".repeat(40))));
+        }
+        sink.rotate().await;
+    }
+    // Four segments of ~1.4 kB over a 4 kB bound: the two oldest go, the newest stay.
+    eventually("the oldest segments to be dropped", Duration::from_secs(5), async || {
+        let left = rotate::closed_segments(&backup.audit_file).await.unwrap();
+        let text = metrics.render().unwrap_or_default();
+        left.len() == 2 && text.contains("ai_service_backup_dropped_segments_total 2")
+    })
+    .await;
+    let left = rotate::closed_segments(&backup.audit_file).await.unwrap();
+    assert!(left[1].name.contains(&rotate::stamp(left[1].closed)), "{left:?}");
+    let newest = std::fs::read_to_string(&left[1].path).unwrap();
+    assert!(newest.contains("\"3-0-"), "the newest segment is kept: {newest}");
+    sink.close().await;
+    task.finish(Duration::from_millis(300)).await;
+}
