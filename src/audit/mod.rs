@@ -459,6 +459,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rotating_file_closes_segments_by_age_on_request_and_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let active = dir.path().join("audit.jsonl");
+        let mut c = config(16);
+        c.sink = AuditSinkConfig::File(active.clone());
+        c.rotate = Some(crate::config::RotateConfig {
+            max_bytes: 1 << 20,
+            max_age: Duration::from_millis(200),
+        });
+        let sink = AuditSink::open(&c, Recorder::default()).await.unwrap();
+        let closed = sink.segment_closed();
+        let notified = closed.notified();
+        sink.submit(AuditRecord { request_id: "aged".into(), ..AuditRecord::default() });
+        tokio::time::timeout(Duration::from_secs(3), notified).await.expect("closed by age");
+        assert_eq!(rotate::closed_segments(&active).await.unwrap().len(), 1);
+
+        sink.submit(AuditRecord { request_id: "asked".into(), ..AuditRecord::default() });
+        sink.rotate().await;
+        sink.submit(AuditRecord { request_id: "last".into(), ..AuditRecord::default() });
+        sink.close().await;
+        let segments = rotate::closed_segments(&active).await.unwrap();
+        let ids: Vec<String> = segments
+            .iter()
+            .map(|s| {
+                let text = std::fs::read_to_string(&s.path).unwrap();
+                let record: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+                record["request_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["aged", "asked", "last"], "one segment each, in order");
+    }
+
+    #[tokio::test]
     async fn a_full_queue_makes_new_calls_wait_instead_of_dropping() {
         // A writer that cannot write until we read: the queue fills up.
         let (client, mut server) = tokio::io::duplex(64);
