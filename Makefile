@@ -32,6 +32,9 @@ TEST_VENV   := $(TOOLS)/venv-test
 TEST_PYTHON := $(TEST_VENV)/bin/python
 SDK_VENV    := $(TOOLS)/venv-sdk
 SDK_PYTHON  := $(SDK_VENV)/bin/python
+STORES_VENV := $(TOOLS)/venv-stores
+# The S3-compatible server of the backup tests (tests/stores/backup.rs).
+export AI_SERVICE_MOTO := $(STORES_VENV)/bin/moto_server
 export PATH := $(BIN):$(PATH)
 export AI_SERVICE_BIN := $(CURDIR)/target/debug/ai-service
 
@@ -50,7 +53,8 @@ test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
 	$(MAKE) bench-smoke
 	$(MAKE) fuzz-short
 
-tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test $(STAMPS)/venv-sdk redis-server
+tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test $(STAMPS)/venv-sdk $(STAMPS)/venv-stores \
+	redis-server
 
 # The cache and rate-limit tests start (and stop) their own redis-server on 127.0.0.1, from
 # Debian's package.
@@ -81,6 +85,13 @@ $(STAMPS)/venv-sdk: tests/sdk/requirements.txt
 	rm -rf $(SDK_VENV)
 	python3 -m venv $(SDK_VENV)
 	$(SDK_PYTHON) -m pip install -q --disable-pip-version-check -r $<
+	@mkdir -p $(STAMPS) && touch $@
+
+# .tools/venv-stores: moto's S3-compatible server (and boto3), pinned, for tests/stores.
+$(STAMPS)/venv-stores: tests/stores/requirements.txt
+	rm -rf $(STORES_VENV)
+	python3 -m venv $(STORES_VENV)
+	$(STORES_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $<
 	@mkdir -p $(STAMPS) && touch $@
 
 # One rule per Go tool: `go install module/cmd@version` into .tools/bin.

@@ -150,6 +150,7 @@ render_fails() { ! helm template ai-service "$chart" --kube-version "$KUBE_VERSI
 expect "helm template refuses tls.enabled without tls.secretName" render_fails --set tls.enabled=true
 expect "helm template refuses tracing.headers without tracing.headersSecret" render_fails \
     --set tracing.endpoint=http://otel-collector:4317 --set tracing.headers.authorization=otlp-auth
+expect "helm template refuses backup.enabled without backup.storage" render_fails --set backup.enabled=true
 
 echo "deploy/k8s (the kustomization's resources, in order)"
 resources=$("$python" -c '

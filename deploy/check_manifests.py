@@ -7,7 +7,8 @@ Usage: check_manifests.py BIN NAME=FILE...   where NAME is one of
   timeout45    the documented values with config.timeout=45s (checksum must change)
   own-secret   a key given, no existingSecret: the chart's Secret
   existing     existingSecret set (and a key, which it must ignore)
-  extras       TLS, Redis, client keys, trace export, autoscaling, ServiceMonitor, pod annotations
+  extras       TLS, Redis, client keys, trace export, backup (IRSA and a credentials Secret),
+               autoscaling, ServiceMonitor, pod annotations
   routes       providers, routes and extraConfig merged into the config
 
 Each check prints one line; the last line is "manifest checks: N passed, M failed" and the
@@ -279,7 +280,7 @@ def sections(renders):
                  secret="ai-secrets", helm=True)
 
     if "extras" in renders:
-        print("helm template (extras: tls, redis, client keys, tracing, autoscaling, serviceMonitor)")
+        print("helm template (extras: tls, redis, client keys, tracing, backup, autoscaling, serviceMonitor)")
         docs = renders["extras"]
         dep = one(docs, "Deployment")
         spec = dep["spec"]
@@ -325,6 +326,34 @@ def sections(renders):
         check("extras: pod annotations kept",
               spec["template"]["metadata"]["annotations"].get("example.com/team") == "llm")
         check("extras: PodDisruptionBudget can be turned off", one(docs, "PodDisruptionBudget") is None)
+        backup = config.get("backup", {})
+        check("extras: backup storage, endpoint, region, interval and retention in the config",
+              backup == {"enabled": True, "storage": "s3://ai-service-backups/prod",
+                         "endpoint": "https://minio.storage.svc:9000", "region": "eu-west-1",
+                         "interval": "12h", "retention_days": 14}, backup)
+        audit = config.get("audit", {})
+        audit_mount = next((m for m in c["volumeMounts"]
+                            if m["mountPath"] == os.path.dirname(audit.get("sink", "/x/y"))), {})
+        check("extras: with backup, the audit file rotates on a writable volume",
+              audit.get("rotate", {}).get("max_bytes") == 67108864
+              and audit_mount and not audit_mount.get("readOnly", False)
+              and "emptyDir" in vols.get(audit_mount.get("name", ""), {}), (audit, audit_mount))
+        env = {e["name"]: e for e in c.get("env", [])}
+        check("extras: each pod backs up under its own name (POD_NAME from metadata.name)",
+              env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+              == "metadata.name", env.get("POD_NAME"))
+        check("extras: backup credentials from the operator's Secret via envFrom",
+              [e.get("secretRef", {}).get("name") for e in c.get("envFrom", [])]
+              == ["ai-service-backup-credentials"], c.get("envFrom"))
+        sa = one(docs, "ServiceAccount")
+        check("extras: a ServiceAccount with the IRSA role annotation, used by the pods",
+              sa is not None
+              and sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn")
+              == "arn:aws:iam::123456789012:role/ai-service-backup"
+              and spec["template"]["spec"].get("serviceAccountName") == sa["metadata"]["name"])
+        check("extras: the grace period leaves room to upload the last segment",
+              spec["template"]["spec"]["terminationGracePeriodSeconds"] == 5 + 25 + 5 + 25,
+              spec["template"]["spec"]["terminationGracePeriodSeconds"])
 
     if "routes" in renders:
         print("helm template (providers, routes, extraConfig)")

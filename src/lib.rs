@@ -17,6 +17,7 @@ pub mod accept;
 mod admin;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cache;
 pub mod call;
 pub mod chat;

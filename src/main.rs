@@ -40,6 +40,11 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Back up to, list, restore from or verify the `backup:` storage.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
     /// Probe a running gateway with the gRPC health protocol; exits 0 when SERVING.
     Healthcheck {
         /// Address of the gRPC port.
@@ -52,6 +57,28 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupAction {
+    /// One backup now: config and keys snapshots, closed audit segments, retention.
+    Run,
+    /// List the stored objects of every replica.
+    List,
+    /// Write a replica's config, keys and audit segments into DIR.
+    Restore {
+        /// The directory to write into.
+        #[arg(long)]
+        to: PathBuf,
+        /// The backup as it stood at this time (RFC 3339); the latest by default.
+        #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+        at: Option<std::time::SystemTime>,
+        /// The replica to restore; this one's (`backup.replica`) by default.
+        #[arg(long)]
+        replica: Option<String>,
+    },
+    /// Check every stored object against its checksum; exits 1 naming each bad one.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +110,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Backup { action } => backup(cli.config, action),
         Command::Healthcheck { addr, service, timeout } => match runtime() {
             Ok(rt) => match rt.block_on(healthcheck::probe(&addr, &service, timeout)) {
                 Ok(()) => {
@@ -176,4 +204,64 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn backup(path: Option<PathBuf>, action: BackupAction) -> ExitCode {
+    use ai_service::backup::{Store, restore, task};
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let Some(backup) = config.backup else {
+        eprintln!("ai-service backup: backup is off (set backup.enabled and backup.storage)");
+        return ExitCode::from(ConfigError::EXIT_CODE as u8);
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let outcome = rt.block_on(async {
+        let store = Store::new(&backup)?;
+        match action {
+            BackupAction::Run => {
+                let report = task::run_once(&store, &backup, std::time::SystemTime::now()).await?;
+                println!(
+                    "backup of {}: {} snapshot(s), {} audit segment(s) uploaded, {} old object(s) removed",
+                    backup.replica, report.snapshots, report.segments, report.removed
+                );
+            }
+            BackupAction::List => {
+                for object in restore::list(&store, None).await? {
+                    let time = humantime::format_rfc3339_seconds(object.time());
+                    println!("{}\t{}\t{time}", object.key, object.size);
+                }
+            }
+            BackupAction::Restore { to, at, replica } => {
+                let replica = replica.unwrap_or_else(|| backup.replica.clone());
+                let report = restore::restore(&store, &replica, &to, at).await?;
+                println!(
+                    "restored {replica} into {}: config {}, keys {}, {} audit segment(s)",
+                    to.display(),
+                    if report.config.is_some() { "yes" } else { "none" },
+                    if report.keys.is_some() { "yes" } else { "none" },
+                    report.segments.len()
+                );
+            }
+            BackupAction::Verify => {
+                let report = restore::verify(&store, None).await?;
+                for bad in &report.corrupted {
+                    eprintln!("corrupted: {bad}");
+                }
+                println!("{} object(s) checked, {} corrupted", report.checked, report.corrupted.len());
+                if !report.corrupted.is_empty() {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Ok::<_, ai_service::backup::BackupError>(ExitCode::SUCCESS)
+    });
+    outcome.unwrap_or_else(|e| {
+        eprintln!("ai-service backup: {e}");
+        ExitCode::FAILURE
+    })
 }

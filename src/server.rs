@@ -28,6 +28,7 @@ use crate::{
     admin::Admin,
     audit::AuditSink,
     auth::ClientKeys,
+    backup::task::BackupTask,
     cache::ResponseCache,
     call::{Parts, Pipeline},
     config::Config,
@@ -414,8 +415,14 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let audit = self.audit.clone();
+        let backup = self.start_backup();
+        let grace = self.config.server.shutdown_grace;
         let result = self.serve_until_drained(listener, shutdown).await;
         audit.close().await;
+        // The audit sink closed its last segment: upload it within the shutdown grace.
+        if let Some(backup) = backup {
+            backup.finish(grace).await;
+        }
         result
     }
 
@@ -525,6 +532,19 @@ impl Gateway {
                 // Ended calls close their connections at once; don't wait on a stuck peer.
                 let _ = tokio::time::timeout(HARD_STOP_WAIT, &mut server).await;
                 Ok(())
+            }
+        }
+    }
+
+    /// The backup task of `backup:`, owned by [`Gateway::serve`]; a store that cannot be set
+    /// up is logged and the gateway serves without backup (segments wait on disk).
+    fn start_backup(&self) -> Option<BackupTask> {
+        let config = self.config.backup.clone()?;
+        match BackupTask::start(config, self.audit.clone(), self.metrics.clone()) {
+            Ok(task) => Some(task),
+            Err(error) => {
+                tracing::error!(%error, "backup: cannot set up the object store; audit segments stay on disk");
+                None
             }
         }
     }

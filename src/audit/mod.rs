@@ -15,6 +15,12 @@
 //! slow sink therefore slows callers down rather than losing records, and the queue can never
 //! hold more than the capacity plus the calls already in flight. Written records are flushed
 //! within 50 ms; [`AuditSink::close`] drains and flushes the queue on shutdown.
+//!
+//! A file sink may rotate (`audit.rotate:`, [`rotate`]): the writer closes the active file
+//! into a named segment by size and age, when asked ([`AuditSink::rotate`]) and on close, and
+//! tells [`AuditSink::segment_closed`] watchers (the backup task) each time.
+
+pub mod rotate;
 
 use std::{
     collections::BTreeMap,
@@ -29,7 +35,7 @@ use std::{
 use serde::Serialize;
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt, BufWriter},
-    sync::{Notify, mpsc},
+    sync::{Notify, mpsc, oneshot},
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -132,11 +138,74 @@ struct Inner {
     headers: Vec<String>,
     include_content: bool,
     metrics: Recorder,
+    /// Requests to close the open segment now, answered when it is closed.
+    rotate_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Notified whenever a segment is closed.
+    segment_closed: Arc<Notify>,
+}
+
+/// Where the writer task puts records.
+enum Output {
+    /// A stream (stdout, a file without rotation, a test pipe).
+    Stream(BufWriter<Box<dyn AsyncWrite + Send + Unpin>>),
+    /// A rotating file.
+    Rotating(rotate::RotatingFile),
+}
+
+impl Output {
+    async fn write_line(&mut self, line: &[u8]) -> io::Result<bool> {
+        match self {
+            Output::Stream(out) => {
+                out.write_all(line).await?;
+                out.write_all(b"\n").await?;
+                Ok(false)
+            }
+            Output::Rotating(file) => Ok(file.write_line(line).await?.is_some()),
+        }
+    }
+
+    async fn flush(&mut self) {
+        let flushed = match self {
+            Output::Stream(out) => out.flush().await,
+            Output::Rotating(file) => file.flush().await,
+        };
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "cannot flush the audit sink");
+        }
+    }
+
+    /// When the open segment is due to close by age.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        match self {
+            Output::Stream(_) => None,
+            Output::Rotating(file) => file.due(),
+        }
+    }
+
+    /// Closes the open segment; true when one was closed.
+    async fn close_segment(&mut self) -> bool {
+        match self {
+            Output::Stream(_) => false,
+            Output::Rotating(file) => match file.close_segment().await {
+                Ok(closed) => closed.is_some(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot close the audit segment");
+                    false
+                }
+            },
+        }
+    }
 }
 
 impl AuditSink {
     /// Opens the sink of `config` and starts its writer.
     pub async fn open(config: &AuditConfig, metrics: Recorder) -> io::Result<AuditSink> {
+        if let (AuditSinkConfig::File(path), Some(policy)) = (&config.sink, config.rotate) {
+            let file = rotate::RotatingFile::open(path.clone(), policy).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot open audit file {}: {e}", path.display()))
+            })?;
+            return Ok(AuditSink::start(config, metrics, Output::Rotating(file)));
+        }
         let out: Box<dyn AsyncWrite + Send + Unpin> = match &config.sink {
             AuditSinkConfig::Stdout => Box::new(tokio::io::stdout()),
             AuditSinkConfig::File(path) => Box::new(
@@ -159,7 +228,12 @@ impl AuditSink {
         metrics: Recorder,
         out: Box<dyn AsyncWrite + Send + Unpin>,
     ) -> AuditSink {
+        AuditSink::start(config, metrics, Output::Stream(BufWriter::with_capacity(64 * 1024, out)))
+    }
+
+    fn start(config: &AuditConfig, metrics: Recorder, out: Output) -> AuditSink {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (rotate_tx, rotate_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             tx,
             depth: AtomicUsize::new(0),
@@ -170,12 +244,10 @@ impl AuditSink {
             headers: config.headers.clone(),
             include_content: config.include_content,
             metrics,
+            rotate_tx,
+            segment_closed: Arc::new(Notify::new()),
         });
-        let task = tokio::spawn(write_records(
-            inner.clone(),
-            rx,
-            BufWriter::with_capacity(64 * 1024, out),
-        ));
+        let task = tokio::spawn(write_records(inner.clone(), rx, rotate_rx, out));
         *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         AuditSink { inner }
     }
@@ -215,6 +287,20 @@ impl AuditSink {
         }
     }
 
+    /// Closes the open segment of a rotating file now (records queued before are in it);
+    /// returns at once for other sinks or after close.
+    pub async fn rotate(&self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.inner.rotate_tx.send(done_tx).is_ok() {
+            let _ = done_rx.await;
+        }
+    }
+
+    /// Notified each time a segment is closed.
+    pub fn segment_closed(&self) -> Arc<Notify> {
+        self.inner.segment_closed.clone()
+    }
+
     /// Records waiting to be written.
     pub fn depth(&self) -> usize {
         self.inner.depth.load(Ordering::Acquire)
@@ -236,7 +322,8 @@ const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50)
 async fn write_records(
     inner: Arc<Inner>,
     mut rx: mpsc::UnboundedReceiver<AuditRecord>,
-    mut out: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+    mut rotate_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    mut out: Output,
 ) {
     // Written records reach the sink within FLUSH_INTERVAL: flushing after every record would
     // cost a blocking-pool hop per call (tokio's file writes run there).
@@ -245,6 +332,7 @@ async fn write_records(
     // unless redaction has something to mask.
     let mut line = Vec::with_capacity(1024);
     loop {
+        let rotate_at = out.due();
         let record = tokio::select! {
             biased;
             record = rx.recv() => record,
@@ -254,8 +342,30 @@ async fn write_records(
                     None => std::future::pending().await,
                 }
             } => {
-                flush(&mut out).await;
+                out.flush().await;
                 flush_at = None;
+                continue;
+            }
+            () = async {
+                match rotate_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if out.close_segment().await {
+                    inner.segment_closed.notify_waiters();
+                }
+                continue;
+            }
+            Some(done) = rotate_rx.recv() => {
+                // Records submitted before the request are written into the closing segment.
+                while let Ok(record) = rx.try_recv() {
+                    write_one(&inner, &mut out, &record, &mut line).await;
+                }
+                if out.close_segment().await {
+                    inner.segment_closed.notify_waiters();
+                }
+                let _ = done.send(());
                 continue;
             }
             () = inner.closing.cancelled() => None,
@@ -268,27 +378,27 @@ async fn write_records(
     while let Ok(record) = rx.try_recv() {
         write_one(&inner, &mut out, &record, &mut line).await;
     }
-    flush(&mut out).await;
+    out.flush().await;
+    // A rotating file's last segment is closed, so the backup can take it.
+    if out.close_segment().await {
+        inner.segment_closed.notify_waiters();
+    }
+    while let Ok(done) = rotate_rx.try_recv() {
+        let _ = done.send(());
+    }
 }
 
-async fn write_one(
-    inner: &Inner,
-    out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
-    record: &AuditRecord,
-    line: &mut Vec<u8>,
-) {
+async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: &mut Vec<u8>) {
     line.clear();
     match serde_json::to_writer(&mut *line, record) {
         Ok(()) => {
             // serde_json writes valid UTF-8, so this borrows.
             let text = String::from_utf8_lossy(line);
             let redacted = redact(&text);
-            let written = match out.write_all(redacted.as_bytes()).await {
-                Ok(()) => out.write_all(b"\n").await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                tracing::error!(error = %e, "cannot write an audit record");
+            match out.write_line(redacted.as_bytes()).await {
+                Ok(true) => inner.segment_closed.notify_waiters(),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "cannot write an audit record"),
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
@@ -296,12 +406,6 @@ async fn write_one(
     let depth = inner.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
     inner.metrics.audit_queue_depth(depth);
     inner.space.notify_waiters();
-}
-
-async fn flush(out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>) {
-    if let Err(e) = out.flush().await {
-        tracing::error!(error = %e, "cannot flush the audit sink");
-    }
 }
 
 /// The audited caller headers of `metadata`.
@@ -352,6 +456,39 @@ mod tests {
         assert_eq!(first["request_id"], "r0");
         assert_eq!(first["code"], "OK");
         assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn a_rotating_file_closes_segments_by_age_on_request_and_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let active = dir.path().join("audit.jsonl");
+        let mut c = config(16);
+        c.sink = AuditSinkConfig::File(active.clone());
+        c.rotate = Some(crate::config::RotateConfig {
+            max_bytes: 1 << 20,
+            max_age: Duration::from_millis(200),
+        });
+        let sink = AuditSink::open(&c, Recorder::default()).await.unwrap();
+        let closed = sink.segment_closed();
+        let notified = closed.notified();
+        sink.submit(AuditRecord { request_id: "aged".into(), ..AuditRecord::default() });
+        tokio::time::timeout(Duration::from_secs(3), notified).await.expect("closed by age");
+        assert_eq!(rotate::closed_segments(&active).await.unwrap().len(), 1);
+
+        sink.submit(AuditRecord { request_id: "asked".into(), ..AuditRecord::default() });
+        sink.rotate().await;
+        sink.submit(AuditRecord { request_id: "last".into(), ..AuditRecord::default() });
+        sink.close().await;
+        let segments = rotate::closed_segments(&active).await.unwrap();
+        let ids: Vec<String> = segments
+            .iter()
+            .map(|s| {
+                let text = std::fs::read_to_string(&s.path).unwrap();
+                let record: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+                record["request_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["aged", "asked", "last"], "one segment each, in order");
     }
 
     #[tokio::test]

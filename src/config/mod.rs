@@ -8,6 +8,7 @@
 //! Every error is a [`ConfigError`] naming the field, printed on one line; the binary exits
 //! with [`ConfigError::EXIT_CODE`] before it binds any port.
 
+pub mod backup;
 pub mod env;
 pub mod raw;
 
@@ -25,6 +26,7 @@ use std::{
     time::Duration,
 };
 
+pub use backup::{BackupConfig, RotateConfig};
 pub use pricing::{Budget, BudgetWindow, Price, PriceEntry, PricingConfig};
 pub use provider::{ConnectionSettings, KeySource, Preset};
 pub use raw::{Backend, LogFormat, ProviderKind, RawLimitPolicy, Strategy};
@@ -71,6 +73,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Token prices configured over the shipped ones.
     pub pricing: PricingConfig,
+    /// Backup to S3-compatible storage; `None` when off.
+    pub backup: Option<BackupConfig>,
 }
 
 /// `server:`
@@ -366,12 +370,18 @@ impl Config {
         if tree.is_null() {
             tree = yaml_serde::Value::Mapping(yaml_serde::Mapping::new());
         }
+        // The backup keeps the effective configuration, secrets masked.
+        let snapshot = tree.get("backup").is_some().then(|| backup::redacted_snapshot(&tree));
         let raw: RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             ConfigError::new(path, e.into_inner().to_string())
         })?;
-        validate(raw, &vars)
+        let mut config = validate(raw, &vars)?;
+        if let (Some(backup), Some(snapshot)) = (config.backup.as_mut(), snapshot) {
+            backup.config_snapshot = snapshot;
+        }
+        Ok(config)
     }
 }
 
@@ -471,6 +481,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
     })?;
     let auth = security::validate_auth(raw.auth)?;
     let audit = security::validate_audit(raw.audit)?;
+    let backup = backup::validate_backup(raw.backup, &audit, auth.keys_file.as_deref(), vars)?;
     if server.request_timeout.is_zero() {
         return Err(ConfigError::new("server.request_timeout", "must be greater than zero"));
     }
@@ -640,6 +651,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         limits,
         redis,
         pricing: PricingConfig { entries: pricing_entries, targets: target_prices },
+        backup,
     })
 }
 

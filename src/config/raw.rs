@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     /// Token prices by provider name or kind, then model, over the shipped ones.
     pub pricing: super::pricing::RawPricing,
+    /// Backup of the audit trail, config and keys to S3-compatible storage.
+    pub backup: super::backup::RawBackup,
 }
 
 /// `provider_defaults:`

@@ -105,6 +105,8 @@ pub struct RawAudit {
     pub queue_capacity: Option<usize>,
     /// Caller headers copied into the record, besides `x-user-id` and `x-tenant-id`.
     pub headers: Vec<String>,
+    /// Rotate the audit file by size and age into closed segments (file sinks only).
+    pub rotate: Option<super::backup::RawRotate>,
 }
 
 /// Where audit records go.
@@ -127,6 +129,8 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
     /// Caller headers copied into the record (lower case).
     pub headers: Vec<String>,
+    /// Rotation of the audit file, when configured.
+    pub rotate: Option<super::backup::RotateConfig>,
 }
 
 /// Headers always copied into the audit record.
@@ -291,11 +295,19 @@ pub fn validate_audit(raw: RawAudit) -> Result<AuditConfig, ConfigError> {
             headers.push(h);
         }
     }
+    let rotate = match raw.rotate {
+        None => None,
+        Some(_) if sink == AuditSinkConfig::Stdout => {
+            return Err(ConfigError::new("audit.rotate", "needs audit.sink to be a file"));
+        }
+        Some(rotate) => Some(super::backup::validate_rotate(rotate)?),
+    };
     Ok(AuditConfig {
         sink,
         include_content: raw.include_content.unwrap_or(false),
         queue_capacity,
         headers,
+        rotate,
     })
 }
 

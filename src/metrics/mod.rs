@@ -134,6 +134,17 @@ pub mod names {
     pub const BUDGET_ERRORS_TOTAL: &str = "ai_service_budget_errors_total";
     /// Gauge: audit records waiting to be written.
     pub const AUDIT_QUEUE_DEPTH: &str = "ai_service_audit_queue_depth";
+    /// Gauge: closed audit segments waiting on local disk for the backup.
+    pub const BACKUP_BACKLOG_SEGMENTS: &str = "ai_service_backup_backlog_segments";
+    /// Gauge: bytes of closed audit segments waiting on local disk for the backup.
+    pub const BACKUP_BACKLOG_BYTES: &str = "ai_service_backup_backlog_bytes";
+    /// Gauge: Unix time of the last backup pass that uploaded everything it had.
+    pub const BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+        "ai_service_backup_last_success_timestamp_seconds";
+    /// Counter: backup passes that failed (store unreachable or refusing).
+    pub const BACKUP_FAILURES_TOTAL: &str = "ai_service_backup_failures_total";
+    /// Counter: audit segments removed unbacked because the backlog was full.
+    pub const BACKUP_DROPPED_SEGMENTS_TOTAL: &str = "ai_service_backup_dropped_segments_total";
     /// Gauge {method}: RPCs being handled; a stream counts until it ends.
     pub const REQUESTS_IN_FLIGHT: &str = "ai_service_requests_in_flight";
     /// Gauge: streams relaying an upstream stream to a caller.
@@ -257,6 +268,31 @@ pub const CATALOGUE: &[MetricDef] = {
             "Budget reads and updates that failed; the call was let through uncounted.",
         ),
         def(AUDIT_QUEUE_DEPTH, Gauge, "Audit records waiting to be written."),
+        def(
+            BACKUP_BACKLOG_SEGMENTS,
+            Gauge,
+            "Closed audit segments waiting on local disk for the backup.",
+        ),
+        def(
+            BACKUP_BACKLOG_BYTES,
+            Gauge,
+            "Bytes of closed audit segments waiting on local disk for the backup.",
+        ),
+        def(
+            BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS,
+            Gauge,
+            "Unix time of the last backup pass that uploaded everything it had.",
+        ),
+        def(
+            BACKUP_FAILURES_TOTAL,
+            Counter,
+            "Backup passes that failed (store unreachable or refusing).",
+        ),
+        def(
+            BACKUP_DROPPED_SEGMENTS_TOTAL,
+            Counter,
+            "Audit segments removed without a backup because the local backlog was full.",
+        ),
         def(REQUESTS_IN_FLIGHT, Gauge, "RPCs being handled; a stream counts until it ends."),
         def(STREAMS_IN_FLIGHT, Gauge, "Streams relaying an upstream stream to a caller."),
         def(BUILD_INFO, Gauge, "Always 1; the version label names the build."),
@@ -663,5 +699,27 @@ impl Recorder {
         // Precision loss above 2^53 records is not a concern.
         #[allow(clippy::cast_precision_loss)]
         self.sink.gauge_set(names::AUDIT_QUEUE_DEPTH, &[], depth as f64);
+    }
+
+    /// The backup's local backlog.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn backup_backlog(&self, segments: usize, bytes: u64) {
+        self.sink.gauge_set(names::BACKUP_BACKLOG_SEGMENTS, &[], segments as f64);
+        self.sink.gauge_set(names::BACKUP_BACKLOG_BYTES, &[], bytes as f64);
+    }
+
+    /// A backup pass uploaded everything it had, at `unix_seconds`.
+    pub fn backup_succeeded(&self, unix_seconds: f64) {
+        self.sink.gauge_set(names::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], unix_seconds);
+    }
+
+    /// A backup pass failed.
+    pub fn backup_failed(&self) {
+        self.sink.counter(names::BACKUP_FAILURES_TOTAL, &[], 1);
+    }
+
+    /// A segment was removed unbacked (backlog full).
+    pub fn backup_segment_dropped(&self) {
+        self.sink.counter(names::BACKUP_DROPPED_SEGMENTS_TOTAL, &[], 1);
     }
 }

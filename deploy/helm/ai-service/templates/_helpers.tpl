@@ -103,6 +103,31 @@ client-key settings appear only when set; extraConfig is deep-merged last and wi
 {{- end -}}
 {{- $_ := set $cfg "tracing" (dict "sample_ratio" $v.tracing.sampleRatio "otlp" $otlp) -}}
 {{- end -}}
+{{- if $v.backup.enabled -}}
+{{- /* The replica name comes from POD_NAME (set in the Deployment). */ -}}
+{{- $_ := set $cfg "audit" (dict
+  "sink" "/var/lib/ai-service/audit/audit.jsonl"
+  "rotate" (dict "max_bytes" (int64 $v.backup.rotate.maxBytes) "max_age" (include "ai-service.duration" $v.backup.rotate.maxAge))) -}}
+{{- $backup := dict
+  "enabled" true
+  "storage" (required "backup.storage (s3://bucket/prefix) is required when backup.enabled" $v.backup.storage)
+  "region" $v.backup.region
+  "interval" (include "ai-service.duration" $v.backup.interval)
+  "retention_days" (int $v.backup.retentionDays) -}}
+{{- if $v.backup.endpoint -}}
+{{- $_ := set $backup "endpoint" $v.backup.endpoint -}}
+{{- end -}}
+{{- $_ := set $cfg "backup" $backup -}}
+{{- end -}}
 {{- $cfg = mustMergeOverwrite $cfg (deepCopy $v.extraConfig) -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* The pods' ServiceAccount, when the chart creates one or one is named. */}}
+{{- define "ai-service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ai-service.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
