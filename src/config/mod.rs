@@ -16,6 +16,7 @@ mod provider;
 pub mod security;
 mod shared;
 pub mod trace;
+pub mod vault;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -32,6 +33,7 @@ use raw::{RawConfig, RawEndpoint, RawRouting};
 pub use security::{AuditConfig, AuditSinkConfig, AuthConfig, ClientKey, Limits, TlsConfig};
 pub use shared::{CacheConfig, LimitPolicy, LimitsConfig, RedisConfig, RouteCache};
 pub use trace::{OtlpConfig, OtlpProtocol, TracingConfig};
+pub use vault::{VaultConfig, VaultRef};
 
 use crate::secret::Secret;
 
@@ -71,6 +73,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Token prices configured over the shipped ones.
     pub pricing: PricingConfig,
+    /// The Vault or OpenBao server that `*_vault` references read from.
+    pub vault: Option<VaultConfig>,
 }
 
 /// `server:`
@@ -152,8 +156,8 @@ impl ProviderConfig {
             if let Some(url) = &endpoint.url {
                 connection.base_url.clone_from(url);
             }
-            if let Some(key) = &endpoint.api_key {
-                connection.api_key = Some(key.clone());
+            if endpoint.api_key.is_some() || endpoint.api_key_source.is_some() {
+                connection.api_key.clone_from(&endpoint.api_key);
                 connection.api_key_source.clone_from(&endpoint.api_key_source);
             }
         }
@@ -382,7 +386,7 @@ fn duration(value: Option<raw::HumanDuration>, default: Duration) -> Duration {
 /// Checks what the types cannot and builds the [`Config`]. `vars` is the environment: provider
 /// keys are read from it, and when the file configures no provider, the conventional key
 /// variables in it configure providers of their own.
-pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+pub fn validate(mut raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_text.parse().map_err(|e| {
         ConfigError::new(
@@ -469,6 +473,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
     crate::redact::add_patterns(&raw.log.redact_patterns).map_err(|e| {
         ConfigError::new("log.redact_patterns", format!("not a regular expression: {e}"))
     })?;
+    let raw_vault = raw.vault.take();
     let auth = security::validate_auth(raw.auth)?;
     let audit = security::validate_audit(raw.audit)?;
     if server.request_timeout.is_zero() {
@@ -626,7 +631,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         });
     }
 
-    Ok(Config {
+    let mut config = Config {
         server,
         log,
         tracing,
@@ -640,7 +645,11 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         limits,
         redis,
         pricing: PricingConfig { entries: pricing_entries, targets: target_prices },
-    })
+        vault: None,
+    };
+    let referenced = !crate::vault::references(&config).is_empty();
+    config.vault = vault::validate_vault(raw_vault, referenced, vars)?;
+    Ok(config)
 }
 
 fn validate_routing(raw: RawRouting) -> Result<RoutingConfig, ConfigError> {
@@ -713,7 +722,9 @@ fn validate_endpoints(
             ));
         }
         let (api_key, api_key_source) =
-            provider::explicit_key(&at, &e.api_key_env, &e.api_key_file, vars)?.unzip();
+            provider::explicit_key(&at, &e.api_key_env, &e.api_key_file, &e.api_key_vault, vars)?
+                .unzip();
+        let api_key = api_key.flatten();
         let url = e.url.map(|u| u.trim().trim_end_matches('/').to_owned());
         endpoints.push(EndpointConfig {
             name: e.name,

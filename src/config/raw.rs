@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     /// Token prices by provider name or kind, then model, over the shipped ones.
     pub pricing: super::pricing::RawPricing,
+    /// The Vault or OpenBao server that `*_vault` references read from.
+    pub vault: Option<super::vault::RawVault>,
 }
 
 /// `provider_defaults:`
@@ -199,6 +201,9 @@ pub struct RawProvider {
     /// A file that holds the key (e.g. a Kubernetes secret volume).
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// A field of a Vault secret that holds the key.
+    #[serde(default)]
+    pub api_key_vault: Option<super::vault::RawVaultRef>,
     /// An explicit proxy URL for this provider.
     #[serde(default)]
     pub proxy: Option<String>,
@@ -424,6 +429,9 @@ pub struct RawEndpoint {
     /// File holding this endpoint's own key.
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// A field of a Vault secret holding this endpoint's own key.
+    #[serde(default)]
+    pub api_key_vault: Option<super::vault::RawVaultRef>,
 }
 
 /// A duration written the human way: `250ms`, `30s`, `1m 30s`.
