@@ -15,7 +15,14 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// dropped; does nothing when the ring has no Vault session.
 pub async fn run(ring: KeyRing, interval: Duration, metrics: Recorder) {
     let Some(store) = ring.store.clone() else { return };
+    // The gateway's own session: log in (or look the token up) now, so renewal is scheduled
+    // from the start.
     let mut failures: u32 = 0;
+    if let Err(e) = store.token().await {
+        tracing::error!(error = %e, "cannot log in to Vault; secrets in force stay");
+        metrics.secret_store_error(e.operation.as_str());
+        failures = 1;
+    }
     let mut next_read = Instant::now() + interval;
     loop {
         let now = Instant::now();
