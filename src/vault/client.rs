@@ -32,6 +32,8 @@ struct Lease {
     renewable: bool,
     /// Zero for a token that never expires.
     ttl: Duration,
+    /// The TTL it was issued with, to tell a renewal capped by its max TTL.
+    first_ttl: Duration,
     since: Instant,
 }
 
@@ -114,9 +116,13 @@ impl SecretStore {
         let from_login = !matches!(self.config.auth, VaultAuth::Token(_));
         if held.renewable {
             match self.renew(&held.token).await {
-                // A renewal capped by the token's max TTL returns less time each round: once
-                // it is shorter than the renewal margin, a login token logs in again at expiry.
-                Ok(renewed) => return Ok(renewed),
+                // A renewal capped by the token's max TTL returns less time each round (in
+                // whole seconds, down to 0): a login token then logs in again rather than
+                // renewing ever more often.
+                Ok(renewed) if !from_login || renewed.ttl * 3 >= held.first_ttl => {
+                    return Ok(Lease { first_ttl: held.first_ttl, ..renewed });
+                }
+                Ok(_) => tracing::debug!("vault token near its max TTL; logging in again"),
                 Err(e) if !from_login => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "vault token renewal failed; logging in again")
@@ -154,6 +160,7 @@ impl SecretStore {
             token,
             renewable: looked.data.renewable,
             ttl: Duration::from_secs(looked.data.ttl),
+            first_ttl: Duration::from_secs(looked.data.ttl),
             since: Instant::now(),
         })
     }
@@ -210,6 +217,18 @@ impl SecretStore {
     }
 
     async fn read_fields(&self, reference: &VaultRef) -> Result<Fields, VaultError> {
+        let read = self.read_fields_with_token(reference).await;
+        if let Err(e) = &read
+            && e.denied
+        {
+            // The token expired or was revoked (e.g. Vault lost its state): start over with a
+            // login (or a fresh look at the configured token) at the next attempt.
+            *self.lease.lock().await = None;
+        }
+        read
+    }
+
+    async fn read_fields_with_token(&self, reference: &VaultRef) -> Result<Fields, VaultError> {
         let token = self.token().await?;
         let op = Operation::Read;
         let fields = match reference.kv {
@@ -281,7 +300,9 @@ impl SecretStore {
             let detail =
                 if errors.is_empty() { String::new() } else { format!(": {}", errors.join("; ")) };
             let what = if status == StatusCode::NOT_FOUND { "not found" } else { "refused" };
-            return Err(fail(format!("{what} (HTTP {}){detail}", status.as_u16())));
+            let mut error = fail(format!("{what} (HTTP {}){detail}", status.as_u16()));
+            error.denied = status == StatusCode::FORBIDDEN;
+            return Err(error);
         }
         serde_json::from_slice(&bytes).map_err(|e| fail(format!("unexpected answer: {e}")))
     }
@@ -292,6 +313,7 @@ fn lease_of(response: AuthResponse) -> Lease {
         token: Secret::new(response.auth.client_token),
         renewable: response.auth.renewable,
         ttl: Duration::from_secs(response.auth.lease_duration),
+        first_ttl: Duration::from_secs(response.auth.lease_duration),
         since: Instant::now(),
     }
 }

@@ -57,6 +57,8 @@ pub struct VaultError {
     pub reference: Option<(String, String)>,
     /// What went wrong.
     pub message: String,
+    /// Vault refused the token (HTTP 403): it expired or was revoked.
+    pub denied: bool,
 }
 
 impl VaultError {
@@ -65,6 +67,7 @@ impl VaultError {
             operation,
             reference: reference.map(|r| (r.to_string(), r.at.clone())),
             message,
+            denied: false,
         }
     }
 
