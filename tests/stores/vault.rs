@@ -18,15 +18,20 @@ use crate::common::{
 };
 use server::{Vault, prefix, shared};
 
-/// Loads `yaml` with the test Vault's address (and `token` when given) in the environment, and
-/// resolves its Vault references.
-async fn config(yaml: &str, vault: &Vault, token: Option<&str>) -> Config {
+/// Loads `yaml` with the test Vault's address (and `token` when given) in the environment; its
+/// Vault references are not read yet.
+fn load(yaml: &str, vault: &Vault, token: Option<&str>) -> Config {
     let mut vars = quiet_audit(yaml);
     vars.push(("VAULT_ADDR".into(), vault.addr.clone()));
     if let Some(token) = token {
         vars.push(("VAULT_TOKEN".into(), token.to_owned()));
     }
-    let mut config = Config::from_yaml(yaml, vars).expect("test config is valid");
+    Config::from_yaml(yaml, vars).expect("test config is valid")
+}
+
+/// [`load`], then its Vault references resolved.
+async fn config(yaml: &str, vault: &Vault, token: Option<&str>) -> Config {
+    let mut config = load(yaml, vault, token);
     vault::resolve(&mut config).await.expect("the Vault secrets resolve");
     config
 }
@@ -86,11 +91,19 @@ async fn keys_from_kv_v2_and_kv_v1_rotate_into_the_next_call() {
     vault.post(&format!("{kv1}/ai/groq"), json!({"key": "gsk-v1-second"})).await;
     assert!(server.gateway.refresh_secrets().await);
     assert_eq!(key_sent(&server, &fake, "b").await, "Bearer gsk-v1-second");
+
+    // A config reload (SIGHUP) reads the new config's references before its routes apply.
+    vault.put_v2(&format!("{p}/openai"), json!({"key": "sk-v2-third"})).await;
+    let mut reloaded = load(&yaml, vault, Some(&vault.root));
+    server.gateway.resolve_secrets(&mut reloaded).await.unwrap();
+    server.gateway.reload(&reloaded);
+    assert_eq!(key_sent(&server, &fake, "a").await, "Bearer sk-v2-third");
+    assert_eq!(key_sent(&server, &fake, "b").await, "Bearer gsk-v1-second");
     server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_keys_and_an_endpoint_key_come_from_vault() {
+async fn client_keys_an_endpoint_key_and_an_otlp_header_come_from_vault() {
     use sha2::{Digest, Sha256};
     let vault = shared();
     let p = prefix("clients");
@@ -98,9 +111,10 @@ async fn client_keys_and_an_endpoint_key_come_from_vault() {
     let keys = format!("- {{id: from-vault, sha256: {hash}}}\n");
     vault.put_v2(&format!("{p}/clients"), json!({"keys": keys})).await;
     vault.put_v2(&format!("{p}/endpoint"), json!({"key": "sk-endpoint"})).await;
+    vault.put_v2(&format!("{p}/otel"), json!({"auth": "Bearer otel-from-vault"})).await;
     let fake = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
     let yaml = format!(
-        "auth: {{keys_vault: {{path: secret/data/{p}/clients, field: keys}}}}\nproviders:\n  o: {{kind: openai, api_key_env: UNUSED_KEY, disable_proxy: true}}\nroutes: [{{name: r, targets: [{{provider: o, model: m, endpoints: [{{name: e, url: \"{}/v1\", api_key_vault: {{path: secret/data/{p}/endpoint, field: key}}}}]}}]}}]\n",
+        "tracing: {{otlp: {{endpoint: 'http://127.0.0.1:9', headers: {{authorization: {{value_vault: {{path: secret/data/{p}/otel, field: auth}}}}}}}}}}\nauth: {{keys_vault: {{path: secret/data/{p}/clients, field: keys}}}}\nproviders:\n  o: {{kind: openai, api_key_env: UNUSED_KEY, disable_proxy: true}}\nroutes: [{{name: r, targets: [{{provider: o, model: m, endpoints: [{{name: e, url: \"{}/v1\", api_key_vault: {{path: secret/data/{p}/endpoint, field: key}}}}]}}]}}]\n",
         fake.url("")
     );
     let mut vars = quiet_audit(&yaml);
@@ -111,6 +125,11 @@ async fn client_keys_and_an_endpoint_key_come_from_vault() {
     ]);
     let mut config = Config::from_yaml(&yaml, vars).unwrap();
     vault::resolve(&mut config).await.unwrap();
+    let otlp = config.tracing.otlp.as_ref().unwrap();
+    assert!(otlp.vault_headers.is_empty());
+    assert_eq!(otlp.headers.len(), 1);
+    assert_eq!(otlp.headers[0].0, "authorization");
+    assert_eq!(otlp.headers[0].1.expose(), "Bearer otel-from-vault");
     let server = TestServer::start_with(config).await;
     let mut client = server.client().await;
     let refused = client.chat(chat("r", "hi")).await.unwrap_err();
