@@ -112,3 +112,6 @@ pub struct ErrorResponse {
     #[serde(default)]
     pub errors: Vec<String>,
 }
+
+/// An answer whose body does not matter (e.g. `204 No Content`).
+pub type Empty = IgnoredAny;

@@ -14,8 +14,8 @@ use tokio::{sync::Mutex, time::Instant};
 use super::{
     Operation, VaultError,
     api::{
-        AppRoleLogin, AuthResponse, ErrorResponse, FieldValue, Fields, KubernetesLogin, KvResponse,
-        KvV1Response, KvV2Response, LookupResponse,
+        AppRoleLogin, AuthResponse, Empty, ErrorResponse, FieldValue, Fields, KubernetesLogin,
+        KvResponse, KvV1Response, KvV2Response, LookupResponse,
     },
 };
 use crate::{
@@ -192,6 +192,21 @@ impl SecretStore {
         Ok(lease_of(response))
     }
 
+    /// Revokes a token this session logged in for (a configured token is left alone), so a
+    /// session used once leaves no live token behind; a failure is only logged.
+    pub async fn close(&self) {
+        let Some(lease) = self.lease.lock().await.take() else { return };
+        if matches!(self.config.auth, VaultAuth::Token(_)) {
+            return;
+        }
+        let path = "auth/token/revoke-self";
+        let revoked: Result<Empty, VaultError> =
+            self.send(Operation::Renew, Method::POST, path, Some(&lease.token), Some(&())).await;
+        if let Err(e) = revoked {
+            tracing::debug!(error = %e, "cannot revoke the start-up Vault token; it expires on its own");
+        }
+    }
+
     async fn renew(&self, token: &Secret) -> Result<Lease, VaultError> {
         let response: AuthResponse = self
             .send(Operation::Renew, Method::POST, "auth/token/renew-self", Some(token), Some(&()))
@@ -304,6 +319,8 @@ impl SecretStore {
             error.denied = status == StatusCode::FORBIDDEN;
             return Err(error);
         }
+        // 204 No Content (revoke-self) reads as `null`.
+        let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"null") } else { bytes };
         serde_json::from_slice(&bytes).map_err(|e| fail(format!("unexpected answer: {e}")))
     }
 }

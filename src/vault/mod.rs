@@ -140,7 +140,10 @@ pub async fn resolve(config: &mut Config) -> Result<(), VaultError> {
         return Ok(());
     }
     let store = SecretStore::new(vault)?;
-    resolve_with(&store, config).await
+    let resolved = resolve_with(&store, config).await;
+    // The gateway keeps a session of its own; this one's token is not needed any more.
+    store.close().await;
+    resolved
 }
 
 /// Like [`resolve`], through an existing session (the gateway's, on reload).
