@@ -228,7 +228,7 @@ impl Gateway {
     /// logged.
     pub fn reload(&self, config: &Config) {
         let unchanged = config.server == self.config.server
-            && config.auth == self.config.auth
+            && config.auth.same_settings(&self.config.auth)
             && config.audit == self.config.audit
             && config.log == self.config.log
             && config.tracing == self.config.tracing;

@@ -93,6 +93,14 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// Whether `other` configures the same keys and sources; the keys read from Vault are
+    /// left out, since they rotate without a restart.
+    pub fn same_settings(&self, other: &AuthConfig) -> bool {
+        self.keys == other.keys
+            && self.keys_file == other.keys_file
+            && self.keys_vault == other.keys_vault
+    }
+
     /// Whether calls need a key.
     pub fn required(&self) -> bool {
         !self.keys.is_empty() || self.keys_file.is_some() || self.keys_vault.is_some()

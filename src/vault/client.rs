@@ -345,3 +345,30 @@ fn read_credential(credential: &Credential, field: &str) -> Result<Secret, Strin
     };
     if value.is_empty() { Err(format!("{field} is empty")) } else { Ok(value) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ttl: u64) -> Lease {
+        let ttl = Duration::from_secs(ttl);
+        Lease {
+            token: Secret::new("t"),
+            renewable: true,
+            ttl,
+            first_ttl: ttl,
+            since: Instant::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_is_due_two_thirds_into_its_ttl_and_one_without_ttl_never() {
+        let held = lease(30);
+        assert_eq!(held.renew_at(), Some(held.since + Duration::from_secs(20)));
+        assert!(!held.expired(held.since + Duration::from_secs(29)));
+        assert!(held.expired(held.since + Duration::from_secs(30)));
+        let root = lease(0);
+        assert_eq!(root.renew_at(), None);
+        assert!(!root.expired(root.since + Duration::from_secs(1 << 30)));
+    }
+}
