@@ -45,7 +45,7 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
-.PHONY: test tools redis-server fmt clippy cargo-test build lint smoke generate check-generated \
+.PHONY: test tools redis-server bao fmt clippy cargo-test build lint smoke generate check-generated \
 	clients client-go client-python client-java sdk fuzz fuzz-short soak
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
@@ -54,7 +54,7 @@ test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
 	$(MAKE) fuzz-short
 
 tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test $(STAMPS)/venv-sdk $(STAMPS)/venv-stores \
-	redis-server
+	redis-server $(BIN)/bao
 
 # The cache and rate-limit tests start (and stop) their own redis-server on 127.0.0.1, from
 # Debian's package.
@@ -62,6 +62,22 @@ redis-server:
 	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
 	  S=; [ "$$(id -u)" = 0 ] || S=sudo; \
 	  $$S apt-get update -qq && $$S apt-get install -y -qq redis-server >/dev/null; }
+
+# OpenBao (Vault-API compatible) for tests/stores/vault.rs: no registry serves a server
+# binary, so the workspace ships one xz-packed (../shared/bin/README.md); unpacked once and
+# checked against its known sha256.
+BAO_XZ ?= $(firstword $(wildcard $(CURDIR)/../shared/bin/bao.xz /work/shared/bin/bao.xz))
+BAO_SHA256 := 15955fd0f5675d915f956630b7c790f91f964b320b11aa12b88caaa1f5f2df9b
+export AI_SERVICE_BAO := $(BIN)/bao
+
+bao: $(BIN)/bao
+
+$(BIN)/bao:
+	@test -n "$(BAO_XZ)" || { echo "bao.xz not found: set BAO_XZ=/path/to/bao.xz"; exit 1; }
+	@mkdir -p $(BIN)
+	xz -dc $(BAO_XZ) > $@.tmp
+	echo "$(BAO_SHA256)  $@.tmp" | sha256sum -c --quiet -
+	chmod +x $@.tmp && mv $@.tmp $@
 
 # Two Python venvs: .tools/venv holds the pinned generator (grpcio-tools bundles protoc);
 # .tools/venv-test holds the client package with only its declared dependencies, plus

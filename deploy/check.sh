@@ -151,6 +151,10 @@ expect "helm template refuses tls.enabled without tls.secretName" render_fails -
 expect "helm template refuses tracing.headers without tracing.headersSecret" render_fails \
     --set tracing.endpoint=http://otel-collector:4317 --set tracing.headers.authorization=otlp-auth
 expect "helm template refuses backup.enabled without backup.storage" render_fails --set backup.enabled=true
+expect "helm template refuses vault.enabled without vault.address" render_fails --set vault.enabled=true
+expect "helm template refuses both auth.keysSecret and vault.clientKeys" render_fails \
+    --set vault.enabled=true --set vault.address=http://vault:8200 --set auth.keysSecret=keys \
+    --set vault.clientKeys.path=secret/data/ai/clients --set vault.clientKeys.field=keys
 
 echo "deploy/k8s (the kustomization's resources, in order)"
 resources=$("$python" -c '

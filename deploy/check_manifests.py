@@ -7,8 +7,8 @@ Usage: check_manifests.py BIN NAME=FILE...   where NAME is one of
   timeout45    the documented values with config.timeout=45s (checksum must change)
   own-secret   a key given, no existingSecret: the chart's Secret
   existing     existingSecret set (and a key, which it must ignore)
-  extras       TLS, Redis, client keys, trace export, backup (IRSA and a credentials Secret),
-               autoscaling, ServiceMonitor, pod annotations
+  extras       TLS, Redis, client keys, trace export, Vault, backup (IRSA and a credentials
+               Secret), autoscaling, ServiceMonitor, pod annotations
   routes       providers, routes and extraConfig merged into the config
 
 Each check prints one line; the last line is "manifest checks: N passed, M failed" and the
@@ -248,6 +248,12 @@ def sections(renders):
         check("documented values render exactly as the defaults",
               renders["documented"] == renders["default"])
 
+    if "default" in renders:
+        pod = one(renders["default"], "Deployment")["spec"]["template"]["spec"]
+        config = yaml.safe_load(one(renders["default"], "ConfigMap")["data"]["config.yaml"])
+        check("default: no Vault, so no service-account token mounted",
+              pod.get("automountServiceAccountToken") is False and "vault" not in config)
+
     if "timeout45" in renders and "documented" in renders:
         print("helm template (config.timeout=45s)")
         ann = lambda docs: one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
@@ -316,6 +322,23 @@ def sections(renders):
               header_file == "/var/run/ai-service/otlp/otlp-auth"
               and (header_vol.get("secret") or {}).get("secretName") == "ai-service-otlp",
               (header_file, header_vol))
+        vault = config.get("vault", {})
+        check("extras: vault address, namespace and Kubernetes auth (role, mount) in the config",
+              vault.get("address") == "https://vault.vault.svc:8200"
+              and vault.get("namespace") == "ai" and vault.get("refresh_interval") == "5m"
+              and vault.get("auth") == {"method": "kubernetes", "role": "ai-gateway",
+                                        "mount": "kubernetes-prod"}, vault)
+        check("extras: the provider key is read from Vault",
+              config.get("providers", {}).get("openai", {}).get("api_key_vault")
+              == {"path": "secret/data/ai/openai", "field": "key"}, config.get("providers"))
+        pod = spec["template"]["spec"]
+        check("extras: with Vault the service-account token is mounted, as the named account",
+              pod.get("automountServiceAccountToken") is True
+              and pod.get("serviceAccountName") == "ai-service", pod.get("serviceAccountName"))
+        ca_vol = vols.get(mount_names.get(os.path.dirname(vault.get("ca_cert", "")), ""), {})
+        check("extras: Vault's CA is mounted from its Secret where the config says",
+              vault.get("ca_cert") == "/var/run/ai-service/vault-ca/ca.crt"
+              and (ca_vol.get("secret") or {}).get("secretName") == "vault-ca", ca_vol)
         check("extras: autoscaling leaves replicas to the HPA", "replicas" not in spec)
         hpa = one(docs, "HorizontalPodAutoscaler")
         check("extras: HPA 3..12", hpa is not None and hpa["spec"]["minReplicas"] == 3

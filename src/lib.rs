@@ -43,6 +43,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
 pub mod validate;
+pub mod vault;
 
 pub use config::Config;
 pub use error::Error;

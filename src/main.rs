@@ -93,6 +93,7 @@ fn main() -> ExitCode {
                     config.providers.len(),
                     routes.join(", ")
                 );
+                print_vault_references(&config);
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -134,6 +135,27 @@ fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
+/// `check-config` lists the Vault references it checked the shape of; it does not contact
+/// Vault (so it runs offline, e.g. in CI), and says so.
+fn print_vault_references(config: &Config) {
+    let refs = ai_service::vault::references(config);
+    if let (Some(vault), false) = (&config.vault, refs.is_empty()) {
+        println!("vault references ({}, not contacted by check-config):", vault.address);
+        for reference in refs {
+            println!("  {}: {reference}", reference.at);
+        }
+    }
+}
+
+/// Fetches the config's Vault secrets before anything binds; a failure exits with
+/// [`ai_service::vault::EXIT_CODE`] and a message naming the reference, never a value.
+fn resolve_secrets(rt: &tokio::runtime::Runtime, config: &mut Config) -> Result<(), ExitCode> {
+    rt.block_on(ai_service::vault::resolve(config)).map_err(|e| {
+        eprintln!("ai-service: {e}");
+        ExitCode::from(ai_service::vault::EXIT_CODE as u8)
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         eprintln!("ai-service: cannot start the runtime: {e}");
@@ -150,19 +172,29 @@ async fn reload_on_sighup(gateway: Gateway, path: Option<PathBuf>) {
         let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
         while hup.recv().await.is_some() {
             match Config::load(path.as_deref(), std::env::vars()) {
-                Ok(config) => gateway.reload(&config),
+                Ok(mut config) => match gateway.resolve_secrets(&mut config).await {
+                    Ok(()) => gateway.reload(&config),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: the config's Vault secrets cannot be read; keeping the config in force")
+                    }
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: the config does not load; keeping the one in force")
                 }
             }
             let rotated = gateway.reload_keys();
-            tracing::info!(rotated, "SIGHUP: config and key files re-read");
+            let store_ok = gateway.refresh_secrets().await;
+            tracing::info!(
+                rotated,
+                store_ok,
+                "SIGHUP: config, key files and Vault secrets re-read"
+            );
         }
     }
 }
 
 fn serve(path: Option<PathBuf>) -> ExitCode {
-    let config = match load(path.clone()) {
+    let mut config = match load(path.clone()) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -170,6 +202,9 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Err(code) = resolve_secrets(&rt, &mut config) {
+        return code;
+    }
     // Trace export (only with `tracing.otlp`) runs on the runtime, and the subscriber feeds it.
     let export = match rt.block_on(async { TraceExport::start(&config.tracing) }) {
         Ok(export) => export,

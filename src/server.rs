@@ -175,7 +175,18 @@ impl Gateway {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let router = Router::with_metrics(&config, metrics.clone());
-        let keys = KeyRing::new(router.key_files().to_vec(), ClientKeys::new(&config.auth));
+        let store = match &config.vault {
+            Some(vault) => Some(Arc::new(
+                crate::vault::SecretStore::new(vault)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            )),
+            None => None,
+        };
+        if store.is_some() {
+            // The config's secrets were read just before (`vault::resolve`).
+            metrics.secret_store_ok();
+        }
+        let keys = KeyRing::new(router.key_files().to_vec(), ClientKeys::new(&config.auth), store);
         let health = HealthState::new(router.can_serve(tokio::time::Instant::now())).await;
         let router = Arc::new(ArcSwap::from_pointee(router));
         let (cache, limiter, budgets) = shared_state(&config, &metrics);
@@ -218,7 +229,7 @@ impl Gateway {
     /// logged.
     pub fn reload(&self, config: &Config) {
         let unchanged = config.server == self.config.server
-            && config.auth == self.config.auth
+            && config.auth.same_settings(&self.config.auth)
             && config.audit == self.config.audit
             && config.log == self.config.log
             && config.tracing == self.config.tracing;
@@ -234,6 +245,26 @@ impl Gateway {
         self.pricing.store(Arc::new(Pricing::new(config)));
         self.reloaded.notify_waiters();
         tracing::info!(routes = %names.join(","), "config reloaded: routes and providers swapped");
+    }
+
+    /// Re-reads every secret held in Vault now (what SIGHUP does); false when the store
+    /// failed (the secrets in force stay; logged and counted in the metrics).
+    pub async fn refresh_secrets(&self) -> bool {
+        crate::vault::refresh::refresh(&self.keys, &self.metrics).await
+    }
+
+    /// Fetches the Vault references of `config` (a config about to be applied with
+    /// [`Gateway::reload`]), through the gateway's own Vault session when it has one.
+    pub async fn resolve_secrets(
+        &self,
+        config: &mut Config,
+    ) -> Result<(), crate::vault::VaultError> {
+        match &self.keys.store {
+            Some(store) if Some(store.config()) == config.vault.as_ref() => {
+                crate::vault::resolve_with(store, config).await
+            }
+            _ => crate::vault::resolve(config).await,
+        }
     }
 
     /// Re-reads every key file now (what SIGHUP does); returns how many provider keys changed.
@@ -504,6 +535,13 @@ impl Gateway {
             self.keys.clone(),
             self.config.server.key_reload_interval,
         )));
+        let _secret_refresher = self.config.vault.as_ref().map(|vault| {
+            AbortOnDrop(tokio::spawn(crate::vault::refresh::run(
+                self.keys.clone(),
+                vault.refresh_interval,
+                self.metrics.clone(),
+            )))
+        });
         self.log_start(local);
         tokio::select! {
             result = &mut server => return result.map_err(|e| Error::Internal(format!("server: {e}"))),

@@ -57,7 +57,7 @@ impl ClientKeys {
         let keys = ClientKeys {
             config: Arc::new(config.clone()),
             keys: Arc::new(ArcSwap::from_pointee(
-                config.keys.iter().cloned().map(Arc::new).collect(),
+                config.keys.iter().chain(&config.vault_keys).cloned().map(Arc::new).collect(),
             )),
         };
         keys.reload();
@@ -74,21 +74,33 @@ impl ClientKeys {
         let Some(path) = &self.config.keys_file else { return };
         match read_keys_file(path) {
             Ok(from_file) => {
-                let all: Vec<Arc<ClientKey>> =
-                    self.config.keys.iter().cloned().chain(from_file).map(Arc::new).collect();
-                let changed = {
-                    let now = self.keys.load();
-                    now.len() != all.len() || now.iter().zip(&all).any(|(a, b)| a != b)
-                };
-                if changed {
-                    tracing::info!(keys = all.len(), "client keys reloaded");
-                    self.keys.store(Arc::new(all));
-                }
+                self.replace_extra(from_file);
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload client keys; keeping the current ones")
             }
         }
+    }
+
+    /// Puts `extra` (the keys of the keys file, or of the Vault secret `auth.keys_vault`) in
+    /// force beside the configured keys; true when that changed them.
+    pub fn replace_extra(&self, extra: Vec<ClientKey>) -> bool {
+        let all: Vec<Arc<ClientKey>> =
+            self.config.keys.iter().cloned().chain(extra).map(Arc::new).collect();
+        let changed = {
+            let now = self.keys.load();
+            now.len() != all.len() || now.iter().zip(&all).any(|(a, b)| a != b)
+        };
+        if changed {
+            tracing::info!(keys = all.len(), "client keys reloaded");
+            self.keys.store(Arc::new(all));
+        }
+        changed
+    }
+
+    /// The Vault secret the extra keys come from, when they do.
+    pub fn vault_source(&self) -> Option<&crate::config::VaultRef> {
+        self.config.keys_vault.as_ref()
     }
 
     /// The key `presented`, if it is a configured one.
@@ -163,6 +175,8 @@ mod tests {
         ClientKeys::new(&AuthConfig {
             keys: validate_keys("auth.keys", raw).unwrap(),
             keys_file: None,
+            keys_vault: None,
+            vault_keys: Vec::new(),
         })
     }
 

@@ -17,6 +17,7 @@ mod provider;
 pub mod security;
 mod shared;
 pub mod trace;
+pub mod vault;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -34,6 +35,7 @@ use raw::{RawConfig, RawEndpoint, RawRouting};
 pub use security::{AuditConfig, AuditSinkConfig, AuthConfig, ClientKey, Limits, TlsConfig};
 pub use shared::{CacheConfig, LimitPolicy, LimitsConfig, RedisConfig, RouteCache};
 pub use trace::{OtlpConfig, OtlpProtocol, TracingConfig};
+pub use vault::{VaultConfig, VaultRef};
 
 use crate::secret::Secret;
 
@@ -75,6 +77,8 @@ pub struct Config {
     pub pricing: PricingConfig,
     /// Backup to S3-compatible storage; `None` when off.
     pub backup: Option<BackupConfig>,
+    /// The Vault or OpenBao server that `*_vault` references read from.
+    pub vault: Option<VaultConfig>,
 }
 
 /// `server:`
@@ -156,8 +160,8 @@ impl ProviderConfig {
             if let Some(url) = &endpoint.url {
                 connection.base_url.clone_from(url);
             }
-            if let Some(key) = &endpoint.api_key {
-                connection.api_key = Some(key.clone());
+            if endpoint.api_key.is_some() || endpoint.api_key_source.is_some() {
+                connection.api_key.clone_from(&endpoint.api_key);
                 connection.api_key_source.clone_from(&endpoint.api_key_source);
             }
         }
@@ -392,7 +396,7 @@ fn duration(value: Option<raw::HumanDuration>, default: Duration) -> Duration {
 /// Checks what the types cannot and builds the [`Config`]. `vars` is the environment: provider
 /// keys are read from it, and when the file configures no provider, the conventional key
 /// variables in it configure providers of their own.
-pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+pub fn validate(mut raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_text.parse().map_err(|e| {
         ConfigError::new(
@@ -479,6 +483,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
     crate::redact::add_patterns(&raw.log.redact_patterns).map_err(|e| {
         ConfigError::new("log.redact_patterns", format!("not a regular expression: {e}"))
     })?;
+    let raw_vault = raw.vault.take();
     let auth = security::validate_auth(raw.auth)?;
     let audit = security::validate_audit(raw.audit)?;
     let backup = backup::validate_backup(raw.backup, &audit, auth.keys_file.as_deref(), vars)?;
@@ -637,7 +642,7 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         });
     }
 
-    Ok(Config {
+    let mut config = Config {
         server,
         log,
         tracing,
@@ -652,7 +657,11 @@ pub fn validate(raw: RawConfig, vars: &HashMap<String, String>) -> Result<Config
         redis,
         pricing: PricingConfig { entries: pricing_entries, targets: target_prices },
         backup,
-    })
+        vault: None,
+    };
+    let referenced = !crate::vault::references(&config).is_empty();
+    config.vault = vault::validate_vault(raw_vault, referenced, vars)?;
+    Ok(config)
 }
 
 fn validate_routing(raw: RawRouting) -> Result<RoutingConfig, ConfigError> {
@@ -725,7 +734,9 @@ fn validate_endpoints(
             ));
         }
         let (api_key, api_key_source) =
-            provider::explicit_key(&at, &e.api_key_env, &e.api_key_file, vars)?.unzip();
+            provider::explicit_key(&at, &e.api_key_env, &e.api_key_file, &e.api_key_vault, vars)?
+                .unzip();
+        let api_key = api_key.flatten();
         let url = e.url.map(|u| u.trim().trim_end_matches('/').to_owned());
         endpoints.push(EndpointConfig {
             name: e.name,

@@ -7,6 +7,7 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 use super::{
     ConfigError, ProviderConfig, ProviderSettings, duration, list,
     raw::{ProviderKind, RawProvider},
+    vault::{RawVaultRef, VaultRef, vault_ref},
 };
 use crate::secret::Secret;
 
@@ -127,6 +128,8 @@ pub enum KeySource {
     Env(String),
     /// A file.
     File(PathBuf),
+    /// A field of a Vault secret; the key is fetched by [`crate::vault::resolve`].
+    Vault(VaultRef),
 }
 
 /// How to reach one HTTP provider.
@@ -284,6 +287,7 @@ fn reject_unused(
         ("base_url", is_echo && raw.base_url.is_some()),
         ("api_key_env", is_echo && raw.api_key_env.is_some()),
         ("api_key_file", is_echo && raw.api_key_file.is_some()),
+        ("api_key_vault", is_echo && raw.api_key_vault.is_some()),
         ("proxy", is_echo && raw.proxy.is_some()),
         ("disable_proxy", is_echo && raw.disable_proxy.is_some()),
         ("pool_size", is_echo && raw.pool_size.is_some()),
@@ -340,8 +344,8 @@ fn connection(
     }
 
     let (api_key, api_key_source) =
-        match explicit_key(at, &raw.api_key_env, &raw.api_key_file, vars)? {
-            Some((key, source)) => (Some(key), Some(source)),
+        match explicit_key(at, &raw.api_key_env, &raw.api_key_file, &raw.api_key_vault, vars)? {
+            Some((key, source)) => (key, Some(source)),
             None => {
                 let found = preset
                     .key_env
@@ -354,7 +358,7 @@ fn connection(
                         return Err(ConfigError::new(
                             format!("{at}.api_key_env"),
                             format!(
-                                "no key: set {} or give api_key_env or api_key_file",
+                                "no key: set {} or give api_key_env, api_key_file or api_key_vault",
                                 preset.key_env.unwrap_or("the key variable")
                             ),
                         ));
@@ -443,17 +447,29 @@ pub fn detect(
     Ok(providers)
 }
 
-/// A key named explicitly by `api_key_env` or `api_key_file` (at most one of them), read now.
+/// A key named explicitly by `api_key_env`, `api_key_file` or `api_key_vault` (at most one of
+/// them), read now; a Vault key is `None` until [`crate::vault::resolve`] fetches it.
 pub(crate) fn explicit_key(
     at: &str,
     api_key_env: &Option<String>,
     api_key_file: &Option<String>,
+    api_key_vault: &Option<RawVaultRef>,
     vars: &HashMap<String, String>,
-) -> Result<Option<(Secret, KeySource)>, ConfigError> {
+) -> Result<Option<(Option<Secret>, KeySource)>, ConfigError> {
+    if let Some(reference) = api_key_vault {
+        if api_key_env.is_some() || api_key_file.is_some() {
+            return Err(ConfigError::new(
+                format!("{at}.api_key_vault"),
+                "set exactly one of api_key_env, api_key_file and api_key_vault",
+            ));
+        }
+        let reference = vault_ref(&format!("{at}.api_key_vault"), reference)?;
+        return Ok(Some((None, KeySource::Vault(reference))));
+    }
     match (api_key_env, api_key_file) {
         (Some(_), Some(_)) => Err(ConfigError::new(
             format!("{at}.api_key_file"),
-            "set either api_key_env or api_key_file, not both",
+            "set exactly one of api_key_env, api_key_file and api_key_vault",
         )),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -466,10 +482,10 @@ pub(crate) fn explicit_key(
                     format!("{path} is empty"),
                 ));
             }
-            Ok(Some((key, KeySource::File(PathBuf::from(path)))))
+            Ok(Some((Some(key), KeySource::File(PathBuf::from(path)))))
         }
         (Some(var), None) => match vars.get(var).map(Secret::new).filter(|k| !k.is_empty()) {
-            Some(key) => Ok(Some((key, KeySource::Env(var.clone())))),
+            Some(key) => Ok(Some((Some(key), KeySource::Env(var.clone())))),
             None => Err(ConfigError::new(
                 format!("{at}.api_key_env"),
                 format!("the variable {var} is not set"),

@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub pricing: super::pricing::RawPricing,
     /// Backup of the audit trail, config and keys to S3-compatible storage.
     pub backup: super::backup::RawBackup,
+    /// The Vault or OpenBao server that `*_vault` references read from.
+    pub vault: Option<super::vault::RawVault>,
 }
 
 /// `provider_defaults:`
@@ -201,6 +203,9 @@ pub struct RawProvider {
     /// A file that holds the key (e.g. a Kubernetes secret volume).
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// A field of a Vault secret that holds the key.
+    #[serde(default)]
+    pub api_key_vault: Option<super::vault::RawVaultRef>,
     /// An explicit proxy URL for this provider.
     #[serde(default)]
     pub proxy: Option<String>,
@@ -426,6 +431,9 @@ pub struct RawEndpoint {
     /// File holding this endpoint's own key.
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// A field of a Vault secret holding this endpoint's own key.
+    #[serde(default)]
+    pub api_key_vault: Option<super::vault::RawVaultRef>,
 }
 
 /// A duration written the human way: `250ms`, `30s`, `1m 30s`.

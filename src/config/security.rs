@@ -16,6 +16,8 @@ pub struct RawAuth {
     /// A YAML file holding more keys in the same form (a mounted secret); re-read when it
     /// changes.
     pub keys_file: Option<String>,
+    /// A field of a Vault secret holding the same YAML as a keys file.
+    pub keys_vault: Option<super::vault::RawVaultRef>,
 }
 
 /// One client key as configured: never the key itself, only its SHA-256.
@@ -84,12 +86,24 @@ pub struct AuthConfig {
     pub keys: Vec<ClientKey>,
     /// The keys file, when there is one.
     pub keys_file: Option<PathBuf>,
+    /// The Vault secret holding more keys in the keys file's form, when there is one.
+    pub keys_vault: Option<super::VaultRef>,
+    /// The keys read from `keys_vault` by [`crate::vault::resolve`] (empty before).
+    pub vault_keys: Vec<ClientKey>,
 }
 
 impl AuthConfig {
+    /// Whether `other` configures the same keys and sources; the keys read from Vault are
+    /// left out, since they rotate without a restart.
+    pub fn same_settings(&self, other: &AuthConfig) -> bool {
+        self.keys == other.keys
+            && self.keys_file == other.keys_file
+            && self.keys_vault == other.keys_vault
+    }
+
     /// Whether calls need a key.
     pub fn required(&self) -> bool {
-        !self.keys.is_empty() || self.keys_file.is_some()
+        !self.keys.is_empty() || self.keys_file.is_some() || self.keys_vault.is_some()
     }
 }
 
@@ -247,13 +261,18 @@ pub fn read_keys_file(path: &std::path::Path) -> Result<Vec<ClientKey>, ConfigEr
     let at = "auth.keys_file";
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(at, format!("cannot read {}: {e}", path.display())))?;
+    parse_keys(at, &format!("{}", path.display()), &text)
+}
+
+/// Parses the text of a keys file (or of the Vault secret `auth.keys_vault`), `origin` naming
+/// where it came from. Errors never quote the text.
+pub fn parse_keys(at: &str, origin: &str, text: &str) -> Result<Vec<ClientKey>, ConfigError> {
     let raw: Vec<RawClientKey> = if text.trim().is_empty() {
         Vec::new()
     } else {
-        yaml_serde::from_str(&text)
-            .map_err(|e| ConfigError::new(at, format!("{}: {e}", path.display())))?
+        yaml_serde::from_str(text).map_err(|e| ConfigError::new(at, format!("{origin}: {e}")))?
     };
-    validate_keys(&format!("{}", path.display()), raw)
+    validate_keys(origin, raw)
 }
 
 /// Validates `auth:`.
@@ -263,7 +282,17 @@ pub fn validate_auth(raw: RawAuth) -> Result<AuthConfig, ConfigError> {
     if let Some(path) = &keys_file {
         read_keys_file(path)?;
     }
-    Ok(AuthConfig { keys, keys_file })
+    let keys_vault = match &raw.keys_vault {
+        Some(_) if keys_file.is_some() => {
+            return Err(ConfigError::new(
+                "auth.keys_vault",
+                "set at most one of keys_file and keys_vault",
+            ));
+        }
+        Some(reference) => Some(super::vault::vault_ref("auth.keys_vault", reference)?),
+        None => None,
+    };
+    Ok(AuthConfig { keys, keys_file, keys_vault, vault_keys: Vec::new() })
 }
 
 /// Validates `audit:`.

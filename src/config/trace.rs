@@ -51,6 +51,8 @@ pub struct RawOtlpHeader {
     pub value_env: Option<String>,
     /// A file that holds the value (e.g. a Kubernetes secret volume).
     pub value_file: Option<String>,
+    /// A field of a Vault secret that holds the value (read once, at start).
+    pub value_vault: Option<super::vault::RawVaultRef>,
 }
 
 impl fmt::Debug for RawOtlpHeader {
@@ -59,6 +61,7 @@ impl fmt::Debug for RawOtlpHeader {
             .field("value", &self.value.as_ref().map(|_| crate::redact::MASK))
             .field("value_env", &self.value_env)
             .field("value_file", &self.value_file)
+            .field("value_vault", &self.value_vault)
             .finish()
     }
 }
@@ -107,6 +110,9 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Headers sent with every export, names in lower case.
     pub headers: Vec<(String, Secret)>,
+    /// Headers whose values are still in Vault; [`crate::vault::resolve`] moves them to
+    /// `headers`.
+    pub vault_headers: Vec<(String, super::VaultRef)>,
 }
 
 impl OtlpConfig {
@@ -173,19 +179,39 @@ fn validate_otlp(raw: RawOtlp, vars: &HashMap<String, String>) -> Result<OtlpCon
         return Err(ConfigError::new(format!("{at}.timeout"), "must be greater than zero"));
     }
     let mut headers = Vec::with_capacity(raw.headers.len());
+    let mut vault_headers = Vec::new();
     for (name, header) in raw.headers {
         let lower = name.trim().to_ascii_lowercase();
         let field = format!("{at}.headers.{name}");
         if http::HeaderName::from_bytes(lower.as_bytes()).is_err() || lower.ends_with("-bin") {
             return Err(ConfigError::new(field, format!("{name:?} is not a header name")));
         }
-        if headers.iter().any(|(n, _): &(String, Secret)| *n == lower) {
+        if headers.iter().any(|(n, _): &(String, Secret)| *n == lower)
+            || vault_headers.iter().any(|(n, _): &(String, super::VaultRef)| *n == lower)
+        {
             return Err(ConfigError::new(field, "is set twice (header names ignore case)"));
+        }
+        if let Some(reference) = &header.value_vault {
+            if header.value.is_some() || header.value_env.is_some() || header.value_file.is_some() {
+                return Err(ConfigError::new(
+                    field,
+                    "set exactly one of value, value_env, value_file and value_vault",
+                ));
+            }
+            let at = format!("{field}.value_vault");
+            vault_headers.push((lower, super::vault::vault_ref(&at, reference)?));
+            continue;
         }
         let value = header_value(&field, header, vars)?;
         headers.push((lower, value));
     }
-    Ok(OtlpConfig { endpoint, protocol: raw.protocol.unwrap_or_default(), timeout, headers })
+    Ok(OtlpConfig {
+        endpoint,
+        protocol: raw.protocol.unwrap_or_default(),
+        timeout,
+        headers,
+        vault_headers,
+    })
 }
 
 /// Reads a header value. No error quotes the value: it is a credential.
@@ -212,7 +238,10 @@ fn header_value(
             Secret::new(text)
         }
         _ => {
-            return Err(ConfigError::new(at, "set exactly one of value, value_env and value_file"));
+            return Err(ConfigError::new(
+                at,
+                "set exactly one of value, value_env, value_file and value_vault",
+            ));
         }
     };
     if value.is_empty() {

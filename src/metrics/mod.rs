@@ -132,6 +132,15 @@ pub mod names {
     /// Counter {operation}: budget reads (`check`) and updates (`charge`) that failed (Redis
     /// down or slow); the call was let through uncounted.
     pub const BUDGET_ERRORS_TOTAL: &str = "ai_service_budget_errors_total";
+    /// Gauge: 1 while the secret store (Vault/OpenBao) answers, 0 after a failed login,
+    /// renewal or read (the secrets read last stay in force).
+    pub const SECRET_STORE_UP: &str = "ai_service_secret_store_up";
+    /// Counter {operation}: secret-store requests that failed, `operation` = `login` |
+    /// `renew` | `read`.
+    pub const SECRET_STORE_ERRORS_TOTAL: &str = "ai_service_secret_store_errors_total";
+    /// Gauge: Unix time of the last complete read of every secret from the store.
+    pub const SECRET_STORE_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+        "ai_service_secret_store_last_success_timestamp_seconds";
     /// Gauge: audit records waiting to be written.
     pub const AUDIT_QUEUE_DEPTH: &str = "ai_service_audit_queue_depth";
     /// Gauge: closed audit segments waiting on local disk for the backup.
@@ -266,6 +275,17 @@ pub const CATALOGUE: &[MetricDef] = {
             BUDGET_ERRORS_TOTAL,
             Counter,
             "Budget reads and updates that failed; the call was let through uncounted.",
+        ),
+        def(SECRET_STORE_UP, Gauge, "1 while the secret store answers, 0 after it failed."),
+        def(
+            SECRET_STORE_ERRORS_TOTAL,
+            Counter,
+            "Secret-store logins, token renewals and reads that failed, by operation.",
+        ),
+        def(
+            SECRET_STORE_LAST_SUCCESS_TIMESTAMP_SECONDS,
+            Gauge,
+            "Unix time of the last complete read of the secrets from the store.",
         ),
         def(AUDIT_QUEUE_DEPTH, Gauge, "Audit records waiting to be written."),
         def(
@@ -721,5 +741,20 @@ impl Recorder {
     /// A segment was removed unbacked (backlog full).
     pub fn backup_segment_dropped(&self) {
         self.sink.counter(names::BACKUP_DROPPED_SEGMENTS_TOTAL, &[], 1);
+    }
+
+    /// The secret store answered a complete refresh: it is up, as of now.
+    pub fn secret_store_ok(&self) {
+        self.sink.gauge_set(names::SECRET_STORE_UP, &[], 1.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.sink.gauge_set(names::SECRET_STORE_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], now);
+    }
+
+    /// A secret-store `operation` (`login`, `renew` or `read`) failed; the secrets in force stay.
+    pub fn secret_store_error(&self, operation: &'static str) {
+        self.sink.gauge_set(names::SECRET_STORE_UP, &[], 0.0);
+        self.sink.counter(names::SECRET_STORE_ERRORS_TOTAL, &[(labels::OPERATION, operation)], 1);
     }
 }

@@ -36,7 +36,7 @@ use crate::{
         Strategy,
     },
     error::Error,
-    keys::KeyFile,
+    keys::ProviderKey,
     metrics::Recorder,
     provider::{self, SharedProvider},
 };
@@ -163,7 +163,7 @@ pub struct Router {
     routes: Vec<Arc<Route>>,
     by_name: HashMap<String, Arc<Route>>,
     passthrough: std::sync::RwLock<HashMap<String, Arc<Route>>>,
-    key_files: Vec<KeyFile>,
+    key_files: Vec<ProviderKey>,
     probes: Vec<(Arc<Endpoint>, HealthCheck)>,
     metrics: Recorder,
     policy: Arc<HealthPolicy>,
@@ -172,12 +172,12 @@ pub struct Router {
 }
 
 /// Builds the adapter for `provider`, bound to `endpoint`'s address and key when given, and
-/// notes a key read from a file so it can be rotated. An adapter that cannot be built (its
+/// notes a key read from a file or Vault so it can be rotated. An adapter that cannot be built (its
 /// HTTP client failed) is logged and left out: its targets fail over as if it were down.
 fn adapter(
     provider: &ProviderConfig,
     endpoint: Option<&EndpointConfig>,
-    key_files: &mut Vec<KeyFile>,
+    key_files: &mut Vec<ProviderKey>,
 ) -> Option<SharedProvider> {
     let mut bound = match endpoint {
         Some(e) => provider.for_endpoint(e),
@@ -191,9 +191,10 @@ fn adapter(
         .map_err(|e| tracing::error!(provider = %owner, error = %e, "cannot build provider"))
         .ok()?;
     if let (Some(key), Some(connection)) = (built.key_handle(), bound.connection_mut())
-        && let Some(KeySource::File(path)) = &connection.api_key_source
+        && let Some(source @ (KeySource::File(_) | KeySource::Vault(_))) =
+            &connection.api_key_source
     {
-        key_files.push(KeyFile { owner, path: path.clone(), key });
+        key_files.push(ProviderKey { owner, source: source.clone(), key });
     }
     Some(built)
 }
@@ -393,7 +394,7 @@ impl Router {
     }
 
     /// The provider keys read from files, for rotation.
-    pub fn key_files(&self) -> &[KeyFile] {
+    pub fn key_files(&self) -> &[ProviderKey] {
         &self.key_files
     }
 

@@ -116,3 +116,34 @@ fn help_lists_the_commands() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn check_config_lists_vault_references_without_contacting_vault() {
+    // Nothing listens at the address: check-config must not try.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let file = config_file(&format!(
+        "vault: {{address: 'http://{closed}'}}\nproviders: {{openai: {{api_key_vault: {{path: secret/data/ai/openai, field: key}}}}}}\n"
+    ));
+    let out = clean()
+        .arg("check-config")
+        .arg(file.path())
+        .env("VAULT_TOKEN", "check-config-token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("not contacted by check-config"), "{stdout}");
+    assert!(
+        stdout.contains("providers.openai.api_key_vault: secret/data/ai/openai#key"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("check-config-token"), "{stdout}");
+
+    // Two sources for one key: a config error naming the field.
+    let file = config_file(
+        "providers: {openai: {api_key_env: K, api_key_vault: {path: a/b, field: k}}}\n",
+    );
+    let out = clean().arg("check-config").arg(file.path()).env("K", "k").output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("providers.openai.api_key_vault"));
+}

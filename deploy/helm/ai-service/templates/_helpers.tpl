@@ -119,6 +119,37 @@ client-key settings appear only when set; extraConfig is deep-merged last and wi
 {{- end -}}
 {{- $_ := set $cfg "backup" $backup -}}
 {{- end -}}
+{{- if $v.vault.enabled -}}
+{{- /* Secrets from Vault/OpenBao (docs/vault.md): Kubernetes auth with the pod's
+       service-account token; vault.keys names each provider's key, vault.clientKeys the
+       client keys. */ -}}
+{{- $vault := dict
+  "address" (required "vault.address is required when vault.enabled" $v.vault.address)
+  "refresh_interval" $v.vault.refreshInterval
+  "auth" (dict "method" "kubernetes" "role" $v.vault.role "mount" $v.vault.authPath) -}}
+{{- if $v.vault.namespace -}}
+{{- $_ := set $vault "namespace" $v.vault.namespace -}}
+{{- end -}}
+{{- if $v.vault.caSecret -}}
+{{- $_ := set $vault "ca_cert" "/var/run/ai-service/vault-ca/ca.crt" -}}
+{{- end -}}
+{{- $_ := set $cfg "vault" $vault -}}
+{{- if $v.vault.keys -}}
+{{- $providers := default (dict) (get $cfg "providers") -}}
+{{- range $name, $ref := $v.vault.keys -}}
+{{- $provider := default (dict) (get $providers $name) -}}
+{{- $_ := set $provider "api_key_vault" (deepCopy $ref) -}}
+{{- $_ := set $providers $name $provider -}}
+{{- end -}}
+{{- $_ := set $cfg "providers" $providers -}}
+{{- end -}}
+{{- if $v.vault.clientKeys -}}
+{{- if $v.auth.keysSecret -}}
+{{- fail "set at most one of auth.keysSecret and vault.clientKeys" -}}
+{{- end -}}
+{{- $_ := set $cfg "auth" (dict "keys_vault" (deepCopy $v.vault.clientKeys)) -}}
+{{- end -}}
+{{- end -}}
 {{- $cfg = mustMergeOverwrite $cfg (deepCopy $v.extraConfig) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
