@@ -35,13 +35,11 @@ pub async fn run(ring: KeyRing, interval: Duration, metrics: Recorder) {
         tokio::time::sleep(wait).await;
         if failures > 0 || Instant::now() >= next_read {
             if refresh(&ring, &metrics).await {
-                {
-                    if failures > 0 {
-                        tracing::info!(failures, "the secret store answers again");
-                    }
-                    failures = 0;
-                    next_read = Instant::now() + interval;
+                if failures > 0 {
+                    tracing::info!(failures, "the secret store answers again");
                 }
+                failures = 0;
+                next_read = Instant::now() + interval;
             } else {
                 failures = failures.saturating_add(1);
             }
