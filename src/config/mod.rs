@@ -18,6 +18,7 @@ pub mod security;
 mod shared;
 pub mod trace;
 pub mod vault;
+mod vertex;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -36,6 +37,7 @@ pub use security::{AuditConfig, AuditSinkConfig, AuthConfig, ClientKey, Limits, 
 pub use shared::{CacheConfig, LimitPolicy, LimitsConfig, RedisConfig, RouteCache};
 pub use trace::{OtlpConfig, OtlpProtocol, TracingConfig};
 pub use vault::{VaultConfig, VaultRef};
+pub use vertex::{VertexCredentials, VertexSettings};
 
 use crate::secret::Secret;
 
@@ -149,7 +151,8 @@ impl ProviderConfig {
             ProviderSettings::OpenAi { connection, .. }
             | ProviderSettings::AzureOpenAi { connection, .. }
             | ProviderSettings::Anthropic { connection, .. }
-            | ProviderSettings::Gemini { connection } => Some(connection),
+            | ProviderSettings::Gemini { connection }
+            | ProviderSettings::Vertex { connection, .. } => Some(connection),
         }
     }
 
@@ -204,6 +207,13 @@ pub enum ProviderSettings {
     Gemini {
         /// Where and how to connect.
         connection: ConnectionSettings,
+    },
+    /// Google Vertex AI (Gemini and Claude models).
+    Vertex {
+        /// Where and how to connect; `base_url` is the regional or global endpoint.
+        connection: ConnectionSettings,
+        /// Project, location and credentials.
+        vertex: VertexSettings,
     },
 }
 

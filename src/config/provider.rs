@@ -99,6 +99,8 @@ pub const PRESETS: &[Preset] = &[
     preset(ProviderKind::Ollama, "ollama", Some("http://localhost:11434/v1"), None, false),
     preset(ProviderKind::VLlm, "vllm", Some("http://localhost:8000/v1"), None, false),
     preset(ProviderKind::OpenAiCompatible, "openai_compatible", None, None, false),
+    // The base URL follows `location`; the credentials are Google's, not a key.
+    preset(ProviderKind::Vertex, "vertex", None, None, false),
 ];
 
 /// The variable that holds the Azure OpenAI endpoint when `base_url` is not set.
@@ -229,6 +231,9 @@ pub fn validate(
             },
         });
     };
+    if kind == ProviderKind::Vertex {
+        return super::vertex::validate(name, raw, preset, vars);
+    }
     let connection = connection(&at, preset, &raw, vars)?;
     let settings = match kind {
         ProviderKind::AzureOpenAi => {
@@ -272,7 +277,7 @@ pub fn validate(
 
 /// Fields that only some kinds use must not appear on the others, so a misplaced field is an
 /// error instead of a setting that silently does nothing.
-fn reject_unused(
+pub(super) fn reject_unused(
     at: &str,
     raw: &RawProvider,
     kind: ProviderKind,
@@ -295,6 +300,9 @@ fn reject_unused(
         ("connect_timeout", is_echo && raw.connect_timeout.is_some()),
         ("request_timeout", is_echo && raw.request_timeout.is_some()),
         ("max_output_bytes", is_echo && raw.max_output_bytes.is_some()),
+        ("project", raw.project.is_some()),
+        ("location", raw.location.is_some()),
+        ("credentials_file", raw.credentials_file.is_some()),
     ];
     for (field, set) in present {
         if set && !allowed.contains(&field) {
@@ -307,7 +315,7 @@ fn reject_unused(
     Ok(())
 }
 
-fn connection(
+pub(super) fn connection(
     at: &str,
     preset: &Preset,
     raw: &RawProvider,
@@ -510,7 +518,8 @@ mod tests {
             ProviderSettings::OpenAi { connection, .. }
             | ProviderSettings::AzureOpenAi { connection, .. }
             | ProviderSettings::Anthropic { connection, .. }
-            | ProviderSettings::Gemini { connection } => connection.clone(),
+            | ProviderSettings::Gemini { connection }
+            | ProviderSettings::Vertex { connection, .. } => connection.clone(),
             ProviderSettings::Echo { .. } => panic!("echo"),
         }
     }

@@ -236,6 +236,16 @@ pub struct RawProvider {
     /// anthropic: `max_tokens` when the caller sets none (the API requires one).
     #[serde(default)]
     pub default_max_tokens: Option<u32>,
+    /// vertex: the Google Cloud project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// vertex: the region (`us-central1`, …) or `global`.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// vertex: a service-account JSON key; without one, `GOOGLE_APPLICATION_CREDENTIALS`,
+    /// then the metadata server (GKE workload identity).
+    #[serde(default)]
+    pub credentials_file: Option<String>,
 }
 
 /// The provider adapters this build knows, and the OpenAI-compatible presets.
@@ -277,11 +287,13 @@ pub enum ProviderKind {
     /// vLLM's OpenAI-compatible server; no key unless it was started with one.
     #[serde(rename = "vllm")]
     VLlm,
+    /// Google Vertex AI: Gemini and Claude models with Google Cloud credentials.
+    Vertex,
 }
 
 impl ProviderKind {
     /// Every kind.
-    pub const ALL: [ProviderKind; 14] = {
+    pub const ALL: [ProviderKind; 15] = {
         use ProviderKind as K;
         [
             K::Echo,
@@ -298,6 +310,7 @@ impl ProviderKind {
             K::XAi,
             K::Ollama,
             K::VLlm,
+            K::Vertex,
         ]
     };
 
@@ -319,6 +332,7 @@ impl ProviderKind {
             K::XAi => "xai",
             K::Ollama => "ollama",
             K::VLlm => "vllm",
+            K::Vertex => "vertex",
         }
     }
 
@@ -346,6 +360,7 @@ impl ProviderKind {
             K::XAi => "x_ai",
             K::Ollama => "ollama",
             K::VLlm => "vllm",
+            K::Vertex => "gcp.vertex_ai",
         }
     }
 }

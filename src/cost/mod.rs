@@ -55,6 +55,7 @@ impl Pricing {
                     ProviderSettings::AzureOpenAi { .. } => ProviderKind::AzureOpenAi,
                     ProviderSettings::Anthropic { .. } => ProviderKind::Anthropic,
                     ProviderSettings::Gemini { .. } => ProviderKind::Gemini,
+                    ProviderSettings::Vertex { .. } => ProviderKind::Vertex,
                 };
                 (p.name.clone(), kind)
             })

@@ -1,4 +1,6 @@
-//! Anthropic Messages (`POST {base}/v1/messages`).
+//! Anthropic Messages (`POST {base}/v1/messages`). The same translation serves Claude on
+//! Vertex AI ([`super::VertexProvider`]): there the model is in the URL, not the body, and
+//! the version is the body's `anthropic_version`, not a header.
 //!
 //! The translation: system messages are hoisted into `system`; `max_tokens` is always sent
 //! (the API requires it; the provider's `default_max_tokens` when the caller sets none);
@@ -20,7 +22,7 @@
 //! the end marker. `ping` is ignored; `error` ends the call with the error's kind. Tool calls
 //! are numbered in the order their blocks start, whatever the block index.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use base64::Engine;
 use futures::StreamExt;
@@ -30,6 +32,7 @@ use serde_json::{Map, Value, json};
 use super::{
     ChatStream, Provider, ProviderError,
     http::{Upstream, data_url},
+    vertex::VertexAccess,
 };
 use crate::{
     chat::{
@@ -57,6 +60,8 @@ pub struct AnthropicProvider {
     upstream: Upstream,
     version: String,
     default_max_tokens: u32,
+    /// Set for Claude on Vertex AI: its URL and bearer token, the version in the body.
+    vertex: Option<Arc<VertexAccess>>,
 }
 
 impl AnthropicProvider {
@@ -71,10 +76,41 @@ impl AnthropicProvider {
             upstream: Upstream::new(name, connection)?,
             version: version.to_owned(),
             default_max_tokens,
+            vertex: None,
         })
     }
 
-    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
+    /// Claude on Vertex AI, reached through `vertex`, with `version` as the body's
+    /// `anthropic_version`.
+    pub(super) fn on_vertex(
+        upstream: Upstream,
+        vertex: Arc<VertexAccess>,
+        version: &str,
+        default_max_tokens: u32,
+    ) -> Self {
+        AnthropicProvider {
+            upstream,
+            version: version.to_owned(),
+            default_max_tokens,
+            vertex: Some(vertex),
+        }
+    }
+
+    async fn request(
+        &self,
+        model: &str,
+        mut body: Value,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        if let Some(vertex) = &self.vertex {
+            // Vertex names the model in the URL and takes the version in the body.
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove("model");
+                fields.insert("anthropic_version".into(), json!(self.version));
+            }
+            let method = if stream { "streamRawPredict" } else { "rawPredict" };
+            return Ok(vertex.post(&self.upstream, "anthropic", model, method).await?.json(&body));
+        }
         let builder = self
             .upstream
             .client()
@@ -84,7 +120,7 @@ impl AnthropicProvider {
             Some(key) => builder.header("x-api-key", key.expose()),
             None => builder,
         };
-        builder.json(body)
+        Ok(builder.json(&body))
     }
 
     fn unsupported(&self, field: impl Into<String>, why: impl Into<String>) -> ProviderError {
@@ -575,7 +611,7 @@ impl Provider for AnthropicProvider {
         request: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
         let body = self.body(model, request, false)?;
-        let response = self.upstream.send(self.request(&body), false).await?;
+        let response = self.upstream.send(self.request(model, body, false).await?, false).await?;
         let wire: WireResponse = self.upstream.json(response).await?;
         let mut content: Vec<ContentPart> = Vec::new();
         let mut tool_calls = Vec::new();
@@ -629,7 +665,7 @@ impl Provider for AnthropicProvider {
         request: &ChatRequest,
     ) -> Result<ChatStream, ProviderError> {
         let body = self.body(model, request, true)?;
-        let response = self.upstream.send(self.request(&body), true).await?;
+        let response = self.upstream.send(self.request(model, body, true).await?, true).await?;
         let upstream = self.upstream.clone();
         let mut events = Box::pin(self.upstream.events(response));
         let mut provider_model = model.to_owned();

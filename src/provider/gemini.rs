@@ -1,5 +1,7 @@
 //! Google Gemini (Generative Language API): `POST {base}/models/{model}:generateContent` and
 //! `:streamGenerateContent?alt=sse`, the key in the `x-goog-api-key` header, never in the URL.
+//! The same translation serves Gemini on Vertex AI ([`super::VertexProvider`]), which only
+//! changes the URL and sends a bearer token instead of the key.
 //!
 //! The translation: system messages become `systemInstruction`; user and tool messages are
 //! `user` turns, assistant messages `model` turns (consecutive turns of one role merged, so
@@ -28,7 +30,7 @@
 
 mod embed;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use base64::Engine;
 use futures::StreamExt;
@@ -39,6 +41,7 @@ use super::{
     ChatStream, Provider, ProviderError,
     http::{Upstream, data_url},
     openai::path_segment,
+    vertex::VertexAccess,
 };
 use crate::{
     chat::{
@@ -53,28 +56,39 @@ use crate::{
 #[derive(Debug)]
 pub struct GeminiProvider {
     upstream: Upstream,
+    /// Set when the wire format is sent to Vertex AI instead: its URL and bearer token.
+    vertex: Option<Arc<VertexAccess>>,
 }
 
 impl GeminiProvider {
     /// A Gemini provider.
     pub fn new(name: &str, connection: &ConnectionSettings) -> Result<Self, ProviderError> {
-        Ok(GeminiProvider { upstream: Upstream::new(name, connection)? })
+        Ok(GeminiProvider { upstream: Upstream::new(name, connection)?, vertex: None })
     }
 
-    fn request(&self, model: &str, body: &Value, stream: bool) -> reqwest::RequestBuilder {
-        let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
-        let base = &self.upstream.base_url;
-        let url = if stream {
-            format!("{base}/models/{model}:streamGenerateContent?alt=sse")
-        } else {
-            format!("{base}/models/{model}:generateContent")
-        };
+    /// Gemini models on Vertex AI, reached through `vertex`.
+    pub(super) fn on_vertex(upstream: Upstream, vertex: Arc<VertexAccess>) -> Self {
+        GeminiProvider { upstream, vertex: Some(vertex) }
+    }
+
+    async fn request(
+        &self,
+        model: &str,
+        body: &Value,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+        if let Some(vertex) = &self.vertex {
+            return Ok(vertex.post(&self.upstream, "google", model, method).await?.json(body));
+        }
+        let url = format!("{}/models/{}:{method}", self.upstream.base_url, path_segment(model));
         let builder = self.upstream.client().post(url);
         let builder = match self.upstream.key() {
             Some(key) => builder.header("x-goog-api-key", key.expose()),
             None => builder,
         };
-        builder.json(body)
+        Ok(builder.json(body))
     }
 
     fn unsupported(&self, field: impl Into<String>, why: impl Into<String>) -> ProviderError {
@@ -566,7 +580,7 @@ impl Provider for GeminiProvider {
         request: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
         let body = self.body(request)?;
-        let response = self.upstream.send(self.request(model, &body, false), false).await?;
+        let response = self.upstream.send(self.request(model, &body, false).await?, false).await?;
         let mut wire: WireResponse = self.upstream.json(response).await?;
         let reading = read(&mut wire);
         let Some(finish) = reading.finish else {
@@ -607,7 +621,7 @@ impl Provider for GeminiProvider {
         request: &ChatRequest,
     ) -> Result<ChatStream, ProviderError> {
         let body = self.body(request)?;
-        let response = self.upstream.send(self.request(model, &body, true), true).await?;
+        let response = self.upstream.send(self.request(model, &body, true).await?, true).await?;
         let upstream = self.upstream.clone();
         let mut events = Box::pin(self.upstream.events(response));
         let mut provider_model = model.to_owned();

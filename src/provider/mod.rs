@@ -10,6 +10,7 @@ mod gemini;
 pub mod http;
 mod openai;
 pub mod sse;
+mod vertex;
 
 use std::{fmt, pin::Pin, sync::Arc, time::Duration};
 
@@ -19,6 +20,7 @@ pub use anthropic::AnthropicProvider;
 pub use echo::EchoProvider;
 pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
+pub use vertex::VertexProvider;
 
 use crate::{
     chat::{ChatEvent, ChatRequest, ChatResponse, Usage},
@@ -41,6 +43,9 @@ pub fn build(config: &ProviderConfig) -> Result<SharedProvider, ProviderError> {
             Arc::new(AnthropicProvider::new(name, connection, version, *default_max_tokens)?)
         }
         ProviderSettings::Gemini { connection } => Arc::new(GeminiProvider::new(name, connection)?),
+        ProviderSettings::Vertex { connection, vertex } => {
+            Arc::new(VertexProvider::new(name, connection, vertex)?)
+        }
     })
 }
 

@@ -1,5 +1,5 @@
 //! Each provider adapter against a fake upstream that speaks its wire format, with recorded
-//! fixtures: OpenAI and the OpenAI-compatible APIs, Anthropic, Gemini and Azure OpenAI. One
+//! fixtures: OpenAI and the OpenAI-compatible APIs, Anthropic, Gemini, Azure OpenAI and Vertex AI. One
 //! test binary; run one provider with `cargo test --test providers gemini::`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -10,3 +10,4 @@ mod anthropic;
 mod azure;
 mod gemini;
 mod openai;
+mod vertex;
