@@ -323,3 +323,34 @@ async fn a_refused_credential_names_vertex_and_never_the_token() {
     assert!(status.message().contains("Vertex AI refused the credentials"), "{status:?}");
     assert!(!format!("{status:?}").contains(&token(1)));
 }
+
+#[tokio::test]
+async fn text_embeddings_use_predict_with_one_instance_per_input() {
+    use pb::embed_service_client::EmbedServiceClient;
+    let extra = "  - name: embed\n    targets: [{provider: vertex, model: text-embedding-005}]\n";
+    let replies = vec![Reply::json(200, "vertex/predict_embeddings.json")];
+    let (gw, upstream, _tokens, _dir) = start(replies, 3600, extra).await;
+    let mut client = EmbedServiceClient::connect(format!("http://{}", gw.addr)).await.unwrap();
+    let request = pb::EmbedRequest {
+        model: "embed".into(),
+        inputs: vec!["What is life?".into(), "Hello".into()],
+        dimensions: Some(3),
+        ..Default::default()
+    };
+    let reply = client.embed(request).await.unwrap().into_inner();
+
+    let got = upstream.only_request();
+    assert_eq!(got.uri, format!("{PREFIX}/google/models/text-embedding-005:predict"));
+    assert_eq!(got.header("authorization"), Some(bearer(1).as_str()));
+    assert_eq!(
+        got.body,
+        json!({
+            "instances": [{"content": "What is life?"}, {"content": "Hello"}],
+            "parameters": {"outputDimensionality": 3}
+        })
+    );
+    let vectors: Vec<Vec<f32>> = reply.embeddings.iter().map(|e| e.values.clone()).collect();
+    assert_eq!(vectors, [vec![0.0123, -0.0456, 0.0789], vec![-0.0321, 0.0654, -0.0987]]);
+    // The token counts of the two inputs, summed.
+    assert_eq!(reply.usage.unwrap().input_tokens, 10);
+}
