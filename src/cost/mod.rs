@@ -9,7 +9,8 @@
 //! metrics ([`crate::call::record`]). Embeddings price their usage the same way.
 //!
 //! Which price: the target's own `price:`, then `pricing:` under the provider's name, then
-//! under its kind, then the shipped list ([`defaults`]) for its kind; under each, the model
+//! under its kind, then the shipped list ([`defaults`]) for its kind (for Vertex AI, Gemini's
+//! and Anthropic's); under each, the model
 //! the reply names, then that name without a version suffix ([`base_model`]), then the
 //! target's model and its base. The first found wins. None found: the cost is unknown
 //! (`None`), never 0.
@@ -102,10 +103,16 @@ impl Pricing {
         if kind == ProviderKind::Echo {
             return Some((crate::config::ECHO, &FREE));
         }
-        let shipped = self.shipped.get(&kind)?;
-        models
-            .iter()
-            .find_map(|model| shipped.get_key_value(*model).map(|(key, price)| (*key, price)))
+        // Vertex AI lists Google's and Anthropic's models at their own APIs' list prices.
+        let tables: &[ProviderKind] = match kind {
+            ProviderKind::Vertex => &[ProviderKind::Gemini, ProviderKind::Anthropic],
+            _ => std::slice::from_ref(&kind),
+        };
+        tables.iter().filter_map(|k| self.shipped.get(k)).find_map(|shipped| {
+            models
+                .iter()
+                .find_map(|model| shipped.get_key_value(*model).map(|(key, price)| (*key, price)))
+        })
     }
 
     /// What `usage` cost, answered by `provider` as `reply_model` for the target's
@@ -195,6 +202,22 @@ mod tests {
             reasoning_tokens: reasoning,
             estimated: false,
         }
+    }
+
+    #[test]
+    fn vertex_models_take_the_shipped_prices_of_their_publisher() {
+        let pricing = Pricing {
+            kinds: HashMap::from([("v".to_owned(), ProviderKind::Vertex)]),
+            shipped: defaults::table(),
+            ..Pricing::default()
+        };
+        for (model, priced_as) in [
+            ("gemini-2.5-flash", "gemini-2.5-flash"),
+            ("claude-sonnet-4@20250514", "claude-sonnet-4"),
+        ] {
+            assert_eq!(pricing.price_of("v", model, model).map(|(m, _)| m), Some(priced_as));
+        }
+        assert!(pricing.price_of("v", "text-bison", "text-bison").is_none());
     }
 
     #[test]

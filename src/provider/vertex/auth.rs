@@ -99,3 +99,68 @@ impl VertexAuth {
 fn auth_error(provider: &str, message: String) -> ProviderError {
     ProviderError::new(provider, ProviderErrorKind::Connect, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "ya29.c.unit-test-token-never-printed";
+
+    /// A key file whose `token_uri` is a local endpoint handing out `TOKEN`.
+    async fn key_with_token_endpoint(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(|| async {
+                axum::Json(serde_json::json!({"access_token": TOKEN, "expires_in": 3600}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vertex/test_key.pem"
+        ))
+        .unwrap();
+        let key = serde_json::json!({
+            "type": "service_account",
+            "private_key": pem,
+            "client_email": "unit@test.iam.gserviceaccount.com",
+            "token_uri": format!("http://{addr}/token"),
+        });
+        let path = dir.path().join("sa.json");
+        std::fs::write(&path, key.to_string()).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn the_token_never_prints_and_is_wrapped_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_with_token_endpoint(&dir).await;
+        let auth = VertexAuth::new("v", &VertexCredentials::ServiceAccountFile(path)).unwrap();
+        let first = auth.token("v").await.unwrap();
+        assert_eq!(first.expose(), TOKEN);
+        let second = auth.token("v").await.unwrap();
+        assert_eq!(second, first);
+        for printed in [
+            format!("{auth:?}"),
+            format!("{first:?}"),
+            format!("{first}"),
+            crate::redact::redact(&format!("got {TOKEN}")).into_owned(),
+        ] {
+            assert!(!printed.contains(TOKEN), "{printed}");
+        }
+        assert!(format!("{auth:?}").contains("service account key"));
+    }
+
+    #[test]
+    fn a_key_that_does_not_load_is_an_error_naming_the_file() {
+        let missing = VertexCredentials::ServiceAccountFile("/nonexistent/sa.json".into());
+        let err = VertexAuth::new("v", &missing).unwrap_err();
+        assert!(err.message.contains("/nonexistent/sa.json"), "{err}");
+        // The metadata server is asked only on the first call, not at build time.
+        assert!(VertexAuth::new("v", &VertexCredentials::MetadataServer).is_ok());
+    }
+}
