@@ -139,7 +139,8 @@ fn key_file(dir: &tempfile::TempDir, token_uri: &str) -> PathBuf {
     path
 }
 
-/// A `vertex` provider at `upstream`, with routes `gemini` and `claude`, and `extra` YAML.
+/// A `vertex` provider (and a direct `anthropic` one) at `upstream`, with routes `gemini` and
+/// `claude`, and `extra` YAML.
 fn config(upstream: &FakeUpstream, key: &std::path::Path, extra: &str) -> String {
     format!(
         "providers:
@@ -150,6 +151,11 @@ fn config(upstream: &FakeUpstream, key: &std::path::Path, extra: &str) -> String
     base_url: {}
     credentials_file: {}
     disable_proxy: true
+  anthropic:
+    kind: anthropic
+    base_url: {}
+    api_key_env: TEST_KEY
+    disable_proxy: true
   echo: {{kind: echo}}
 routes:
   - name: gemini
@@ -158,7 +164,8 @@ routes:
     targets: [{{provider: vertex, model: claude-sonnet-4@20250514}}]
 {extra}",
         upstream.url(""),
-        key.display()
+        key.display(),
+        upstream.url(""),
     )
 }
 
@@ -353,4 +360,42 @@ async fn text_embeddings_use_predict_with_one_instance_per_input() {
     assert_eq!(vectors, [vec![0.0123, -0.0456, 0.0789], vec![-0.0321, 0.0654, -0.0987]]);
     // The token counts of the two inputs, summed.
     assert_eq!(reply.usage.unwrap().input_tokens, 10);
+}
+
+#[tokio::test]
+async fn claude_fails_over_from_anthropic_direct_to_claude_on_vertex() {
+    let extra = "  - name: chain\n    targets: [{provider: anthropic, model: claude-sonnet-4-20250514}, {provider: vertex, model: claude-sonnet-4@20250514}]\n";
+    let replies = vec![
+        Reply::json(429, "anthropic/error_429.json"),
+        Reply::json(200, "vertex/claude_message.json"),
+    ];
+    let (mut gw, upstream, _tokens, _dir) = start(replies, 3600, extra).await;
+    let reply = gw.client.chat(user_request("chain", "hi")).await.unwrap().into_inner();
+    assert_eq!(reply.provider, "vertex");
+    assert_eq!(reply.message.unwrap().content[0].part, text_kind("Paris."));
+
+    let got = upstream.received();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].uri, "/v1/messages");
+    assert_eq!(got[0].header("x-api-key"), Some(TEST_KEY));
+    assert_eq!(got[0].body["model"], "claude-sonnet-4-20250514");
+    assert_eq!(
+        got[1].uri,
+        format!("{PREFIX}/anthropic/models/claude-sonnet-4@20250514:rawPredict")
+    );
+    assert_eq!(got[1].header("authorization"), Some(bearer(1).as_str()));
+    assert_eq!(got[1].header("x-api-key"), None);
+}
+
+#[tokio::test]
+async fn no_token_fails_over_without_calling_vertex() {
+    let extra = "  - name: chain\n    targets: [{provider: vertex, model: gemini-2.5-flash}, {provider: echo, model: echo}]\nrouting: {max_retries: 1}\n";
+    let replies = vec![Reply::json(200, "vertex/generate.json")];
+    let (mut gw, upstream, tokens, _dir) = start(replies, 3600, extra).await;
+    // The token endpoint goes away: gcp_auth retries it a few times (< 1 s), then gives up.
+    drop(tokens);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let reply = gw.client.chat(user_request("chain", "hi")).await.unwrap().into_inner();
+    assert_eq!(reply.provider, "echo");
+    assert!(upstream.received().is_empty(), "no call without a token");
 }
