@@ -149,7 +149,8 @@ impl ProviderConfig {
             ProviderSettings::OpenAi { connection, .. }
             | ProviderSettings::AzureOpenAi { connection, .. }
             | ProviderSettings::Anthropic { connection, .. }
-            | ProviderSettings::Gemini { connection } => Some(connection),
+            | ProviderSettings::Gemini { connection }
+            | ProviderSettings::Cohere { connection } => Some(connection),
         }
     }
 
@@ -202,6 +203,11 @@ pub enum ProviderSettings {
     },
     /// Google Gemini.
     Gemini {
+        /// Where and how to connect.
+        connection: ConnectionSettings,
+    },
+    /// Cohere (API v2).
+    Cohere {
         /// Where and how to connect.
         connection: ConnectionSettings,
     },

@@ -59,6 +59,13 @@ pub const PRESETS: &[Preset] = &[
         Some("GEMINI_API_KEY"),
         true,
     ),
+    preset(
+        ProviderKind::Cohere,
+        "cohere",
+        Some("https://api.cohere.com"),
+        Some("CO_API_KEY"),
+        true,
+    ),
     preset(ProviderKind::AzureOpenAi, "azure_openai", None, Some("AZURE_OPENAI_API_KEY"), true),
     preset(
         ProviderKind::Groq,
@@ -261,6 +268,10 @@ pub fn validate(
         ProviderKind::Gemini => {
             reject_unused(&at, &raw, kind, &[])?;
             ProviderSettings::Gemini { connection }
+        }
+        ProviderKind::Cohere => {
+            reject_unused(&at, &raw, kind, &[])?;
+            ProviderSettings::Cohere { connection }
         }
         _ => {
             reject_unused(&at, &raw, kind, &[])?;
@@ -510,7 +521,8 @@ mod tests {
             ProviderSettings::OpenAi { connection, .. }
             | ProviderSettings::AzureOpenAi { connection, .. }
             | ProviderSettings::Anthropic { connection, .. }
-            | ProviderSettings::Gemini { connection } => connection.clone(),
+            | ProviderSettings::Gemini { connection }
+            | ProviderSettings::Cohere { connection } => connection.clone(),
             ProviderSettings::Echo { .. } => panic!("echo"),
         }
     }

@@ -257,6 +257,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Google Gemini (Generative Language API).
     Gemini,
+    /// Cohere (API v2: chat and embed).
+    Cohere,
     /// Groq (OpenAI-compatible).
     Groq,
     /// DeepSeek (OpenAI-compatible).
@@ -281,7 +283,7 @@ pub enum ProviderKind {
 
 impl ProviderKind {
     /// Every kind.
-    pub const ALL: [ProviderKind; 14] = {
+    pub const ALL: [ProviderKind; 15] = {
         use ProviderKind as K;
         [
             K::Echo,
@@ -290,6 +292,7 @@ impl ProviderKind {
             K::AzureOpenAi,
             K::Anthropic,
             K::Gemini,
+            K::Cohere,
             K::Groq,
             K::DeepSeek,
             K::Mistral,
@@ -311,6 +314,7 @@ impl ProviderKind {
             K::AzureOpenAi => "azure_openai",
             K::Anthropic => "anthropic",
             K::Gemini => "gemini",
+            K::Cohere => "cohere",
             K::Groq => "groq",
             K::DeepSeek => "deepseek",
             K::Mistral => "mistral",
@@ -338,6 +342,7 @@ impl ProviderKind {
             K::AzureOpenAi => "azure.ai.openai",
             K::Anthropic => "anthropic",
             K::Gemini => "gcp.gemini",
+            K::Cohere => "cohere",
             K::Groq => "groq",
             K::DeepSeek => "deepseek",
             K::Mistral => "mistral_ai",

@@ -55,6 +55,7 @@ impl Pricing {
                     ProviderSettings::AzureOpenAi { .. } => ProviderKind::AzureOpenAi,
                     ProviderSettings::Anthropic { .. } => ProviderKind::Anthropic,
                     ProviderSettings::Gemini { .. } => ProviderKind::Gemini,
+                    ProviderSettings::Cohere { .. } => ProviderKind::Cohere,
                 };
                 (p.name.clone(), kind)
             })

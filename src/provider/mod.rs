@@ -5,6 +5,7 @@
 //! Routing, retries, failover and metrics live outside, in [`crate::router`] and the handler.
 
 mod anthropic;
+mod cohere;
 mod echo;
 mod gemini;
 pub mod http;
@@ -16,6 +17,7 @@ use std::{fmt, pin::Pin, sync::Arc, time::Duration};
 use futures::Stream;
 
 pub use anthropic::AnthropicProvider;
+pub use cohere::CohereProvider;
 pub use echo::EchoProvider;
 pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
@@ -41,6 +43,7 @@ pub fn build(config: &ProviderConfig) -> Result<SharedProvider, ProviderError> {
             Arc::new(AnthropicProvider::new(name, connection, version, *default_max_tokens)?)
         }
         ProviderSettings::Gemini { connection } => Arc::new(GeminiProvider::new(name, connection)?),
+        ProviderSettings::Cohere { connection } => Arc::new(CohereProvider::new(name, connection)?),
     })
 }
 

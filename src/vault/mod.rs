@@ -128,7 +128,8 @@ fn connection(settings: &ProviderSettings) -> Option<&crate::config::ConnectionS
         ProviderSettings::OpenAi { connection, .. }
         | ProviderSettings::AzureOpenAi { connection, .. }
         | ProviderSettings::Anthropic { connection, .. }
-        | ProviderSettings::Gemini { connection } => Some(connection),
+        | ProviderSettings::Gemini { connection }
+        | ProviderSettings::Cohere { connection } => Some(connection),
     }
 }
 
