@@ -238,6 +238,8 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
 /// A gateway serving on 127.0.0.1:0; shuts down when dropped.
 pub struct TestGateway {
     pub client: ChatServiceClient<Channel>,
+    /// Where it listens, for clients of its other services.
+    pub addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -272,7 +274,7 @@ pub async fn gateway(yaml: &str, vars: &[(&str, &str)]) -> TestGateway {
             .await;
     });
     let client = ChatServiceClient::connect(format!("http://{addr}")).await.unwrap();
-    TestGateway { client, stop: Some(stop), task }
+    TestGateway { client, addr, stop: Some(stop), task }
 }
 
 /// A provider block for a config, pointing at `fake` with the test key and no proxy.
