@@ -13,8 +13,8 @@
 //! `finish_reason`: `COMPLETE` and `STOP_SEQUENCE` → stop, `MAX_TOKENS` → length, `TOOL_CALL`
 //! → tool calls (as does any reply that carries calls); `ERROR` and `TIMEOUT` mean the
 //! generation failed, so the call fails as a retryable upstream error rather than finishing.
-//! Usage is what Cohere bills (`billed_units`), falling back to the raw `tokens` count when a
-//! reply carries no billed units.
+//! Usage is what Cohere bills (`billed_units`: the raw `tokens` count adds template tokens
+//! Cohere does not charge), falling back to `tokens` when a reply carries no billed units.
 
 mod embed;
 mod request;
@@ -158,8 +158,6 @@ struct WireUsage {
     billed_units: Option<WireTokens>,
     #[serde(default)]
     tokens: Option<WireTokens>,
-    #[serde(default)]
-    cached_tokens: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
@@ -184,7 +182,8 @@ impl From<WireUsage> for Usage {
         Usage {
             input_tokens: count(tokens.input_tokens),
             output_tokens: count(tokens.output_tokens),
-            cached_input_tokens: count(u.cached_tokens),
+            // `cached_tokens` is left out: whether billed input includes them is not
+            // documented, and Cohere lists no cache-read price to bill them at.
             ..Usage::default()
         }
     }
@@ -316,7 +315,7 @@ mod tests {
         let usage = Usage::from(wire);
         assert_eq!(
             (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
-            (5, 418, 2)
+            (5, 418, 0)
         );
         let wire: WireUsage =
             serde_json::from_str(r#"{"tokens": {"input_tokens": 71, "output_tokens": -3}}"#)
