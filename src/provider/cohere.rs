@@ -307,6 +307,19 @@ mod tests {
     }
 
     #[test]
+    fn co_api_key_configures_a_cohere_provider_at_cohere_s_url() {
+        let env = [("CO_API_KEY".to_owned(), "co-0123456789".to_owned())];
+        let config = crate::Config::from_yaml("", env).unwrap();
+        let [provider] = config.providers.as_slice() else { panic!("{:?}", config.providers) };
+        assert_eq!(provider.name, "cohere");
+        let crate::config::ProviderSettings::Cohere { connection } = &provider.settings else {
+            panic!("{:?}", provider.settings)
+        };
+        assert_eq!(connection.base_url, "https://api.cohere.com");
+        assert_eq!(connection.api_key.as_ref().unwrap().expose(), "co-0123456789");
+    }
+
+    #[test]
     fn usage_prefers_billed_units_and_reads_fractions() {
         let wire: WireUsage = serde_json::from_str(
             r#"{"billed_units": {"input_tokens": 5.0, "output_tokens": 418}, "tokens": {"input_tokens": 71, "output_tokens": 418}, "cached_tokens": 2}"#,

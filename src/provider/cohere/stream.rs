@@ -86,8 +86,9 @@ fn delta<T: Default + serde::de::DeserializeOwned>(
 impl CohereProvider {
     /// The domain events of a streamed reply from `model`.
     pub(super) fn events(&self, model: &str, response: reqwest::Response) -> ChatStream {
-        let upstream = self.upstream.clone();
+        // The stream outlives this borrow: it owns a handle of its own.
         let provider = CohereProvider { upstream: self.upstream.clone() };
+        let upstream = provider.upstream.clone();
         let mut events = Box::pin(self.upstream.events(response));
         let provider_model = model.to_owned();
         let stream = async_stream::stream! {
