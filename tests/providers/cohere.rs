@@ -222,6 +222,21 @@ async fn a_stream_without_message_end_is_cut_not_finished() {
 }
 
 #[tokio::test]
+async fn a_stream_that_ends_with_finish_reason_error_fails_instead_of_finishing() {
+    let fake = FakeUpstream::start(vec![Reply::sse("cohere/stream_error.sse")]).await;
+    let mut gw = gateway(&config(&fake), &[]).await;
+    let out = stream_chat(&mut gw, user_request("command", "Tallest penguins?")).await;
+    assert_eq!(out.text(), "Emperor");
+    assert!(out.finish().is_none());
+    let status = out.error.expect("a failed generation must end with an error");
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unavailable, "UPSTREAM_SERVER_ERROR")
+    );
+    assert!(status.message().contains("ERROR"), "{}", status.message());
+}
+
+#[tokio::test]
 async fn errors_map_by_status_and_keep_cohere_s_message() {
     let cases = [
         (
