@@ -349,27 +349,7 @@ impl CohereProvider {
             }
         })
     }
-}
 
-/// An image as a URL part: a data URL for bytes.
-fn image_url(image: &Image) -> WireImageUrl {
-    let url = match &image.source {
-        ImageSource::Url(url) => url.clone(),
-        ImageSource::Data(data) => format!(
-            "data:{};base64,{}",
-            image.mime_type.as_deref().unwrap_or("image/png"),
-            base64::engine::general_purpose::STANDARD.encode(data)
-        ),
-    };
-    let detail = image.detail.map(|d| match d {
-        ImageDetail::Auto => "auto",
-        ImageDetail::Low => "low",
-        ImageDetail::High => "high",
-    });
-    WireImageUrl { url, detail }
-}
-
-impl CohereProvider {
     /// A text document as Cohere takes it; PDFs, other binary types and URLs are refused, since
     /// Cohere reads documents as text and fetches nothing.
     fn document<'a>(
@@ -397,6 +377,24 @@ impl CohereProvider {
         };
         Ok(WireDocument { id, data: WireDocumentData { title: document.title.as_deref(), text } })
     }
+}
+
+/// An image as a URL part: a data URL for bytes.
+fn image_url(image: &Image) -> WireImageUrl {
+    let url = match &image.source {
+        ImageSource::Url(url) => url.clone(),
+        ImageSource::Data(data) => format!(
+            "data:{};base64,{}",
+            image.mime_type.as_deref().unwrap_or("image/png"),
+            base64::engine::general_purpose::STANDARD.encode(data)
+        ),
+    };
+    let detail = image.detail.map(|d| match d {
+        ImageDetail::Auto => "auto",
+        ImageDetail::Low => "low",
+        ImageDetail::High => "high",
+    });
+    WireImageUrl { url, detail }
 }
 
 #[cfg(test)]
