@@ -1,5 +1,5 @@
 //! Each provider adapter's reply reader — unary JSON and SSE stream events, OpenAI (and the
-//! compatible APIs), Anthropic and Gemini — over arbitrary bytes from the upstream.
+//! compatible APIs), Anthropic, Gemini and Cohere — over arbitrary bytes from the upstream.
 //!
 //! The adapters read a `reqwest::Response`, so the target drives the real adapters against a
 //! tiny in-process HTTP/1.1 server on 127.0.0.1 that answers with the fuzzer's bytes. Whatever
@@ -89,6 +89,7 @@ fn harness() -> &'static Harness {
              \x20 o: {{kind: openai, base_url: 'http://{addr}/v1', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
              \x20 a: {{kind: anthropic, base_url: 'http://{addr}', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
              \x20 g: {{kind: gemini, base_url: 'http://{addr}', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
+             \x20 c: {{kind: cohere, base_url: 'http://{addr}', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
              routes: [{{name: m, targets: [{{provider: o, model: m}}]}}]\n"
         );
         let config =

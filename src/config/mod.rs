@@ -152,7 +152,8 @@ impl ProviderConfig {
             | ProviderSettings::AzureOpenAi { connection, .. }
             | ProviderSettings::Anthropic { connection, .. }
             | ProviderSettings::Gemini { connection }
-            | ProviderSettings::Vertex { connection, .. } => Some(connection),
+            | ProviderSettings::Vertex { connection, .. }
+            | ProviderSettings::Cohere { connection } => Some(connection),
         }
     }
 
@@ -214,6 +215,11 @@ pub enum ProviderSettings {
         connection: ConnectionSettings,
         /// Project, location and credentials.
         vertex: VertexSettings,
+    },
+    /// Cohere (API v2).
+    Cohere {
+        /// Where and how to connect.
+        connection: ConnectionSettings,
     },
 }
 

@@ -59,6 +59,13 @@ pub const PRESETS: &[Preset] = &[
         Some("GEMINI_API_KEY"),
         true,
     ),
+    preset(
+        ProviderKind::Cohere,
+        "cohere",
+        Some("https://api.cohere.com"),
+        Some("CO_API_KEY"),
+        true,
+    ),
     preset(ProviderKind::AzureOpenAi, "azure_openai", None, Some("AZURE_OPENAI_API_KEY"), true),
     preset(
         ProviderKind::Groq,
@@ -266,6 +273,10 @@ pub fn validate(
         ProviderKind::Gemini => {
             reject_unused(&at, &raw, kind, &[])?;
             ProviderSettings::Gemini { connection }
+        }
+        ProviderKind::Cohere => {
+            reject_unused(&at, &raw, kind, &[])?;
+            ProviderSettings::Cohere { connection }
         }
         _ => {
             reject_unused(&at, &raw, kind, &[])?;
@@ -519,7 +530,8 @@ mod tests {
             | ProviderSettings::AzureOpenAi { connection, .. }
             | ProviderSettings::Anthropic { connection, .. }
             | ProviderSettings::Gemini { connection }
-            | ProviderSettings::Vertex { connection, .. } => connection.clone(),
+            | ProviderSettings::Vertex { connection, .. }
+            | ProviderSettings::Cohere { connection } => connection.clone(),
             ProviderSettings::Echo { .. } => panic!("echo"),
         }
     }

@@ -267,6 +267,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Google Gemini (Generative Language API).
     Gemini,
+    /// Cohere (API v2: chat and embed).
+    Cohere,
     /// Groq (OpenAI-compatible).
     Groq,
     /// DeepSeek (OpenAI-compatible).
@@ -293,7 +295,7 @@ pub enum ProviderKind {
 
 impl ProviderKind {
     /// Every kind.
-    pub const ALL: [ProviderKind; 15] = {
+    pub const ALL: [ProviderKind; 16] = {
         use ProviderKind as K;
         [
             K::Echo,
@@ -302,6 +304,7 @@ impl ProviderKind {
             K::AzureOpenAi,
             K::Anthropic,
             K::Gemini,
+            K::Cohere,
             K::Groq,
             K::DeepSeek,
             K::Mistral,
@@ -324,6 +327,7 @@ impl ProviderKind {
             K::AzureOpenAi => "azure_openai",
             K::Anthropic => "anthropic",
             K::Gemini => "gemini",
+            K::Cohere => "cohere",
             K::Groq => "groq",
             K::DeepSeek => "deepseek",
             K::Mistral => "mistral",
@@ -352,6 +356,7 @@ impl ProviderKind {
             K::AzureOpenAi => "azure.ai.openai",
             K::Anthropic => "anthropic",
             K::Gemini => "gcp.gemini",
+            K::Cohere => "cohere",
             K::Groq => "groq",
             K::DeepSeek => "deepseek",
             K::Mistral => "mistral_ai",

@@ -16,7 +16,7 @@ use crate::config::{Price, ProviderKind, pricing::per_million_to_pico_per_token}
 type Row = (ProviderKind, &'static str, &'static str, &'static str, &'static str, &'static str);
 
 const ROWS: &[Row] = {
-    use ProviderKind::{Anthropic, DeepSeek, Gemini, Groq, Mistral, OpenAi, Together, XAi};
+    use ProviderKind::{Anthropic, Cohere, DeepSeek, Gemini, Groq, Mistral, OpenAi, Together, XAi};
     &[
         // https://openai.com/api/pricing/
         (OpenAi, "gpt-4o", "2.50", "10.00", "1.25", ""),
@@ -48,6 +48,14 @@ const ROWS: &[Row] = {
         (Gemini, "gemini-2.5-flash-lite", "0.10", "0.40", "0.01", ""),
         (Gemini, "gemini-2.0-flash", "0.10", "0.40", "0.025", ""),
         (Gemini, "gemini-embedding-001", "0.15", "0", "", ""),
+        // https://cohere.com/pricing (billed tokens, which is what the adapter reports)
+        (Cohere, "command-a-03-2025", "2.50", "10.00", "", ""),
+        (Cohere, "command-r-plus-08-2024", "2.50", "10.00", "", ""),
+        (Cohere, "command-r-08-2024", "0.15", "0.60", "", ""),
+        (Cohere, "command-r7b-12-2024", "0.0375", "0.15", "", ""),
+        (Cohere, "embed-v4.0", "0.12", "0", "", ""),
+        (Cohere, "embed-english-v3.0", "0.10", "0", "", ""),
+        (Cohere, "embed-multilingual-v3.0", "0.10", "0", "", ""),
         // https://groq.com/pricing
         (Groq, "llama-3.3-70b-versatile", "0.59", "0.79", "", ""),
         (Groq, "llama-3.1-8b-instant", "0.05", "0.08", "", ""),

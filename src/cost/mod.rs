@@ -57,6 +57,7 @@ impl Pricing {
                     ProviderSettings::Anthropic { .. } => ProviderKind::Anthropic,
                     ProviderSettings::Gemini { .. } => ProviderKind::Gemini,
                     ProviderSettings::Vertex { .. } => ProviderKind::Vertex,
+                    ProviderSettings::Cohere { .. } => ProviderKind::Cohere,
                 };
                 (p.name.clone(), kind)
             })

@@ -5,6 +5,7 @@
 //! Routing, retries, failover and metrics live outside, in [`crate::router`] and the handler.
 
 mod anthropic;
+mod cohere;
 mod echo;
 mod gemini;
 pub mod http;
@@ -17,6 +18,7 @@ use std::{fmt, pin::Pin, sync::Arc, time::Duration};
 use futures::Stream;
 
 pub use anthropic::AnthropicProvider;
+pub use cohere::CohereProvider;
 pub use echo::EchoProvider;
 pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
@@ -46,6 +48,7 @@ pub fn build(config: &ProviderConfig) -> Result<SharedProvider, ProviderError> {
         ProviderSettings::Vertex { connection, vertex } => {
             Arc::new(VertexProvider::new(name, connection, vertex)?)
         }
+        ProviderSettings::Cohere { connection } => Arc::new(CohereProvider::new(name, connection)?),
     })
 }
 

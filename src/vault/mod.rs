@@ -129,7 +129,8 @@ fn connection(settings: &ProviderSettings) -> Option<&crate::config::ConnectionS
         | ProviderSettings::AzureOpenAi { connection, .. }
         | ProviderSettings::Anthropic { connection, .. }
         | ProviderSettings::Gemini { connection }
-        | ProviderSettings::Vertex { connection, .. } => Some(connection),
+        | ProviderSettings::Vertex { connection, .. }
+        | ProviderSettings::Cohere { connection } => Some(connection),
     }
 }
 

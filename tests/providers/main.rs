@@ -1,5 +1,6 @@
 //! Each provider adapter against a fake upstream that speaks its wire format, with recorded
-//! fixtures: OpenAI and the OpenAI-compatible APIs, Anthropic, Gemini, Azure OpenAI and Vertex AI. One
+//! fixtures: OpenAI and the OpenAI-compatible APIs, Anthropic, Gemini, Azure OpenAI, Vertex AI
+//! and Cohere. One
 //! test binary; run one provider with `cargo test --test providers gemini::`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -8,6 +9,7 @@ mod common;
 
 mod anthropic;
 mod azure;
+mod cohere;
 mod gemini;
 mod openai;
 mod vertex;
