@@ -145,6 +145,19 @@ pub struct ProviderConfig {
 
 impl ProviderConfig {
     /// The connection settings of an HTTP provider (`None` for echo).
+    pub fn connection(&self) -> Option<&ConnectionSettings> {
+        match &self.settings {
+            ProviderSettings::Echo { .. } => None,
+            ProviderSettings::OpenAi { connection, .. }
+            | ProviderSettings::AzureOpenAi { connection, .. }
+            | ProviderSettings::Anthropic { connection, .. }
+            | ProviderSettings::Gemini { connection }
+            | ProviderSettings::Vertex { connection, .. }
+            | ProviderSettings::Cohere { connection } => Some(connection),
+        }
+    }
+
+    /// The same, to change.
     pub fn connection_mut(&mut self) -> Option<&mut ConnectionSettings> {
         match &mut self.settings {
             ProviderSettings::Echo { .. } => None,

@@ -525,15 +525,7 @@ mod tests {
 
     fn connection_of(config: &Config, name: &str) -> ConnectionSettings {
         let p = config.providers.iter().find(|p| p.name == name).unwrap();
-        match &p.settings {
-            ProviderSettings::OpenAi { connection, .. }
-            | ProviderSettings::AzureOpenAi { connection, .. }
-            | ProviderSettings::Anthropic { connection, .. }
-            | ProviderSettings::Gemini { connection }
-            | ProviderSettings::Vertex { connection, .. }
-            | ProviderSettings::Cohere { connection } => connection.clone(),
-            ProviderSettings::Echo { .. } => panic!("echo"),
-        }
+        p.connection().expect("an HTTP provider").clone()
     }
 
     const ROUTE: &str = "routes: [{name: r, targets: [{provider: p, model: m}]}]";

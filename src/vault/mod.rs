@@ -17,7 +17,7 @@ use std::fmt;
 pub use client::SecretStore;
 
 use crate::{
-    config::{Config, ConfigError, KeySource, ProviderSettings, VaultRef, security::parse_keys},
+    config::{Config, ConfigError, KeySource, VaultRef, security::parse_keys},
     secret::Secret,
 };
 
@@ -104,7 +104,7 @@ pub fn references(config: &Config) -> Vec<VaultRef> {
         }
     };
     for provider in &config.providers {
-        if let Some(connection) = connection(&provider.settings) {
+        if let Some(connection) = provider.connection() {
             note(&connection.api_key_source);
         }
     }
@@ -120,18 +120,6 @@ pub fn references(config: &Config) -> Vec<VaultRef> {
         refs.extend(otlp.vault_headers.iter().map(|(_, r)| r.clone()));
     }
     refs
-}
-
-fn connection(settings: &ProviderSettings) -> Option<&crate::config::ConnectionSettings> {
-    match settings {
-        ProviderSettings::Echo { .. } => None,
-        ProviderSettings::OpenAi { connection, .. }
-        | ProviderSettings::AzureOpenAi { connection, .. }
-        | ProviderSettings::Anthropic { connection, .. }
-        | ProviderSettings::Gemini { connection }
-        | ProviderSettings::Vertex { connection, .. }
-        | ProviderSettings::Cohere { connection } => Some(connection),
-    }
 }
 
 /// Fetches every Vault reference of `config` into it, with a session of its own; does nothing
