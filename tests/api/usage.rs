@@ -4,10 +4,8 @@
 //! the audit record and `ai_service_tokens_total`, and a reply without them adds nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use std::time::Duration;
-
 use crate::common::{
-    TestServer,
+    self, TestServer,
     fake_upstream::{FakeUpstream, Reply, TEST_KEY, provider_yaml, user_request},
     http_get, start_admin,
 };
@@ -41,19 +39,6 @@ async fn post(server: &TestServer, path: &str, body: Value) -> Value {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-/// The audit file's records once there are `n`.
-async fn records(audit: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(audit).unwrap_or_default();
-        let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if records.len() >= n {
-            return records;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("fewer than {n} audit records in {}", audit.display());
 }
 
 #[tokio::test]
@@ -115,7 +100,7 @@ async fn cache_reads_writes_and_reasoning_reach_every_door_the_audit_and_the_met
     assert_eq!(answer["usage"]["prompt_tokens_details"], json!({"cached_tokens": 2000}));
 
     // The audit record has each part, and leaves out the parts a reply did not have.
-    let records = records(&audit, 6).await;
+    let records = common::audit_records(&audit, 6).await;
     let parts = |r: &Value| {
         ["cached_input_tokens", "cache_write_input_tokens", "reasoning_tokens"]
             .map(|f| r[f].clone())

@@ -5,10 +5,8 @@
 //! budget exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use std::time::Duration;
-
 use crate::common::{
-    TestServer,
+    self, TestServer,
     fake_upstream::{FakeUpstream, Reply, TEST_KEY, provider_yaml, streaming, user_request},
     http_get,
     redis::{RedisServer, metric},
@@ -48,18 +46,6 @@ async fn gateway(
     );
     let env = [("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
     TestServer::start_with(Config::from_yaml(&yaml, env).unwrap()).await
-}
-
-async fn records(audit: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(audit).unwrap_or_default();
-        let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if records.len() >= n {
-            return records;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("fewer than {n} audit records in {}", audit.display());
 }
 
 fn assert_budget_refusal(status: &tonic::Status, budget: &str) {
@@ -107,7 +93,7 @@ async fn a_spent_dollar_budget_refuses_with_quota_failure_and_is_recorded() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "BUDGET_EXHAUSTED");
 
-    let records = records(&audit, 4).await;
+    let records = common::audit_records(&audit, 4).await;
     assert_eq!(records[2]["code"], "RESOURCE_EXHAUSTED");
     assert_eq!(records[2]["client_id"], "team");
     assert!(records[2].get("cost_usd").is_none());

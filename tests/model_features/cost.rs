@@ -6,10 +6,8 @@
 //! doors, the audit record and `ai_service_cost_usd_total`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use std::time::Duration;
-
 use crate::common::{
-    TestServer,
+    self, TestServer,
     fake_upstream::{FakeUpstream, Reply, TEST_KEY, provider_yaml, streaming, user_request},
     http_get,
     redis::metric,
@@ -21,19 +19,6 @@ use serde_json::{Value, json};
 async fn start(yaml: &str) -> TestServer {
     let env = [("TEST_KEY".to_owned(), TEST_KEY.to_owned())];
     TestServer::start_with(Config::from_yaml(yaml, env).unwrap()).await
-}
-
-/// The audit file's records once there are `n`.
-async fn records(audit: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(audit).unwrap_or_default();
-        let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if records.len() >= n {
-            return records;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("fewer than {n} audit records in {}", audit.display());
 }
 
 fn header(response: &tonic::metadata::MetadataMap, name: &str) -> Option<String> {
@@ -84,7 +69,7 @@ async fn each_providers_usage_shape_costs_what_its_list_price_says() {
         assert_eq!(answer.cost.map(|c| c.usd), Some(usd), "{route}");
     }
 
-    let records = records(&audit, 4).await;
+    let records = common::audit_records(&audit, 4).await;
     for (record, (route, usd)) in records.iter().zip(expected) {
         assert_eq!(record["route"], route);
         assert_eq!(record["cost_usd"], json!(usd), "{record}");
@@ -143,7 +128,7 @@ async fn an_unknown_price_is_unset_everywhere_and_counted_never_zero() {
     let trailers = stream.trailers().await.unwrap().unwrap_or_default();
     assert!(trailers.get("x-ai-cost-usd").is_none());
 
-    let records = records(&audit, 3).await;
+    let records = common::audit_records(&audit, 3).await;
     assert!(records.iter().all(|r| r.get("cost_usd").is_none()), "{records:?}");
     let (_, scrape) = http_get(admin, "/metrics").await;
     let series = r#"ai_service_unpriced_calls_total{route="local",provider="local"}"#;
