@@ -99,12 +99,13 @@ pub fn start_bao() -> (Vault, Running) {
 
 /// A free port whose successor is free too (the dev server's cluster listener).
 fn free_port_pair() -> u16 {
-    loop {
+    for _ in 0..100 {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
             return port;
         }
     }
+    panic!("no two free ports in a row on 127.0.0.1 after 100 tries");
 }
 
 /// Waits (at most 10 s) until the server reports itself unsealed.
