@@ -9,6 +9,7 @@
 //! with [`ConfigError::EXIT_CODE`] before it binds any port.
 
 pub mod backup;
+mod bedrock;
 pub mod env;
 pub mod raw;
 
@@ -29,6 +30,7 @@ use std::{
 };
 
 pub use backup::{BackupConfig, RotateConfig};
+pub use bedrock::{AwsCredentials, BedrockSettings, StaticAwsKeys};
 pub use pricing::{Budget, BudgetWindow, Price, PriceEntry, PricingConfig};
 pub use provider::{ConnectionSettings, KeySource, Preset};
 pub use raw::{Backend, LogFormat, ProviderKind, RawLimitPolicy, Strategy};
@@ -153,6 +155,7 @@ impl ProviderConfig {
             | ProviderSettings::Anthropic { connection, .. }
             | ProviderSettings::Gemini { connection }
             | ProviderSettings::Vertex { connection, .. }
+            | ProviderSettings::Bedrock { connection, .. }
             | ProviderSettings::Cohere { connection } => Some(connection),
         }
     }
@@ -166,6 +169,7 @@ impl ProviderConfig {
             | ProviderSettings::Anthropic { connection, .. }
             | ProviderSettings::Gemini { connection }
             | ProviderSettings::Vertex { connection, .. }
+            | ProviderSettings::Bedrock { connection, .. }
             | ProviderSettings::Cohere { connection } => Some(connection),
         }
     }
@@ -228,6 +232,13 @@ pub enum ProviderSettings {
         connection: ConnectionSettings,
         /// Project, location and credentials.
         vertex: VertexSettings,
+    },
+    /// AWS Bedrock (Converse API).
+    Bedrock {
+        /// Where and how to connect; `base_url` is the regional runtime endpoint.
+        connection: ConnectionSettings,
+        /// Region and credentials.
+        bedrock: BedrockSettings,
     },
     /// Cohere (API v2).
     Cohere {

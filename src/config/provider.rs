@@ -108,6 +108,8 @@ pub const PRESETS: &[Preset] = &[
     preset(ProviderKind::OpenAiCompatible, "openai_compatible", None, None, false),
     // The base URL follows `location`; the credentials are Google's, not a key.
     preset(ProviderKind::Vertex, "vertex", None, None, false),
+    // The base URL follows `region`; requests are signed with AWS credentials, not a key.
+    preset(ProviderKind::Bedrock, "bedrock", None, None, false),
 ];
 
 /// The variable that holds the Azure OpenAI endpoint when `base_url` is not set.
@@ -241,6 +243,9 @@ pub fn validate(
     if kind == ProviderKind::Vertex {
         return super::vertex::validate(name, raw, preset, vars);
     }
+    if kind == ProviderKind::Bedrock {
+        return super::bedrock::validate(name, raw, preset, vars);
+    }
     let connection = connection(&at, preset, &raw, vars)?;
     let settings = match kind {
         ProviderKind::AzureOpenAi => {
@@ -314,6 +319,8 @@ pub(super) fn reject_unused(
         ("project", raw.project.is_some()),
         ("location", raw.location.is_some()),
         ("credentials_file", raw.credentials_file.is_some()),
+        ("region", raw.region.is_some()),
+        ("profile", raw.profile.is_some()),
     ];
     for (field, set) in present {
         if set && !allowed.contains(&field) {

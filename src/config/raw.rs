@@ -246,6 +246,13 @@ pub struct RawProvider {
     /// then the metadata server (GKE workload identity).
     #[serde(default)]
     pub credentials_file: Option<String>,
+    /// bedrock: the AWS region; without one, `AWS_REGION` or `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// bedrock: the shared-config profile the credentials come from; without one,
+    /// `AWS_PROFILE`, else the default chain.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// The provider adapters this build knows, and the OpenAI-compatible presets.
@@ -291,11 +298,13 @@ pub enum ProviderKind {
     VLlm,
     /// Google Vertex AI: Gemini and Claude models with Google Cloud credentials.
     Vertex,
+    /// AWS Bedrock (Converse API): Claude, Llama, Mistral, Nova … with AWS credentials.
+    Bedrock,
 }
 
 impl ProviderKind {
     /// Every kind.
-    pub const ALL: [ProviderKind; 16] = {
+    pub const ALL: [ProviderKind; 17] = {
         use ProviderKind as K;
         [
             K::Echo,
@@ -314,6 +323,7 @@ impl ProviderKind {
             K::Ollama,
             K::VLlm,
             K::Vertex,
+            K::Bedrock,
         ]
     };
 
@@ -337,6 +347,7 @@ impl ProviderKind {
             K::Ollama => "ollama",
             K::VLlm => "vllm",
             K::Vertex => "vertex",
+            K::Bedrock => "bedrock",
         }
     }
 
@@ -366,6 +377,7 @@ impl ProviderKind {
             K::Ollama => "ollama",
             K::VLlm => "vllm",
             K::Vertex => "gcp.vertex_ai",
+            K::Bedrock => "aws.bedrock",
         }
     }
 }

@@ -58,6 +58,7 @@ impl Pricing {
                     ProviderSettings::Gemini { .. } => ProviderKind::Gemini,
                     ProviderSettings::Vertex { .. } => ProviderKind::Vertex,
                     ProviderSettings::Cohere { .. } => ProviderKind::Cohere,
+                    ProviderSettings::Bedrock { .. } => ProviderKind::Bedrock,
                 };
                 (p.name.clone(), kind)
             })
@@ -104,9 +105,21 @@ impl Pricing {
         if kind == ProviderKind::Echo {
             return Some((crate::config::ECHO, &FREE));
         }
-        // Vertex AI lists Google's and Anthropic's models at their own APIs' list prices.
+        // Vertex AI lists Google's and Anthropic's models at their own APIs' list prices, and
+        // so does Bedrock for Claude, under its own ids (`us.anthropic.claude-…-v1:0`).
         let tables: &[ProviderKind] = match kind {
             ProviderKind::Vertex => &[ProviderKind::Gemini, ProviderKind::Anthropic],
+            ProviderKind::Bedrock => {
+                for model in [reply_model, target_model] {
+                    let id = bedrock_model(model);
+                    for name in [id, base_model(id)] {
+                        if !name.is_empty() && !models.contains(&name) {
+                            models.push(name);
+                        }
+                    }
+                }
+                &[ProviderKind::Anthropic]
+            }
             _ => std::slice::from_ref(&kind),
         };
         tables.iter().filter_map(|k| self.shipped.get(k)).find_map(|shipped| {
@@ -134,6 +147,33 @@ impl Pricing {
 /// The built-in echo provider costs nothing.
 const FREE: Price =
     Price { input: 0, output: 0, cache_read: Some(0), cache_write: Some(0), reasoning: Some(0) };
+
+/// The model name inside a Bedrock model id, inference profile or ARN:
+/// `arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0`
+/// → `claude-sonnet-4-20250514`.
+pub fn bedrock_model(model: &str) -> &str {
+    let id = model.rsplit('/').next().unwrap_or(model);
+    // `-v1:0`: the version of the model on Bedrock.
+    let id = match id.rsplit_once("-v") {
+        Some((base, version))
+            if !base.is_empty()
+                && version
+                    .split(':')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            base
+        }
+        _ => id,
+    };
+    // `us.`, `eu.`, `apac.`, `global.` (cross-region inference profiles), then the vendor.
+    match id.split_once('.') {
+        Some((first, rest)) if rest.contains('.') && first.len() <= 6 => {
+            rest.split_once('.').map_or(rest, |(_, model)| model)
+        }
+        Some((_, model)) => model,
+        None => id,
+    }
+}
 
 /// `model` without a version suffix: a date (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`,
 /// `claude-sonnet-4-5@20250929`) or a release number of three or four digits
@@ -203,6 +243,32 @@ mod tests {
             reasoning_tokens: reasoning,
             estimated: false,
         }
+    }
+
+    #[test]
+    fn bedrock_ids_profiles_and_arns_are_priced_as_the_model_inside() {
+        for (id, model) in [
+            ("anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4-20250514"),
+            ("us.anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku-20241022"),
+            ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929"),
+            (
+                "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-1-20250805-v1:0",
+                "claude-opus-4-1-20250805",
+            ),
+            ("meta.llama3-1-70b-instruct-v1:0", "llama3-1-70b-instruct"),
+            ("amazon.nova-pro-v1:0", "nova-pro"),
+            ("claude-x", "claude-x"),
+        ] {
+            assert_eq!(bedrock_model(id), model, "{id}");
+        }
+        let pricing = Pricing {
+            kinds: HashMap::from([("b".to_owned(), ProviderKind::Bedrock)]),
+            shipped: defaults::table(),
+            ..Pricing::default()
+        };
+        let id = "us.anthropic.claude-sonnet-4-20250514-v1:0";
+        assert_eq!(pricing.price_of("b", id, id).map(|(m, _)| m), Some("claude-sonnet-4"));
+        assert!(pricing.price_of("b", "amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0").is_none());
     }
 
     #[test]

@@ -187,9 +187,42 @@ impl Upstream {
         response: Response,
     ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
         let upstream = self.clone();
+        let body = self.chunks(response);
+        async_stream::stream! {
+            let mut body = std::pin::pin!(body);
+            let mut parser = SseParser::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                };
+                match parser.push(&chunk) {
+                    Ok(events) => {
+                        for event in events {
+                            yield Ok(event);
+                        }
+                    }
+                    Err(e) => {
+                        yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The chunks of a streamed body, ending with an error on a transport failure (`StreamCut`
+    /// or `Timeout`) or once more than `max_output_bytes` came.
+    pub fn chunks(
+        &self,
+        response: Response,
+    ) -> impl Stream<Item = Result<bytes::Bytes, ProviderError>> + Send + 'static {
+        let upstream = self.clone();
         let mut body = response.bytes_stream();
         async_stream::stream! {
-            let mut parser = SseParser::new();
             let mut read = 0usize;
             while let Some(chunk) = body.next().await {
                 let chunk = match chunk {
@@ -205,17 +238,7 @@ impl Upstream {
                     yield Err(upstream.too_long());
                     return;
                 }
-                match parser.push(&chunk) {
-                    Ok(events) => {
-                        for event in events {
-                            yield Ok(event);
-                        }
-                    }
-                    Err(e) => {
-                        yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
-                        return;
-                    }
-                }
+                yield Ok(chunk);
             }
         }
     }
@@ -284,6 +307,14 @@ impl Upstream {
             } else if t == "overloaded_error" {
                 kind = ProviderErrorKind::Overloaded;
             }
+        }
+        // AWS names the error's type (Bedrock's ModelNotReadyException is a 429 that means
+        // unavailable, not a rate limit).
+        if let Some(aws) = super::bedrock::error_type(headers, body)
+            .as_deref()
+            .and_then(super::bedrock::error_kind)
+        {
+            kind = aws;
         }
         let message = match message {
             Some(m) => format!("upstream returned {}: {m}", status.as_u16()),

@@ -5,6 +5,7 @@
 //! Routing, retries, failover and metrics live outside, in [`crate::router`] and the handler.
 
 mod anthropic;
+mod bedrock;
 mod cohere;
 mod echo;
 mod gemini;
@@ -18,6 +19,7 @@ use std::{fmt, pin::Pin, sync::Arc, time::Duration};
 use futures::Stream;
 
 pub use anthropic::AnthropicProvider;
+pub use bedrock::BedrockProvider;
 pub use cohere::CohereProvider;
 pub use echo::EchoProvider;
 pub use gemini::GeminiProvider;
@@ -49,6 +51,9 @@ pub fn build(config: &ProviderConfig) -> Result<SharedProvider, ProviderError> {
             Arc::new(VertexProvider::new(name, connection, vertex)?)
         }
         ProviderSettings::Cohere { connection } => Arc::new(CohereProvider::new(name, connection)?),
+        ProviderSettings::Bedrock { connection, bedrock } => {
+            Arc::new(BedrockProvider::new(name, connection, bedrock)?)
+        }
     })
 }
 

@@ -100,6 +100,8 @@ pub struct Received {
     pub uri: String,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
+    /// The body as it came, e.g. to check a signature over it.
+    pub raw: Bytes,
 }
 
 impl Received {
@@ -194,6 +196,7 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         uri: parts.uri.to_string(),
         headers: parts.headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        raw: body.clone(),
     });
     let reply = {
         let mut replies = shared.replies.lock().unwrap();

@@ -37,7 +37,7 @@ struct TokenState {
 }
 
 /// A fake OAuth 2.0 token endpoint handing out `token(n)` for the n-th grant.
-struct TokenServer {
+pub(crate) struct TokenServer {
     addr: SocketAddr,
     state: TokenState,
     task: tokio::task::JoinHandle<()>,
@@ -50,7 +50,7 @@ impl Drop for TokenServer {
 }
 
 impl TokenServer {
-    async fn start(expires_in: u64) -> TokenServer {
+    pub(crate) async fn start(expires_in: u64) -> TokenServer {
         let state = TokenState { grants: Arc::default(), expires_in };
         let app = axum::Router::new().route("/token", post(grant)).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,7 +61,7 @@ impl TokenServer {
         TokenServer { addr, state, task }
     }
 
-    fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         format!("http://{}/token", self.addr)
     }
 
@@ -71,7 +71,7 @@ impl TokenServer {
 }
 
 /// The access token of the n-th grant (from 1); long enough for the redactor to learn it.
-fn token(n: usize) -> String {
+pub(crate) fn token(n: usize) -> String {
     format!("ya29.c.test-access-token-{n:04}-0123456789")
 }
 
@@ -122,7 +122,7 @@ async fn grant(State(state): State<TokenState>, body: String) -> axum::Json<Valu
 }
 
 /// A service-account key file whose `token_uri` is the fake's.
-fn key_file(dir: &tempfile::TempDir, token_uri: &str) -> PathBuf {
+pub(crate) fn key_file(dir: &tempfile::TempDir, token_uri: &str) -> PathBuf {
     let pem = String::from_utf8(fixture("vertex/test_key.pem")).unwrap();
     let key = json!({
         "type": "service_account",
@@ -183,7 +183,7 @@ async fn start(
     (gw, upstream, tokens, dir)
 }
 
-fn bearer(n: usize) -> String {
+pub(crate) fn bearer(n: usize) -> String {
     format!("Bearer {}", token(n))
 }
 
