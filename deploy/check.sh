@@ -146,6 +146,8 @@ expect "helm template secrets.openai_key=sk-test" render own-secret --set secret
 expect "helm template existingSecret=ai-secrets" render existing --set existingSecret=ai-secrets --set secrets.openai_key=ignored
 expect "helm template -f ci/extras-values.yaml" render extras -f "$chart/ci/extras-values.yaml"
 expect "helm template -f ci/routes-values.yaml" render routes -f "$chart/ci/routes-values.yaml"
+expect "helm lint --strict (cloud identities)" lint --strict "$chart" -f "$chart/ci/cloud-values.yaml"
+expect "helm template -f ci/cloud-values.yaml" render cloud -f "$chart/ci/cloud-values.yaml"
 render_fails() { ! helm template ai-service "$chart" --kube-version "$KUBE_VERSION" "$@" >/dev/null 2>&1; }
 expect "helm template refuses tls.enabled without tls.secretName" render_fails --set tls.enabled=true
 expect "helm template refuses tracing.headers without tracing.headersSecret" render_fails \
@@ -174,7 +176,7 @@ rc=0
     k8s="$out/k8s.yaml" secret-example=deploy/k8s/secret.example.yaml \
     default="$out/default.yaml" documented="$out/documented.yaml" timeout45="$out/timeout45.yaml" \
     own-secret="$out/own-secret.yaml" existing="$out/existing.yaml" \
-    extras="$out/extras.yaml" routes="$out/routes.yaml" | tee "$out/manifests.log" || rc=$?
+    extras="$out/extras.yaml" routes="$out/routes.yaml" cloud="$out/cloud.yaml" | tee "$out/manifests.log" || rc=$?
 line=$(tail -n 1 "$out/manifests.log")
 if [[ $line =~ ^manifest\ checks:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
     passed=$((passed + BASH_REMATCH[1]))

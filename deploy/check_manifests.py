@@ -392,6 +392,37 @@ def sections(renders):
                   and config["log"]["level"] == "debug" and config["log"]["format"] == "json",
                   (config["routing"], config["log"]))
 
+    if "cloud" in renders:
+        print("helm template (cloud identities: IRSA and GKE workload identity)")
+        docs = renders["cloud"]
+        dep, config = workload(docs, "cloud", replicas=3, image="ai-service:latest",
+                               secret="ai-service", helm=True)
+        sa = one(docs, "ServiceAccount")
+        annotations = (sa or {}).get("metadata", {}).get("annotations", {})
+        check("cloud: a ServiceAccount is created with the IRSA role annotation",
+              annotations.get("eks.amazonaws.com/role-arn")
+              == "arn:aws:iam::123456789012:role/ai-gateway-bedrock", annotations)
+        check("cloud: ... and the GKE workload identity annotation",
+              annotations.get("iam.gke.io/gcp-service-account")
+              == "ai-gateway@my-project.iam.gserviceaccount.com", annotations)
+        pod = dep["spec"]["template"]["spec"] if dep else {}
+        check("cloud: the pods run as that ServiceAccount",
+              sa is not None and pod.get("serviceAccountName") == sa["metadata"]["name"],
+              pod.get("serviceAccountName"))
+        check("cloud: no Secret rendered (no key anywhere)", one(docs, "Secret") is None)
+        c = (pod.get("containers") or [{}])[0]
+        names = {e["name"] for e in c.get("env", [])}
+        check("cloud: no AWS or Google credential in the pod's environment",
+              not names & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                           "GOOGLE_APPLICATION_CREDENTIALS"} and not c.get("envFrom"),
+              (names, c.get("envFrom")))
+        providers = (config or {}).get("providers", {})
+        check("cloud: Bedrock and Vertex AI providers take no key or key file",
+              providers.get("bedrock", {}).get("kind") == "bedrock"
+              and providers.get("vertex", {}).get("kind") == "vertex"
+              and not any(k.startswith("api_key") or k == "credentials_file"
+                          for p in providers.values() for k in p), providers)
+
 
 if __name__ == "__main__":
     sys.exit(main())

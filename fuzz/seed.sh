@@ -10,9 +10,9 @@ seed() { # seed TARGET NAME PREFIX-PRINTF-FORMAT FILE
 }
 # sse: one byte of piece size, then the stream.
 for f in "$fixtures"/*/*.sse; do seed sse "$(basename "$(dirname "$f")")-$(basename "$f")" '\x07' "$f"; done
-# provider_reply: byte 0 picks the provider (0 anthropic, 1 gemini, 2 openai; +0x80 streams),
-# byte 1 the status (0 is 200).
-for p in anthropic:0 gemini:1 openai:2 azure:2; do
+# provider_reply: byte 0 picks the provider in name order (0 anthropic, 1 bedrock, 2 cohere,
+# 3 gemini, 4 openai; +0x80 streams), byte 1 the status (0 is 200).
+for p in anthropic:0 cohere:2 gemini:3 openai:4 azure:4; do
   dir=${p%%:*}; i=${p##*:}
   for f in "$fixtures/$dir"/*.json "$fixtures/$dir"/*.html; do
     [ -e "$f" ] && seed provider_reply "$dir-$(basename "$f")" "\\x0$i\\x00" "$f"
@@ -21,6 +21,20 @@ for p in anthropic:0 gemini:1 openai:2 azure:2; do
     [ -e "$f" ] && seed provider_reply "$dir-$(basename "$f")" "\\x8$i\\x00" "$f"
   done
 done
+# provider_reply, Bedrock (1): the unary reply, and the stream's events as framed records
+# (first body byte odd: [type][flags][len][payload] each, see the target).
+for f in "$fixtures"/bedrock/*.json; do
+  [ "$(basename "$f")" = converse_stream.json ] || seed provider_reply "bedrock-$(basename "$f")" '\x01\x00' "$f"
+done
+python3 - "$fixtures/bedrock/converse_stream.json" > corpus/provider_reply/bedrock-stream-framed <<'PY'
+import json, sys
+names = ["messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"]
+out = bytearray(b"\x81\x00\x01")
+for event in json.load(open(sys.argv[1])):
+    payload = json.dumps(event["payload"]).encode()[:255]
+    out += bytes([names.index(event["event"]), 0, len(payload)]) + payload
+sys.stdout.buffer.write(out)
+PY
 # config: the documented examples and the deploy values.
 mkdir -p corpus/config
 for f in ../config*.yaml ../docs/*.yaml ../deploy/*.yaml ../deploy/**/*.yaml; do

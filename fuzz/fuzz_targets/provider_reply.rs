@@ -1,5 +1,9 @@
 //! Each provider adapter's reply reader — unary JSON and SSE stream events, OpenAI (and the
-//! compatible APIs), Anthropic, Gemini and Cohere — over arbitrary bytes from the upstream.
+//! compatible APIs), Anthropic, Gemini and Cohere, and Bedrock's JSON and binary event stream —
+//! over arbitrary bytes from the upstream. For Bedrock's stream the bytes are either the body
+//! as it is (the frame decoder's prelude, lengths and CRCs under attack) or, with the first body
+//! byte odd, a list of events encoded as valid frames (the event reader under attack):
+//! `[type][flags][len][payload…]` repeated, a type picking an event or exception name.
 //!
 //! The adapters read a `reqwest::Response`, so the target drives the real adapters against a
 //! tiny in-process HTTP/1.1 server on 127.0.0.1 that answers with the fuzzer's bytes. Whatever
@@ -90,10 +94,19 @@ fn harness() -> &'static Harness {
              \x20 a: {{kind: anthropic, base_url: 'http://{addr}', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
              \x20 g: {{kind: gemini, base_url: 'http://{addr}', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
              \x20 c: {{kind: cohere, base_url: 'http://{addr}', api_key_env: K, disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
+             \x20 b: {{kind: bedrock, region: us-east-1, base_url: 'http://{addr}', disable_proxy: true, request_timeout: 5s, max_output_bytes: 1000000}}\n\
              routes: [{{name: m, targets: [{{provider: o, model: m}}]}}]\n"
         );
-        let config =
-            Config::from_yaml(&yaml, [("K".to_owned(), "sk-fuzz-0123456789".to_owned())]).unwrap();
+        let vars = [
+            ("K", "sk-fuzz-0123456789"),
+            ("AWS_ACCESS_KEY_ID", "AKIAFUZZFUZZFUZZFUZZ"),
+            ("AWS_SECRET_ACCESS_KEY", "fuzz-secret-key"),
+        ];
+        let config = Config::from_yaml(
+            &yaml,
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .unwrap();
         let providers = config.providers.iter().map(|p| provider::build(p).unwrap()).collect();
         let request = validate::chat_request(pb::ChatRequest {
             model: "m".into(),
@@ -114,15 +127,63 @@ fn harness() -> &'static Harness {
 
 const STATUSES: [u16; 8] = [200, 200, 200, 200, 400, 429, 503, 307];
 
+/// The event and exception names a framed Bedrock body picks from.
+const EVENTS: [&str; 10] = [
+    "messageStart",
+    "contentBlockStart",
+    "contentBlockDelta",
+    "contentBlockStop",
+    "messageStop",
+    "metadata",
+    "throttlingException",
+    "modelStreamErrorException",
+    "internalServerException",
+    "somethingNew",
+];
+
+/// `[type][flags][len][payload…]…` as valid event-stream frames; flags bit 0 makes the frame
+/// an exception, bit 1 leaves out its `:message-type`.
+fn frames(mut data: &[u8]) -> Vec<u8> {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let mut out = Vec::new();
+    while let [kind, flags, len, rest @ ..] = data {
+        let len = usize::from(*len).min(rest.len());
+        let (payload, next) = rest.split_at(len);
+        data = next;
+        let name = EVENTS[usize::from(*kind) % EVENTS.len()].to_owned();
+        let (kind_header, message_type) = if flags & 1 == 1 {
+            (":exception-type", "exception")
+        } else {
+            (":event-type", "event")
+        };
+        let mut message = Message::new(payload.to_vec())
+            .add_header(Header::new(kind_header, HeaderValue::String(name.into())));
+        if flags & 2 == 0 {
+            message = message
+                .add_header(Header::new(":message-type", HeaderValue::String(message_type.into())));
+        }
+        let _ = aws_smithy_eventstream::frame::write_message_to(&message, &mut out);
+    }
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
     // Byte 0: provider and unary/stream; byte 1: status; the rest: the body.
     let [selector, status, body @ ..] = data else { return };
     let h = harness();
     let provider = &h.providers[usize::from(selector & 0x7f) % h.providers.len()];
     let stream = selector & 0x80 != 0;
-    let content_type = if stream { "text/event-stream" } else { "application/json" };
+    let bedrock = provider.name() == "b";
+    let (content_type, body) = match (stream, bedrock, body) {
+        (true, true, [mode, rest @ ..]) if mode & 1 == 1 => {
+            ("application/vnd.amazon.eventstream", frames(rest))
+        }
+        (true, true, _) => ("application/vnd.amazon.eventstream", body.to_vec()),
+        (true, false, _) => ("text/event-stream", body.to_vec()),
+        (false, _, _) => ("application/json", body.to_vec()),
+    };
     *h.reply.lock().unwrap() =
-        (STATUSES[usize::from(*status) % STATUSES.len()], content_type, body.to_vec());
+        (STATUSES[usize::from(*status) % STATUSES.len()], content_type, body);
     h.runtime.block_on(async {
         if !stream {
             let _ = provider.chat("m", &h.request).await;

@@ -154,9 +154,30 @@ client-key settings appear only when set; extraConfig is deep-merged last and wi
 {{- toYaml $cfg -}}
 {{- end -}}
 
+{{/* Whether the chart creates the pods' ServiceAccount: asked for, or a cloud identity set. */}}
+{{- define "ai-service.createServiceAccount" -}}
+{{- if or .Values.serviceAccount.create .Values.cloudIdentity.awsRoleArn .Values.cloudIdentity.gcpServiceAccount -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The ServiceAccount's annotations: the operator's, plus the cloud identities'. */}}
+{{- define "ai-service.serviceAccountAnnotations" -}}
+{{- $annotations := deepCopy .Values.serviceAccount.annotations -}}
+{{- with .Values.cloudIdentity.awsRoleArn -}}
+{{- $_ := set $annotations "eks.amazonaws.com/role-arn" . -}}
+{{- end -}}
+{{- with .Values.cloudIdentity.gcpServiceAccount -}}
+{{- $_ := set $annotations "iam.gke.io/gcp-service-account" . -}}
+{{- end -}}
+{{- if $annotations -}}
+{{- toYaml $annotations -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The pods' ServiceAccount, when the chart creates one or one is named. */}}
 {{- define "ai-service.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
+{{- if include "ai-service.createServiceAccount" . -}}
 {{- default (include "ai-service.fullname" .) .Values.serviceAccount.name -}}
 {{- else -}}
 {{- .Values.serviceAccount.name -}}
