@@ -308,7 +308,7 @@ async fn a_refused_credential_names_aws_and_never_a_secret() {
 }
 
 #[tokio::test]
-async fn a_throttled_bedrock_call_fails_over_to_claude_on_vertex() {
+async fn claude_fails_over_from_anthropic_to_a_throttled_bedrock_to_vertex() {
     let tokens = crate::vertex::TokenServer::start(3600).await;
     let dir = tempfile::tempdir().unwrap();
     let key = crate::vertex::key_file(&dir, &tokens.uri());
@@ -319,8 +319,11 @@ async fn a_throttled_bedrock_call_fails_over_to_claude_on_vertex() {
         "bedrock/throttling.json",
     )])
     .await;
+    let anthropic = FakeUpstream::start(vec![Reply::json(429, "anthropic/error_429.json")]).await;
+    let audit = dir.path().join("audit.jsonl");
     let yaml = format!(
         "providers:
+  anthropic: {{kind: anthropic, base_url: '{}', api_key_env: TEST_KEY, disable_proxy: true}}
   bedrock: {{kind: bedrock, region: us-east-1, base_url: '{}', disable_proxy: true}}
   vertex:
     kind: vertex
@@ -332,16 +335,24 @@ async fn a_throttled_bedrock_call_fails_over_to_claude_on_vertex() {
 routes:
   - name: chain
     targets:
+      - {{provider: anthropic, model: claude-sonnet-4-20250514}}
       - {{provider: bedrock, model: {CLAUDE}}}
       - {{provider: vertex, model: claude-sonnet-4@20250514}}
+  - name: bedrock-only
+    targets: [{{provider: bedrock, model: {CLAUDE}}}]
+routing: {{max_retries: 2}}
+audit: {{sink: '{}'}}
 ",
+        anthropic.url(""),
         bedrock.url(""),
         vertex.url(""),
-        key.display()
+        key.display(),
+        audit.display()
     );
     let mut gw = gateway(&yaml, &KEYS).await;
     let reply = gw.client.chat(user_request("chain", "hi")).await.unwrap().into_inner();
     assert_eq!(reply.provider, "vertex");
+    assert_eq!(anthropic.received().len(), 1);
     let throttled = bedrock.received();
     assert!(!throttled.is_empty());
     check_signature(&throttled[0], SECRET_KEY);
@@ -352,6 +363,30 @@ routes:
         got.uri
     );
     assert_eq!(got.header("authorization"), Some(crate::vertex::bearer(1).as_str()));
+
+    // Alone, Bedrock's model is still cooling down from its throttle: RESOURCE_EXHAUSTED at
+    // once, nothing sent. Both calls leave their record.
+    let status = gw.client.chat(user_request("bedrock-only", "hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let records = crate::common::audit_records(&audit, 2).await;
+    assert_eq!(
+        (
+            &records[0]["route"],
+            &records[0]["provider"],
+            &records[0]["code"],
+            &records[0]["attempts"]
+        ),
+        (&json!("chain"), &json!("vertex"), &json!("OK"), &json!(3)),
+        "{}",
+        records[0]
+    );
+    assert_eq!(bedrock.received().len(), 1);
+    assert_eq!(
+        (&records[1]["route"], &records[1]["code"], &records[1]["attempts"]),
+        (&json!("bedrock-only"), &json!("RESOURCE_EXHAUSTED"), &json!(0)),
+        "{}",
+        records[1]
+    );
 }
 
 #[tokio::test]

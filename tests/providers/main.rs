@@ -14,3 +14,4 @@ mod cohere;
 mod gemini;
 mod openai;
 mod vertex;
+mod vertex_workload_identity;
