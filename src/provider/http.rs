@@ -243,6 +243,20 @@ impl Upstream {
         }
     }
 
+    /// Checks that an embeddings reply has one non-empty vector per input.
+    pub fn check_vectors(&self, vectors: &[Vec<f32>], inputs: usize) -> Result<(), ProviderError> {
+        if vectors.len() != inputs {
+            return Err(self.invalid(format!(
+                "the reply has {} embeddings for {inputs} inputs",
+                vectors.len()
+            )));
+        }
+        match vectors.iter().position(Vec::is_empty) {
+            Some(i) => Err(self.invalid(format!("embedding {i} has no values"))),
+            None => Ok(()),
+        }
+    }
+
     /// An error of this provider.
     pub fn error(&self, kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
         ProviderError::new(&self.name, kind, self.redact(message.into()))

@@ -72,6 +72,28 @@ pub(crate) fn tool_declaration(
     declaration
 }
 
+/// Refuses a system message holding anything but text and cache breakpoints, for the APIs
+/// whose system prompt is text blocks (Anthropic, Bedrock).
+pub(crate) fn system_text_only(
+    provider: &str,
+    at: &str,
+    message: &crate::chat::Message,
+) -> Result<(), ProviderError> {
+    use crate::chat::ContentPart;
+    if message
+        .content
+        .iter()
+        .any(|p| !matches!(p, ContentPart::Text(_) | ContentPart::CacheBreakpoint(_)))
+    {
+        return Err(ProviderError::unsupported(
+            provider,
+            format!("{at}.content"),
+            "a system prompt can hold only text",
+        ));
+    }
+    Ok(())
+}
+
 /// Usage estimated at about four bytes a token, for providers that report none.
 pub fn estimate_usage(request: &ChatRequest, output_bytes: usize) -> Usage {
     let input: usize = request.messages.iter().map(|m| m.joined_text().len()).sum();

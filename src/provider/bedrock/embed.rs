@@ -131,16 +131,7 @@ impl BedrockProvider {
                 (replies.into_iter().map(|(v, _)| v).collect(), tokens)
             }
         };
-        if vectors.len() != request.inputs.len() {
-            return Err(self.upstream.invalid(format!(
-                "the reply has {} embeddings for {} inputs",
-                vectors.len(),
-                request.inputs.len()
-            )));
-        }
-        if let Some(i) = vectors.iter().position(Vec::is_empty) {
-            return Err(self.upstream.invalid(format!("embedding {i} has no values")));
-        }
+        self.upstream.check_vectors(&vectors, request.inputs.len())?;
         Ok(Embeddings {
             vectors,
             provider_model: model.to_owned(),

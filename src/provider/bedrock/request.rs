@@ -265,14 +265,7 @@ impl BedrockProvider {
             }
             let (role, blocks) = match m.role {
                 Role::System => {
-                    if m.content.iter().any(|p| {
-                        !matches!(p, ContentPart::Text(_) | ContentPart::CacheBreakpoint(_))
-                    }) {
-                        return Err(self.unsupported(
-                            format!("{at}.content"),
-                            "a system prompt can hold only text",
-                        ));
-                    }
+                    crate::provider::system_text_only(&self.upstream.name, &at, m)?;
                     system.extend(self.blocks(&at, &m.content)?);
                     continue;
                 }

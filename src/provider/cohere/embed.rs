@@ -78,16 +78,7 @@ impl CohereProvider {
         let response = self.send(self.post("/v2/embed", &body), false).await?;
         let reply: WireReply = self.upstream.json(response).await?;
         let vectors = reply.embeddings.float;
-        if vectors.len() != request.inputs.len() {
-            return Err(self.upstream.invalid(format!(
-                "the reply has {} embeddings for {} inputs",
-                vectors.len(),
-                request.inputs.len()
-            )));
-        }
-        if let Some(i) = vectors.iter().position(Vec::is_empty) {
-            return Err(self.upstream.invalid(format!("embedding {i} has no values")));
-        }
+        self.upstream.check_vectors(&vectors, request.inputs.len())?;
         let billed = reply.meta.and_then(|m| m.billed_units).unwrap_or_default();
         Ok(Embeddings {
             vectors,

@@ -78,18 +78,10 @@ impl GeminiProvider {
         };
         let response = self.upstream.send(builder.json(&body), false).await?;
         let reply: WireReply = self.upstream.json(response).await?;
-        if reply.embeddings.len() != request.inputs.len() {
-            return Err(self.upstream.invalid(format!(
-                "the reply has {} embeddings for {} inputs",
-                reply.embeddings.len(),
-                request.inputs.len()
-            )));
-        }
-        if let Some(i) = reply.embeddings.iter().position(|e| e.values.is_empty()) {
-            return Err(self.upstream.invalid(format!("embedding {i} has no values")));
-        }
+        let vectors: Vec<Vec<f32>> = reply.embeddings.into_iter().map(|e| e.values).collect();
+        self.upstream.check_vectors(&vectors, request.inputs.len())?;
         Ok(Embeddings {
-            vectors: reply.embeddings.into_iter().map(|e| e.values).collect(),
+            vectors,
             provider_model: bare.to_owned(),
             usage: crate::chat::Usage::default(),
         })
