@@ -90,6 +90,22 @@ mod tests {
     }
 
     #[test]
+    fn the_section_is_read_strictly_and_from_the_environment_too() {
+        let var = |value: &str| {
+            vec![("AI_SERVICE__SERVER__GRPC_WEB__ALLOWED_ORIGINS".to_owned(), value.to_owned())]
+        };
+        let config = crate::Config::from_yaml("", var(r#"["http://127.0.0.1:9090"]"#)).unwrap();
+        assert_eq!(config.server.grpc_web.allowed_origins, ["http://127.0.0.1:9090"]);
+        let error = crate::Config::from_yaml("", var(r#"["http://127.0.0.1:9090/"]"#)).unwrap_err();
+        assert_eq!(error.path, "server.grpc_web.allowed_origins[0]");
+        let error =
+            crate::Config::from_yaml("server: {grpc_web: {origins: []}}", Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("origins"), "{error}");
+        let off = crate::Config::from_yaml("server: {grpc_web: {enabled: false}}", Vec::new());
+        assert!(!off.unwrap().server.grpc_web.enabled);
+    }
+
+    #[test]
     fn a_bad_origin_names_its_index() {
         for bad in [
             "console.example.com",
