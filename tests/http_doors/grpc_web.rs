@@ -230,6 +230,56 @@ async fn both_modes_carry_chat_and_stream_chat_with_their_telemetry() {
     assert!(!scrape.contains("front_door=\"grpc\""), "gRPC-Web calls counted as gRPC");
 }
 
+#[tokio::test]
+async fn the_request_limits_of_grpc_apply_and_are_recorded_under_grpc_web() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let server = TestServer::start(&format!(
+        "server: {{max_request_bytes: 2048, max_messages: 2}}\naudit: {{sink: {}}}\n",
+        audit.display()
+    ))
+    .await;
+    let (admin, _admin_stop) = start_admin(&server.gateway).await;
+
+    let large = web_call(
+        &server,
+        "Chat",
+        "application/grpc-web-text",
+        &common::chat("echo", &"x".repeat(4096)),
+        &[("x-request-id", "too-large")],
+    )
+    .await;
+    assert_eq!((large.status, large.grpc_status()), (200, Some("11")), "OUT_OF_RANGE");
+    let mut many = common::chat("echo", "one");
+    many.messages.extend([common::user("two"), common::user("three")]);
+    let many =
+        web_call(&server, "Chat", "application/grpc-web", &many, &[("x-request-id", "too-many")])
+            .await;
+    assert_eq!(many.grpc_status(), Some("3"), "INVALID_ARGUMENT");
+
+    let (_, scrape) = http_get(admin, "/metrics").await;
+    server.stop().await.unwrap();
+    let records = common::audit_records(&audit, 2).await;
+    let by_id = |id: &str| records.iter().find(|r| r["request_id"] == id).unwrap().clone();
+    assert_eq!(
+        (by_id("too-large")["front_door"].clone(), by_id("too-large")["code"].clone()),
+        (json!("grpc_web"), json!("OUT_OF_RANGE"))
+    );
+    assert_eq!(
+        (by_id("too-many")["front_door"].clone(), by_id("too-many")["code"].clone()),
+        (json!("grpc_web"), json!("INVALID_ARGUMENT"))
+    );
+    for code in ["OUT_OF_RANGE", "INVALID_ARGUMENT"] {
+        let prefix = format!("ai_service_requests_total{{front_door=\"grpc_web\",method=\"Chat\",");
+        assert!(
+            scrape
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(&format!("code=\"{code}\"}} 1"))),
+            "no {code} under grpc_web in:\n{scrape}"
+        );
+    }
+}
+
 async fn preflight(server: &TestServer, origin: &str) -> reqwest::Response {
     client()
         .request(
