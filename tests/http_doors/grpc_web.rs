@@ -269,12 +269,12 @@ async fn the_request_limits_of_grpc_apply_and_are_recorded_under_grpc_web() {
         (by_id("too-many")["front_door"].clone(), by_id("too-many")["code"].clone()),
         (json!("grpc_web"), json!("INVALID_ARGUMENT"))
     );
+    let prefix = "ai_service_requests_total{front_door=\"grpc_web\",method=\"Chat\",";
     for code in ["OUT_OF_RANGE", "INVALID_ARGUMENT"] {
-        let prefix = format!("ai_service_requests_total{{front_door=\"grpc_web\",method=\"Chat\",");
         assert!(
             scrape
                 .lines()
-                .any(|l| l.starts_with(&prefix) && l.contains(&format!("code=\"{code}\"}} 1"))),
+                .any(|l| l.starts_with(prefix) && l.ends_with(&format!("code=\"{code}\"}} 1"))),
             "no {code} under grpc_web in:\n{scrape}"
         );
     }
