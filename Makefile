@@ -6,10 +6,10 @@
 #   cargo fmt --check, cargo clippy (-D warnings), cargo test, buf lint on proto/,
 #   the check that the committed client stubs match proto/,
 #   the grpcurl smoke test against the debug binary (tests/smoke/grpcurl.sh),
-#   the Go, Python and Java client suites against running gateways,
+#   the Go, Python, Java and TypeScript client suites against running gateways,
 #   the official openai and anthropic SDKs against the HTTP front doors (tests/sdk),
 #   and the deploy checks (deploy/check.sh: Dockerfile, manifests, Helm chart, smoke run).
-# `make generate` regenerates the committed Go and Python stubs from proto/.
+# `make generate` regenerates the committed Go, Python and TypeScript stubs from proto/.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -33,6 +33,10 @@ TEST_PYTHON := $(TEST_VENV)/bin/python
 SDK_VENV    := $(TOOLS)/venv-sdk
 SDK_PYTHON  := $(SDK_VENV)/bin/python
 STORES_VENV := $(TOOLS)/venv-stores
+# The TypeScript client's npm packages, and npm's cache (so a rerun needs no network).
+TS_CLIENT  := clients/typescript
+TS_MODULES := $(TS_CLIENT)/node_modules/.installed
+NPM_CACHE  := $(TOOLS)/npm-cache
 # The S3-compatible server of the backup tests (tests/stores/backup.rs).
 export AI_SERVICE_MOTO := $(STORES_VENV)/bin/moto_server
 export PATH := $(BIN):$(PATH)
@@ -46,7 +50,7 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
 .PHONY: test tools redis-server bao fmt clippy cargo-test build lint smoke generate check-generated \
-	clients client-go client-python client-java sdk fuzz fuzz-short soak
+	clients client-go client-python client-java client-typescript sdk fuzz fuzz-short soak
 
 test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
 	bash deploy/check.sh
@@ -54,7 +58,7 @@ test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
 	$(MAKE) fuzz-short
 
 tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test $(STAMPS)/venv-sdk $(STAMPS)/venv-stores \
-	redis-server $(BIN)/bao
+	redis-server $(BIN)/bao $(TS_MODULES)
 
 # The cache and rate-limit tests start (and stop) their own redis-server on 127.0.0.1, from
 # Debian's package.
@@ -110,6 +114,14 @@ $(STAMPS)/venv-stores: tests/stores/requirements.txt
 	$(STORES_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $<
 	@mkdir -p $(STAMPS) && touch $@
 
+# clients/typescript's npm packages (the client's dependencies, protoc-gen-es, typescript), as
+# its committed package-lock.json pins them, into its git-ignored node_modules; npm's cache is
+# .tools/npm-cache, so a rerun needs no network. Reinstalled when the lock file changes.
+
+$(TS_MODULES): $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --cache $(NPM_CACHE)
+	touch $@
+
 # One rule per Go tool: `go install module/cmd@version` into .tools/bin.
 $(STAMPS)/buf@%:
 	GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf@$*
@@ -149,11 +161,11 @@ lint: $(STAMPS)/buf@$(BUF_VERSION)
 	@echo "buf lint: proto/ is clean"
 
 generate: $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
-		$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) $(STAMPS)/venv
+		$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) $(STAMPS)/venv $(TS_MODULES)
 	PYTHON=$(PYTHON) scripts/generate.sh
 
 check-generated: $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO) \
-		$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) $(STAMPS)/venv
+		$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) $(STAMPS)/venv $(TS_MODULES)
 	PYTHON=$(PYTHON) scripts/check-generated.sh
 
 smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(HEALTH_PROBE_VERSION)
@@ -163,8 +175,15 @@ smoke: build $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(STAMPS)/grpc-health-probe@$(
 # echo with no config, one for the error cases (a slow echo route, a route whose fake
 # upstream answers 429) and one that requires client keys. -k runs every suite even when an
 # earlier one fails, and still fails the run.
-clients: build $(STAMPS)/venv-test
-	scripts/with-servers.sh $(MAKE) -k client-go client-python client-java
+clients: build $(STAMPS)/venv-test $(TS_MODULES)
+	scripts/with-servers.sh $(MAKE) -k client-go client-python client-java client-typescript
+
+# tsc compiles the client, its tests and its example into the git-ignored build/; node:test
+# runs the suite over gRPC and over gRPC-Web; then the example, over each.
+client-typescript: $(TS_MODULES)
+	cd $(TS_CLIENT) && rm -rf build && npm run --silent build && npm test --silent
+	cd $(TS_CLIENT) && node build/examples/chat.js --plaintext --addr "$$AI_SERVICE_ADDR" hello from typescript
+	cd $(TS_CLIENT) && node build/examples/chat.js --plaintext --web --addr "$$AI_SERVICE_ADDR" hello from the web
 
 # The official SDKs against the HTTP front doors of the same three gateways.
 sdk: build $(STAMPS)/venv-sdk

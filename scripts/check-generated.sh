@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fails when the committed Go or Python stubs differ from what proto/ generates now.
+# Fails when the committed Go, Python or TypeScript stubs differ from what proto/ generates now.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -7,7 +7,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 scripts/generate.sh "$tmp" >/dev/null
 stale=0
-for dir in clients/go/aiservicev1 clients/python/src/aiservice/v1; do
+for dir in clients/go/aiservicev1 clients/python/src/aiservice/v1 clients/typescript/src/gen; do
     # Only generated files: hand-written ones (__init__.py) have no counterpart in $tmp.
     if ! diff -r -x '__init__.py' -x '__pycache__' "$tmp/$dir" "$dir"; then
         stale=1

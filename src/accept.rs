@@ -2,8 +2,8 @@
 //! client, within `server.handshake_timeout`.
 //!
 //! With TLS that means a finished handshake ([`crate::tls`]); without it, the 24-byte HTTP/2
-//! client preface, which every gRPC client sends first, or (for the HTTP front doors on the
-//! same port) a complete HTTP/1.1 request head. A connection that sends nothing, or dribbles
+//! client preface, which every gRPC client sends first, or (for the HTTP front doors and
+//! gRPC-Web on the same port) a complete HTTP/1.1 request head. A connection that sends nothing, or dribbles
 //! its first bytes (slowloris), is closed when the time is up instead of holding a socket
 //! until the process runs out of file descriptors. Each connection waits in its own
 //! task, so a slow one holds up nobody else. What happens after the preface is bounded by the

@@ -8,4 +8,5 @@ mod common;
 
 mod anthropic;
 mod front;
+mod grpc_web;
 mod openai;
