@@ -32,6 +32,7 @@ use crate::{
     cache::ResponseCache,
     call::{Parts, Pipeline},
     config::Config,
+    console::Console,
     cost::Pricing,
     error::Error,
     front::grpc::{
@@ -433,9 +434,15 @@ impl Gateway {
     /// [`Gateway::serve`] returned, so `/readyz` answers 503 through the drain.
     pub async fn serve_admin(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "admin port listening (HTTP: /metrics, /livez, /readyz)");
+            let console = if self.config.server.console { ", console at /" } else { "" };
+            tracing::info!(%addr, "admin port listening (HTTP: /metrics, /livez, /readyz{console})");
         }
-        Admin { metrics: self.metrics, health: self.health }.serve(listener, shutdown).await;
+        let console = self.config.server.console.then(|| {
+            Console::new(self.router.clone(), self.config.clone(), self.keys.client_keys.required())
+        });
+        Admin { metrics: self.metrics, health: self.health, console }
+            .serve(listener, shutdown)
+            .await;
     }
 
     /// Serves on a listener the caller owns until `shutdown` resolves, then drains and flushes
