@@ -67,7 +67,7 @@ done
 
 rc=0
 CONSOLE_URL=http://$admin CONSOLE_GRPC=$grpc CONSOLE_KEY=$client_key CHROMIUM=$chromium \
-    "$python" -m pytest -p no:cacheprovider -q "$root/tests/console" || rc=$?
+    "$python" -m pytest -p no:cacheprovider -q "$root/tests/console" "${@:2}" || rc=$?
 if [[ $rc != 0 ]]; then
     echo "--- gateway log" >&2
     tail -n 50 "$work/gateway.log" >&2

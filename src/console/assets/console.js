@@ -74,6 +74,7 @@
   // --- charts ------------------------------------------------------------------------------
 
   const COLORS = ["#1f6feb", "#cf222e", "#9a6700"];
+  const MIN_AXIS_SAMPLES = 120;
 
   // Draws `series` (arrays of numbers or null, one per sample) as lines on `canvas`, scaled
   // to the largest value, with that value written in the corner.
@@ -95,11 +96,13 @@
     ctx.fillStyle = style.getPropertyValue("--muted") || "#666";
     ctx.font = "11px system-ui, sans-serif";
     ctx.fillText(max > 0 ? `max ${max.toFixed(max < 10 ? 2 : 0)}` : "no data", pad, 11);
-    const n = Math.max(series[0] ? series[0].length : 0, 2);
-    const x = (i) => pad + ((width - pad) * i) / (n - 1);
+    // A fixed time axis of at least two minutes, newest sample at the right edge.
+    const len = series[0] ? series[0].length : 0;
+    const n = Math.max(len, MIN_AXIS_SAMPLES);
+    const x = (i) => pad + ((width - pad) * (n - len + i)) / (n - 1);
     const y = (v) => height - pad - ((height - 2 * pad) * v) / top;
     series.forEach((line, k) => {
-      ctx.strokeStyle = COLORS[k % COLORS.length];
+      ctx.strokeStyle = ctx.fillStyle = COLORS[k % COLORS.length];
       ctx.lineWidth = 1.5;
       ctx.beginPath();
       let drawing = false;
@@ -109,6 +112,8 @@
         drawing = true;
       });
       ctx.stroke();
+      // A dot for every value, so a lone sample between gaps still shows.
+      line.forEach((v, i) => { if (v) ctx.fillRect(x(i) - 1.5, y(v) - 1.5, 3, 3); });
     });
     // For tests and for the curious: how many samples carry data, and their sum.
     let points = 0;
@@ -120,13 +125,14 @@
 
   function renderMetrics(m) {
     const s = m.samples;
-    $("window").textContent = String(Math.max(1, Math.round((s.length * m.interval_secs) / 60)));
+    const minutes = Math.max(2, Math.ceil((s.length * m.interval_secs) / 60));
+    $("window").textContent = `${minutes} minutes`;
     drawLines($("chart-rate"), [s.map((p) => p.requests_per_sec), s.map((p) => p.errors_per_sec)]);
     drawLines($("chart-latency"), [s.map((p) => p.latency_p50_ms), s.map((p) => p.latency_p99_ms)]);
     drawLines($("chart-overhead"), [s.map((p) => p.overhead_p50_ms), s.map((p) => p.overhead_p99_ms)]);
     drawLines($("chart-resilience"), [s.map((p) => p.retries), s.map((p) => p.failovers), s.map((p) => p.hedges)]);
     $("totals").textContent =
-      `${m.requests_total} calls since start, ${m.errors_total} not OK`;
+      `calls since start: ${m.requests_total}, not OK: ${m.errors_total}`;
     const rows = m.resilience.map((r) => {
       const row = el("tr");
       row.dataset.route = r.route;
@@ -134,6 +140,12 @@
         el("td", r.failovers), el("td", r.hedges));
       return row;
     });
+    if (!rows.length) {
+      const none = el("td", "no retries, failovers or hedges since start", "muted");
+      none.colSpan = 5;
+      rows.push(el("tr"));
+      rows[0].append(none);
+    }
     $("resilience").tBodies[0].replaceChildren(...rows);
   }
 
