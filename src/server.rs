@@ -3,7 +3,8 @@
 //!
 //! Services on the gRPC port: `aiservice.v1.ChatService` and `aiservice.v1.EmbedService`,
 //! `grpc.health.v1.Health`, and server reflection in both `v1` and `v1alpha` (older grpcurl
-//! builds speak only the latter).
+//! builds speak only the latter); each also over gRPC-Web unless `server.grpc_web` turns it
+//! off ([`crate::front::grpc_web`]).
 //!
 //! Shutdown, when the future given to [`Gateway::serve`] resolves:
 //! 1. health turns NOT_SERVING and health watches end;
@@ -21,7 +22,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{service::Routes, transport::Server};
+use tonic::{
+    service::{Routes, RoutesBuilder},
+    transport::Server,
+};
 
 use crate::{
     accept,
@@ -39,6 +43,7 @@ use crate::{
         Arrival, ChatHandler, EmbedHandler,
         layer::{Rpc, RpcLayer},
     },
+    front::grpc_web::GrpcWebLayer,
     front::http::HttpState,
     health::HealthState,
     keys::KeyRing,
@@ -114,6 +119,23 @@ fn shared_state(
     let limiter = Arc::new(RateLimiter::from_config(config, redis.as_ref(), metrics.clone()));
     let budgets = Arc::new(Budgets::from_config(config, redis.as_ref(), metrics.clone()));
     (cache, limiter, budgets)
+}
+
+/// Adds `service` to the gRPC port's routes, behind the gRPC-Web door.
+fn add_service<S>(builder: &mut RoutesBuilder, web: &GrpcWebLayer, service: S)
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    builder.add_service(tower::Layer::layer(web, service));
 }
 
 /// How long to wait for connections to close after the grace period ended their calls.
@@ -348,11 +370,15 @@ impl Gateway {
         let v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-        let routes = Routes::new(self.chat_service())
-            .add_service(self.embed_service())
-            .add_service(self.health.service())
-            .add_service(v1)
-            .add_service(v1alpha);
+        // The gRPC-Web door in front of each service (`front::grpc_web`).
+        let web = GrpcWebLayer::new(&self.config.server.grpc_web);
+        let mut builder = Routes::builder();
+        add_service(&mut builder, &web, self.chat_service());
+        add_service(&mut builder, &web, self.embed_service());
+        add_service(&mut builder, &web, self.health.service());
+        add_service(&mut builder, &web, v1);
+        add_service(&mut builder, &web, v1alpha);
+        let routes = builder.routes();
         let http = &self.config.server.http;
         if http.enabled && http.listen.is_none() {
             // Same port: the HTTP front doors' paths beside the gRPC services'.
@@ -509,8 +535,11 @@ impl Gateway {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let http = &self.config.server.http;
         let server = Server::builder()
-            // The HTTP front doors on this port take HTTP/1.1 too (gRPC needs HTTP/2).
-            .accept_http1(http.enabled && http.listen.is_none())
+            // The HTTP front doors on this port and gRPC-Web take HTTP/1.1 too (gRPC needs
+            // HTTP/2; a browser's fetch may use either).
+            .accept_http1(
+                (http.enabled && http.listen.is_none()) || self.config.server.grpc_web.enabled,
+            )
             // Outermost, so the arrival time is the moment tonic starts its deadline timer.
             .layer(tower::util::MapRequestLayer::new(Arrival::stamp))
             .layer(RequestIdLayer)

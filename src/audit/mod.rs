@@ -53,7 +53,7 @@ pub struct AuditRecord {
     pub time: String,
     /// The call's `x-request-id`.
     pub request_id: String,
-    /// How it came in: `grpc`, `openai` or `anthropic`.
+    /// How it came in: `grpc`, `grpc_web`, `openai` or `anthropic`.
     pub front_door: &'static str,
     /// `Chat`, `StreamChat` or `ListModels`.
     pub method: &'static str,

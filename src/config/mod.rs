@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod env;
+pub mod grpc_web;
 pub mod raw;
 
 pub mod pricing;
@@ -29,6 +30,7 @@ use std::{
 };
 
 pub use backup::{BackupConfig, RotateConfig};
+pub use grpc_web::GrpcWebConfig;
 pub use pricing::{Budget, BudgetWindow, Price, PriceEntry, PricingConfig};
 pub use provider::{ConnectionSettings, KeySource, Preset};
 pub use raw::{Backend, LogFormat, ProviderKind, RawLimitPolicy, Strategy};
@@ -117,6 +119,8 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// The OpenAI- and Anthropic-compatible HTTP APIs.
     pub http: HttpConfig,
+    /// gRPC-Web on the gRPC port, and the origins allowed to call it.
+    pub grpc_web: GrpcWebConfig,
 }
 
 /// `server.http:` the HTTP front doors.
@@ -490,6 +494,7 @@ pub fn validate(mut raw: RawConfig, vars: &HashMap<String, String>) -> Result<Co
             },
             body_timeout: duration(raw.server.http.body_timeout, Duration::from_secs(30)),
         },
+        grpc_web: grpc_web::validate(std::mem::take(&mut raw.server.grpc_web))?,
     };
     if let Some(http) = server.http.listen
         && http.port() != 0

@@ -149,6 +149,8 @@ pub struct RawServer {
     pub keepalive_timeout: Option<HumanDuration>,
     /// The OpenAI- and Anthropic-compatible HTTP APIs.
     pub http: RawHttp,
+    /// gRPC-Web on the gRPC port.
+    pub grpc_web: super::grpc_web::RawGrpcWeb,
 }
 
 /// `server.http:`

@@ -3,6 +3,7 @@
 //! else; each has exactly one place that turns an [`crate::Error`] into its own error shape.
 //!
 //! - [`grpc`]: `aiservice.v1.ChatService`, the primary API;
+//! - [`grpc_web`]: the same services over gRPC-Web, for browsers (CORS, then `tonic-web`);
 //! - [`openai`]: the OpenAI-compatible HTTP API;
 //! - [`anthropic`]: the Anthropic-compatible HTTP API (`POST /v1/messages`);
 //!
@@ -12,6 +13,7 @@
 
 pub mod anthropic;
 pub mod grpc;
+pub mod grpc_web;
 pub mod http;
 pub mod openai;
 

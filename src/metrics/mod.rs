@@ -416,6 +416,8 @@ impl Method {
 pub enum FrontDoor {
     /// `aiservice.v1.ChatService` over gRPC.
     Grpc,
+    /// The same services over gRPC-Web (browsers), on the gRPC port.
+    GrpcWeb,
     /// The OpenAI-compatible HTTP API.
     OpenAi,
     /// The Anthropic-compatible HTTP API.
@@ -427,6 +429,7 @@ impl FrontDoor {
     pub fn as_str(self) -> &'static str {
         match self {
             FrontDoor::Grpc => "grpc",
+            FrontDoor::GrpcWeb => "grpc_web",
             FrontDoor::OpenAi => "openai",
             FrontDoor::Anthropic => "anthropic",
         }

@@ -10,4 +10,5 @@ mod common;
 mod anthropic;
 mod console;
 mod front;
+mod grpc_web;
 mod openai;

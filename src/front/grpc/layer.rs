@@ -9,6 +9,9 @@
 //! with that refusal, after giving it the `ErrorInfo` every error carries: `REQUEST_TOO_LARGE`
 //! (OUT_OF_RANGE) or `MALFORMED_REQUEST` (INVALID_ARGUMENT).
 //!
+//! A call that came in over gRPC-Web reaches this layer already translated to gRPC, marked
+//! with [`FrontDoor::GrpcWeb`] ([`crate::front::grpc_web`]), and is recorded under that door.
+//!
 //! Other services (health, reflection) pass through untouched.
 
 use std::task::{Context, Poll};
@@ -90,9 +93,9 @@ where
                 .get::<Arrival>()
                 .map_or_else(tokio::time::Instant::now, |a| a.0);
             let pipeline = &layer.pipeline;
-            let mut call = pipeline
-                .begin(FrontDoor::Grpc, method, headers, arrived, grpc_timeout(headers))
-                .await;
+            let door = front_door(request.extensions());
+            let mut call =
+                pipeline.begin(door, method, headers, arrived, grpc_timeout(headers)).await;
             if let Err(error) = pipeline.identify(&mut call, headers) {
                 let id = call.request_id().to_owned();
                 return Ok(status(call.refuse(error), &id).into_http());
@@ -107,6 +110,12 @@ where
             })
         })
     }
+}
+
+/// The door a call came in by: gRPC-Web when its door marked it so
+/// ([`crate::front::grpc_web`]), else gRPC.
+pub fn front_door(extensions: &http::Extensions) -> FrontDoor {
+    extensions.get::<FrontDoor>().copied().unwrap_or(FrontDoor::Grpc)
 }
 
 /// Ends a call the handler never saw with the refusal it got.

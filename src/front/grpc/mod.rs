@@ -26,7 +26,7 @@ use crate::{
         Usage,
     },
     error::Error,
-    metrics::{FrontDoor, Method},
+    metrics::Method,
     proto::v1::{self as pb, chat_service_server::ChatService},
     router::ModelInfo,
     validate,
@@ -137,8 +137,8 @@ async fn open<T>(
     }
     let headers = request.metadata().as_ref();
     let arrived = request.extensions().get::<Arrival>().map_or_else(Arrival::now, |a| a.0);
-    let mut call =
-        pipeline.begin(FrontDoor::Grpc, method, headers, arrived, grpc_timeout(headers)).await;
+    let door = layer::front_door(request.extensions());
+    let mut call = pipeline.begin(door, method, headers, arrived, grpc_timeout(headers)).await;
     match pipeline.identify(&mut call, headers) {
         Ok(()) => Ok(call),
         Err(error) => {
