@@ -36,6 +36,8 @@ cat >"$work/console.yaml" <<YAML
 server:
   listen: $grpc
   admin_listen: $admin
+  # The console's page (the admin port's origin) calls the gRPC port over gRPC-Web.
+  grpc_web: {allowed_origins: ["http://$admin"]}
 auth:
   keys:
     - {id: console, sha256: $(printf '%s' "$client_key" | sha256sum | cut -d' ' -f1)}
