@@ -12,6 +12,8 @@ import json
 import os
 import pathlib
 import subprocess
+import time
+import urllib.request
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -20,6 +22,29 @@ URL = os.environ["CONSOLE_URL"]
 GRPC = os.environ["CONSOLE_GRPC"]
 KEY = os.environ["CONSOLE_KEY"]
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
+
+
+def requests_total(front_door: str, method: str, code: str) -> float:
+    """The gateway's own count of finished calls with these labels (route and provider echo,
+    or none for a call refused before routing), from the admin port's /metrics."""
+    with urllib.request.urlopen(URL + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("ai_service_requests_total{") and all(
+            f'{k}="{v}"' in line for k, v in
+            (("front_door", front_door), ("method", method), ("code", code))
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for_requests_total(front_door: str, method: str, code: str, expected: float) -> None:
+    """Waits up to 5 s: a call's record may land just after its last byte reached the page."""
+    deadline = time.monotonic() + 5
+    while (seen := requests_total(front_door, method, code)) != expected:
+        assert time.monotonic() < deadline, f"{front_door} {method} {code}: {seen} != {expected}"
+        time.sleep(0.1)
 
 
 def grpcurl(method: str, body: dict, key: str = KEY) -> subprocess.CompletedProcess:
@@ -106,6 +131,7 @@ def test_the_charts_move_after_calls(page: Page):
 
 def test_an_ejected_endpoint_shows_as_ejected(page: Page):
     row = page.locator('#routes tbody tr[data-route="flaky"]')
+    expect(row).to_have_attribute("data-state", "ok")
     failed = grpcurl("Chat", {"model": "flaky", "messages": [
         {"role": "ROLE_USER", "content": [{"text": "eject me"}]}]})
     assert failed.returncode != 0 and "Unavailable" in failed.stderr, failed.stderr
@@ -116,6 +142,7 @@ def test_an_ejected_endpoint_shows_as_ejected(page: Page):
 
 
 def test_a_playground_message_streams_in_through_grpc_web(page: Page):
+    before = requests_total("grpc_web", "StreamChat", "OK")
     page.fill("#key", KEY)
     page.locator("#key").dispatch_event("change")
     expect(page.locator("#model option")).to_have_count(2)
@@ -139,10 +166,13 @@ def test_a_playground_message_streams_in_through_grpc_web(page: Page):
     assert KEY not in page.url
     stored = page.evaluate("() => JSON.stringify([localStorage, sessionStorage, document.cookie])")
     assert KEY not in stored
+    # The gateway recorded it as a gRPC-Web call.
+    wait_for_requests_total("grpc_web", "StreamChat", "OK", before + 1)
     shot(page, "playground.png")
 
 
 def test_a_wrong_key_shows_the_errors_reason(page: Page):
+    before = requests_total("grpc_web", "StreamChat", "UNAUTHENTICATED")
     page.fill("#key", "not-a-valid-key")
     page.locator("#key").dispatch_event("change")
     error = page.locator("#answer-error")
@@ -155,3 +185,4 @@ def test_a_wrong_key_shows_the_errors_reason(page: Page):
     expect(page.locator("#answer")).to_have_attribute("data-state", "failed", timeout=10_000)
     expect(error).to_have_attribute("data-reason", "UNAUTHENTICATED")
     expect(error).to_contain_text("UNAUTHENTICATED")
+    wait_for_requests_total("grpc_web", "StreamChat", "UNAUTHENTICATED", before + 1)
