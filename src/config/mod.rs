@@ -830,6 +830,32 @@ mod tests {
     }
 
     #[test]
+    fn the_console_is_on_by_default_and_shows_a_redacted_config() {
+        let config = parse("").unwrap();
+        assert!(config.server.console);
+        let digest = "ab".repeat(32);
+        let yaml = format!(
+            "server: {{console: false}}\nauth: {{keys: [{{id: a, sha256: {digest}}}]}}\n\
+             tracing: {{otlp: {{endpoint: \"http://127.0.0.1:4317\"}}}}\n"
+        );
+        let config = Config::from_yaml(
+            &yaml,
+            [(
+                "AI_SERVICE__TRACING__OTLP__HEADERS__X_TOKEN__VALUE".to_owned(),
+                "tok-from-env".to_owned(),
+            )],
+        )
+        .unwrap();
+        assert!(!config.server.console);
+        assert!(config.redacted.contains("console: false"), "{}", config.redacted);
+        for secret in [digest.as_str(), "tok-from-env"] {
+            assert!(!config.redacted.contains(secret), "{}", config.redacted);
+        }
+        let err = parse("server: {console: maybe}").unwrap_err();
+        assert_eq!(err.path, "server.console");
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         let err = parse("server: {shutdown_grace: soon}").unwrap_err();
         assert_eq!(err.path, "server.shutdown_grace");
