@@ -67,8 +67,9 @@ async fn json(addr: SocketAddr, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// Client keys on, a provider key from the environment, an OTLP token in the file, two routes: one on
-/// echo, one on an upstream that answers 503 and is ejected after one failure.
+/// Client keys on, a provider key from the environment, an OTLP token in the file, three
+/// routes: `chat` on echo, `flaky` on an upstream that answers 503 and is ejected after one
+/// failure, and `safe`, which fails over from that upstream to echo.
 async fn gateway(console: &str) -> (TestServer, FakeUpstream) {
     let down = FakeUpstream::start(vec![Reply::json(503, "openai/error_400.json")]).await;
     let yaml = format!(
@@ -85,6 +86,7 @@ providers:
 routes:
   - {{name: chat, aliases: [talk], targets: [{{provider: e, model: small}}]}}
   - {{name: flaky, targets: [{{provider: up, model: m}}]}}
+  - {{name: safe, max_retries: 1, targets: [{{provider: up, model: m}}, {{provider: e, model: small}}]}}
 "#,
         digest(CLIENT_KEY),
         down.url("")
@@ -175,21 +177,31 @@ async fn the_charts_sample_the_calls_and_the_overview_shows_the_build() {
     for _ in 0..3 {
         client.chat(keyed(chat("chat", "hello"))).await.unwrap();
     }
+    // The upstream's 503 ejects it and the call fails over to echo; then "flaky" has no
+    // endpoint left.
+    let reply = client.chat(keyed(chat("safe", "hello"))).await.unwrap().into_inner();
+    assert_eq!(reply.provider, "e");
     client.chat(keyed(chat("flaky", "hi"))).await.unwrap_err();
     let mut series = Value::Null;
     for _ in 0..50 {
         series = json(admin, "/api/metrics").await;
-        if series["requests_total"].as_f64() == Some(4.0) {
+        if series["requests_total"].as_f64() == Some(5.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(series["interval_secs"], 1);
-    assert_eq!(series["requests_total"], 4.0, "{series}");
+    assert_eq!(series["requests_total"], 5.0, "{series}");
     assert_eq!(series["errors_total"], 1.0, "{series}");
     let samples = series["samples"].as_array().unwrap();
     let calls: f64 = samples.iter().map(|s| s["requests_per_sec"].as_f64().unwrap()).sum();
-    assert_eq!(calls, 4.0, "every call lands in exactly one sample: {series}");
+    assert_eq!(calls, 5.0, "every call lands in exactly one sample: {series}");
+    let failovers: f64 = samples.iter().map(|s| s["failovers"].as_f64().unwrap()).sum();
+    assert_eq!(failovers, 1.0, "{series}");
+    assert_eq!(
+        series["resilience"],
+        serde_json::json!([{"route": "safe", "provider": "up", "retries": 0.0, "failovers": 1.0, "hedges": 0.0}])
+    );
     let busy = samples.iter().find(|s| s["requests_per_sec"].as_f64() > Some(0.0)).unwrap();
     assert!(busy["latency_p50_ms"].as_f64().unwrap() > 0.0, "{busy}");
     assert!(busy["overhead_p99_ms"].as_f64().is_some(), "{busy}");
