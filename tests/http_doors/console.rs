@@ -172,8 +172,14 @@ async fn the_charts_sample_the_calls_and_the_overview_shows_the_build() {
     let (server, _down) = gateway("true").await;
     let (admin, _stop) = start_admin(&server.gateway).await;
     let mut client = server.client().await;
-    // The sampler's first reading is its baseline; calls after it show up in a sample.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sampler's first reading is its baseline; calls after it show up in a sample. Once
+    // there is a sample, the baseline was taken.
+    for _ in 0..100 {
+        if !json(admin, "/api/metrics").await["samples"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for _ in 0..3 {
         client.chat(keyed(chat("chat", "hello"))).await.unwrap();
     }
