@@ -7,6 +7,7 @@
 #   the check that the committed client stubs match proto/,
 #   the grpcurl smoke test against the debug binary (tests/smoke/grpcurl.sh),
 #   the Go, Python, Java and TypeScript client suites against running gateways,
+#   the operator console in Chromium (tests/console, Playwright with Debian's browser),
 #   the official openai and anthropic SDKs against the HTTP front doors (tests/sdk),
 #   and the deploy checks (deploy/check.sh: Dockerfile, manifests, Helm chart, smoke run).
 # `make generate` regenerates the committed Go, Python and TypeScript stubs from proto/.
@@ -37,6 +38,7 @@ STORES_VENV := $(TOOLS)/venv-stores
 TS_CLIENT  := clients/typescript
 TS_MODULES := $(TS_CLIENT)/node_modules/.installed
 NPM_CACHE  := $(TOOLS)/npm-cache
+CONSOLE_VENV := $(TOOLS)/venv-console
 # The S3-compatible server of the backup tests (tests/stores/backup.rs).
 export AI_SERVICE_MOTO := $(STORES_VENV)/bin/moto_server
 export PATH := $(BIN):$(PATH)
@@ -50,15 +52,16 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
 .PHONY: test tools redis-server bao fmt clippy cargo-test build lint smoke generate check-generated \
-	clients client-go client-python client-java client-typescript sdk fuzz fuzz-short soak
+	clients client-go client-python client-java client-typescript sdk fuzz fuzz-short soak \
+	chromium console-test console-screenshots
 
-test: tools fmt clippy cargo-test lint check-generated smoke clients sdk
+test: tools fmt clippy cargo-test lint check-generated smoke clients sdk console-test
 	bash deploy/check.sh
 	$(MAKE) bench-smoke
 	$(MAKE) fuzz-short
 
 tools: $(GO_TOOLS) $(STAMPS)/venv $(STAMPS)/venv-test $(STAMPS)/venv-sdk $(STAMPS)/venv-stores \
-	redis-server $(BIN)/bao $(TS_MODULES)
+	$(STAMPS)/venv-console redis-server chromium $(BIN)/bao $(TS_MODULES)
 
 # The cache and rate-limit tests start (and stop) their own redis-server on 127.0.0.1, from
 # Debian's package.
@@ -66,6 +69,13 @@ redis-server:
 	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
 	  S=; [ "$$(id -u)" = 0 ] || S=sudo; \
 	  $$S apt-get update -qq && $$S apt-get install -y -qq redis-server >/dev/null; }
+
+# The console's browser test drives Debian's Chromium (Playwright's own browser download is
+# not reachable from CI); skipped when a chromium is already installed.
+chromium:
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || { \
+	  S=; [ "$$(id -u)" = 0 ] || S=sudo; \
+	  $$S apt-get update -qq && $$S apt-get install -y -qq chromium >/dev/null; }
 
 # OpenBao (Vault-API compatible) for tests/stores/vault.rs: no registry serves a server
 # binary, so the workspace ships one xz-packed (../shared/bin/README.md); unpacked once and
@@ -117,10 +127,17 @@ $(STAMPS)/venv-stores: tests/stores/requirements.txt
 # clients/typescript's npm packages (the client's dependencies, protoc-gen-es, typescript), as
 # its committed package-lock.json pins them, into its git-ignored node_modules; npm's cache is
 # .tools/npm-cache, so a rerun needs no network. Reinstalled when the lock file changes.
-
 $(TS_MODULES): $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --cache $(NPM_CACHE)
 	touch $@
+
+# .tools/venv-console: Playwright (Python, which bundles its own driver) and pytest, pinned,
+# for the console's browser test; it drives the system Chromium, never a download.
+$(STAMPS)/venv-console: tests/console/requirements.txt
+	rm -rf $(CONSOLE_VENV)
+	python3 -m venv $(CONSOLE_VENV)
+	$(CONSOLE_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $<
+	@mkdir -p $(STAMPS) && touch $@
 
 # One rule per Go tool: `go install module/cmd@version` into .tools/bin.
 $(STAMPS)/buf@%:
@@ -206,6 +223,15 @@ client-python: $(STAMPS)/venv-test
 # the JUnit suite, then the example, in one invocation; artifacts are cached in ~/.m2.
 client-java:
 	mvn -B -ntp -f clients/java/pom.xml test exec:java -Dexec.args="$$AI_SERVICE_ADDR hello from java"
+
+# The operator console in a real browser (tests/console/run.sh): the debug binary with client
+# keys, the echo provider and an upstream that fails, driven by Playwright through Chromium.
+# `make console-screenshots` runs the same and refreshes docs/console/*.png.
+console-test: build chromium $(STAMPS)/venv-console $(STAMPS)/grpcurl@$(GRPCURL_VERSION)
+	tests/console/run.sh $(CONSOLE_VENV)/bin/python
+
+console-screenshots: build chromium $(STAMPS)/venv-console $(STAMPS)/grpcurl@$(GRPCURL_VERSION)
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console tests/console/run.sh $(CONSOLE_VENV)/bin/python
 
 # Benchmarks (docs/benchmarks.md): `make bench` is the full run against the release build;
 # `make bench-smoke` pushes a few hundred calls through every path with no timing judged.

@@ -5,9 +5,11 @@
 //!   metrics go to an embedder's own `metrics` recorder or a backend that renders none);
 //! - `GET /livez`: 200 while the process serves HTTP at all;
 //! - `GET /readyz`: 200 while the gRPC health is SERVING and the server is not draining,
-//!   503 otherwise, so a load balancer stops sending calls as soon as the drain begins.
+//!   503 otherwise, so a load balancer stops sending calls as soon as the drain begins;
+//! - `GET /` and `/api/*`: the operator console ([`crate::console`]), unless
+//!   `server.console: false` (then 404). Its sampling task runs as long as the port serves.
 //!
-//! HTTP/1.1 on hyper directly: four fixed answers need no framework.
+//! HTTP/1.1 on hyper directly: a handful of fixed answers need no framework.
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
@@ -18,19 +20,36 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, task::JoinSet};
 
-use crate::{health::HealthState, metrics::Recorder, metrics::prometheus::CONTENT_TYPE};
+use crate::{
+    console::Console, health::HealthState, metrics::Recorder, metrics::prometheus::CONTENT_TYPE,
+};
 
 /// What the admin port reports on; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Admin {
     pub(crate) metrics: Recorder,
     pub(crate) health: HealthState,
+    /// The operator console; `None` when `server.console` is off.
+    pub(crate) console: Option<Console>,
+}
+
+/// Aborts the console's sampling task when the admin port stops.
+struct Sampler(tokio::task::JoinHandle<()>);
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Admin {
     /// Serves `listener` until `shutdown` resolves; open connections are then closed.
     pub(crate) async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let mut connections = JoinSet::new();
+        let _sampler = self
+            .console
+            .as_ref()
+            .map(|console| Sampler(tokio::spawn(console.sampler(self.metrics.clone()))));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -88,7 +107,15 @@ impl Admin {
                     text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
                 }
             }
-            _ => text(StatusCode::NOT_FOUND, "not found; try /metrics, /livez or /readyz\n"),
+            path => {
+                let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+                match self.console.as_ref().and_then(|console| console.answer(path, host)) {
+                    Some(page) => page,
+                    None => {
+                        text(StatusCode::NOT_FOUND, "not found; try /metrics, /livez or /readyz\n")
+                    }
+                }
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod call;
 pub mod chat;
 pub mod config;
+pub mod console;
 pub mod cost;
 pub mod embed;
 pub mod error;

@@ -13,9 +13,10 @@
 //! 4. calls in flight get `server.shutdown_grace` to finish; those still running then end
 //!    with UNAVAILABLE (`SERVER_STOPPED`), so a caller knows its answer is incomplete.
 //!
-//! The admin HTTP port ([`Gateway::serve_admin`]: `/metrics`, `/livez`, `/readyz`) is
-//! separate, so an embedder is not forced to have one; [`Gateway::run`] binds both and keeps
-//! the admin port up until the gRPC server has stopped, so `/readyz` reports the drain.
+//! The admin HTTP port ([`Gateway::serve_admin`]: `/metrics`, `/livez`, `/readyz`, the
+//! operator console) is separate, so an embedder is not forced to have one; [`Gateway::run`]
+//! binds both and keeps the admin port up until the gRPC server has stopped, so `/readyz`
+//! reports the drain.
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -36,6 +37,7 @@ use crate::{
     cache::ResponseCache,
     call::{Parts, Pipeline},
     config::Config,
+    console::Console,
     cost::Pricing,
     error::Error,
     front::grpc::{
@@ -454,14 +456,21 @@ impl Gateway {
         result
     }
 
-    /// Serves the admin HTTP port (`/metrics`, `/livez`, `/readyz`) on a listener the caller
-    /// owns until `shutdown` resolves. Give it a shutdown that resolves after
-    /// [`Gateway::serve`] returned, so `/readyz` answers 503 through the drain.
+    /// Serves the admin HTTP port (`/metrics`, `/livez`, `/readyz` and, unless `server.console`
+    /// is off, the operator console at `/`) on a listener the caller owns until `shutdown`
+    /// resolves. Give it a shutdown that resolves after [`Gateway::serve`] returned, so
+    /// `/readyz` answers 503 through the drain.
     pub async fn serve_admin(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "admin port listening (HTTP: /metrics, /livez, /readyz)");
+            let console = if self.config.server.console { ", console at /" } else { "" };
+            tracing::info!(%addr, "admin port listening (HTTP: /metrics, /livez, /readyz{console})");
         }
-        Admin { metrics: self.metrics, health: self.health }.serve(listener, shutdown).await;
+        let console = self.config.server.console.then(|| {
+            Console::new(self.router.clone(), self.config.clone(), self.keys.client_keys.required())
+        });
+        Admin { metrics: self.metrics, health: self.health, console }
+            .serve(listener, shutdown)
+            .await;
     }
 
     /// Serves on a listener the caller owns until `shutdown` resolves, then drains and flushes

@@ -218,6 +218,33 @@ pub fn redacted_snapshot(tree: &yaml_serde::Value) -> String {
     yaml_serde::to_string(&tree).unwrap_or_default()
 }
 
+/// What the operator console shows ([`crate::console`]): [`redacted_snapshot`] with the
+/// client keys' SHA-256 digests masked too. The backup keeps them (a restored fleet needs
+/// them), but the admin port has no authentication, and a digest lets a weak key be guessed
+/// offline.
+pub fn console_snapshot(tree: &yaml_serde::Value) -> String {
+    fn mask_digests(value: &mut yaml_serde::Value) {
+        use yaml_serde::Value;
+        match value {
+            Value::Mapping(map) => {
+                for (key, value) in map.iter_mut() {
+                    if key.as_str() == Some("sha256") {
+                        mask_all(value);
+                    } else {
+                        mask_digests(value);
+                    }
+                }
+            }
+            Value::Sequence(items) => items.iter_mut().for_each(mask_digests),
+            Value::Tagged(tagged) => mask_digests(&mut tagged.value),
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+        }
+    }
+    let mut tree = tree.clone();
+    mask_digests(&mut tree);
+    redacted_snapshot(&tree)
+}
+
 fn mask(value: &mut yaml_serde::Value) {
     use yaml_serde::Value;
     match value {

@@ -85,6 +85,10 @@ pub struct Config {
     pub backup: Option<BackupConfig>,
     /// The Vault or OpenBao server that `*_vault` references read from.
     pub vault: Option<VaultConfig>,
+    /// The effective configuration tree with secrets and client-key digests masked, as YAML
+    /// ([`backup::console_snapshot`]), for the console; filled by [`Config::from_yaml`]
+    /// (empty for a config built by [`validate`] alone).
+    pub redacted: String,
 }
 
 /// `server:`
@@ -94,6 +98,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Address of the admin HTTP port.
     pub admin_listen: SocketAddr,
+    /// Whether the admin port serves the operator console (`/`, `/api/*`).
+    pub console: bool,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// How long to keep serving after turning NOT_SERVING.
@@ -418,8 +424,10 @@ impl Config {
         if tree.is_null() {
             tree = yaml_serde::Value::Mapping(yaml_serde::Mapping::new());
         }
-        // The backup keeps the effective configuration, secrets masked.
+        // The backup keeps the effective configuration, secrets masked; the console shows it
+        // with the client keys' digests masked too.
         let snapshot = tree.get("backup").is_some().then(|| backup::redacted_snapshot(&tree));
+        let console = backup::console_snapshot(&tree);
         let raw: RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
@@ -429,6 +437,7 @@ impl Config {
         if let (Some(backup), Some(snapshot)) = (config.backup.as_mut(), snapshot) {
             backup.config_snapshot = snapshot;
         }
+        config.redacted = console;
         Ok(config)
     }
 }
@@ -461,6 +470,7 @@ pub fn validate(mut raw: RawConfig, vars: &HashMap<String, String>) -> Result<Co
     let server = ServerConfig {
         listen,
         admin_listen,
+        console: raw.server.console.unwrap_or(true),
         shutdown_grace: duration(raw.server.shutdown_grace, Duration::from_secs(30)),
         shutdown_delay: duration(raw.server.shutdown_delay, Duration::ZERO),
         request_timeout: duration(raw.server.request_timeout, Duration::from_secs(30)),
@@ -703,6 +713,7 @@ pub fn validate(mut raw: RawConfig, vars: &HashMap<String, String>) -> Result<Co
         pricing: PricingConfig { entries: pricing_entries, targets: target_prices },
         backup,
         vault: None,
+        redacted: String::new(),
     };
     let referenced = !crate::vault::references(&config).is_empty();
     config.vault = vault::validate_vault(raw_vault, referenced, vars)?;
@@ -827,6 +838,32 @@ mod tests {
         assert!(err.message.contains("unknown field `lisen`"), "{err}");
         let err = parse("providers:\n  e:\n    kind: echo\n    chunk_dalay: 1s\n").unwrap_err();
         assert_eq!(err.path, "providers.e.chunk_dalay");
+    }
+
+    #[test]
+    fn the_console_is_on_by_default_and_shows_a_redacted_config() {
+        let config = parse("").unwrap();
+        assert!(config.server.console);
+        let digest = "ab".repeat(32);
+        let yaml = format!(
+            "server: {{console: false}}\nauth: {{keys: [{{id: a, sha256: {digest}}}]}}\n\
+             tracing: {{otlp: {{endpoint: \"http://127.0.0.1:4317\"}}}}\n"
+        );
+        let config = Config::from_yaml(
+            &yaml,
+            [(
+                "AI_SERVICE__TRACING__OTLP__HEADERS__X_TOKEN__VALUE".to_owned(),
+                "tok-from-env".to_owned(),
+            )],
+        )
+        .unwrap();
+        assert!(!config.server.console);
+        assert!(config.redacted.contains("console: false"), "{}", config.redacted);
+        for secret in [digest.as_str(), "tok-from-env"] {
+            assert!(!config.redacted.contains(secret), "{}", config.redacted);
+        }
+        let err = parse("server: {console: maybe}").unwrap_err();
+        assert_eq!(err.path, "server.console");
     }
 
     #[test]

@@ -116,8 +116,10 @@ pub enum Strategy {
 pub struct RawServer {
     /// Address of the gRPC port.
     pub listen: Option<String>,
-    /// Address of the admin HTTP port (`/metrics`, `/livez`, `/readyz`).
+    /// Address of the admin HTTP port (`/metrics`, `/livez`, `/readyz`, the console).
     pub admin_listen: Option<String>,
+    /// Whether the admin port serves the operator console at `/` (default true).
+    pub console: Option<bool>,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub shutdown_grace: Option<HumanDuration>,
     /// How long to keep serving after turning NOT_SERVING, so load balancers notice.
