@@ -197,8 +197,15 @@ clients: build $(STAMPS)/venv-test $(TS_MODULES)
 
 # tsc compiles the client, its tests and its example into the git-ignored build/; node:test
 # runs the suite over gRPC and over gRPC-Web; then the example, over each.
-client-typescript: $(TS_MODULES)
-	cd $(TS_CLIENT) && rm -rf build && npm run --silent build && npm test --silent
+# The TypeScript client compiled (tsc) into its git-ignored build/, again when a source changes;
+# its Node suite (client-typescript) and its browser test (console-test) both run it.
+TS_BUILT := $(TS_CLIENT)/build/.built
+$(TS_BUILT): $(TS_MODULES) $(shell find $(TS_CLIENT)/src $(TS_CLIENT)/test $(TS_CLIENT)/examples -name '*.ts' 2>/dev/null)
+	cd $(TS_CLIENT) && rm -rf build && npm run --silent build
+	touch $@
+
+client-typescript: $(TS_BUILT)
+	cd $(TS_CLIENT) && npm test --silent
 	cd $(TS_CLIENT) && node build/examples/chat.js --plaintext --addr "$$AI_SERVICE_ADDR" hello from typescript
 	cd $(TS_CLIENT) && node build/examples/chat.js --plaintext --web --addr "$$AI_SERVICE_ADDR" hello from the web
 
@@ -227,10 +234,10 @@ client-java:
 # The operator console in a real browser (tests/console/run.sh): the debug binary with client
 # keys, the echo provider and an upstream that fails, driven by Playwright through Chromium.
 # `make console-screenshots` runs the same and refreshes docs/console/*.png.
-console-test: build chromium $(STAMPS)/venv-console $(STAMPS)/grpcurl@$(GRPCURL_VERSION)
+console-test: build chromium $(STAMPS)/venv-console $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(TS_BUILT)
 	tests/console/run.sh $(CONSOLE_VENV)/bin/python
 
-console-screenshots: build chromium $(STAMPS)/venv-console $(STAMPS)/grpcurl@$(GRPCURL_VERSION)
+console-screenshots: build chromium $(STAMPS)/venv-console $(STAMPS)/grpcurl@$(GRPCURL_VERSION) $(TS_BUILT)
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console tests/console/run.sh $(CONSOLE_VENV)/bin/python
 
 # Benchmarks (docs/benchmarks.md): `make bench` is the full run against the release build;

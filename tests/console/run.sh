@@ -2,7 +2,8 @@
 # The console in a real browser (make console-test): starts the real gateway binary with
 # client keys on, the echo provider (streaming a word every 50 ms) and an OpenAI-compatible
 # provider whose fake upstream (scripts/fake-upstream.py) answers 529, so one call ejects its
-# endpoint; then runs tests/console/test_console.py (Playwright driving Debian's Chromium).
+# endpoint; then runs tests/console/ (Playwright driving Debian's Chromium): the console, and
+# the TypeScript client in a page of its own.
 # CONSOLE_SCREENSHOTS=DIR also saves screenshots of the console into DIR (docs/console).
 # Usage: tests/console/run.sh PYTHON   (from any directory)
 set -euo pipefail
@@ -30,14 +31,17 @@ echo "not-a-real-key" >"$work/upstream.key"
 
 grpc=127.0.0.1:$(free_port)
 admin=127.0.0.1:$(free_port)
+# Where test_typescript_client.py serves its page of the TypeScript client.
+client_page=127.0.0.1:$(free_port)
 # Test-only key; the gateway stores only its SHA-256.
 client_key=test-console-key-0123456789abcdef
 cat >"$work/console.yaml" <<YAML
 server:
   listen: $grpc
   admin_listen: $admin
-  # The console's page (the admin port's origin) calls the gRPC port over gRPC-Web.
-  grpc_web: {allowed_origins: ["http://$admin"]}
+  # The console's page (the admin port's origin) and the TypeScript client's test page call
+  # the gRPC port over gRPC-Web.
+  grpc_web: {allowed_origins: ["http://$admin", "http://$client_page"]}
 auth:
   keys:
     - {id: console, sha256: $(printf '%s' "$client_key" | sha256sum | cut -d' ' -f1)}
@@ -68,7 +72,7 @@ done
 }
 
 rc=0
-CONSOLE_URL=http://$admin CONSOLE_GRPC=$grpc CONSOLE_KEY=$client_key CHROMIUM=$chromium \
+CONSOLE_URL=http://$admin CONSOLE_GRPC=$grpc CLIENT_PAGE=$client_page CONSOLE_KEY=$client_key CHROMIUM=$chromium \
     "$python" -m pytest -p no:cacheprovider -q "$root/tests/console" "${@:2}" || rc=$?
 if [[ $rc != 0 ]]; then
     echo "--- gateway log" >&2

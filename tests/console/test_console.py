@@ -16,7 +16,7 @@ import time
 import urllib.request
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 URL = os.environ["CONSOLE_URL"]
 GRPC = os.environ["CONSOLE_GRPC"]
@@ -53,17 +53,6 @@ def grpcurl(method: str, body: dict, key: str = KEY) -> subprocess.CompletedProc
          GRPC, f"aiservice.v1.ChatService/{method}"],
         capture_output=True, text=True, timeout=30, check=False,
     )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=os.environ["CHROMIUM"],
-            args=["--no-sandbox", "--disable-dev-shm-usage"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()
