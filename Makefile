@@ -9,7 +9,9 @@
 #   the Go, Python, Java and TypeScript client suites against running gateways,
 #   the operator console in Chromium (tests/console, Playwright with Debian's browser),
 #   the official openai and anthropic SDKs against the HTTP front doors (tests/sdk),
-#   and the deploy checks (deploy/check.sh: Dockerfile, manifests, Helm chart, smoke run).
+#   the deploy checks (deploy/check.sh: Dockerfile, manifests, Helm chart, smoke run),
+#   a benchmark smoke run, and a short fuzz run whose build starts in the background at idle
+#   priority right after the tools.
 # `make generate` regenerates the committed Go, Python and TypeScript stubs from proto/.
 
 SHELL := bash
@@ -52,10 +54,10 @@ GO_TOOLS := \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 
 .PHONY: test tools redis-server bao fmt clippy cargo-test build lint smoke generate check-generated \
-	clients client-go client-python client-java client-typescript sdk fuzz fuzz-short soak \
+	clients client-go client-python client-java client-typescript sdk fuzz fuzz-short fuzz-build-idle soak \
 	chromium console-test console-screenshots
 
-test: tools fmt clippy cargo-test lint check-generated smoke clients sdk console-test
+test: tools fuzz-build-idle fmt clippy cargo-test lint check-generated smoke clients sdk console-test
 	bash deploy/check.sh
 	$(MAKE) bench-smoke
 	$(MAKE) fuzz-short
@@ -263,12 +265,27 @@ FUZZ_TARGETS := sse config validate provider_reply openai_request anthropic_requ
 FUZZ_SECONDS ?= 300
 
 $(STAMPS)/cargo-fuzz@%:
-	cargo install cargo-fuzz --locked --version $* --root $(TOOLS)
+	cargo install cargo-fuzz --locked --debug --version $* --root $(TOOLS)
 	@mkdir -p $(STAMPS) && touch $@
+
+# `make test` starts the fuzz targets' build (an instrumented release build of the whole
+# dependency tree, the longest step of the suite) in the background right after the tools, at
+# the idle scheduling class (SCHED_IDLE): it takes only the CPU the other steps leave unused
+# (waits, links, tests that sleep) and never slows them. `fuzz` waits for it, then its own
+# build finds everything done. Bounded: it is stopped after 40 minutes whatever happens.
+FUZZ_BUILD_PID := $(TOOLS)/fuzz-build.pid
+fuzz-build-idle: $(STAMPS)/cargo-fuzz@$(CARGO_FUZZ_VERSION)
+	@if rustup run nightly rustc --version >/dev/null 2>&1; then \
+	  (cd fuzz && exec timeout 40m chrt --idle 0 nice -n 19 cargo +nightly fuzz build --sanitizer none) \
+	    >$(TOOLS)/fuzz-build.log 2>&1 </dev/null & echo $$! >$(FUZZ_BUILD_PID); \
+	  echo "fuzz targets building in the background (idle priority): $(TOOLS)/fuzz-build.log"; fi
 
 fuzz: $(STAMPS)/cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	@rustup run nightly rustc --version >/dev/null 2>&1 || { \
 	  echo "fuzz: cargo-fuzz needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
+	@if [ -f $(FUZZ_BUILD_PID) ]; then pid=$$(cat $(FUZZ_BUILD_PID)); rm -f $(FUZZ_BUILD_PID); \
+	  echo "fuzz: waiting for the background build ($$pid)"; \
+	  while kill -0 "$$pid" 2>/dev/null; do sleep 2; done; fi
 	fuzz/seed.sh
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  cargo +nightly fuzz run --sanitizer none $$t corpus/$$t -- \

@@ -94,8 +94,10 @@ launch_null_proxy() {
     wait_listening "$log" "null proxy on $port"
 }
 
-# write_gateway_config FILE: the production-like config — client keys required, audit to a
-# file, metrics on the admin port, two-target routes over the fake(s). Needs GW_PORT,
+# write_gateway_config FILE: the production-like config — client keys required (with dollar
+# and token budgets, so every call is priced and charged), audit to a file, metrics on the admin
+# port (and the console's sampler), two-target routes over the fake(s), trace export off
+# (the default). Needs GW_PORT,
 # ADMIN_PORT, FAKE_PORT, SLOW_PORT, DELAY_PORT, KEY_SHA256, AUDIT_FILE.
 write_gateway_config() {
     cat >"$1" <<EOF
@@ -107,7 +109,14 @@ log:
   level: warn
 auth:
   keys:
-    - {id: bench, name: "bench client", sha256: $KEY_SHA256}
+    - id: bench
+      name: "bench client"
+      sha256: $KEY_SHA256
+      # Far above what a run spends: checked and charged on every call, never reached.
+      budget: {window: month, usd: 1000000, tokens: 1000000000000}
+pricing:
+  openai_compatible:
+    bench-model: {input: 0.15, output: 0.60}
 audit:
   sink: $AUDIT_FILE
 providers:

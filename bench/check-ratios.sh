@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Prints each performance target of issue 21 (ratios to the null-proxy floor measured in the
+# same run, and the memory and launch limits) with `ok` or `MISS`, for the newest
+# bench/results/<stamp>/ (or the run given), and LiteLLM's ratio when compare-litellm.sh's
+# results are given too. Not part of `make test`: timings are not tests.
+#   bench/check-ratios.sh [RESULTS-DIR-OR-JSONL] [LITELLM-JSONL]
+set -euo pipefail
+cd "$(dirname "$0")"
+run=${1:-$(ls -d results/*/ 2>/dev/null | sort | tail -1)}
+[[ -n $run ]] || { echo "no bench/results/ yet: run 'make bench' first" >&2; exit 2; }
+[[ -d $run ]] && run=$run/results.jsonl
+exec python3 check_ratios.py "$run" ${2:+"$2"}
