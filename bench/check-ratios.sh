@@ -5,8 +5,8 @@
 # results are given too. Not part of `make test`: timings are not tests.
 #   bench/check-ratios.sh [RESULTS-DIR-OR-JSONL] [LITELLM-JSONL]
 set -euo pipefail
-cd "$(dirname "$0")"
-run=${1:-$(ls -d results/*/ 2>/dev/null | sort | tail -1)}
+bench=$(cd "$(dirname "$0")" && pwd)
+run=${1:-$(ls -d "$bench"/results/*/ 2>/dev/null | sort | tail -1)}
 [[ -n $run ]] || { echo "no bench/results/ yet: run 'make bench' first" >&2; exit 2; }
 [[ -d $run ]] && run=$run/results.jsonl
-exec python3 check_ratios.py "$run" ${2:+"$2"}
+exec python3 "$bench/check_ratios.py" "$run" ${2:+"$2"}
