@@ -99,8 +99,9 @@ fn harness() -> &'static Harness {
         );
         let vars = [
             ("K", "sk-fuzz-0123456789"),
-            ("AWS_ACCESS_KEY_ID", "AKIAFUZZFUZZFUZZFUZZ"),
-            ("AWS_SECRET_ACCESS_KEY", "fuzz-secret-key"),
+            // Placeholders: the fake upstream checks no signature.
+            ("AWS_ACCESS_KEY_ID", "fuzz-access-key-id"),
+            ("AWS_SECRET_ACCESS_KEY", "fuzz-placeholder"),
         ];
         let config = Config::from_yaml(
             &yaml,

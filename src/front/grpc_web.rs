@@ -103,18 +103,19 @@ where
         if !self.door.enabled {
             return off(inner, request);
         }
+        let is_preflight = is_preflight(&request);
+        if !is_preflight && !is_grpc_web(request.headers()) {
+            // Plain gRPC: straight to the service, no origin check, no translation.
+            return Box::pin(inner.call(request));
+        }
         let origin = request.headers().get(header::ORIGIN).cloned();
         let refused = origin.as_ref().filter(|o| !self.door.allows(o));
-        if is_preflight(&request) {
+        if is_preflight {
             let answer = match (&origin, refused) {
                 (Some(origin), None) => preflight(origin, request.headers()),
                 _ => forbidden(&request, refused),
             };
             return Box::pin(async move { Ok(answer) });
-        }
-        if !is_grpc_web(request.headers()) {
-            // Plain gRPC: straight to the service, no translation.
-            return Box::pin(inner.call(request));
         }
         if refused.is_some() {
             let answer = forbidden(&request, refused);
