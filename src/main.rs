@@ -9,6 +9,13 @@ use ai_service::{
 };
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a call allocates and frees a few hundred small blocks
+/// (request, JSON, headers, futures), and glibc's malloc/free were about 15% of the
+/// instructions of a unary call (docs/benchmarks.md, issue 21). The library leaves the
+/// choice to whoever embeds it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A gRPC-native gateway in front of the LLM providers.
 #[derive(Debug, Parser)]
 #[command(name = "ai-service", version, about, long_about = None)]

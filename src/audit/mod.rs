@@ -327,31 +327,33 @@ async fn write_records(
 ) {
     // Written records reach the sink within FLUSH_INTERVAL: flushing after every record would
     // cost a blocking-pool hop per call (tokio's file writes run there).
-    let mut flush_at: Option<tokio::time::Instant> = None;
+    // The two timers live as long as the writer and are reset, not made again for every record:
+    // a new timer each time the queue ran empty cost a registration in the timer wheel per call.
+    let flush = tokio::time::sleep(FLUSH_INTERVAL);
+    let rotate = tokio::time::sleep(FLUSH_INTERVAL);
+    tokio::pin!(flush, rotate);
+    let mut flush_due = false;
+    let mut rotate_armed: Option<tokio::time::Instant> = None;
     // One serialization buffer for the writer's life: a record costs no allocation of its own
     // unless redaction has something to mask.
     let mut line = Vec::with_capacity(1024);
     loop {
         let rotate_at = out.due();
+        if rotate_at != rotate_armed {
+            if let Some(at) = rotate_at {
+                rotate.as_mut().reset(at);
+            }
+            rotate_armed = rotate_at;
+        }
         let record = tokio::select! {
             biased;
             record = rx.recv() => record,
-            () = async {
-                match flush_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            () = &mut flush, if flush_due => {
                 out.flush().await;
-                flush_at = None;
+                flush_due = false;
                 continue;
             }
-            () = async {
-                match rotate_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            () = &mut rotate, if rotate_armed.is_some() => {
                 if out.close_segment().await {
                     inner.segment_closed.notify_waiters();
                 }
@@ -372,7 +374,10 @@ async fn write_records(
         };
         let Some(record) = record else { break };
         write_one(&inner, &mut out, &record, &mut line).await;
-        flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_INTERVAL);
+        if !flush_due {
+            flush.as_mut().reset(tokio::time::Instant::now() + FLUSH_INTERVAL);
+            flush_due = true;
+        }
     }
     // Closing: whatever is still queued is written before the writer stops.
     while let Ok(record) = rx.try_recv() {
@@ -392,8 +397,10 @@ async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: 
     line.clear();
     match serde_json::to_writer(&mut *line, record) {
         Ok(()) => {
-            // serde_json writes valid UTF-8, so this borrows.
-            let text = String::from_utf8_lossy(line);
+            // serde_json writes valid UTF-8, so this borrows (`from_utf8` checks ASCII a word
+            // at a time; `from_utf8_lossy` walks it in chunks, several times the instructions).
+            let text = std::str::from_utf8(line)
+                .map_or_else(|_| String::from_utf8_lossy(line), std::borrow::Cow::Borrowed);
             let redacted = redact(&text);
             match out.write_line(redacted.as_bytes()).await {
                 Ok(true) => inner.segment_closed.notify_waiters(),

@@ -640,13 +640,10 @@ impl CallCache {
     where
         S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
     {
-        async_stream::stream! {
-            let Some(plan) = self.plan else {
-                while let Some(item) = stream.next().await {
-                    yield item;
-                }
-                return;
-            };
+        // A call that does not cache gets its stream back as it was: no layer that only
+        // passes every event on.
+        let Some(plan) = self.plan else { return futures::future::Either::Left(stream) };
+        futures::future::Either::Right(async_stream::stream! {
             let mut assembly = StreamAssembly::default();
             while let Some(item) = stream.next().await {
                 match &item {
@@ -661,7 +658,7 @@ impl CallCache {
             if let Some(answer) = assembly.finish() {
                 plan.cache.put(plan.key, &answer, plan.ttl).await;
             }
-        }
+        })
     }
 }
 

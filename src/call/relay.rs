@@ -36,16 +36,21 @@ pub fn relay(
     Box::pin(async_stream::stream! {
         let mut usage: Option<Usage> = None;
         let mut output_bytes = 0usize;
+        // One timer and one cancellation waiter for the stream's life, registered once, not
+        // made and dropped again for every event.
+        let expiry = tokio::time::sleep_until(deadline);
+        let stopped = stop.cancelled_owned();
+        tokio::pin!(expiry, stopped);
         loop {
             let item = match head.next() {
                 Some(event) => Some(Ok(event)),
                 None => tokio::select! {
                     item = rest.next() => item,
-                    () = tokio::time::sleep_until(deadline) => {
+                    () = &mut expiry => {
                         yield Err(Error::DeadlineExceeded("the stream did not finish within the deadline".into()));
                         return;
                     }
-                    () = stop.cancelled() => {
+                    () = &mut stopped => {
                         yield Err(Error::Stopped);
                         return;
                     }

@@ -35,10 +35,10 @@ use crate::{
 pub struct Pricing {
     /// Provider name → its kind.
     kinds: HashMap<String, ProviderKind>,
-    /// (provider name, model) → the target's own price.
-    targets: HashMap<(String, String), Price>,
-    /// (provider name or kind, model) → a `pricing:` entry.
-    configured: HashMap<(String, String), Price>,
+    /// Provider name → model → the target's own price.
+    targets: Scoped,
+    /// Provider name or kind → model → a `pricing:` entry.
+    configured: Scoped,
     /// kind → model → a shipped price.
     shipped: HashMap<ProviderKind, HashMap<&'static str, Price>>,
 }
@@ -63,11 +63,10 @@ impl Pricing {
                 (p.name.clone(), kind)
             })
             .collect();
-        let entry = |e: &crate::config::PriceEntry| ((e.scope.clone(), e.model.clone()), e.price);
         Pricing {
             kinds,
-            targets: config.pricing.targets.iter().map(entry).collect(),
-            configured: config.pricing.entries.iter().map(entry).collect(),
+            targets: Scoped::new(&config.pricing.targets),
+            configured: Scoped::new(&config.pricing.entries),
             shipped: defaults::table(),
         }
     }
@@ -80,10 +79,8 @@ impl Pricing {
         target_model: &str,
         reply_model: &str,
     ) -> Option<(&str, &Price)> {
-        if let Some((key, price)) =
-            self.targets.get_key_value(&(provider.to_owned(), target_model.to_owned()))
-        {
-            return Some((key.1.as_str(), price));
+        if let Some(found) = self.targets.get(provider, target_model) {
+            return Some(found);
         }
         let mut models: Vec<&str> = Vec::with_capacity(4);
         for model in [reply_model, base_model(reply_model), target_model, base_model(target_model)]
@@ -95,9 +92,8 @@ impl Pricing {
         let kind = self.kinds.get(provider).copied();
         for scope in std::iter::once(provider).chain(kind.map(ProviderKind::name)) {
             for model in &models {
-                let key = (scope.to_owned(), (*model).to_owned());
-                if let Some((key, price)) = self.configured.get_key_value(&key) {
-                    return Some((key.1.as_str(), price));
+                if let Some(found) = self.configured.get(scope, model) {
+                    return Some(found);
                 }
             }
         }
@@ -144,6 +140,27 @@ impl Pricing {
     }
 }
 
+/// Prices by scope (a provider's name or kind), then model: looked up by `&str`, so that
+/// pricing a call allocates nothing.
+#[derive(Clone, Debug, Default)]
+struct Scoped(HashMap<String, HashMap<String, Price>>);
+
+impl Scoped {
+    fn new(entries: &[crate::config::PriceEntry]) -> Scoped {
+        let mut scoped = Scoped::default();
+        for e in entries {
+            scoped.0.entry(e.scope.clone()).or_default().insert(e.model.clone(), e.price);
+        }
+        scoped
+    }
+
+    /// The price of `model` under `scope`, and the model's name as listed.
+    fn get(&self, scope: &str, model: &str) -> Option<(&str, &Price)> {
+        let (name, price) = self.0.get(scope)?.get_key_value(model)?;
+        Some((name.as_str(), price))
+    }
+}
+
 /// The built-in echo provider costs nothing.
 const FREE: Price =
     Price { input: 0, output: 0, cache_read: Some(0), cache_write: Some(0), reasoning: Some(0) };
@@ -187,8 +204,9 @@ pub fn base_model(model: &str) -> &str {
     }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     // -YYYY-MM-DD
-    let parts: Vec<&str> = model.rsplitn(4, '-').collect();
-    if let [day, month, year, base] = parts.as_slice()
+    let mut parts = model.rsplitn(4, '-');
+    if let (Some(day), Some(month), Some(year), Some(base)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
         && digits(day)
         && day.len() == 2
         && digits(month)

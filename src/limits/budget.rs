@@ -47,13 +47,27 @@ return {usd, tokens}
 /// Seconds counters outlive their window, for charges of calls that began in it.
 const EXPIRY_SLACK_SECS: u64 = 86_400;
 
-/// One window of a budget: its name in the counters' keys and when it ends.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One window of a budget: which, its civil date and when it ends. Cheap to make: its name
+/// is written out only where a Redis key needs it, not for every call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
-    /// `d2025-01-31` or `m2025-01`.
-    pub id: String,
+    window: BudgetWindow,
+    year: i64,
+    month: u32,
+    day: u32,
     /// Its end, in unix seconds.
     pub ends: u64,
+}
+
+impl Span {
+    /// Its name in the counters' keys: `d2025-01-31` or `m2025-01`.
+    pub fn id(&self) -> String {
+        let Span { year, month, day, .. } = *self;
+        match self.window {
+            BudgetWindow::Day => format!("d{year:04}-{month:02}-{day:02}"),
+            BudgetWindow::Month => format!("m{year:04}-{month:02}"),
+        }
+    }
 }
 
 /// The civil date (year, month 1–12, day 1–31) of `days` since 1970-01-01.
@@ -87,14 +101,15 @@ pub fn span(window: BudgetWindow, now: SystemTime) -> Span {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let (year, month, day) = civil(days);
-    let (id, end_day) = match window {
-        BudgetWindow::Day => (format!("d{year:04}-{month:02}-{day:02}"), days + 1),
+    let end_day = match window {
+        BudgetWindow::Day => days + 1,
         BudgetWindow::Month => {
             let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-            (format!("m{year:04}-{month:02}"), days_from_civil(ny, nm, 1))
+            days_from_civil(ny, nm, 1)
         }
     };
-    Span { id, ends: u64::try_from(end_day).unwrap_or(0) * 86_400 }
+    let day = if window == BudgetWindow::Day { day } else { 1 };
+    Span { window, year, month, day, ends: u64::try_from(end_day).unwrap_or(0) * 86_400 }
 }
 
 /// `unix` seconds as RFC 3339 UTC (whole seconds).
@@ -133,8 +148,12 @@ impl Spent {
 /// Where the counters live.
 #[derive(Debug)]
 enum Store {
-    Memory(Mutex<HashMap<String, (String, Spent)>>),
-    Redis { redis: RedisStore, charge: redis::Script },
+    /// Client key id → the window its counts are for, and the counts.
+    Memory(Mutex<HashMap<String, (Span, Spent)>>),
+    Redis {
+        redis: RedisStore,
+        charge: redis::Script,
+    },
 }
 
 /// The budget counters of a gateway; shared by every call.
@@ -171,7 +190,7 @@ impl Budgets {
     fn key(redis: &RedisStore, client: &str, span: &Span, budget: &str) -> String {
         let digest = Sha256::digest(client.as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        redis.key(&format!("budget:{{{hex}}}:{}:{budget}", span.id))
+        redis.key(&format!("budget:{{{hex}}}:{}:{budget}", span.id()))
     }
 
     async fn spent(&self, client: &str, span: &Span) -> Result<Spent, RedisUnavailable> {
@@ -180,7 +199,7 @@ impl Budgets {
                 let map = map.lock().unwrap_or_else(PoisonError::into_inner);
                 Ok(map
                     .get(client)
-                    .filter(|(id, _)| *id == span.id)
+                    .filter(|(window, _)| window == span)
                     .map(|e| e.1)
                     .unwrap_or_default())
             }
@@ -250,15 +269,20 @@ impl Budgets {
         let spent = match &self.store {
             Store::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-                let entry = map
-                    .entry(key.id.clone())
-                    .or_insert_with(|| (span.id.clone(), Spent::default()));
-                if entry.0 != span.id {
-                    *entry = (span.id.clone(), Spent::default());
+                // The key's entry is there after its first call: its id is copied only then.
+                if !map.contains_key(&key.id) {
+                    map.insert(key.id.clone(), (span, Spent::default()));
                 }
-                entry.1.picousd = entry.1.picousd.saturating_add(picousd);
-                entry.1.tokens = entry.1.tokens.saturating_add(tokens);
-                entry.1
+                map.get_mut(&key.id)
+                    .map(|entry| {
+                        if entry.0 != span {
+                            *entry = (span, Spent::default());
+                        }
+                        entry.1.picousd = entry.1.picousd.saturating_add(picousd);
+                        entry.1.tokens = entry.1.tokens.saturating_add(tokens);
+                        entry.1
+                    })
+                    .unwrap_or_default()
             }
             Store::Redis { redis, charge } => {
                 let mut invocation = charge.prepare_invoke();
@@ -300,11 +324,11 @@ mod tests {
     fn windows_are_utc_calendar_days_and_months() {
         // 2024-02-29T23:59:59Z, a leap day.
         let t = at(1_709_251_199);
-        assert_eq!(
-            span(BudgetWindow::Day, t),
-            Span { id: "d2024-02-29".into(), ends: 1_709_251_200 }
-        );
-        assert_eq!(span(BudgetWindow::Month, t).id, "m2024-02");
+        let day = span(BudgetWindow::Day, t);
+        assert_eq!((day.id().as_str(), day.ends), ("d2024-02-29", 1_709_251_200));
+        // The same day, a second later in it: the same window.
+        assert_eq!(span(BudgetWindow::Day, at(1_709_251_198)), day);
+        assert_eq!(span(BudgetWindow::Month, t).id(), "m2024-02");
         assert_eq!(rfc3339(span(BudgetWindow::Month, t).ends), "2024-03-01T00:00:00Z");
         // December rolls into the next year.
         let dec = at(1_735_603_200); // 2024-12-31T00:00:00Z

@@ -7,7 +7,7 @@
 //! body or from the transport error's causes, never from the URL or headers we sent.
 
 use std::{
-    sync::{Arc, Once},
+    sync::{Arc, Once, OnceLock},
     time::{Duration, SystemTime},
 };
 
@@ -37,6 +37,32 @@ pub fn install_crypto() {
     });
 }
 
+/// The TLS settings every provider's client shares, made once per process: rustls on ring with
+/// the platform's verifier (the system's roots), ALPN `h2` then `http/1.1`, as reqwest would
+/// make them. Made per client, the verifier read the system's roots again for every provider
+/// (the bundle and every file of /etc/ssl/certs: six times at the start of the benchmark's
+/// six-provider config, a large share of its launch time, and a copy of the roots each).
+fn shared_tls() -> Result<rustls::ClientConfig, String> {
+    static TLS: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        install_crypto();
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS settings: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    })
+    .clone()
+}
+
 /// One provider's connection: a pooled client, its base URL and its key.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -54,8 +80,11 @@ pub struct Upstream {
 impl Upstream {
     /// Builds the client of `settings`.
     pub fn new(name: &str, settings: &ConnectionSettings) -> Result<Upstream, ProviderError> {
-        install_crypto();
+        let tls = shared_tls().map_err(|e| {
+            ProviderError::new(name, ProviderErrorKind::Connect, format!("cannot set up TLS: {e}"))
+        })?;
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .pool_max_idle_per_host(settings.pool_size)
             .pool_idle_timeout(settings.idle_timeout)
             .connect_timeout(settings.connect_timeout)

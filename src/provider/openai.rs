@@ -20,6 +20,8 @@
 
 mod embed;
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -583,14 +585,16 @@ impl From<WireUsage> for Usage {
     }
 }
 
+/// One streamed chunk. Its id and model come again in every chunk: borrowed from the event
+/// (`Cow`: owned only when escaped), so that a chunk costs no allocation for them.
 #[derive(Debug, Deserialize)]
-struct WireChunk {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<WireChunkChoice>,
+struct WireChunk<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Vec<WireChunkChoice<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
     #[serde(default)]
@@ -607,11 +611,11 @@ struct WireGroq {
 }
 
 #[derive(Debug, Deserialize)]
-struct WireChunkChoice {
+struct WireChunkChoice<'a> {
     #[serde(default)]
     delta: Option<WireDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -750,11 +754,11 @@ impl Provider for OpenAiProvider {
                     yield Err(upstream.stream_error(error));
                     return;
                 }
-                if let Some(chunk_id) = chunk.id.filter(|s| !s.is_empty()) {
-                    id = chunk_id;
+                if let Some(chunk_id) = chunk.id.filter(|s| !s.is_empty() && **s != *id) {
+                    id = chunk_id.into_owned();
                 }
-                if let Some(m) = chunk.model.filter(|s| !s.is_empty()) {
-                    provider_model = m;
+                if let Some(m) = chunk.model.filter(|s| !s.is_empty() && **s != *provider_model) {
+                    provider_model = m.into_owned();
                 }
                 if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|g| g.usage)) {
                     usage = Some(u.into());

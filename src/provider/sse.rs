@@ -56,29 +56,31 @@ impl SseParser {
     /// Feeds `bytes`, returning the events they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         self.buffer.extend_from_slice(bytes);
+        // Lines are read in place (borrowed, not copied into a String each), so the buffer
+        // is taken out of `self` while they are.
+        let buffer = std::mem::take(&mut self.buffer);
         let mut events = Vec::new();
         let mut start = 0;
-        loop {
-            let rest = &self.buffer[start..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                break;
-            };
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', &buffer[start..]) {
+            let rest = &buffer[start..];
             let terminator = if rest[end] == b'\r' {
                 match rest.get(end + 1) {
                     Some(b'\n') => 2,
                     Some(_) => 1,
-                    // A CR at the end of what we have: an LF may follow in the next read.
                     None => break,
                 }
             } else {
                 1
             };
-            let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+            let raw = &rest[..end];
+            let line = std::str::from_utf8(raw)
+                .map_or_else(|_| String::from_utf8_lossy(raw), std::borrow::Cow::Borrowed);
             start += end + terminator;
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
         }
+        self.buffer = buffer;
         self.buffer.drain(..start);
         if self.buffer.len() > MAX_LINE {
             self.buffer.clear();
@@ -87,7 +89,6 @@ impl SseParser {
         Ok(events)
     }
 
-    /// Handles one complete line; returns an event when the line is blank and one is ready.
     fn line(&mut self, line: &str) -> Option<SseEvent> {
         let line = if self.started {
             line
