@@ -94,31 +94,52 @@ launch_null_proxy() {
     wait_listening "$log" "null proxy on $port"
 }
 
-# write_gateway_config FILE: the production-like config — client keys required (with dollar
-# and token budgets, so every call is priced and charged), audit to a file, metrics on the admin
-# port (and the console's sampler), two-target routes over the fake(s), trace export off
-# (the default). Needs GW_PORT,
-# ADMIN_PORT, FAKE_PORT, SLOW_PORT, DELAY_PORT, KEY_SHA256, AUDIT_FILE.
+# write_gateway_config FILE [VARIANT]: the production-like config — client keys required (with
+# dollar and token budgets, so every call is priced and charged), audit to a file, metrics on the
+# admin port (and the console's sampler), two-target routes over the fake(s), trace export off
+# (the default), log level warn. Needs GW_PORT, ADMIN_PORT, FAKE_PORT, SLOW_PORT, DELAY_PORT,
+# KEY_SHA256, AUDIT_FILE. VARIANT takes one feature away (or turns the call's log line on), so
+# that bench/feature-cost.sh can measure what each costs alone:
+#   deployed (default)  everything above
+#   no-auth             no client keys (anonymous calls; no budgets either: they belong to keys)
+#   no-budget           the key has no budgets (calls still priced)
+#   no-cost             no price for the model (the key keeps its token budget)
+#   no-audit            no audit trail
+#   log-info            log level info: the call's span is recorded and its log line written
 write_gateway_config() {
-    cat >"$1" <<EOF
+    local file=$1 variant=${2:-deployed} level=warn budget pricing auth audit
+    budget="      # Far above what a run spends: checked and charged on every call, never reached.
+      budget: {window: month, usd: 1000000, tokens: 1000000000000}"
+    pricing="pricing:
+  openai_compatible:
+    bench-model: {input: 0.15, output: 0.60}"
+    auth="auth:
+  keys:
+    - id: bench
+      name: \"bench client\"
+      sha256: $KEY_SHA256"
+    audit="audit:
+  sink: $AUDIT_FILE"
+    case $variant in
+        deployed) ;;
+        no-auth) auth="" budget="" ;;
+        no-budget) budget="" ;;
+        no-cost) pricing="" budget="      budget: {window: month, tokens: 1000000000000}" ;;
+        no-audit) audit="" ;;
+        log-info) level=info ;;
+        *) bench_fail "unknown config variant $variant" ;;
+    esac
+    [[ -n $auth && -n $budget ]] && auth+=$'\n'$budget
+    cat >"$file" <<EOF
 server:
   listen: 127.0.0.1:$GW_PORT
   admin_listen: 127.0.0.1:$ADMIN_PORT
   shutdown_grace: 2s
 log:
-  level: warn
-auth:
-  keys:
-    - id: bench
-      name: "bench client"
-      sha256: $KEY_SHA256
-      # Far above what a run spends: checked and charged on every call, never reached.
-      budget: {window: month, usd: 1000000, tokens: 1000000000000}
-pricing:
-  openai_compatible:
-    bench-model: {input: 0.15, output: 0.60}
-audit:
-  sink: $AUDIT_FILE
+  level: $level
+$auth
+$pricing
+$audit
 providers:
   fake_a: {kind: openai_compatible, base_url: "http://127.0.0.1:$FAKE_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}
   fake_b: {kind: openai_compatible, base_url: "http://127.0.0.1:$FAKE_PORT/v1", api_key_env: FAKE_UPSTREAM_KEY}

@@ -36,6 +36,8 @@ taskset -c "$CORE_LOAD" "$LOADGEN" "${GRPC[@]}" --concurrency "$C" --calls "$N" 
 kill -INT "$PERF_PID"
 wait "$PERF_PID" || true
 rm -f "$AUDIT_FILE"
+# `head` closes the pipes early: not a failure.
+set +o pipefail
 {
     echo "## perf, cpu-clock, gateway pid only, unary Chat at c=$C, $N calls"
     echo "### by shared object (kernel vs ai-service vs libc)"
