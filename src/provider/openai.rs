@@ -24,7 +24,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{ChatStream, Provider, ProviderError, http::Upstream};
@@ -42,8 +42,8 @@ use crate::{
 struct Dialect {
     /// Accepts `top_k`.
     top_k: bool,
-    /// The name of the seed field (`seed`, or Mistral's `random_seed`).
-    seed_field: &'static str,
+    /// The name of the seed field.
+    seed: SeedField,
     /// Accepts `stream_options.include_usage` (the others report usage unasked, or not at all).
     stream_usage: bool,
     /// Takes `max_completion_tokens` rather than the older `max_tokens`.
@@ -54,6 +54,15 @@ struct Dialect {
     documents: bool,
     /// Wants the reasoning of a turn that called tools back as `reasoning_content`.
     reasoning_back: bool,
+}
+
+/// Where an OpenAI-compatible API takes the seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SeedField {
+    /// `seed`.
+    Seed,
+    /// Mistral's `random_seed`.
+    RandomSeed,
 }
 
 /// How an OpenAI-compatible API takes a reasoning control.
@@ -72,7 +81,7 @@ impl Dialect {
         use ProviderKind as K;
         let base = Dialect {
             top_k: false,
-            seed_field: "seed",
+            seed: SeedField::Seed,
             stream_usage: true,
             max_completion_tokens: false,
             reasoning: ReasoningControl::Effort,
@@ -84,7 +93,7 @@ impl Dialect {
                 Dialect { max_completion_tokens: true, documents: true, ..base }
             }
             K::Mistral => Dialect {
-                seed_field: "random_seed",
+                seed: SeedField::RandomSeed,
                 stream_usage: false,
                 reasoning: ReasoningControl::Unsupported,
                 ..base
@@ -149,7 +158,7 @@ impl OpenAiProvider {
         })
     }
 
-    fn request(&self, model: &str, body: &Value) -> reqwest::RequestBuilder {
+    fn request(&self, model: &str, body: &WireRequest<'_>) -> reqwest::RequestBuilder {
         let chat_url = match &self.flavor {
             Flavor::OpenAi { chat_url } => chat_url.as_ref(),
             Flavor::Azure { .. } => None,
@@ -195,32 +204,27 @@ impl OpenAiProvider {
     }
 
     /// The wire request for `model`.
-    fn body(
+    fn body<'a>(
         &self,
-        model: &str,
-        request: &ChatRequest,
+        model: &'a str,
+        request: &'a ChatRequest,
         stream: bool,
-    ) -> Result<Value, ProviderError> {
+    ) -> Result<WireRequest<'a>, ProviderError> {
         let name = &self.upstream.name;
-        let mut body = Map::new();
-        if matches!(self.flavor, Flavor::OpenAi { .. }) {
-            body.insert("model".into(), json!(model));
-        }
-        let messages = request
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| message(name, self.dialect, i, m))
-            .collect::<Result<Vec<_>, _>>()?;
-        body.insert("messages".into(), Value::Array(messages));
+        let mut body = WireRequest {
+            model: matches!(self.flavor, Flavor::OpenAi { .. }).then_some(model),
+            messages: request
+                .messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| message(name, self.dialect, i, m))
+                .collect::<Result<Vec<_>, _>>()?,
+            ..WireRequest::default()
+        };
 
         let g = &request.generation;
-        if let Some(t) = g.temperature {
-            body.insert("temperature".into(), json!(t));
-        }
-        if let Some(p) = g.top_p {
-            body.insert("top_p".into(), json!(p));
-        }
+        body.temperature = g.temperature;
+        body.top_p = g.top_p;
         if let Some(k) = g.top_k {
             if !self.dialect.top_k {
                 return Err(ProviderError::unsupported(
@@ -229,40 +233,31 @@ impl OpenAiProvider {
                     "this provider's API has no top_k",
                 ));
             }
-            body.insert("top_k".into(), json!(k));
+            body.top_k = Some(k);
         }
-        if let Some(max) = g.max_tokens {
-            let field = if self.dialect.max_completion_tokens {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            body.insert(field.into(), json!(max));
+        if self.dialect.max_completion_tokens {
+            body.max_completion_tokens = g.max_tokens;
+        } else {
+            body.max_tokens = g.max_tokens;
         }
-        if let Some(p) = g.presence_penalty {
-            body.insert("presence_penalty".into(), json!(p));
-        }
-        if let Some(p) = g.frequency_penalty {
-            body.insert("frequency_penalty".into(), json!(p));
-        }
-        if !g.stop.is_empty() {
-            body.insert("stop".into(), json!(g.stop));
-        }
-        if let Some(seed) = g.seed {
-            body.insert(self.dialect.seed_field.into(), json!(seed));
+        body.presence_penalty = g.presence_penalty;
+        body.frequency_penalty = g.frequency_penalty;
+        body.stop = &g.stop;
+        match self.dialect.seed {
+            SeedField::Seed => body.seed = g.seed,
+            SeedField::RandomSeed => body.random_seed = g.seed,
         }
         if let Some(reasoning) = &g.reasoning {
             match self.dialect.reasoning {
                 ReasoningControl::Effort => {
-                    body.insert("reasoning_effort".into(), json!(effort_of(reasoning).as_str()));
+                    body.reasoning_effort = Some(effort_of(reasoning).as_str());
                 }
                 ReasoningControl::Object => {
-                    let object = match (reasoning.effort, reasoning.budget_tokens) {
+                    body.reasoning = Some(match (reasoning.effort, reasoning.budget_tokens) {
                         (_, Some(budget)) => json!({"max_tokens": budget}),
                         (Some(effort), None) => json!({"effort": effort.as_str()}),
                         (None, None) => json!({}),
-                    };
-                    body.insert("reasoning".into(), object);
+                    });
                 }
                 ReasoningControl::Unsupported => {
                     return Err(ProviderError::unsupported(
@@ -273,11 +268,9 @@ impl OpenAiProvider {
                 }
             }
         }
-        match &g.response_format {
-            ResponseFormat::Text => {}
-            ResponseFormat::JsonObject => {
-                body.insert("response_format".into(), json!({"type": "json_object"}));
-            }
+        body.response_format = match &g.response_format {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(json!({"type": "json_object"})),
             ResponseFormat::JsonSchema(s) => {
                 let mut schema = Map::new();
                 schema.insert("name".into(), json!(s.name));
@@ -288,14 +281,11 @@ impl OpenAiProvider {
                 if let Some(strict) = s.strict {
                     schema.insert("strict".into(), json!(strict));
                 }
-                body.insert(
-                    "response_format".into(),
-                    json!({"type": "json_schema", "json_schema": schema}),
-                );
+                Some(json!({"type": "json_schema", "json_schema": schema}))
             }
-        }
+        };
         if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+            body.tools = request
                 .tools
                 .iter()
                 .map(|t| {
@@ -306,29 +296,115 @@ impl OpenAiProvider {
                     json!({"type": "function", "function": function})
                 })
                 .collect();
-            body.insert("tools".into(), Value::Array(tools));
             // OpenAI rejects parallel_tool_calls without tools; without tools it means nothing.
-            if let Some(parallel) = g.parallel_tool_calls {
-                body.insert("parallel_tool_calls".into(), json!(parallel));
-            }
+            body.parallel_tool_calls = g.parallel_tool_calls;
         }
-        if let Some(choice) = &request.tool_choice {
-            let choice = match choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Required => json!("required"),
-                ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-            };
-            body.insert("tool_choice".into(), choice);
-        }
+        body.tool_choice = request.tool_choice.as_ref().map(|choice| match choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+        });
         if stream {
-            body.insert("stream".into(), json!(true));
+            body.stream = Some(true);
             if self.dialect.stream_usage {
-                body.insert("stream_options".into(), json!({"include_usage": true}));
+                body.stream_options = Some(StreamOptions { include_usage: true });
             }
         }
-        Ok(Value::Object(body))
+        Ok(body)
     }
+}
+
+/// The Chat Completions request body, borrowing from the call's request: what a plain chat
+/// sends is typed (nothing to build but this struct and the messages' list), what few calls
+/// send (response formats, tools, content parts) stays a JSON value.
+#[derive(Debug, Default, Serialize)]
+struct WireRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    messages: Vec<WireMessageOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    /// Mistral's name for the seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// One message of the request.
+#[derive(Debug, Serialize)]
+struct WireMessageOut<'a> {
+    role: &'static str,
+    content: WireContent<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    /// The assistant's reasoning sent back with its tool calls (DeepSeek's thinking mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireCallOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+/// A message's content: its text (borrowed when it is one part), content parts, or `null` for
+/// an assistant turn that only calls tools.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    Null,
+    Text(Cow<'a, str>),
+    Parts(Vec<Value>),
+}
+
+#[derive(Debug, Serialize)]
+struct WireCallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionOut<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireFunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 /// A path segment with the characters that would change the path escaped.
@@ -353,14 +429,12 @@ fn effort_of(reasoning: &ReasoningConfig) -> ReasoningEffort {
     })
 }
 
-fn message(
+fn message<'a>(
     provider: &str,
     dialect: Dialect,
     i: usize,
-    m: &Message,
-) -> Result<Value, ProviderError> {
-    let mut out = Map::new();
-    out.insert("role".into(), json!(m.role.as_str()));
+    m: &'a Message,
+) -> Result<WireMessageOut<'a>, ProviderError> {
     let has_parts =
         m.content.iter().any(|p| matches!(p, ContentPart::Image(_) | ContentPart::Document(_)));
     let content = if has_parts {
@@ -433,17 +507,14 @@ fn message(
                 }
             });
         }
-        Value::Array(parts)
-    } else if !m.tool_calls.is_empty() && m.joined_text().is_empty() {
-        Value::Null
+        WireContent::Parts(parts)
     } else {
-        json!(m.joined_text())
+        match text_of(m) {
+            text if text.is_empty() && !m.tool_calls.is_empty() => WireContent::Null,
+            text => WireContent::Text(text),
+        }
     };
-    out.insert("content".into(), content);
-    if let Some(name) = &m.name {
-        out.insert("name".into(), json!(name));
-    }
-    if dialect.reasoning_back && !m.tool_calls.is_empty() {
+    let reasoning_content = if dialect.reasoning_back && !m.tool_calls.is_empty() {
         let reasoning: String = m
             .content
             .iter()
@@ -452,24 +523,40 @@ fn message(
                 _ => None,
             })
             .collect();
-        if !reasoning.is_empty() {
-            out.insert("reasoning_content".into(), json!(reasoning));
-        }
-    }
-    if !m.tool_calls.is_empty() {
-        let calls: Vec<Value> = m
+        (!reasoning.is_empty()).then_some(reasoning)
+    } else {
+        None
+    };
+    Ok(WireMessageOut {
+        role: m.role.as_str(),
+        content,
+        name: m.name.as_deref(),
+        reasoning_content,
+        tool_calls: m
             .tool_calls
             .iter()
-            .map(|c| {
-                json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
+            .map(|c| WireCallOut {
+                id: &c.id,
+                kind: "function",
+                function: WireFunctionOut { name: &c.name, arguments: &c.arguments },
             })
-            .collect();
-        out.insert("tool_calls".into(), Value::Array(calls));
+            .collect(),
+        tool_call_id: m.tool_call_id.as_deref(),
+    })
+}
+
+/// A message's text parts joined: borrowed when there is one (the usual case), so that sending
+/// it copies nothing.
+fn text_of(m: &Message) -> Cow<'_, str> {
+    let mut texts = m.content.iter().filter_map(|p| match p {
+        ContentPart::Text(text) => Some(text.as_str()),
+        _ => None,
+    });
+    match (texts.next(), texts.next()) {
+        (None, _) => Cow::Borrowed(""),
+        (Some(only), None) => Cow::Borrowed(only),
+        (Some(_), Some(_)) => Cow::Owned(m.joined_text()),
     }
-    if let Some(id) = &m.tool_call_id {
-        out.insert("tool_call_id".into(), json!(id));
-    }
-    Ok(Value::Object(out))
 }
 
 fn detail_name(detail: ImageDetail) -> &'static str {
@@ -799,6 +886,58 @@ mod tests {
     use super::*;
     use crate::chat::{Generation, Image, JsonSchema, Tool};
 
+    #[test]
+    fn a_plain_chat_and_a_tool_turn_go_out_in_the_documented_shape() {
+        let call =
+            ToolCall { id: "c1".into(), name: "f".into(), arguments: "{}".into(), signature: None };
+        let request = ChatRequest {
+            messages: vec![
+                Message::text(Role::System, "be brief"),
+                Message { tool_calls: vec![call], ..Message::text(Role::Assistant, "") },
+                Message { tool_call_id: Some("c1".into()), ..Message::text(Role::Tool, "42") },
+                Message {
+                    content: vec![ContentPart::Text("a".into()), ContentPart::Text("b".into())],
+                    name: Some("ann".into()),
+                    ..Message::text(Role::User, "")
+                },
+            ],
+            ..Default::default()
+        };
+        let body = wire(&provider(ProviderKind::OpenAi), "gpt", &request, false).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "gpt",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ]},
+                    {"role": "tool", "content": "42", "tool_call_id": "c1"},
+                    {"role": "user", "content": "ab", "name": "ann"}
+                ]
+            })
+        );
+        // Azure names the deployment in the URL, not the body; a stream asks for its usage.
+        let azure =
+            OpenAiProvider::azure("p", &ConnectionSettings::for_tests("http://127.0.0.1:1"), "v")
+                .unwrap();
+        let body = wire(&azure, "gpt", &request, true).unwrap();
+        assert!(body.get("model").is_none());
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    /// The request body `provider` sends, as JSON.
+    fn wire(
+        provider: &OpenAiProvider,
+        model: &str,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<Value, ProviderError> {
+        provider.body(model, request, stream).map(|body| serde_json::to_value(body).unwrap())
+    }
+
     fn provider(kind: ProviderKind) -> OpenAiProvider {
         let connection = ConnectionSettings::for_tests("http://127.0.0.1:1/v1");
         OpenAiProvider::new("p", kind, &connection).unwrap()
@@ -843,7 +982,7 @@ mod tests {
             tool_choice: Some(ToolChoice::Tool("f".into())),
             metadata: Default::default(),
         };
-        let body = provider(ProviderKind::OpenAi).body("gpt", &request, true).unwrap();
+        let body = wire(&provider(ProviderKind::OpenAi), "gpt", &request, true).unwrap();
         assert_eq!(body["max_completion_tokens"], 10);
         assert_eq!(body["seed"], 42);
         assert_eq!(
@@ -856,7 +995,7 @@ mod tests {
         assert_eq!(body["parallel_tool_calls"], false);
         assert_eq!(body["stream_options"]["include_usage"], true);
 
-        let body = provider(ProviderKind::Mistral).body("m", &request, true).unwrap();
+        let body = wire(&provider(ProviderKind::Mistral), "m", &request, true).unwrap();
         assert_eq!(body["random_seed"], 42);
         assert_eq!(body["max_tokens"], 10);
         assert!(body.get("stream_options").is_none());
@@ -871,6 +1010,6 @@ mod tests {
         };
         let err = provider(ProviderKind::OpenAi).body("m", &request, false).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("generation.top_k"));
-        assert_eq!(provider(ProviderKind::VLlm).body("m", &request, false).unwrap()["top_k"], 5);
+        assert_eq!(wire(&provider(ProviderKind::VLlm), "m", &request, false).unwrap()["top_k"], 5);
     }
 }
