@@ -81,40 +81,30 @@ for arg in "$@"; do
     if [[ $arg == floor ]]; then
         under_valgrind "$WORK/floor-$i.log" "$NULL_PROXY" --listen "127.0.0.1:$GW_PORT" \
             --upstream "http://127.0.0.1:$FAKE_PORT/v1/chat/completions"
-        FLOOR_ARGS=(grpc --addr "http://127.0.0.1:$GW_PORT" --model bench-model)
-        for _ in $(seq 1 1200); do
-            grep -q "listening on" "$WORK/floor-$i.log" && break
-            sleep 0.1
-        done
-        pin_load "$LOADGEN" "${FLOOR_ARGS[@]}" --concurrency 1 --calls 1 --warmup 0 --max-s 120 >/dev/null \
-            || { cat "$WORK/floor-$i.log" >&2; bench_fail "null proxy did not serve"; }
-        for c in 1 16; do
-            counted "b$i-grpc-c$c" "$c" "${FLOOR_ARGS[@]}"
-        done
-        [[ -n ${STREAMS:-} ]] && CALLS=$STREAMS counted "b$i-stream-c1" 1 "${FLOOR_ARGS[@]}" --stream
-        stop_pid "$GW_PID"
-        continue
+        wait_listening "$WORK/floor-$i.log" "null proxy under valgrind" 120
+        GRPC_ARGS=(grpc --addr "http://127.0.0.1:$GW_PORT" --model bench-model)
+    else
+        bin=${arg%%:*} variant=deployed
+        [[ $arg == *:* ]] && variant=${arg#*:}
+        AI_SERVICE_BIN=$(realpath "$bin")
+        write_gateway_config "$WORK/gateway-$i.yaml" "$variant"
+        if [[ -n ${SERVER_HTTP:-} ]]; then
+            sed -i "s/^  shutdown_grace: 2s$/&\n  http: $SERVER_HTTP/" "$WORK/gateway-$i.yaml"
+        fi
+        under_valgrind "$WORK/gateway-$i.log" "$AI_SERVICE_BIN" --config "$WORK/gateway-$i.yaml" serve
+        pin_load "$LOADGEN" ready --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench \
+            --since-ns "$t0" --max-s 120 >/dev/null || { cat "$WORK/gateway-$i.log" >&2; bench_fail "gateway did not serve"; }
+        GRPC_ARGS=(grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench)
     fi
-    bin=${arg%%:*} variant=deployed
-    [[ $arg == *:* ]] && variant=${arg#*:}
-    AI_SERVICE_BIN=$(realpath "$bin")
-    write_gateway_config "$WORK/gateway-$i.yaml" "$variant"
-    if [[ -n ${SERVER_HTTP:-} ]]; then
-        sed -i "s/^  shutdown_grace: 2s$/&\n  http: $SERVER_HTTP/" "$WORK/gateway-$i.yaml"
-    fi
-    under_valgrind "$WORK/gateway-$i.log" "$AI_SERVICE_BIN" --config "$WORK/gateway-$i.yaml" serve
-    pin_load "$LOADGEN" ready --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench \
-        --since-ns "$t0" --max-s 120 >/dev/null || { cat "$WORK/gateway-$i.log" >&2; bench_fail "gateway did not serve"; }
     for c in 1 16; do
-        counted "b$i-grpc-c$c" "$c" grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" --model bench
+        counted "b$i-grpc-c$c" "$c" "${GRPC_ARGS[@]}"
     done
     if [[ -n ${STREAMS:-} ]]; then
-        CALLS=$STREAMS counted "b$i-stream-c1" 1 grpc --addr "http://127.0.0.1:$GW_PORT" --key "$CLIENT_KEY" \
-            --model bench --stream
+        CALLS=$STREAMS counted "b$i-stream-c1" 1 "${GRPC_ARGS[@]}" --stream
     fi
-    # The HTTP door, when this build has one (and GRPC_ONLY is not set).
-    if [[ -z ${GRPC_ONLY:-} ]] && curl -sf -o /dev/null -H "authorization: Bearer $CLIENT_KEY" -H 'content-type: application/json' \
-        -d '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' \
+    # The HTTP door, when this build has one (and GRPC_ONLY is not set); the floor has none.
+    if [[ $arg != floor && -z ${GRPC_ONLY:-} ]] && curl -sf -o /dev/null -H "authorization: Bearer $CLIENT_KEY" \
+        -H 'content-type: application/json' -d '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' \
         "http://127.0.0.1:$GW_PORT/v1/chat/completions"; then
         for c in 1 16; do
             counted "b$i-http-c$c" "$c" http --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \

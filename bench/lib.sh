@@ -49,11 +49,11 @@ build_tools() {
         --manifest-path "$BENCH_DIR/Cargo.toml" || bench_fail "building bench/ tools"
 }
 
-# wait_listening LOG WHAT: waits (5 s at most) for the last started process to print its
-# `listening on` line.
+# wait_listening LOG WHAT [SECONDS]: waits (5 s unless told) for the last started process to
+# print its `listening on` line.
 wait_listening() {
     local log=$1 what=$2 i
-    for i in $(seq 1 100); do
+    for i in $(seq 1 $((${3:-5} * 20))); do
         grep -q "listening on" "$log" 2>/dev/null && return 0
         kill -0 "${BENCH_PIDS[-1]}" 2>/dev/null || { cat "$log" >&2; bench_fail "$what exited"; }
         sleep 0.05

@@ -269,20 +269,23 @@ impl Budgets {
         let spent = match &self.store {
             Store::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+                let add = |spent: &mut Spent| {
+                    spent.picousd = spent.picousd.saturating_add(picousd);
+                    spent.tokens = spent.tokens.saturating_add(tokens);
+                    *spent
+                };
                 // The key's entry is there after its first call: its id is copied only then.
-                if !map.contains_key(&key.id) {
-                    map.insert(key.id.clone(), (span, Spent::default()));
+                if let Some((window, spent)) = map.get_mut(&key.id) {
+                    if *window != span {
+                        (*window, *spent) = (span, Spent::default());
+                    }
+                    add(spent)
+                } else {
+                    let mut spent = Spent::default();
+                    let total = add(&mut spent);
+                    map.insert(key.id.clone(), (span, spent));
+                    total
                 }
-                map.get_mut(&key.id)
-                    .map(|entry| {
-                        if entry.0 != span {
-                            *entry = (span, Spent::default());
-                        }
-                        entry.1.picousd = entry.1.picousd.saturating_add(picousd);
-                        entry.1.tokens = entry.1.tokens.saturating_add(tokens);
-                        entry.1
-                    })
-                    .unwrap_or_default()
             }
             Store::Redis { redis, charge } => {
                 let mut invocation = charge.prepare_invoke();

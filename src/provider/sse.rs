@@ -67,6 +67,7 @@ impl SseParser {
                 match rest.get(end + 1) {
                     Some(b'\n') => 2,
                     Some(_) => 1,
+                    // A CR at the end of what we have: an LF may follow in the next read.
                     None => break,
                 }
             } else {
