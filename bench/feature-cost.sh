@@ -3,7 +3,7 @@
 # call (callgrind, exact and independent of the machine's load) of the gateway as deployed
 # (bench/lib.sh's write_gateway_config) and of the same binary with one feature taken away —
 # client keys, budgets, cost accounting, the audit trail — or the call's span and log line
-# turned on (log level info), plus the null proxy (the floor) in the same run. The metrics have
+# turned off (log level warn) or written as text, plus the null proxy (the floor) in the same run. The metrics have
 # no switch: their cost is read from the deployed run's own profile (every signal goes through
 # the `Metrics` trait object, so the inclusive count of its methods, the exporter's upkeep and
 # the console's sampler is all of it). Only 127.0.0.1; every run is bounded.
@@ -13,7 +13,7 @@
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=$(realpath "${1:-${CARGO_TARGET_DIR:-$BENCH_DIR/../target}/release/ai-service}")
-VARIANTS=(no-auth no-budget no-cost log-info)
+VARIANTS=(no-auth no-budget no-cost log-warn log-text)
 args=(floor "$BIN")
 for v in "${VARIANTS[@]}"; do args+=("$BIN:$v"); done
 GRPC_ONLY=1 STREAMS=${STREAMS:-500} "$BENCH_DIR/callgrind.sh" "${args[@]}" | tee /dev/stderr | sed -n 's/^results: //p' >/tmp/feature-cost.$$

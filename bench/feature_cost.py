@@ -33,7 +33,8 @@ WHAT = {
     "no-auth": "client key (the presented key's SHA-256, the key table, the record's client)",
     "no-budget": "budgets (checked before, charged after; in-process store)",
     "no-cost": "cost (the price looked up, the bill, its metric and audit fields; the dollar budget)",
-    "log-info": "span fields and the call's log line (log level info, the default, instead of warn)",
+    "log-warn": "span fields and the call's JSON log line (as deployed: level info)",
+    "log-text": "span fields and the call's log line as text instead of JSON",
 }
 # Features without a switch, read from the deployed run's own profile: the inclusive count of
 # their entry points (each function's largest inclusive figure; the entry points do not call
@@ -85,14 +86,14 @@ for variant, what in WHAT.items():
     cost = []
     for c in (1, 16):
         other = per_call(index[variant], c)
-        if variant == "log-info":
-            cost.append(other - base[c])
+        if variant == "log-text" and "log-warn" in index:
+            cost.append(other - per_call(index["log-warn"], c))
         elif variant == "no-auth" and "no-budget" in index:
             # Budgets belong to keys: the key alone is the budget-less run less the key-less one.
             cost.append(per_call(index["no-budget"], c) - other)
         else:
             cost.append(base[c] - other)
-    how = {"log-info": "run with it on − as deployed",
+    how = {"log-text": "`log-text` run − `log-warn` run",
            "no-auth": "`no-budget` run − `no-auth` run"}.get(variant, f"as deployed − `{variant}` run")
     print(f"| {what} | {cost[0]:,} | {cost[1]:,} | {how} |")
 profiles = {}

@@ -97,17 +97,20 @@ launch_null_proxy() {
 # write_gateway_config FILE [VARIANT]: the production-like config — client keys required (with
 # dollar and token budgets, so every call is priced and charged), audit to a file, metrics on the
 # admin port (and the console's sampler), two-target routes over the fake(s), trace export off
-# (the default), log level warn. Needs GW_PORT, ADMIN_PORT, FAKE_PORT, SLOW_PORT, DELAY_PORT,
-# KEY_SHA256, AUDIT_FILE. VARIANT takes one feature away (or turns the call's log line on), so
-# that bench/feature-cost.sh can measure what each costs alone:
+# (the default), logs as deploy/config.yaml and the Helm chart write them: JSON at level info, so
+# every call's span is recorded and its line written. Needs GW_PORT, ADMIN_PORT, FAKE_PORT,
+# SLOW_PORT, DELAY_PORT, KEY_SHA256, AUDIT_FILE. VARIANT takes one feature away (or changes the
+# logs), so that bench/feature-cost.sh can measure what each costs alone:
 #   deployed (default)  everything above
 #   no-auth             no client keys (anonymous calls; no budgets either: they belong to keys)
 #   no-budget           the key has no budgets (calls still priced)
 #   no-cost             no price for the model (the key keeps its token budget)
 #   no-audit            no audit trail
-#   log-info            log level info: the call's span is recorded and its log line written
+#   log-warn            log level warn: no span recorded, no line for a call that succeeds (the
+#                       benchmarks' setting before 2026-11-30's second round)
+#   log-text            the lines as text (log.format: text, the config's default) at info
 write_gateway_config() {
-    local file=$1 variant=${2:-deployed} level=warn budget pricing auth audit
+    local file=$1 variant=${2:-deployed} level=info format=json budget pricing auth audit
     budget="      # Far above what a run spends: checked and charged on every call, never reached.
       budget: {window: month, usd: 1000000, tokens: 1000000000000}"
     pricing="pricing:
@@ -126,7 +129,8 @@ write_gateway_config() {
         no-budget) budget="" ;;
         no-cost) pricing="" budget="      budget: {window: month, tokens: 1000000000000}" ;;
         no-audit) audit="" ;;
-        log-info) level=info ;;
+        log-warn) level=warn ;;
+        log-text) format=text ;;
         *) bench_fail "unknown config variant $variant" ;;
     esac
     [[ -n $auth && -n $budget ]] && auth+=$'\n'$budget
@@ -137,6 +141,7 @@ server:
   shutdown_grace: 2s
 log:
   level: $level
+  format: $format
 $auth
 $pricing
 $audit

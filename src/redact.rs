@@ -8,12 +8,11 @@
 //!   similar header lines, `key=…` in URLs, and the patterns configured in
 //!   `log.redact_patterns`.
 //!
-//! Each is replaced by `***`. Logs get it through [`Redacting`], the writer wrapper the log
-//! subscriber is built with.
+//! Each is replaced by `***`. Logs get it from the log layer (`telemetry::lines`), which
+//! redacts each line whole before writing it.
 
 use std::{
     borrow::Cow,
-    io,
     sync::{OnceLock, RwLock},
 };
 
@@ -129,51 +128,6 @@ fn mask<'a>(pattern: &Regex, text: Cow<'a, str>) -> Cow<'a, str> {
     Cow::Owned(replaced.into_owned())
 }
 
-/// Wraps a log writer so every event is redacted before it is written. The subscriber makes
-/// one writer per event and drops it when the event is written, so each event is redacted
-/// whole, however the formatter split its writes.
-#[derive(Clone, Debug)]
-pub struct Redacting<M>(pub M);
-
-impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
-    for Redacting<M>
-{
-    type Writer = RedactingWriter<M::Writer>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        RedactingWriter { buffer: Vec::new(), inner: self.0.make_writer() }
-    }
-}
-
-/// One event's output, written redacted to the inner writer when dropped.
-pub struct RedactingWriter<W: io::Write> {
-    buffer: Vec<u8>,
-    inner: W,
-}
-
-impl<W: io::Write> io::Write for RedactingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<W: io::Write> Drop for RedactingWriter<W> {
-    fn drop(&mut self) {
-        if self.buffer.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.buffer);
-        // Logging must never fail the caller; a closed stream loses the line.
-        let _ = self.inner.write_all(redact(&text).as_bytes());
-        let _ = self.inner.flush();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,31 +197,6 @@ mod tests {
         );
         register_secret("short");
         assert_eq!(redact("short"), "short", "too short to match safely");
-    }
-
-    #[test]
-    fn log_events_are_redacted_whole() {
-        use tracing_subscriber::fmt::MakeWriter;
-        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let target = sink.clone();
-        let make = Redacting(move || SharedBuf(target.clone()));
-        {
-            let mut w = make.make_writer();
-            io::Write::write_all(&mut w, b"auth: Bear").unwrap();
-            io::Write::write_all(&mut w, b"er sk-abcdefghijklmnop\n").unwrap();
-        }
-        assert_eq!(String::from_utf8(sink.lock().unwrap().clone()).unwrap(), "auth: Bearer ***\n");
-    }
-
-    struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl io::Write for SharedBuf {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]

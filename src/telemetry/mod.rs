@@ -2,7 +2,7 @@
 //!
 //! Logs: `tracing` to stderr (stdout is left to the audit sink), as text or JSON, filtered by
 //! `RUST_LOG` when it is set and by `log.level` otherwise, every line passed through the
-//! redactor ([`crate::redact`]).
+//! redactor ([`crate::redact`]) and written by [`lines`], the log layer.
 //!
 //! Each RPC runs in one `rpc` span (opened by [`crate::call::record`]) with the fields
 //! `request_id`, `method`, `trace_id`, `model`, `route`, `provider`, `upstream_model`, `code`,
@@ -17,20 +17,19 @@
 //! subscriber is the plain log subscriber, exactly as cheap as before export existed.
 
 pub mod export;
+mod lines;
 pub mod spans;
 
 use tracing::Subscriber;
 use tracing_subscriber::{
-    EnvFilter, Layer, Registry, filter::FilterExt, fmt, fmt::MakeWriter, layer::SubscriberExt,
+    EnvFilter, Layer, Registry, filter::FilterExt, fmt::MakeWriter, layer::SubscriberExt,
     util::SubscriberInitExt,
 };
 
 pub use export::TraceExport;
 
-use crate::{
-    config::{LogConfig, LogFormat},
-    redact::Redacting,
-};
+use crate::config::LogConfig;
+use lines::LogLines;
 
 /// Installs the global subscriber, exporting spans through `export` when there is one (build
 /// it first, inside the runtime). Calling it twice is harmless: the second call is ignored.
@@ -59,14 +58,9 @@ pub fn subscriber<W>(log: &LogConfig, writer: W) -> Box<dyn Subscriber + Send + 
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    // Every event passes the redactor, whatever the writer.
-    let builder = fmt().with_env_filter(log_filter(log)).with_writer(Redacting(writer));
-    match log.format {
-        LogFormat::Json => {
-            Box::new(builder.json().flatten_event(true).with_current_span(true).finish())
-        }
-        LogFormat::Text => Box::new(builder.finish()),
-    }
+    Box::new(
+        Registry::default().with(LogLines::new(log.format, writer).with_filter(log_filter(log))),
+    )
 }
 
 /// The subscriber [`init`] installs with export: the same log lines as [`subscriber`], and the
@@ -82,12 +76,6 @@ where
 {
     // Attempt spans exist for the collector only; the log lines stay as they are without export.
     let logged = log_filter(log).and(spans::not_export_only());
-    let fmt = fmt::layer().with_writer(Redacting(writer));
-    let fmt = match log.format {
-        LogFormat::Json => {
-            fmt.json().flatten_event(true).with_current_span(true).with_filter(logged).boxed()
-        }
-        LogFormat::Text => fmt.with_filter(logged).boxed(),
-    };
-    Box::new(Registry::default().with(fmt).with(export.layer()))
+    let lines = LogLines::new(log.format, writer).with_filter(logged);
+    Box::new(Registry::default().with(lines).with(export.layer()))
 }

@@ -1,0 +1,559 @@
+//! The log lines: one line per event, as text or JSON, each passed through the redactor and
+//! written whole with one write.
+//!
+//! This is the layer [`super::subscriber`] logs with instead of tracing-subscriber's `fmt`
+//! layer, whose lines look the same but cost more than the rest of a call: it keeps each
+//! span's fields as formatted text, so every `span.record` formats the field again, and its
+//! JSON formatter parses that text back into a map and serializes it whole on every record
+//! and again for every event (about 210,000 instructions for the `rpc` span and its line, the
+//! floor's whole call twice over; text with colours, about 55,000). Here a span's fields are
+//! kept as values, a record replaces one in place, and an event is formatted once into a
+//! reused buffer.
+//!
+//! The lines:
+//! - text: `2026-11-30T12:00:00.123456Z  INFO rpc{request_id=… method="Chat" …}: target: message
+//!   key=value …`, as the `fmt` layer writes them (strings quoted, `%`-recorded values not),
+//!   without colour codes.
+//! - JSON: `{"timestamp":…,"level":"INFO","message":…,<event fields>,"target":…,
+//!   "span":{<fields>,"name":"rpc"},"spans":[{…},…]}`: the `fmt` layer's JSON with the event
+//!   flattened, the current span and the list of spans from the root.
+
+use std::{
+    cell::RefCell,
+    fmt::{self, Write as _},
+    io::Write as _,
+    time::SystemTime,
+};
+
+use tracing::{
+    Event, Subscriber,
+    field::{Field, Visit},
+    span,
+};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::{Layer, fmt::MakeWriter, layer::Context, registry::LookupSpan};
+
+use crate::{config::LogFormat, redact::redact};
+
+/// The layer writing log lines to the writers `W` makes.
+pub struct LogLines<W> {
+    format: LogFormat,
+    writer: W,
+}
+
+impl<W> LogLines<W> {
+    /// Lines in `format`, written to `writer`.
+    pub fn new(format: LogFormat, writer: W) -> LogLines<W> {
+        LogLines { format, writer }
+    }
+}
+
+/// A recorded value.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    /// Recorded as a string: quoted in text.
+    Str(String),
+    /// Recorded with `Debug` or `Display` (`?x`, `%x`), kept as it rendered: bare in text.
+    Shown(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// A span's fields, in the order they were first set. A field recorded again replaces its
+/// value, so every field appears once.
+#[derive(Debug, Default)]
+struct SpanFields(Vec<(&'static str, Value)>);
+
+impl SpanFields {
+    fn set(&mut self, name: &'static str, value: Value) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+/// Fields from `log` records (`log.target`, `log.file`, …), which name what the event's
+/// normalized metadata already says.
+fn is_log_field(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
+impl Visit for SpanFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set(field.name(), Value::Str(value.to_owned()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.set(field.name(), Value::Shown(format!("{value:?}")));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field.name(), Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set(field.name(), Value::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set(field.name(), Value::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field.name(), Value::Bool(value));
+    }
+}
+
+thread_local! {
+    /// The line being formatted, reused by every event of the thread.
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+impl<S, W> Layer<S> for LogLines<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields(Vec::with_capacity(attrs.metadata().fields().len()));
+        attrs.record(&mut fields);
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let write = |line: &mut String| {
+            line.clear();
+            // Formatting into a String cannot fail.
+            let _ = match self.format {
+                LogFormat::Text => text_line(line, event, &ctx),
+                LogFormat::Json => json_line(line, event, &ctx),
+            };
+            // Logging must never fail the caller; a closed stream loses the line.
+            let _ =
+                self.writer.make_writer_for(event.metadata()).write_all(redact(line).as_bytes());
+        };
+        // A line logged while one is being written (by the writer, say) gets its own buffer.
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => write(&mut line),
+            Err(_) => write(&mut String::new()),
+        });
+    }
+}
+
+fn timestamp(out: &mut String) -> fmt::Result {
+    write!(out, "{}", humantime::format_rfc3339_micros(SystemTime::now()))
+}
+
+/// Writes an event's fields: the message alone, or every other field.
+struct EventFields<'a> {
+    out: &'a mut String,
+    json: bool,
+    message: bool,
+}
+
+impl EventFields<'_> {
+    fn field(&mut self, field: &Field, value: ValueRef<'_>) {
+        if (field.name() == "message") != self.message || is_log_field(field) {
+            return;
+        }
+        if self.message {
+            // The message is written bare in text and as the "message" string in JSON.
+            if self.json {
+                self.out.push_str("\"message\":");
+                json_value(self.out, value);
+                self.out.push(',');
+            } else {
+                let _ = value.text_bare(self.out);
+            }
+            return;
+        }
+        if self.json {
+            json_str(self.out, field.name());
+            self.out.push(':');
+            json_value(self.out, value);
+            self.out.push(',');
+        } else {
+            self.out.push(' ');
+            self.out.push_str(field.name());
+            self.out.push('=');
+            let _ = value.text(self.out);
+        }
+    }
+}
+
+impl Visit for EventFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, ValueRef::Str(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, ValueRef::Debug(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, ValueRef::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, ValueRef::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.field(field, ValueRef::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, ValueRef::Bool(value));
+    }
+}
+
+/// A value being written: an event's, borrowed, or a span's, kept.
+#[derive(Clone, Copy)]
+enum ValueRef<'a> {
+    Str(&'a str),
+    Debug(&'a dyn fmt::Debug),
+    Shown(&'a str),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Shown(s) => ValueRef::Shown(s),
+            Value::I64(v) => ValueRef::I64(*v),
+            Value::U64(v) => ValueRef::U64(*v),
+            Value::F64(v) => ValueRef::F64(*v),
+            Value::Bool(v) => ValueRef::Bool(*v),
+        }
+    }
+}
+
+impl ValueRef<'_> {
+    /// As a field's value in text: strings quoted.
+    fn text(self, out: &mut String) -> fmt::Result {
+        match self {
+            // Printable ASCII without quotes or backslashes reads the same through Debug.
+            ValueRef::Str(s)
+                if s.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') =>
+            {
+                out.push('"');
+                out.push_str(s);
+                out.push('"');
+                Ok(())
+            }
+            ValueRef::Str(s) => write!(out, "{s:?}"),
+            other => other.text_bare(out),
+        }
+    }
+
+    /// As the message in text: strings bare.
+    fn text_bare(self, out: &mut String) -> fmt::Result {
+        match self {
+            ValueRef::Str(s) | ValueRef::Shown(s) => {
+                out.push_str(s);
+                Ok(())
+            }
+            ValueRef::Debug(v) => write!(out, "{v:?}"),
+            ValueRef::I64(v) => write!(out, "{v}"),
+            ValueRef::U64(v) => write!(out, "{v}"),
+            ValueRef::F64(v) => write!(out, "{v}"),
+            ValueRef::Bool(v) => write!(out, "{v}"),
+        }
+    }
+}
+
+/// A JSON value: numbers and booleans as such (a non-finite float as `null`), everything else
+/// as a string.
+fn json_value(out: &mut String, value: ValueRef<'_>) {
+    match value {
+        ValueRef::Str(s) | ValueRef::Shown(s) => json_str(out, s),
+        ValueRef::Debug(v) => {
+            // Rendered first: a Debug impl may write in many small pieces.
+            let shown = format!("{v:?}");
+            json_str(out, &shown);
+        }
+        ValueRef::I64(v) => {
+            let _ = write!(out, "{v}");
+        }
+        ValueRef::U64(v) => {
+            let _ = write!(out, "{v}");
+        }
+        ValueRef::F64(v) if v.is_finite() => {
+            let _ = write!(out, "{v}");
+        }
+        ValueRef::F64(_) => out.push_str("null"),
+        ValueRef::Bool(v) => out.push_str(if v { "true" } else { "false" }),
+    }
+}
+
+/// Which bytes a JSON string escapes, and how: 0 none, `u` as `\u00XX`, else `\` and the byte.
+static JSON_ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// `s` as a JSON string.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = JSON_ESCAPE[usize::from(b)];
+        if escape == 0 {
+            continue;
+        }
+        out.push_str(&s[plain..i]);
+        if escape == b'u' {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push('\\');
+            out.push(char::from(escape));
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
+}
+
+/// A span's fields as a JSON object, its name last.
+fn json_span(out: &mut String, name: &str, fields: Option<&SpanFields>) {
+    out.push('{');
+    for (field, value) in fields.map_or(&[][..], |f| &f.0[..]) {
+        json_str(out, field);
+        out.push(':');
+        json_value(out, value.into());
+        out.push(',');
+    }
+    out.push_str("\"name\":");
+    json_str(out, name);
+    out.push('}');
+}
+
+fn json_line<S>(out: &mut String, event: &Event<'_>, ctx: &Context<'_, S>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    // A `log` record's event names the record's level and target in its fields.
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    let (level, target) = (meta.level(), meta.target());
+    out.push_str("{\"timestamp\":\"");
+    timestamp(out)?;
+    write!(out, "\",\"level\":\"{level}\",")?;
+    event.record(&mut EventFields { out, json: true, message: true });
+    event.record(&mut EventFields { out, json: true, message: false });
+    out.push_str("\"target\":");
+    json_str(out, target);
+    if let Some(scope) = ctx.event_scope(event) {
+        let spans: Vec<_> = scope.from_root().collect();
+        if let Some((current, outer)) = spans.split_last() {
+            out.push_str(",\"span\":");
+            let start = out.len();
+            json_span(out, current.name(), current.extensions().get::<SpanFields>());
+            let end = out.len();
+            out.push_str(",\"spans\":[");
+            for span in outer {
+                json_span(out, span.name(), span.extensions().get::<SpanFields>());
+                out.push(',');
+            }
+            // The current span is the list's last: the same object again.
+            out.extend_from_within(start..end);
+            out.push(']');
+        }
+    }
+    out.push_str("}\n");
+    Ok(())
+}
+
+fn text_line<S>(out: &mut String, event: &Event<'_>, ctx: &Context<'_, S>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    // A `log` record's event names the record's level and target in its fields.
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    let (level, target) = (meta.level(), meta.target());
+    timestamp(out)?;
+    write!(out, " {level:>5} ")?;
+    if let Some(scope) = ctx.event_scope(event) {
+        for span in scope.from_root() {
+            out.push_str(span.name());
+            let extensions = span.extensions();
+            let fields = extensions.get::<SpanFields>().map_or(&[][..], |f| &f.0[..]);
+            if !fields.is_empty() {
+                out.push('{');
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(name);
+                    out.push('=');
+                    ValueRef::from(value).text(out)?;
+                }
+                out.push('}');
+            }
+            out.push(':');
+        }
+        out.push(' ');
+    }
+    out.push_str(target);
+    out.push_str(": ");
+    event.record(&mut EventFields { out, json: false, message: true });
+    event.record(&mut EventFields { out, json: false, message: false });
+    out.push('\n');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::{
+        io,
+        sync::{Arc, Mutex},
+    };
+
+    use tracing::field::Empty;
+    use tracing_subscriber::{Registry, layer::SubscriberExt};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// Runs `f` under a subscriber with only this layer, in `format`; returns what it wrote.
+    fn logged(format: LogFormat, f: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = Registry::default().with(LogLines::new(format, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        captured.text()
+    }
+
+    fn a_call() {
+        let span = tracing::info_span!(
+            "rpc",
+            request_id = %"req-1",
+            method = "Chat",
+            route = Empty,
+            provider = Empty,
+            input_tokens = Empty,
+            error = Empty,
+        );
+        span.record("route", "fast");
+        span.record("provider", "a");
+        // Failed over: recorded again, logged once with the last value.
+        span.record("provider", "b");
+        span.record("input_tokens", 12_i64);
+        span.record("error", "quote \" backslash \\ newline \n tab \t bell \u{7} é");
+        span.in_scope(|| {
+            tracing::info!(latency_ms = 1.5, ttft_ms = f64::NAN, streamed = true, "rpc finished");
+        });
+    }
+
+    #[test]
+    fn json_lines_carry_the_current_span_and_the_span_list() {
+        let text = logged(LogFormat::Json, a_call);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "rpc finished");
+        assert_eq!(line["latency_ms"], 1.5);
+        assert_eq!(line["ttft_ms"], serde_json::Value::Null);
+        assert_eq!(line["streamed"], true);
+        assert_eq!(line["target"], module_path!());
+        let stamp = line["timestamp"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
+        let span = &line["span"];
+        assert_eq!(span["name"], "rpc");
+        assert_eq!(span["request_id"], "req-1");
+        assert_eq!(span["method"], "Chat");
+        assert_eq!(span["route"], "fast");
+        assert_eq!(span["provider"], "b");
+        assert_eq!(span["input_tokens"], 12);
+        assert_eq!(span["error"], "quote \" backslash \\ newline \n tab \t bell \u{7} é");
+        assert_eq!(line["spans"], serde_json::json!([span]));
+        // Recorded twice, written once: no duplicate key for a stricter parser to refuse.
+        assert_eq!(text.matches("\"provider\"").count(), 2, "span and spans: {text}");
+    }
+
+    #[test]
+    fn text_lines_read_like_the_fmt_layers_without_colour() {
+        let text = logged(LogFormat::Text, a_call);
+        let line = text.strip_suffix('\n').unwrap();
+        assert!(!line.contains('\u{1b}'), "no escape codes: {line:?}");
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
+        assert!(
+            rest.starts_with(
+                " INFO rpc{request_id=req-1 method=\"Chat\" route=\"fast\" provider=\"b\" \
+                 input_tokens=12 error=\"quote \\\" backslash \\\\ newline \\n tab \\t bell \\u{7} é\"}: "
+            ),
+            "{rest}"
+        );
+        assert!(
+            rest.ends_with(&format!(
+                "}}: {}: rpc finished latency_ms=1.5 ttft_ms=NaN streamed=true",
+                module_path!()
+            )),
+            "{rest}"
+        );
+    }
+
+    #[test]
+    fn an_event_outside_a_span_has_no_span_and_debug_values_are_strings() {
+        let json = logged(LogFormat::Json, || {
+            tracing::warn!(peer = ?("127.0.0.1", 9), count = 3_u64, "listening");
+        });
+        let line: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["peer"], "(\"127.0.0.1\", 9)");
+        assert_eq!(line["count"], 3);
+        assert!(line.get("span").is_none() && line.get("spans").is_none(), "{line}");
+        let text = logged(LogFormat::Text, || tracing::warn!(count = 3_u64, "listening"));
+        assert!(
+            text.ends_with(&format!("  WARN {}: listening count=3\n", module_path!())),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lines_are_redacted() {
+        let text = logged(LogFormat::Json, || {
+            tracing::warn!(header = "Authorization: Bearer abcdefghijkl", "upstream said");
+        });
+        assert!(!text.contains("abcdefghijkl"), "{text}");
+        assert!(text.contains("Bearer ***"), "{text}");
+    }
+}
