@@ -19,7 +19,7 @@ use std::{
 use futures::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::Code;
-use tracing::{Instrument, Span, field::Empty};
+use tracing::{Span, field::Empty};
 
 use super::CallContext;
 use crate::{
@@ -293,16 +293,16 @@ impl CallRecord {
     /// Relays `stream`, recording its time to first token and usage, and ends the call with
     /// its last event: `OK` after its finish, the error it failed with, or `CANCELLED`
     /// (`DEADLINE_EXCEEDED` past the deadline) when the caller dropped it.
-    pub fn relay<S>(mut self, mut stream: S) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send
+    pub fn relay<S>(mut self, stream: S) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send
     where
         S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
     {
         self.relaying_since = Some(Instant::now());
         self.recorder.stream_started();
-        let span = self.span.clone();
+        let mut stream = spans::InSpan::new(self.span.clone(), stream);
         async_stream::stream! {
             let mut record = self;
-            while let Some(item) = stream.next().instrument(span.clone()).await {
+            while let Some(item) = stream.next().await {
                 match &item {
                     Ok(event) => record.observe(event),
                     Err(error) => record.fail(error),
