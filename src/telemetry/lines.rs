@@ -102,6 +102,9 @@ impl Visit for SpanFields {
     }
 }
 
+/// The most a thread's line buffer keeps between lines, in bytes.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
 thread_local! {
     /// The line being formatted, reused by every event of the thread.
     static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
@@ -141,7 +144,13 @@ where
         };
         // A line logged while one is being written (by the writer, say) gets its own buffer.
         LINE.with(|line| match line.try_borrow_mut() {
-            Ok(mut line) => write(&mut line),
+            Ok(mut line) => {
+                write(&mut line);
+                // One very long line (a large debug dump) does not keep its buffer for good.
+                if line.capacity() > MAX_KEPT_BUFFER {
+                    *line = String::with_capacity(512);
+                }
+            }
             Err(_) => write(&mut String::new()),
         });
     }
@@ -546,6 +555,14 @@ mod tests {
             text.ends_with(&format!("  WARN {}: listening count=3\n", module_path!())),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_very_long_line_is_written_whole_and_its_buffer_not_kept() {
+        let long = "x".repeat(200 * 1024);
+        let text = logged(LogFormat::Json, || tracing::warn!(dump = long.as_str(), "debug dump"));
+        assert!(text.contains(&long), "written whole");
+        assert!(LINE.with(|line| line.borrow().capacity()) <= MAX_KEPT_BUFFER);
     }
 
     #[test]
