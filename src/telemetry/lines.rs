@@ -142,17 +142,22 @@ where
             let _ =
                 self.writer.make_writer_for(event.metadata()).write_all(redact(line).as_bytes());
         };
-        // A line logged while one is being written (by the writer, say) gets its own buffer.
-        LINE.with(|line| match line.try_borrow_mut() {
+        // A line logged while one is being written (by the writer, say), or while the thread
+        // is being torn down (its buffer already gone), gets a buffer of its own.
+        let reused = LINE.try_with(|line| match line.try_borrow_mut() {
             Ok(mut line) => {
                 write(&mut line);
                 // One very long line (a large debug dump) does not keep its buffer for good.
                 if line.capacity() > MAX_KEPT_BUFFER {
                     *line = String::with_capacity(512);
                 }
+                true
             }
-            Err(_) => write(&mut String::new()),
+            Err(_) => false,
         });
+        if reused != Ok(true) {
+            write(&mut String::new());
+        }
     }
 }
 
