@@ -26,7 +26,7 @@ use std::{
 };
 
 use tracing::{
-    Event, Subscriber,
+    Event, Metadata, Subscriber,
     field::{Field, Visit},
     span,
 };
@@ -49,7 +49,7 @@ impl<W> LogLines<W> {
 }
 
 /// A recorded value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 enum Value {
     /// Recorded as a string: quoted in text.
     Str(String),
@@ -131,12 +131,15 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // A `log` record's event names the record's level and target in its fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let write = |line: &mut String| {
             line.clear();
             // Formatting into a String cannot fail.
             let _ = match self.format {
-                LogFormat::Text => text_line(line, event, &ctx),
-                LogFormat::Json => json_line(line, event, &ctx),
+                LogFormat::Text => text_line(line, meta, event, &ctx),
+                LogFormat::Json => json_line(line, meta, event, &ctx),
             };
             // Logging must never fail the caller; a closed stream loses the line.
             let _ =
@@ -288,9 +291,9 @@ fn json_value(out: &mut String, value: ValueRef<'_>) {
     match value {
         ValueRef::Str(s) | ValueRef::Shown(s) => json_str(out, s),
         ValueRef::Debug(v) => {
-            // Rendered first: a Debug impl may write in many small pieces.
-            let shown = format!("{v:?}");
-            json_str(out, &shown);
+            out.push('"');
+            let _ = write!(JsonEscaped(out), "{v:?}");
+            out.push('"');
         }
         ValueRef::I64(v) => {
             let _ = write!(out, "{v}");
@@ -325,23 +328,34 @@ static JSON_ESCAPE: [u8; 256] = {
 /// `s` as a JSON string.
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    let mut plain = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = JSON_ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
-        out.push_str(&s[plain..i]);
-        if escape == b'u' {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push('\\');
-            out.push(char::from(escape));
-        }
-        plain = i + 1;
-    }
-    out.push_str(&s[plain..]);
+    let _ = JsonEscaped(out).write_str(s);
     out.push('"');
+}
+
+/// Writes what it is given escaped for the inside of a JSON string.
+struct JsonEscaped<'a>(&'a mut String);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let out = &mut *self.0;
+        let mut plain = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escape = JSON_ESCAPE[usize::from(b)];
+            if escape == 0 {
+                continue;
+            }
+            out.push_str(&s[plain..i]);
+            if escape == b'u' {
+                write!(out, "\\u{b:04x}")?;
+            } else {
+                out.push('\\');
+                out.push(char::from(escape));
+            }
+            plain = i + 1;
+        }
+        out.push_str(&s[plain..]);
+        Ok(())
+    }
 }
 
 /// A span's fields as a JSON object, its name last.
@@ -358,13 +372,15 @@ fn json_span(out: &mut String, name: &str, fields: Option<&SpanFields>) {
     out.push('}');
 }
 
-fn json_line<S>(out: &mut String, event: &Event<'_>, ctx: &Context<'_, S>) -> fmt::Result
+fn json_line<S>(
+    out: &mut String,
+    meta: &Metadata<'_>,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+) -> fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // A `log` record's event names the record's level and target in its fields.
-    let normalized = event.normalized_metadata();
-    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     let (level, target) = (meta.level(), meta.target());
     out.push_str("{\"timestamp\":\"");
     timestamp(out)?;
@@ -394,13 +410,15 @@ where
     Ok(())
 }
 
-fn text_line<S>(out: &mut String, event: &Event<'_>, ctx: &Context<'_, S>) -> fmt::Result
+fn text_line<S>(
+    out: &mut String,
+    meta: &Metadata<'_>,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+) -> fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // A `log` record's event names the record's level and target in its fields.
-    let normalized = event.normalized_metadata();
-    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     let (level, target) = (meta.level(), meta.target());
     timestamp(out)?;
     write!(out, " {level:>5} ")?;
