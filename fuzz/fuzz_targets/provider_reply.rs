@@ -5,7 +5,7 @@
 //! byte odd, a list of events encoded as valid frames (the event reader under attack):
 //! `[type][flags][len][payload…]` repeated, a type picking an event or exception name.
 //!
-//! The adapters read a `reqwest::Response`, so the target drives the real adapters against a
+//! The adapters read an upstream HTTP reply, so the target drives the real adapters against a
 //! tiny in-process HTTP/1.1 server on 127.0.0.1 that answers with the fuzzer's bytes. Whatever
 //! the body, a call must end with a reply or an error, never a panic or a hang, and a stream
 //! must end with `Finish` or an error, never silently.

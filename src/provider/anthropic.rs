@@ -34,6 +34,7 @@ use super::{
     http::{Upstream, data_url},
     vertex::VertexAccess,
 };
+use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{
         CacheControl, ChatEvent, ChatRequest, ChatResponse, ContentPart, Document, DocumentSource,
@@ -101,7 +102,7 @@ impl AnthropicProvider {
         model: &str,
         mut body: Value,
         stream: bool,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+    ) -> Result<UpstreamRequest, ProviderError> {
         if let Some(vertex) = &self.vertex {
             // Vertex names the model in the URL and takes the version in the body.
             if let Some(fields) = body.as_object_mut() {
@@ -113,8 +114,7 @@ impl AnthropicProvider {
         }
         let builder = self
             .upstream
-            .client()
-            .post(format!("{}/v1/messages", self.upstream.base_url))
+            .post(&format!("{}/v1/messages", self.upstream.base_url))
             .header("anthropic-version", &self.version);
         let builder = match self.upstream.key() {
             Some(key) => builder.header("x-api-key", key.expose()),

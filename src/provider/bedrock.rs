@@ -21,10 +21,11 @@ mod embed;
 mod request;
 mod stream;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 
 use super::{ChatStream, Provider, ProviderError, ProviderErrorKind, http::Upstream};
+use crate::provider::transport::UpstreamResponse;
 use crate::{
     chat::{
         ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Reasoning, Role, ToolCall,
@@ -67,7 +68,7 @@ impl BedrockProvider {
         body: &impl serde::Serialize,
         accept: &'static str,
         stream: bool,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| self.upstream.invalid(format!("cannot encode the request: {e}")))?;
         let url = format!("{}/model/{}/{action}", self.upstream.base_url, model_segment(model));
@@ -75,7 +76,6 @@ impl BedrockProvider {
         let signed = self.signer.sign(&url, &headers, &body).await?;
         let mut builder = self
             .upstream
-            .client()
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept);

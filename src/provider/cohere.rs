@@ -23,6 +23,7 @@ mod stream;
 use serde::Deserialize;
 
 use super::{ChatStream, Provider, ProviderError, ProviderErrorKind, http::Upstream};
+use crate::provider::transport::{UpstreamRequest, UpstreamResponse};
 use crate::{
     chat::{
         ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Reasoning, Role, ToolCall,
@@ -44,8 +45,8 @@ impl CohereProvider {
     }
 
     /// A POST of `body` to `{base}{path}` with the bearer key.
-    fn post(&self, path: &str, body: &impl serde::Serialize) -> reqwest::RequestBuilder {
-        let builder = self.upstream.client().post(format!("{}{path}", self.upstream.base_url));
+    fn post(&self, path: &str, body: &impl serde::Serialize) -> UpstreamRequest {
+        let builder = self.upstream.post(&format!("{}{path}", self.upstream.base_url));
         let builder = match self.upstream.key() {
             Some(key) => builder.bearer_auth(key.expose()),
             None => builder,
@@ -56,9 +57,9 @@ impl CohereProvider {
     /// Sends `request`; Cohere's 498 ("invalid token") is an auth failure like a 401.
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        request: UpstreamRequest,
         stream: bool,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         self.upstream.send(request, stream).await.map_err(|mut e| {
             if e.status == Some(498) {
                 e.kind = ProviderErrorKind::Auth;

@@ -43,6 +43,7 @@ use super::{
     openai::path_segment,
     vertex::VertexAccess,
 };
+use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{
         ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,
@@ -76,14 +77,14 @@ impl GeminiProvider {
         model: &str,
         body: &Value,
         stream: bool,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+    ) -> Result<UpstreamRequest, ProviderError> {
         let model = model.strip_prefix("models/").unwrap_or(model);
         let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
         if let Some(vertex) = &self.vertex {
             return Ok(vertex.post(&self.upstream, "google", model, method).await?.json(body));
         }
         let url = format!("{}/models/{}:{method}", self.upstream.base_url, path_segment(model));
-        let builder = self.upstream.client().post(url);
+        let builder = self.upstream.post(&url);
         let builder = match self.upstream.key() {
             Some(key) => builder.header("x-goog-api-key", key.expose()),
             None => builder,

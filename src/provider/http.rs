@@ -1,7 +1,8 @@
-//! What every HTTP provider adapter shares: the pooled reqwest client built from a provider's
-//! [`ConnectionSettings`], the key held for atomic rotation, sending a request, and turning
-//! upstream failures (transport errors, error statuses and bodies, malformed JSON, cut
-//! streams) into [`ProviderError`]s whose kind says whether a retry may help.
+//! What every HTTP provider adapter shares: the pooled transport built from a provider's
+//! [`ConnectionSettings`] (see [`super::transport`]), the key held for atomic rotation, sending
+//! a request, and turning upstream failures (transport errors, error statuses and bodies,
+//! malformed JSON, cut streams) into [`ProviderError`]s whose kind says whether a retry may
+//! help.
 //!
 //! No error built here carries a key or a request: messages come from the provider's error
 //! body or from the transport error's causes, never from the URL or headers we sent.
@@ -13,12 +14,13 @@ use std::{
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
-use reqwest::{RequestBuilder, Response, StatusCode, header::HeaderMap};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use super::{
     ProviderError, ProviderErrorKind,
     sse::{SseEvent, SseParser},
+    transport::{Transport, TransportError, UpstreamRequest, UpstreamResponse},
 };
 use crate::{config::ConnectionSettings, secret::Secret};
 
@@ -38,8 +40,7 @@ pub fn install_crypto() {
 }
 
 /// The TLS settings every provider's client shares, made once per process: rustls on ring with
-/// the platform's verifier (the system's roots), ALPN `h2` then `http/1.1`, as reqwest would
-/// make them. Made per client, the verifier read the system's roots again for every provider
+/// the platform's verifier (the system's roots), ALPN `h2` then `http/1.1`. Made per client, the verifier read the system's roots again for every provider
 /// (the bundle and every file of /etc/ssl/certs: six times at the start of the benchmark's
 /// six-provider config, a large share of its launch time, and a copy of the roots each).
 fn shared_tls() -> Result<rustls::ClientConfig, String> {
@@ -63,14 +64,14 @@ fn shared_tls() -> Result<rustls::ClientConfig, String> {
     .clone()
 }
 
-/// One provider's connection: a pooled client, its base URL and its key.
+/// One provider's connection: a pooled transport, its base URL and its key.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// The provider's configured name.
     pub name: String,
     /// The base URL, without a trailing slash.
     pub base_url: String,
-    client: reqwest::Client,
+    transport: Transport,
     /// Swapped whole by a key rotation, so a request sees the old key or the new one.
     key: Option<Arc<ArcSwap<Secret>>>,
     request_timeout: Duration,
@@ -78,57 +79,31 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the client of `settings`.
+    /// Builds the transport of `settings`.
     pub fn new(name: &str, settings: &ConnectionSettings) -> Result<Upstream, ProviderError> {
         let tls = shared_tls().map_err(|e| {
             ProviderError::new(name, ProviderErrorKind::Connect, format!("cannot set up TLS: {e}"))
         })?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .pool_max_idle_per_host(settings.pool_size)
-            .pool_idle_timeout(settings.idle_timeout)
-            .connect_timeout(settings.connect_timeout)
-            // A stream may run for minutes; what must not last is silence.
-            .read_timeout(settings.request_timeout)
-            .tcp_nodelay(true)
-            // Never follow a redirect: the request carries a key in headers that reqwest would
-            // not strip on a cross-host redirect (x-api-key, api-key, x-goog-api-key). A 3xx is
-            // an upstream error instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ai-service/", env!("CARGO_PKG_VERSION")));
-        if settings.disable_proxy {
-            builder = builder.no_proxy();
-        }
-        if let Some(proxy) = &settings.proxy {
-            let proxy = reqwest::Proxy::all(proxy).map_err(|e| {
-                ProviderError::new(
-                    name,
-                    ProviderErrorKind::Connect,
-                    format!("invalid proxy: {}", causes(&e)),
-                )
-            })?;
-            builder = builder.proxy(proxy);
-        }
-        let client = builder.build().map_err(|e| {
-            ProviderError::new(
-                name,
-                ProviderErrorKind::Connect,
-                format!("cannot build the HTTP client: {}", causes(&e)),
-            )
-        })?;
+        let transport = Transport::new(settings, tls)
+            .map_err(|e| ProviderError::new(name, ProviderErrorKind::Connect, e))?;
         Ok(Upstream {
             name: name.to_owned(),
-            base_url: settings.base_url.clone(),
-            client,
+            base_url: normalized(&settings.base_url),
+            transport,
             key: settings.api_key.clone().map(|k| Arc::new(ArcSwap::from_pointee(k))),
             request_timeout: settings.request_timeout,
             max_output_bytes: settings.max_output_bytes,
         })
     }
 
-    /// The client, to build requests with.
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// A POST to `url`.
+    pub fn post(&self, url: &str) -> UpstreamRequest {
+        UpstreamRequest::new(Method::POST, url)
+    }
+
+    /// A POST to a URL parsed once already.
+    pub fn post_to(&self, uri: Uri) -> UpstreamRequest {
+        UpstreamRequest::to(Method::POST, uri)
     }
 
     /// The current key, if the provider has one.
@@ -147,10 +122,8 @@ impl Upstream {
     pub async fn probe(&self, timeout: Duration) -> Result<(), ProviderError> {
         let url = format!("{}/models", self.base_url);
         let response = self
-            .client
-            .get(url)
-            .timeout(timeout)
-            .send()
+            .transport
+            .send(UpstreamRequest::new(Method::GET, &url), Some(timeout))
             .await
             .map_err(|e| self.transport_error(&e, false))?;
         let status = response.status().as_u16();
@@ -166,10 +139,9 @@ impl Upstream {
     /// bounded by the request timeout as a whole; a stream only by its read timeout.
     pub async fn send(
         &self,
-        request: RequestBuilder,
+        mut request: UpstreamRequest,
         stream: bool,
-    ) -> Result<Response, ProviderError> {
-        let mut request = if stream { request } else { request.timeout(self.request_timeout) };
+    ) -> Result<UpstreamResponse, ProviderError> {
         // The caller's request id and W3C trace context travel on to the provider (naming the
         // gateway's attempt span while trace export is on).
         if let Some(call) = crate::call::CallContext::current() {
@@ -177,7 +149,12 @@ impl Upstream {
                 request = request.header(name, value);
             }
         }
-        let response = request.send().await.map_err(|e| self.transport_error(&e, false))?;
+        let total = (!stream).then_some(self.request_timeout);
+        let response = self
+            .transport
+            .send(request, total)
+            .await
+            .map_err(|e| self.transport_error(&e, false))?;
         let status = response.status();
         crate::telemetry::spans::record_http_status(status.as_u16());
         if status.is_success() {
@@ -189,7 +166,10 @@ impl Upstream {
     }
 
     /// Reads a whole JSON body; a body that does not parse is `InvalidResponse`.
-    pub async fn json<T: DeserializeOwned>(&self, response: Response) -> Result<T, ProviderError> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        response: UpstreamResponse,
+    ) -> Result<T, ProviderError> {
         let status = response.status().as_u16();
         let limit = self.max_output_bytes;
         let body = read_at_most(response, limit.saturating_add(1))
@@ -213,7 +193,7 @@ impl Upstream {
     /// its end marker came.
     pub fn events(
         &self,
-        response: Response,
+        response: UpstreamResponse,
     ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
         let upstream = self.clone();
         let body = self.chunks(response);
@@ -247,15 +227,15 @@ impl Upstream {
     /// or `Timeout`) or once more than `max_output_bytes` came.
     pub fn chunks(
         &self,
-        response: Response,
+        mut response: UpstreamResponse,
     ) -> impl Stream<Item = Result<bytes::Bytes, ProviderError>> + Send + 'static {
         let upstream = self.clone();
-        let mut body = response.bytes_stream();
         async_stream::stream! {
             let mut read = 0usize;
-            while let Some(chunk) = body.next().await {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => return,
                     Err(e) => {
                         yield Err(upstream.transport_error(&e, true));
                         return;
@@ -315,12 +295,12 @@ impl Upstream {
     }
 
     /// A transport failure: before the reply (`in_body == false`) or while reading it.
-    fn transport_error(&self, e: &reqwest::Error, in_body: bool) -> ProviderError {
-        let kind = if e.is_timeout() {
+    fn transport_error(&self, e: &TransportError, in_body: bool) -> ProviderError {
+        let kind = if e.timeout {
             ProviderErrorKind::Timeout
         } else if in_body {
             ProviderErrorKind::StreamCut
-        } else if e.is_connect() || e.is_request() {
+        } else if e.connect {
             ProviderErrorKind::Connect
         } else {
             ProviderErrorKind::Server
@@ -331,7 +311,7 @@ impl Upstream {
             ProviderErrorKind::Connect => "cannot reach the upstream",
             _ => "the upstream request failed",
         };
-        self.error(kind, format!("{what}: {}", causes(e)))
+        self.error(kind, format!("{what}: {}", e.message))
     }
 
     /// An error status with its body.
@@ -396,6 +376,16 @@ impl Upstream {
     }
 }
 
+/// `base_url` as the URL standard writes it (an international host in punycode, characters a
+/// URI cannot hold percent-encoded), so every URL made from it is one `http::Uri` accepts;
+/// without a trailing slash. The configuration checked that it parses.
+fn normalized(base_url: &str) -> String {
+    match reqwest::Url::parse(base_url) {
+        Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
+        Err(_) => base_url.to_owned(),
+    }
+}
+
 /// The kind of an error object's `type`, `status` or numeric `code`.
 fn error_kind_of(error: &serde_json::Value) -> ProviderErrorKind {
     use ProviderErrorKind as K;
@@ -424,7 +414,10 @@ fn error_kind_of(error: &serde_json::Value) -> ProviderErrorKind {
 }
 
 /// The first `limit` bytes of a body, or all of it when shorter; the rest is never read.
-async fn read_at_most(mut response: Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+async fn read_at_most(
+    mut response: UpstreamResponse,
+    limit: usize,
+) -> Result<Vec<u8>, TransportError> {
     let mut body = Vec::new();
     while body.len() < limit {
         let Some(chunk) = response.chunk().await? else { break };
@@ -509,26 +502,6 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The causes of a transport error, without the top-level message (which names the URL).
-fn causes(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    if parts.is_empty() {
-        // reqwest's own text, minus the URL it may name.
-        let mut e = e.to_string();
-        if let Some(at) = e.find(" for url (") {
-            e.truncate(at);
-        }
-        e
-    } else {
-        parts.join(": ")
-    }
-}
-
 /// Splits a `data:` URL into its MIME type and base64 payload.
 pub fn data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;
@@ -581,6 +554,20 @@ mod tests {
         let gemini = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#;
         assert!(error_message(gemini).1.unwrap().contains("API_KEY_INVALID"));
         assert_eq!(error_message(b"Bad Gateway").0.as_deref(), Some("Bad Gateway"));
+    }
+
+    #[test]
+    fn base_urls_are_normalized_into_uris() {
+        for (given, expected) in [
+            ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+            ("https://api.example.com", "https://api.example.com"),
+            ("https://API.Example.com/v1/", "https://api.example.com/v1"),
+            ("https://bücher.example/v1", "https://xn--bcher-kva.example/v1"),
+        ] {
+            let url = normalized(given);
+            assert_eq!(url, expected);
+            assert!(Uri::try_from(format!("{url}/chat/completions")).is_ok(), "{url}");
+        }
     }
 
     #[test]

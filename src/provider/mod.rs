@@ -12,6 +12,7 @@ mod gemini;
 pub mod http;
 mod openai;
 pub mod sse;
+pub mod transport;
 mod vertex;
 
 use std::{fmt, pin::Pin, sync::Arc, time::Duration};

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{ChatStream, Provider, ProviderError, http::Upstream};
+use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{
         ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,
@@ -113,7 +114,7 @@ impl Dialect {
 enum Flavor {
     /// `{base}/chat/completions`, `Authorization: Bearer`. The URL is parsed once, not per
     /// call; `None` if it does not parse, which every call then reports.
-    OpenAi { chat_url: Option<reqwest::Url> },
+    OpenAi { chat_url: Option<http::Uri> },
     /// `{base}/openai/deployments/{model}/chat/completions?api-version=…`, `api-key`.
     Azure { api_version: String },
 }
@@ -135,7 +136,7 @@ impl OpenAiProvider {
         connection: &ConnectionSettings,
     ) -> Result<Self, ProviderError> {
         let upstream = Upstream::new(name, connection)?;
-        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", upstream.base_url)).ok();
+        let chat_url = http::Uri::try_from(format!("{}/chat/completions", upstream.base_url)).ok();
         Ok(OpenAiProvider {
             upstream,
             kind,
@@ -158,7 +159,7 @@ impl OpenAiProvider {
         })
     }
 
-    fn request(&self, model: &str, body: &WireRequest<'_>) -> reqwest::RequestBuilder {
+    fn request(&self, model: &str, body: &WireRequest<'_>) -> UpstreamRequest {
         let chat_url = match &self.flavor {
             Flavor::OpenAi { chat_url } => chat_url.as_ref(),
             Flavor::Azure { .. } => None,
@@ -173,16 +174,15 @@ impl OpenAiProvider {
         &self,
         model: &str,
         endpoint: &str,
-        url: Option<&reqwest::Url>,
-    ) -> reqwest::RequestBuilder {
+        url: Option<&http::Uri>,
+    ) -> UpstreamRequest {
         let base = &self.upstream.base_url;
-        let client = self.upstream.client();
         let key = self.upstream.key();
         match &self.flavor {
             Flavor::OpenAi { .. } => {
                 let builder = match url {
-                    Some(url) => client.post(url.clone()),
-                    None => client.post(format!("{base}/{endpoint}")),
+                    Some(url) => self.upstream.post_to(url.clone()),
+                    None => self.upstream.post(&format!("{base}/{endpoint}")),
                 };
                 match &key {
                     Some(key) => builder.bearer_auth(key.expose()),
@@ -190,7 +190,7 @@ impl OpenAiProvider {
                 }
             }
             Flavor::Azure { api_version } => {
-                let builder = client.post(format!(
+                let builder = self.upstream.post(&format!(
                     "{base}/openai/deployments/{}/{endpoint}?api-version={}",
                     path_segment(model),
                     path_segment(api_version)

@@ -17,12 +17,13 @@ mod embed;
 
 use std::sync::Arc;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderValue};
 
 use super::{
     AnthropicProvider, ChatStream, GeminiProvider, Provider, ProviderError, ProviderErrorKind,
     http::Upstream, openai::path_segment,
 };
+use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{ChatRequest, ChatResponse},
     config::{ConnectionSettings, ProviderKind, VertexSettings},
@@ -45,7 +46,7 @@ impl VertexAccess {
         publisher: &str,
         model: &str,
         method: &str,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+    ) -> Result<UpstreamRequest, ProviderError> {
         let token = self.auth.token(&upstream.name).await?;
         let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.expose()))
             .map_err(|_| upstream.invalid("the access token is not a valid header value"))?;
@@ -58,7 +59,7 @@ impl VertexAccess {
             path_segment(&self.location),
             model_segment(model),
         );
-        Ok(upstream.client().post(url).header(AUTHORIZATION, bearer))
+        Ok(upstream.post(&url).header(AUTHORIZATION, bearer))
     }
 }
 

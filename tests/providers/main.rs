@@ -13,5 +13,6 @@ mod bedrock;
 mod cohere;
 mod gemini;
 mod openai;
+mod proxy;
 mod vertex;
 mod vertex_workload_identity;

@@ -186,7 +186,7 @@ impl BedrockProvider {
 }
 
 /// Bedrock's count of the input tokens it billed.
-fn input_tokens(headers: &reqwest::header::HeaderMap) -> Option<u32> {
+fn input_tokens(headers: &http::header::HeaderMap) -> Option<u32> {
     headers.get("x-amzn-bedrock-input-token-count")?.to_str().ok()?.trim().parse().ok()
 }
 

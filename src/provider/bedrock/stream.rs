@@ -23,6 +23,7 @@ use futures::StreamExt;
 use serde::{Deserialize, de::DeserializeOwned};
 
 use super::{WireReasoning, WireUsage, error_kind, finish_reason, request_id};
+use crate::provider::transport::UpstreamResponse;
 use crate::{
     chat::{ChatEvent, FinishReason, ReasoningDelta, ToolCallDelta, Usage},
     provider::{ChatStream, ProviderError, ProviderErrorKind, http::Upstream},
@@ -103,7 +104,7 @@ struct Progress {
 }
 
 /// The domain events of one ConverseStream reply.
-pub(super) fn events(upstream: Upstream, response: reqwest::Response, model: &str) -> ChatStream {
+pub(super) fn events(upstream: Upstream, response: UpstreamResponse, model: &str) -> ChatStream {
     let id = request_id(response.headers());
     let model = model.to_owned();
     let chunks = upstream.chunks(response);

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{CohereProvider, WireUsage, reply_id};
+use crate::provider::transport::UpstreamResponse;
 use crate::{
     chat::{ChatEvent, ReasoningDelta, ToolCallDelta, Usage},
     provider::ChatStream,
@@ -85,7 +86,7 @@ fn delta<T: Default + serde::de::DeserializeOwned>(
 
 impl CohereProvider {
     /// The domain events of a streamed reply from `model`.
-    pub(super) fn events(&self, model: &str, response: reqwest::Response) -> ChatStream {
+    pub(super) fn events(&self, model: &str, response: UpstreamResponse) -> ChatStream {
         // The stream outlives this borrow: it owns a handle of its own.
         let provider = CohereProvider { upstream: self.upstream.clone() };
         let upstream = provider.upstream.clone();

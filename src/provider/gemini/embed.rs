@@ -71,7 +71,7 @@ impl GeminiProvider {
         };
         let url =
             format!("{}/models/{}:batchEmbedContents", self.upstream.base_url, path_segment(bare));
-        let builder = self.upstream.client().post(url);
+        let builder = self.upstream.post(&url);
         let builder = match self.upstream.key() {
             Some(key) => builder.header("x-goog-api-key", key.expose()),
             None => builder,

@@ -12,6 +12,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{Flavor, OpenAiProvider};
+use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::Usage,
     embed::{EmbedRequest, EmbeddingEncoding, Embeddings, from_le_bytes},
@@ -64,7 +65,7 @@ struct WireUsage {
 }
 
 impl OpenAiProvider {
-    fn embeddings_request(&self, model: &str, body: &WireRequest<'_>) -> reqwest::RequestBuilder {
+    fn embeddings_request(&self, model: &str, body: &WireRequest<'_>) -> UpstreamRequest {
         self.post(model, "embeddings", None).json(body)
     }
 
