@@ -548,6 +548,30 @@ impl Cost {
     }
 }
 
+/// `picousd` as a decimal number of dollars, exactly and in the shortest form (`1500000` →
+/// `0.0000015`, `2000000000000` → `2`): what the bill's headers and trailers carry. The same
+/// text as `Cost::usd`'s `Display` up to 15 significant digits (below $1,000), exact beyond,
+/// and made with integer arithmetic instead of formatting a float.
+pub fn usd_text(picousd: u64) -> String {
+    let whole = picousd / Cost::PICO_PER_USD;
+    let mut fraction = picousd % Cost::PICO_PER_USD;
+    let mut text = whole.to_string();
+    if fraction == 0 {
+        return text;
+    }
+    let mut digits = 12;
+    while fraction.is_multiple_of(10) {
+        fraction /= 10;
+        digits -= 1;
+    }
+    let fraction = fraction.to_string();
+    text.reserve(1 + digits);
+    text.push('.');
+    text.extend(std::iter::repeat_n('0', digits - fraction.len()));
+    text.push_str(&fraction);
+    text
+}
+
 /// What is left of a client key's budgets after a call; a budget the key does not have is
 /// `None`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -592,6 +616,31 @@ pub fn fold_reasoning(parts: &mut Vec<Reasoning>, delta: &ReasoningDelta) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dollars_are_written_exactly_and_as_a_float_would_print_them() {
+        let usd = |picousd| Cost { picousd, ..Cost::default() }.usd().to_string();
+        for (picousd, text) in [
+            (0, "0"),
+            (1, "0.000000000001"),
+            (1_500_000, "0.0000015"),
+            (450_000_000, "0.00045"),
+            (2_000_000_000_000, "2"),
+            (12_345_678_901_234, "12.345678901234"),
+            (999_999_999_999_999, "999.999999999999"),
+        ] {
+            assert_eq!(usd_text(picousd), text);
+            assert_eq!(usd(picousd), text, "{picousd}");
+        }
+        // Past 15 significant digits the float rounds; the text stays exact.
+        assert_eq!(usd_text(9_007_199_254_740_991), "9007.199254740991");
+        assert_eq!(usd(9_007_199_254_740_991), "9007.199254740992");
+        let mut rng = fastrand::Rng::with_seed(21);
+        for _ in 0..10_000 {
+            let picousd = rng.u64(..1_000_000_000_000_000) >> rng.u32(0..50);
+            assert_eq!(usd_text(picousd), usd(picousd), "{picousd}");
+        }
+    }
 
     fn delta(text: &str, signature: Option<&str>, redacted: Option<&str>) -> ReasoningDelta {
         ReasoningDelta {

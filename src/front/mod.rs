@@ -17,7 +17,7 @@ pub mod grpc_web;
 pub mod http;
 pub mod openai;
 
-use crate::chat::{Bill, Cost};
+use crate::chat::{Bill, usd_text};
 
 /// The trailer (unary: header) with the call's cost in US dollars; absent when unknown.
 pub const COST_USD: &str = "x-ai-cost-usd";
@@ -30,12 +30,11 @@ pub const BUDGET_REMAINING_TOKENS: &str = "x-ai-budget-remaining-tokens";
 pub fn bill_headers(bill: &Bill) -> Vec<(&'static str, String)> {
     let mut headers = Vec::with_capacity(3);
     if let Some(cost) = &bill.cost {
-        headers.push((COST_USD, cost.usd().to_string()));
+        headers.push((COST_USD, usd_text(cost.picousd)));
     }
     if let Some(left) = &bill.left {
         if let Some(pico) = left.picousd {
-            let usd = Cost { picousd: pico, ..Cost::default() }.usd();
-            headers.push((BUDGET_REMAINING_USD, usd.to_string()));
+            headers.push((BUDGET_REMAINING_USD, usd_text(pico)));
         }
         if let Some(tokens) = left.tokens {
             headers.push((BUDGET_REMAINING_TOKENS, tokens.to_string()));

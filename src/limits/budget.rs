@@ -122,11 +122,13 @@ pub fn rfc3339(unix: u64) -> String {
 
 /// Pico-dollars as dollars, `$12.3456` (no trailing zeros, at least two decimals).
 pub fn format_usd(picousd: u64) -> String {
-    let whole = picousd / Cost::PICO_PER_USD;
-    let fraction = format!("{:012}", picousd % Cost::PICO_PER_USD);
-    let trimmed = fraction.trim_end_matches('0');
-    let shown = if trimmed.len() < 2 { &fraction[..2] } else { trimmed };
-    format!("${whole}.{shown}")
+    let text = crate::chat::usd_text(picousd);
+    let decimals = text.find('.').map_or(0, |dot| text.len() - dot - 1);
+    match decimals {
+        0 => format!("${text}.00"),
+        1 => format!("${text}0"),
+        _ => format!("${text}"),
+    }
 }
 
 /// What a key spent in a window.
@@ -345,6 +347,7 @@ mod tests {
         assert_eq!(format_usd(1_500_000_000_000), "$1.50");
         assert_eq!(format_usd(14_805_000_000), "$0.014805");
         assert_eq!(format_usd(1), "$0.000000000001");
+        assert_eq!(format_usd(2_100_000_000_000), "$2.10");
     }
 
     fn key(usd: &str, tokens: Option<u64>) -> ClientKey {

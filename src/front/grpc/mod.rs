@@ -223,7 +223,7 @@ pub(crate) fn with_request_id<T>(mut response: Response<T>, request_id: &str) ->
 
 pub(super) fn bill_metadata(bill: &Bill, metadata: &mut tonic::metadata::MetadataMap) {
     for (name, value) in crate::front::bill_headers(bill) {
-        if let Ok(value) = MetadataValue::try_from(value.as_str()) {
+        if let Ok(value) = MetadataValue::try_from(value) {
             metadata.insert(name, value);
         }
     }
