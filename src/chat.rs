@@ -505,8 +505,9 @@ pub enum ReplyEvent {
     ToolCallDelta(ToolCallDelta),
     /// Token usage of the whole call, estimated when the provider reported none.
     Usage(Usage),
-    /// The end of the answer.
-    Finish(Finish),
+    /// The end of the answer (boxed: the largest variant by far, and every event of a stream
+    /// is moved through each layer of the pipeline).
+    Finish(Box<Finish>),
 }
 
 /// How a streamed answer ended, and where it came from.

@@ -338,14 +338,14 @@ impl CachedAnswer {
             }
         }
         events.push(ReplyEvent::Usage(self.usage.map(Usage::from).unwrap_or_default()));
-        events.push(ReplyEvent::Finish(Finish {
+        events.push(ReplyEvent::Finish(Box::new(Finish {
             reason: reason_of(self.finish_reason),
             id: self.id,
             route: self.route,
             provider: self.provider,
             provider_model: self.provider_model,
             bill: Bill::default(),
-        }));
+        })));
         events
     }
 }
@@ -406,7 +406,7 @@ impl StreamAssembly {
                 });
             }
             ReplyEvent::Usage(u) => self.usage = Some(*u),
-            ReplyEvent::Finish(f) => self.finish = Some(f.clone()),
+            ReplyEvent::Finish(f) => self.finish = Some(Finish::clone(f)),
         }
     }
 

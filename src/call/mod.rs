@@ -46,7 +46,7 @@ use crate::{
     audit::AuditSink,
     auth::ClientKeys,
     cache::{CacheMode, CachedAnswer, CachedEmbeddings, CallCache, Lookup, ResponseCache},
-    chat::{Answer, Bill, ChatRequest, Finish, ReplyEvent},
+    chat::{Answer, Bill, ChatRequest, ReplyEvent},
     config::{ClientKey, Limits},
     cost::Pricing,
     embed::{EmbedRequest, Embedded},
@@ -314,8 +314,9 @@ impl Pipeline {
             match self.admit(record, client.as_deref(), cache_mode, &request).await? {
                 Admitted::Cached(hit) => {
                     let events = hit.replay().into_iter().map(|event| match event {
-                        ReplyEvent::Finish(finish) => {
-                            Ok(ReplyEvent::Finish(Finish { bill: bill::cached(), ..finish }))
+                        ReplyEvent::Finish(mut finish) => {
+                            finish.bill = bill::cached();
+                            Ok(ReplyEvent::Finish(finish))
                         }
                         other => Ok(other),
                     });

@@ -77,14 +77,14 @@ pub fn relay(
                         ..estimate
                     });
                     yield Ok(ReplyEvent::Usage(usage));
-                    yield Ok(ReplyEvent::Finish(Finish {
+                    yield Ok(ReplyEvent::Finish(Box::new(Finish {
                         reason,
                         id,
                         route,
                         provider,
                         provider_model,
                         bill: Bill::default(),
-                    }));
+                    })));
                     return;
                 }
                 Err(err) => {

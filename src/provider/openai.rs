@@ -676,9 +676,9 @@ impl From<WireUsage> for Usage {
 /// (`Cow`: owned only when escaped), so that a chunk costs no allocation for them.
 #[derive(Debug, Deserialize)]
 struct WireChunk<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     model: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     choices: Vec<WireChunkChoice<'a>>,
@@ -701,8 +701,45 @@ struct WireGroq {
 struct WireChunkChoice<'a> {
     #[serde(default)]
     delta: Option<WireDelta>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     finish_reason: Option<Cow<'a, str>>,
+}
+
+/// A string or null, borrowed from the event's text unless it has escapes. serde's own
+/// `Option<Cow<str>>` always copies (its `borrow` reaches only a `Cow` that is the field
+/// itself), which cost every chunk three allocations.
+fn borrowed<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(text)))
+        }
+        fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(text.to_owned())))
+        }
+        fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(text)))
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+    deserializer.deserialize_option(Text)
 }
 
 #[derive(Debug, Deserialize)]
@@ -885,6 +922,22 @@ impl Provider for OpenAiProvider {
 mod tests {
     use super::*;
     use crate::chat::{Generation, Image, JsonSchema, Tool};
+
+    #[test]
+    fn a_chunks_id_model_and_finish_reason_are_borrowed_unless_escaped() {
+        let data = r#"{"id":"c-1","model":"m\/1","choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}"#;
+        let chunk: WireChunk = serde_json::from_str(data).unwrap();
+        assert!(matches!(chunk.id, Some(Cow::Borrowed("c-1"))));
+        assert!(matches!(chunk.model.as_deref(), Some("m/1")));
+        assert!(matches!(chunk.model, Some(Cow::Owned(_))));
+        assert!(matches!(chunk.choices[0].finish_reason, Some(Cow::Borrowed("stop"))));
+        let data = r#"{"id":null,"choices":[{"delta":{},"finish_reason":null}]}"#;
+        let chunk: WireChunk = serde_json::from_str(data).unwrap();
+        assert!(chunk.id.is_none() && chunk.model.is_none());
+        assert!(chunk.choices[0].finish_reason.is_none());
+        let e = serde_json::from_str::<WireChunk>(r#"{"id":7}"#).unwrap_err();
+        assert!(e.to_string().contains("a string or null"), "{e}");
+    }
 
     #[test]
     fn a_plain_chat_and_a_tool_turn_go_out_in_the_documented_shape() {

@@ -278,7 +278,10 @@ mod tests {
                 estimated: false,
                 ..Usage::default()
             }),
-            ReplyEvent::Finish(Finish { reason: FinishReason::ToolCalls, ..Finish::default() }),
+            ReplyEvent::Finish(Box::new(Finish {
+                reason: FinishReason::ToolCalls,
+                ..Finish::default()
+            })),
         ] {
             assert!(!t.finished());
             frames.extend(t.event(event));
@@ -348,7 +351,7 @@ mod tests {
             reasoning("", Some("sig"), None),
             reasoning("", None, Some("opaque")),
             ReplyEvent::ContentDelta("Answer".into()),
-            ReplyEvent::Finish(Finish::default()),
+            ReplyEvent::Finish(Box::default()),
         ] {
             frames.extend(t.event(event));
         }
