@@ -439,6 +439,67 @@ async fn a_failover_call_exports_a_server_span_under_the_caller_and_one_client_s
 }
 
 #[tokio::test]
+async fn calls_through_the_http_doors_export_their_attempt_under_the_server_span() {
+    // Each HTTP door enters the call's span itself (the pipeline does not): the attempt's
+    // client span must still be the server span's child, and name itself to the upstream.
+    let collector = Collector::grpc().await;
+    let upstream = FakeUpstream::start(vec![Reply::json(200, "openai/chat.json")]).await;
+    let yaml = format!(
+        "{}providers:\n{}routes: [{{name: r, targets: [{{provider: a, model: m-a}}]}}]\n",
+        collector.tracing_yaml(""),
+        provider("a", &upstream),
+    );
+    let config = Config::from_yaml(&yaml, quiet_audit(&yaml)).unwrap();
+    let traced = Traced::start(&config);
+    let server = TestServer::start_with(config).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let messages = serde_json::json!([{"role": "user", "content": "hi"}]);
+    for (n, (id, path, body)) in [
+        (
+            "otlp-openai-door",
+            "/v1/chat/completions",
+            serde_json::json!({"model": "r", "messages": messages}),
+        ),
+        (
+            "otlp-anthropic-door",
+            "/v1/messages",
+            serde_json::json!({"model": "r", "max_tokens": 16, "messages": messages}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reply = http
+            .post(format!("http://{}{path}", server.addr))
+            .header("x-request-id", id)
+            .header("traceparent", caller_traceparent())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200, "{path}: {}", reply.text().await.unwrap());
+        let (rpc, attempts) = traced.wait_for(&collector, id, 1).await;
+        assert_eq!(
+            (rpc.trace_id.as_str(), rpc.parent_span_id.as_str()),
+            (CALLER_TRACE, CALLER_SPAN)
+        );
+        assert_eq!(rpc.kind, SPAN_KIND_SERVER);
+        assert_eq!(attempts.len(), 1, "{path}: {attempts:#?}");
+        assert_eq!(attempts[0].kind, SPAN_KIND_CLIENT);
+        assert_eq!(attempts[0].name, "chat m-a");
+        let sent = &upstream.received()[n];
+        assert_eq!(
+            sent.header("traceparent"),
+            Some(&*format!("00-{CALLER_TRACE}-{}-01", attempts[0].span_id)),
+            "{path}"
+        );
+    }
+    server.stop().await.unwrap();
+    traced.export.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_hedged_call_shows_the_hedge_and_the_cancelled_loser() {
     let collector = Collector::grpc().await;
     // Headers at once, then a body that never comes: the hedge wins.

@@ -18,6 +18,10 @@
 //! 5. the bill ([`bill`]): the call's cost, charged with its tokens to the key's token rate
 //!    and budgets, on the answer or on the stream's finish;
 //! 6. the record ends with the answer, the last event of the stream, or the error.
+//!
+//! A front door runs steps 2 to 6 in the call's span ([`Call::span`]): it instruments its whole
+//! handling of the call once (the gRPC layer, the HTTP doors' handlers), so the pipeline does
+//! not enter the span again at every poll; a stream's relay enters it whenever it is polled.
 
 pub mod admission;
 pub mod bill;
@@ -31,7 +35,6 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tracing::Instrument;
 
 pub use admission::Admission;
 pub(crate) use context::is_usable_request_id;
@@ -222,9 +225,7 @@ impl Pipeline {
     /// One complete answer to `request`, and the end of the call.
     pub async fn chat(&self, call: Call, request: ChatRequest) -> Result<Answer, Error> {
         let Call { mut record, client, deadline, cache_mode, .. } = call;
-        let span = record.span().clone();
-        let result =
-            self.answer(&mut record, client, deadline, cache_mode, request).instrument(span).await;
+        let result = self.answer(&mut record, client, deadline, cache_mode, request).await;
         match result {
             Ok(answer) => {
                 record.answered(&answer.usage, &answer.provider_model);
@@ -287,11 +288,7 @@ impl Pipeline {
     /// A streamed answer to `request`; the call ends with the stream's last event.
     pub async fn stream(&self, call: Call, request: ChatRequest) -> Result<ReplyStream, Error> {
         let Call { mut record, client, deadline, cache_mode, .. } = call;
-        let span = record.span().clone();
-        let result = self
-            .open_stream(&mut record, client, deadline, cache_mode, request)
-            .instrument(span)
-            .await;
+        let result = self.open_stream(&mut record, client, deadline, cache_mode, request).await;
         match result {
             Ok(stream) => Ok(Box::pin(record.relay(stream))),
             Err(error) => {
@@ -352,11 +349,7 @@ impl Pipeline {
     /// with its retries and failover, then the token charge and one record.
     pub async fn embed(&self, call: Call, request: EmbedRequest) -> Result<Embedded, Error> {
         let Call { mut record, client, deadline, cache_mode, .. } = call;
-        let span = record.span().clone();
-        let result = self
-            .embeddings(&mut record, client, deadline, cache_mode, request)
-            .instrument(span)
-            .await;
+        let result = self.embeddings(&mut record, client, deadline, cache_mode, request).await;
         match result {
             Ok(embedded) => {
                 record.answered(&embedded.usage, &embedded.provider_model);

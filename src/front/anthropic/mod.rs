@@ -59,11 +59,18 @@ async fn create_message(
     arrival: Option<axum::Extension<Arrival>>,
     body: Body,
 ) -> Response {
+    use tracing::Instrument as _;
     let arrival = arrival.map(|a| a.0);
     let call = match state.begin(FrontDoor::Anthropic, Method::Chat, &headers, arrival).await {
         Ok(call) => call,
         Err((error, id)) => return error_response(&error, &id),
     };
+    let span = call.span().clone();
+    answer(state, call, body, headers).instrument(span).await
+}
+
+/// The call's answer in Anthropic's shape, or its refusal or failure; run in the call's span.
+async fn answer(state: HttpState, call: Call, body: Body, headers: HeaderMap) -> Response {
     let id = call.request_id().to_owned();
     let (call, request, streaming) = match understand(&state, call, body, &headers).await {
         Ok(understood) => understood,
