@@ -82,17 +82,16 @@ impl Pricing {
         if let Some(found) = self.targets.get(provider, target_model) {
             return Some(found);
         }
-        let mut models: Vec<&str> = Vec::with_capacity(4);
-        for model in [reply_model, base_model(reply_model), target_model, base_model(target_model)]
-        {
-            if !model.is_empty() && !models.contains(&model) {
-                models.push(model);
-            }
-        }
+        let mut models = Candidates::default();
         let kind = self.kinds.get(provider).copied();
         for scope in std::iter::once(provider).chain(kind.map(ProviderKind::name)) {
-            for model in &models {
-                if let Some(found) = self.configured.get(scope, model) {
+            let Some(prices) = self.configured.0.get(scope) else { continue };
+            // The reply's own model first, the usual hit, before the other names are worked out.
+            if let Some(found) = listed(prices, reply_model) {
+                return Some(found);
+            }
+            for model in models.of(reply_model, target_model) {
+                if let Some(found) = listed(prices, model) {
                     return Some(found);
                 }
             }
@@ -101,6 +100,7 @@ impl Pricing {
         if kind == ProviderKind::Echo {
             return Some((crate::config::ECHO, &FREE));
         }
+        models.of(reply_model, target_model);
         // Vertex AI lists Google's and Anthropic's models at their own APIs' list prices, and
         // so does Bedrock for Claude, under its own ids (`us.anthropic.claude-…-v1:0`).
         let tables: &[ProviderKind] = match kind {
@@ -108,16 +108,14 @@ impl Pricing {
             ProviderKind::Bedrock => {
                 for model in [reply_model, target_model] {
                     let id = bedrock_model(model);
-                    for name in [id, base_model(id)] {
-                        if !name.is_empty() && !models.contains(&name) {
-                            models.push(name);
-                        }
-                    }
+                    models.push(id);
+                    models.push(base_model(id));
                 }
                 &[ProviderKind::Anthropic]
             }
             _ => std::slice::from_ref(&kind),
         };
+        let models = models.names();
         tables.iter().filter_map(|k| self.shipped.get(k)).find_map(|shipped| {
             models
                 .iter()
@@ -156,8 +154,50 @@ impl Scoped {
 
     /// The price of `model` under `scope`, and the model's name as listed.
     fn get(&self, scope: &str, model: &str) -> Option<(&str, &Price)> {
-        let (name, price) = self.0.get(scope)?.get_key_value(model)?;
-        Some((name.as_str(), price))
+        listed(self.0.get(scope)?, model)
+    }
+}
+
+/// The price of `model` in one scope's `prices`, and the model's name as listed.
+fn listed<'p>(prices: &'p HashMap<String, Price>, model: &str) -> Option<(&'p str, &'p Price)> {
+    let (name, price) = prices.get_key_value(model)?;
+    Some((name.as_str(), price))
+}
+
+/// The names a model is looked up by, in order, each once and none empty: worked out only when
+/// the reply's own name is not listed, and kept on the stack (pricing a call allocates
+/// nothing). At most eight: the reply's and the target's names and bases, and for Bedrock the
+/// model inside each id and its base.
+#[derive(Default)]
+struct Candidates<'a> {
+    names: [&'a str; 8],
+    len: usize,
+    filled: bool,
+}
+
+impl<'a> Candidates<'a> {
+    /// The reply's name, then its base, then the target's and its base.
+    fn of(&mut self, reply_model: &'a str, target_model: &'a str) -> &[&'a str] {
+        if !self.filled {
+            self.filled = true;
+            for name in
+                [reply_model, base_model(reply_model), target_model, base_model(target_model)]
+            {
+                self.push(name);
+            }
+        }
+        self.names()
+    }
+
+    fn push(&mut self, name: &'a str) {
+        if !name.is_empty() && !self.names().contains(&name) && self.len < self.names.len() {
+            self.names[self.len] = name;
+            self.len += 1;
+        }
+    }
+
+    fn names(&self) -> &[&'a str] {
+        &self.names[..self.len]
     }
 }
 
@@ -287,6 +327,42 @@ mod tests {
         let id = "us.anthropic.claude-sonnet-4-20250514-v1:0";
         assert_eq!(pricing.price_of("b", id, id).map(|(m, _)| m), Some("claude-sonnet-4"));
         assert!(pricing.price_of("b", "amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0").is_none());
+    }
+
+    #[test]
+    fn the_first_price_found_wins_scope_by_scope_then_name_by_name() {
+        let entry = |scope: &str, model: &str, input: u64| crate::config::PriceEntry {
+            scope: scope.into(),
+            model: model.into(),
+            price: Price { input, ..FREE },
+        };
+        let pricing = Pricing {
+            kinds: HashMap::from([("p".to_owned(), ProviderKind::OpenAi)]),
+            targets: Scoped::new(&[entry("p", "pinned", 1)]),
+            configured: Scoped::new(&[
+                entry("p", "target-model", 2),
+                entry("p", "gpt-4o", 3),
+                entry("openai", "gpt-4o-2024-08-06", 4),
+                entry("openai", "kind-only", 5),
+            ]),
+            shipped: defaults::table(),
+        };
+        let price = |target: &str, reply: &str| {
+            pricing.price_of("p", target, reply).map(|(m, p)| (m, p.input))
+        };
+        // A target's own price first, whatever the reply says.
+        assert_eq!(price("pinned", "gpt-4o-2024-08-06"), Some(("pinned", 1)));
+        // The provider's name before its kind: its base name of the reply wins over the kind's
+        // exact name.
+        assert_eq!(price("x", "gpt-4o-2024-08-06"), Some(("gpt-4o", 3)));
+        // Under one scope: the reply, its base, then the target.
+        assert_eq!(price("target-model", "gpt-4o"), Some(("gpt-4o", 3)));
+        assert_eq!(price("target-model", "unlisted"), Some(("target-model", 2)));
+        assert_eq!(price("target-model", ""), Some(("target-model", 2)));
+        // The kind's entries, then the shipped list of the kind.
+        assert_eq!(price("kind-only", "unlisted"), Some(("kind-only", 5)));
+        assert!(price("x", "gpt-4o-mini").is_some_and(|(m, p)| m == "gpt-4o-mini" && p > 0));
+        assert_eq!(price("x", "unlisted"), None);
     }
 
     #[test]
