@@ -277,12 +277,25 @@ impl ValueRef<'_> {
                 Ok(())
             }
             ValueRef::Debug(v) => write!(out, "{v:?}"),
-            ValueRef::I64(v) => write!(out, "{v}"),
-            ValueRef::U64(v) => write!(out, "{v}"),
+            ValueRef::I64(_) | ValueRef::U64(_) | ValueRef::Bool(_) => {
+                json_value(out, self);
+                Ok(())
+            }
+            ValueRef::F64(v) if v.is_finite() => {
+                push_f64(out, v);
+                Ok(())
+            }
             ValueRef::F64(v) => write!(out, "{v}"),
-            ValueRef::Bool(v) => write!(out, "{v}"),
         }
     }
+}
+
+/// A finite float in its shortest form that reads back the same (`1.5`, `2` for 2.0, `1e-7`),
+/// without the formatting machinery: a call's line carries three of them.
+fn push_f64(out: &mut String, v: f64) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(v);
+    out.push_str(text.strip_suffix(".0").unwrap_or(text));
 }
 
 /// A JSON value: numbers and booleans as such (a non-finite float as `null`), everything else
@@ -295,15 +308,9 @@ fn json_value(out: &mut String, value: ValueRef<'_>) {
             let _ = write!(JsonEscaped(out), "{v:?}");
             out.push('"');
         }
-        ValueRef::I64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        ValueRef::U64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        ValueRef::F64(v) if v.is_finite() => {
-            let _ = write!(out, "{v}");
-        }
+        ValueRef::I64(v) => out.push_str(itoa::Buffer::new().format(v)),
+        ValueRef::U64(v) => out.push_str(itoa::Buffer::new().format(v)),
+        ValueRef::F64(v) if v.is_finite() => push_f64(out, v),
         ValueRef::F64(_) => out.push_str("null"),
         ValueRef::Bool(v) => out.push_str(if v { "true" } else { "false" }),
     }
@@ -576,6 +583,32 @@ mod tests {
         let text = logged(LogFormat::Text, || tracing::warn!(count = 3_u64, "listening"));
         assert!(
             text.ends_with(&format!("  WARN {}: listening count=3\n", module_path!())),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_in_their_shortest_form_and_read_back_the_same() {
+        let numbers = || {
+            tracing::info!(
+                a = 2.0,
+                b = 0.523161,
+                c = -17.25,
+                d = 1e-7,
+                e = i64::MIN,
+                f = u64::MAX,
+                g = f64::INFINITY,
+                "numbers"
+            );
+        };
+        let json = logged(LogFormat::Json, numbers);
+        assert!(json.contains(r#""a":2,"b":0.523161,"c":-17.25,"d":1e-7,"#), "{json}");
+        assert!(json.contains(r#""e":-9223372036854775808,"f":18446744073709551615,"g":null"#));
+        let line: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!((line["b"].as_f64(), line["d"].as_f64()), (Some(0.523161), Some(1e-7)));
+        let text = logged(LogFormat::Text, numbers);
+        assert!(
+            text.ends_with(" numbers a=2 b=0.523161 c=-17.25 d=1e-7 e=-9223372036854775808 f=18446744073709551615 g=inf\n"),
             "{text}"
         );
     }
