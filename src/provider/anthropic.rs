@@ -32,9 +32,9 @@ use serde_json::{Map, Value, json};
 use super::{
     ChatStream, Provider, ProviderError,
     http::{Upstream, data_url},
+    transport::UpstreamRequest,
     vertex::VertexAccess,
 };
-use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{
         CacheControl, ChatEvent, ChatRequest, ChatResponse, ContentPart, Document, DocumentSource,

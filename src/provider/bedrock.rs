@@ -24,8 +24,10 @@ mod stream;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 
-use super::{ChatStream, Provider, ProviderError, ProviderErrorKind, http::Upstream};
-use crate::provider::transport::UpstreamResponse;
+use super::{
+    ChatStream, Provider, ProviderError, ProviderErrorKind, http::Upstream,
+    transport::UpstreamResponse,
+};
 use crate::{
     chat::{
         ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Reasoning, Role, ToolCall,

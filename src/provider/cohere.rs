@@ -22,8 +22,11 @@ mod stream;
 
 use serde::Deserialize;
 
-use super::{ChatStream, Provider, ProviderError, ProviderErrorKind, http::Upstream};
-use crate::provider::transport::{UpstreamRequest, UpstreamResponse};
+use super::{
+    ChatStream, Provider, ProviderError, ProviderErrorKind,
+    http::Upstream,
+    transport::{UpstreamRequest, UpstreamResponse},
+};
 use crate::{
     chat::{
         ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Reasoning, Role, ToolCall,

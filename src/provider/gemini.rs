@@ -41,9 +41,9 @@ use super::{
     ChatStream, Provider, ProviderError,
     http::{Upstream, data_url},
     openai::path_segment,
+    transport::UpstreamRequest,
     vertex::VertexAccess,
 };
-use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{
         ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,

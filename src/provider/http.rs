@@ -39,9 +39,10 @@ pub fn install_crypto() {
     });
 }
 
-/// The TLS settings every provider's client shares, made once per process: rustls on ring with
-/// the platform's verifier (the system's roots), ALPN `h2` then `http/1.1`. Made per client, the verifier read the system's roots again for every provider
-/// (the bundle and every file of /etc/ssl/certs: six times at the start of the benchmark's
+/// The TLS settings every provider's transport shares, made once per process: rustls on ring
+/// with the platform's verifier (the system's roots); each transport sets its ALPN protocols.
+/// Made per transport, the verifier read the system's roots again for every provider (the
+/// bundle and every file of /etc/ssl/certs: six times at the start of the benchmark's
 /// six-provider config, a large share of its launch time, and a copy of the roots each).
 fn shared_tls() -> Result<rustls::ClientConfig, String> {
     static TLS: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
@@ -52,14 +53,12 @@ fn shared_tls() -> Result<rustls::ClientConfig, String> {
             .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
         let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
             .map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS settings: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(config)
+            .with_no_client_auth())
     })
     .clone()
 }

@@ -27,8 +27,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{ChatStream, Provider, ProviderError, http::Upstream};
-use crate::provider::transport::UpstreamRequest;
+use super::{ChatStream, Provider, ProviderError, http::Upstream, transport::UpstreamRequest};
 use crate::{
     chat::{
         ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,

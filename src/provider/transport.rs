@@ -225,7 +225,6 @@ impl fmt::Debug for Transport {
 }
 
 /// The direct path's pooled client.
-#[derive(Clone)]
 pub struct Direct {
     client: Client<Connector, Full<Bytes>>,
     read_timeout: Duration,
@@ -243,8 +242,9 @@ impl Transport {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        // The builder sets the ALPN protocols, `h2` then `http/1.1` (and would refuse a
+        // config that came with some).
         let mut tls = tls;
-        // The builder sets the ALPN protocols itself (and refuses a config that has some).
         tls.alpn_protocols.clear();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -284,10 +284,11 @@ impl Transport {
                 if let Some(total) = total {
                     builder = builder.timeout(total);
                 }
-                let response = builder.send().await.map_err(|e| TransportError::of_reqwest(&e))?;
+                let mut response =
+                    builder.send().await.map_err(|e| TransportError::of_reqwest(&e))?;
                 Ok(UpstreamResponse {
                     status: response.status(),
-                    headers: response.headers().clone(),
+                    headers: std::mem::take(response.headers_mut()),
                     body: ResponseBody::Proxied(response),
                 })
             }
@@ -347,8 +348,10 @@ fn proxied(
 /// reqwest's client for a proxied provider: its configured proxy, or the environment's.
 fn proxied_client(
     settings: &ConnectionSettings,
-    tls: rustls::ClientConfig,
+    mut tls: rustls::ClientConfig,
 ) -> Result<reqwest::Client, String> {
+    // reqwest takes a preconfigured TLS setup as it is, ALPN included.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .pool_max_idle_per_host(settings.pool_size)

@@ -21,9 +21,8 @@ use http::header::{AUTHORIZATION, HeaderValue};
 
 use super::{
     AnthropicProvider, ChatStream, GeminiProvider, Provider, ProviderError, ProviderErrorKind,
-    http::Upstream, openai::path_segment,
+    http::Upstream, openai::path_segment, transport::UpstreamRequest,
 };
-use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::{ChatRequest, ChatResponse},
     config::{ConnectionSettings, ProviderKind, VertexSettings},

@@ -277,15 +277,12 @@ impl ValueRef<'_> {
                 Ok(())
             }
             ValueRef::Debug(v) => write!(out, "{v:?}"),
-            ValueRef::I64(_) | ValueRef::U64(_) | ValueRef::Bool(_) => {
+            // `NaN`, `inf`: JSON would write null.
+            ValueRef::F64(v) if !v.is_finite() => write!(out, "{v}"),
+            ValueRef::I64(_) | ValueRef::U64(_) | ValueRef::F64(_) | ValueRef::Bool(_) => {
                 json_value(out, self);
                 Ok(())
             }
-            ValueRef::F64(v) if v.is_finite() => {
-                push_f64(out, v);
-                Ok(())
-            }
-            ValueRef::F64(v) => write!(out, "{v}"),
         }
     }
 }

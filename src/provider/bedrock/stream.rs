@@ -23,10 +23,11 @@ use futures::StreamExt;
 use serde::{Deserialize, de::DeserializeOwned};
 
 use super::{WireReasoning, WireUsage, error_kind, finish_reason, request_id};
-use crate::provider::transport::UpstreamResponse;
 use crate::{
     chat::{ChatEvent, FinishReason, ReasoningDelta, ToolCallDelta, Usage},
-    provider::{ChatStream, ProviderError, ProviderErrorKind, http::Upstream},
+    provider::{
+        ChatStream, ProviderError, ProviderErrorKind, http::Upstream, transport::UpstreamResponse,
+    },
 };
 
 #[derive(Debug, Deserialize)]

@@ -16,10 +16,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{CohereProvider, WireUsage, reply_id};
-use crate::provider::transport::UpstreamResponse;
 use crate::{
     chat::{ChatEvent, ReasoningDelta, ToolCallDelta, Usage},
-    provider::ChatStream,
+    provider::{ChatStream, transport::UpstreamResponse},
 };
 
 /// One event's JSON; its `delta` is read by type.

@@ -12,11 +12,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{Flavor, OpenAiProvider};
-use crate::provider::transport::UpstreamRequest;
 use crate::{
     chat::Usage,
     embed::{EmbedRequest, EmbeddingEncoding, Embeddings, from_le_bytes},
-    provider::ProviderError,
+    provider::{ProviderError, transport::UpstreamRequest},
 };
 
 /// The request body.
