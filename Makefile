@@ -280,6 +280,8 @@ fuzz-build-idle: $(STAMPS)/cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	    >$(TOOLS)/fuzz-build.log 2>&1 </dev/null & echo $$! >$(FUZZ_BUILD_PID); \
 	  echo "fuzz targets building in the background (idle priority): $(TOOLS)/fuzz-build.log"; fi
 
+# A failing target's log is printed whole, then what matters in it once more at the end (the
+# panic or libFuzzer's error, the input's file and Base64), so the end of a CI log names it.
 fuzz: $(STAMPS)/cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	@rustup run nightly rustc --version >/dev/null 2>&1 || { \
 	  echo "fuzz: cargo-fuzz needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
@@ -288,8 +290,14 @@ fuzz: $(STAMPS)/cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	  while kill -0 "$$pid" 2>/dev/null; do sleep 2; done; fi
 	fuzz/seed.sh
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  cargo +nightly fuzz run --sanitizer none $$t corpus/$$t -- \
-	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	  RUST_BACKTRACE=0 cargo +nightly fuzz run --sanitizer none $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    >$(TOOLS)/fuzz-$$t.log 2>&1 </dev/null && { tail -n 12 $(TOOLS)/fuzz-$$t.log; continue; }; \
+	  cat $(TOOLS)/fuzz-$$t.log; \
+	  echo "fuzz: the target $$t failed; what it said (whole log above, $(TOOLS)/fuzz-$$t.log):"; \
+	  grep -E "panicked at|^==[0-9]+==|ERROR|SUMMARY|Test unit written|Base64|^[Ee]rror|assertion|left:|right:" \
+	    $(TOOLS)/fuzz-$$t.log | head -n 40; \
+	  exit 1; \
 	done
 
 # In `make test`: a short run (15 s a target) where the nightly toolchain is installed, as it
