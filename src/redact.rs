@@ -13,10 +13,11 @@
 
 use std::{
     borrow::Cow,
+    ops::Range,
     sync::{OnceLock, RwLock},
 };
 
-use memchr::memmem::Finder;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
 /// What a redacted value becomes.
@@ -37,31 +38,59 @@ const BUILT_IN: &[&str] = &[
     r"\bxai-[A-Za-z0-9]{16,}",
 ];
 
-/// Words of which every match of a [`BUILT_IN`] pattern contains one, in ASCII lower case: the
+/// Words of which every match of a [`BUILT_IN`] pattern contains one, ignoring ASCII case: the
 /// label alternatives (`x-api-key` and `x-goog-api-key` contain `api-key`; `api_key=`,
 /// `apikey=` and `key=` contain `key=`; `access_token=` contains `token=`) and the key
-/// prefixes. A text with none of them (ignoring ASCII case) cannot match, so the seven
-/// scans are skipped: most log lines and audit records. A non-ASCII text is always scanned
-/// (Unicode case folding matches `K` as `k`).
+/// prefixes. A text with none of them cannot match, so the seven scans are skipped: most log
+/// lines and audit records. A non-ASCII text is always scanned (Unicode case folding matches
+/// `K` as `k`, which ASCII case folding does not).
 const TRIGGERS: &[&str] =
     &["bearer", "basic", "api-key", "key=", "token=", "sk-", "aiza", "gsk_", "xai-"];
 
+/// The registered secrets and the automata that find them; rebuilt on each registration
+/// (a handful at start-up), read by every redaction.
+struct Secrets {
+    values: Vec<String>,
+    /// Every secret, case-sensitive, matches overlapping: masks exactly what they cover. None
+    /// when there is none (or it could not be built: then `values` are replaced one by one).
+    exact: Option<AhoCorasick>,
+    /// The trigger words and every secret, ASCII case ignored: one pass over a text says
+    /// whether anything at all might need masking (a superset of both: a hit is checked by
+    /// `exact` and the patterns). None only if it could not be built: then every text is
+    /// scanned in full.
+    screen: Option<AhoCorasick>,
+}
+
+impl Secrets {
+    fn new(values: Vec<String>) -> Secrets {
+        let exact = if values.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&values).ok()
+        };
+        let words = TRIGGERS.iter().copied().chain(values.iter().map(String::as_str));
+        let screen = AhoCorasickBuilder::new().ascii_case_insensitive(true).build(words).ok();
+        Secrets { values, exact, screen }
+    }
+
+    /// Whether `text` might hold a secret or a trigger word; false only when it cannot.
+    fn screen(&self, text: &str) -> bool {
+        self.screen.as_ref().is_none_or(|screen| screen.is_match(text))
+    }
+}
+
 struct Redactor {
     built_in: Vec<Regex>,
-    triggers: Vec<Finder<'static>>,
     /// `log.redact_patterns`: always scanned.
     configured: RwLock<Vec<Regex>>,
-    secrets: RwLock<Vec<String>>,
+    secrets: RwLock<Secrets>,
 }
 
 impl Redactor {
     /// Whether a built-in pattern might match `text`; false only when none can.
+    #[cfg(test)]
     fn might_match_built_in(&self, text: &str) -> bool {
-        if !text.is_ascii() {
-            return true;
-        }
-        let lower = text.to_ascii_lowercase();
-        self.triggers.iter().any(|t| t.find(lower.as_bytes()).is_some())
+        !text.is_ascii() || self.secrets.read().unwrap_or_else(|e| e.into_inner()).screen(text)
     }
 }
 
@@ -69,9 +98,8 @@ fn redactor() -> &'static Redactor {
     static REDACTOR: OnceLock<Redactor> = OnceLock::new();
     REDACTOR.get_or_init(|| Redactor {
         built_in: BUILT_IN.iter().filter_map(|p| Regex::new(p).ok()).collect(),
-        triggers: TRIGGERS.iter().map(|t| Finder::new(t.as_bytes()).into_owned()).collect(),
         configured: RwLock::new(Vec::new()),
-        secrets: RwLock::new(Vec::new()),
+        secrets: RwLock::new(Secrets::new(Vec::new())),
     })
 }
 
@@ -81,10 +109,10 @@ pub fn register_secret(value: &str) {
         return;
     }
     let mut secrets = redactor().secrets.write().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| s == value) {
-        secrets.push(value.to_owned());
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if !secrets.values.iter().any(|s| s == value) {
+        let mut values = std::mem::take(&mut secrets.values);
+        values.push(value.to_owned());
+        *secrets = Secrets::new(values);
     }
 }
 
@@ -100,12 +128,26 @@ pub fn add_patterns(patterns: &[String]) -> Result<(), String> {
 pub fn redact(text: &str) -> Cow<'_, str> {
     let r = redactor();
     let mut out = Cow::Borrowed(text);
-    for secret in r.secrets.read().unwrap_or_else(|e| e.into_inner()).iter() {
-        if out.contains(secret.as_str()) {
-            out = Cow::Owned(out.replace(secret.as_str(), MASK));
+    let secrets = r.secrets.read().unwrap_or_else(|e| e.into_inner());
+    // One pass decides for the common case: no secret and no trigger word, ASCII.
+    let screened = secrets.screen(text);
+    if screened {
+        match &secrets.exact {
+            Some(exact) => out = mask_secrets(exact, out),
+            // Not built (never in practice): each secret replaced in turn, longest first.
+            None => {
+                let mut values: Vec<&String> = secrets.values.iter().collect();
+                values.sort_by_key(|s| std::cmp::Reverse(s.len()));
+                for secret in values {
+                    if out.contains(secret.as_str()) {
+                        out = Cow::Owned(out.replace(secret.as_str(), MASK));
+                    }
+                }
+            }
         }
     }
-    if r.might_match_built_in(&out) {
+    drop(secrets);
+    if screened || !text.is_ascii() {
         for pattern in &r.built_in {
             out = mask(pattern, out);
         }
@@ -114,6 +156,34 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         out = mask(pattern, out);
     }
     out
+}
+
+/// `text` with every byte any secret covers masked: overlapping matches are merged into one
+/// mask, so no part of a secret survives because another one matched first.
+fn mask_secrets<'a>(exact: &AhoCorasick, text: Cow<'a, str>) -> Cow<'a, str> {
+    // Overlapping matches come in the order they end: sorted by start, then merged.
+    let mut matches: Vec<Range<usize>> =
+        exact.find_overlapping_iter(text.as_ref()).map(|m| m.range()).collect();
+    if matches.is_empty() {
+        return text;
+    }
+    matches.sort_unstable_by_key(|m| m.start);
+    let mut covered: Vec<Range<usize>> = Vec::with_capacity(matches.len());
+    for m in matches {
+        match covered.last_mut() {
+            Some(last) if m.start <= last.end => last.end = last.end.max(m.end),
+            _ => covered.push(m),
+        }
+    }
+    let mut masked = String::with_capacity(text.len());
+    let mut at = 0;
+    for range in covered {
+        masked.push_str(&text[at..range.start]);
+        masked.push_str(MASK);
+        at = range.end;
+    }
+    masked.push_str(&text[at..]);
+    Cow::Owned(masked)
 }
 
 /// `text` with every match of `pattern` masked (its group 1, the label, kept).
@@ -197,6 +267,28 @@ mod tests {
         );
         register_secret("short");
         assert_eq!(redact("short"), "short", "too short to match safely");
+    }
+
+    /// Secrets that overlap or contain one another leave no part of either in the text,
+    /// whichever was registered first; a secret in another case is another text.
+    #[test]
+    fn overlapping_and_nested_secrets_are_masked_whole() {
+        register_secret("0abcdefg-overlap");
+        register_secret("defg-overlap-tail-99");
+        register_secret("outer-secret-inner-part-xyz");
+        register_secret("inner-part");
+        register_secret("caf\u{e9}-secret-\u{1f511}");
+        let cases = [
+            // The two overlap: their union is masked as one.
+            ("k=0abcdefg-overlap-tail-99!", "k=***!"),
+            ("a defg-overlap-tail-99 b 0abcdefg-overlap c", "a *** b *** c"),
+            ("[outer-secret-inner-part-xyz] (inner-part)", "[***] (***)"),
+            ("\u{e9}t\u{e9} caf\u{e9}-secret-\u{1f511}.", "\u{e9}t\u{e9} ***."),
+            ("OUTER-SECRET-INNER-PART-XYZ", "OUTER-SECRET-INNER-PART-XYZ"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
     }
 
     #[test]
