@@ -29,6 +29,7 @@ pub mod error;
 pub mod front;
 pub mod health;
 pub mod healthcheck;
+mod json_text;
 pub mod keys;
 pub mod layers;
 pub mod limits;

@@ -20,6 +20,7 @@
 //! into a named segment by size and age, when asked ([`AuditSink::rotate`]) and on close, and
 //! tells [`AuditSink::segment_closed`] watchers (the backup task) each time.
 
+mod line;
 pub mod rotate;
 
 use std::{
@@ -46,7 +47,8 @@ use crate::{
     redact::redact,
 };
 
-/// One audited call.
+/// One audited call. Written as its JSON line by [`line::write`] (byte for byte what the
+/// derived `Serialize` gives).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuditRecord {
     /// When the call ended, RFC 3339 with milliseconds, UTC.
@@ -336,7 +338,7 @@ async fn write_records(
     let mut rotate_armed: Option<tokio::time::Instant> = None;
     // One serialization buffer for the writer's life: a record costs no allocation of its own
     // unless redaction has something to mask.
-    let mut line = Vec::with_capacity(1024);
+    let mut line = String::with_capacity(1024);
     loop {
         let rotate_at = out.due();
         if rotate_at != rotate_armed {
@@ -393,22 +395,14 @@ async fn write_records(
     }
 }
 
-async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: &mut Vec<u8>) {
+async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: &mut String) {
     line.clear();
-    match serde_json::to_writer(&mut *line, record) {
-        Ok(()) => {
-            // serde_json writes valid UTF-8, so this borrows (`from_utf8` checks ASCII a word
-            // at a time; `from_utf8_lossy` walks it in chunks, several times the instructions).
-            let text = std::str::from_utf8(line)
-                .map_or_else(|_| String::from_utf8_lossy(line), std::borrow::Cow::Borrowed);
-            let redacted = redact(&text);
-            match out.write_line(redacted.as_bytes()).await {
-                Ok(true) => inner.segment_closed.notify_waiters(),
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "cannot write an audit record"),
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot serialize an audit record"),
+    line::write(line, record);
+    let redacted = redact(line);
+    match out.write_line(redacted.as_bytes()).await {
+        Ok(true) => inner.segment_closed.notify_waiters(),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot write an audit record"),
     }
     let depth = inner.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
     inner.metrics.audit_queue_depth(depth);

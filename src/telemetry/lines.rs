@@ -33,7 +33,11 @@ use tracing::{
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::{Layer, fmt::MakeWriter, layer::Context, registry::LookupSpan};
 
-use crate::{config::LogFormat, redact::redact};
+use crate::{
+    config::LogFormat,
+    json_text::{self, push_str as json_str},
+    redact::redact,
+};
 
 /// The layer writing log lines to the writers `W` makes.
 pub struct LogLines<W> {
@@ -300,65 +304,12 @@ fn push_f64(out: &mut String, v: f64) {
 fn json_value(out: &mut String, value: ValueRef<'_>) {
     match value {
         ValueRef::Str(s) | ValueRef::Shown(s) => json_str(out, s),
-        ValueRef::Debug(v) => {
-            out.push('"');
-            let _ = write!(JsonEscaped(out), "{v:?}");
-            out.push('"');
-        }
-        ValueRef::I64(v) => out.push_str(itoa::Buffer::new().format(v)),
-        ValueRef::U64(v) => out.push_str(itoa::Buffer::new().format(v)),
+        ValueRef::Debug(v) => json_text::push_debug(out, v),
+        ValueRef::I64(v) => json_text::push_i64(out, v),
+        ValueRef::U64(v) => json_text::push_u64(out, v),
         ValueRef::F64(v) if v.is_finite() => push_f64(out, v),
         ValueRef::F64(_) => out.push_str("null"),
         ValueRef::Bool(v) => out.push_str(if v { "true" } else { "false" }),
-    }
-}
-
-/// Which bytes a JSON string escapes, and how: 0 none, `u` as `\u00XX`, else `\` and the byte.
-static JSON_ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[b'\n' as usize] = b'n';
-    table[b'\r' as usize] = b'r';
-    table[b'\t' as usize] = b't';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// `s` as a JSON string.
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let _ = JsonEscaped(out).write_str(s);
-    out.push('"');
-}
-
-/// Writes what it is given escaped for the inside of a JSON string.
-struct JsonEscaped<'a>(&'a mut String);
-
-impl fmt::Write for JsonEscaped<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let out = &mut *self.0;
-        let mut plain = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escape = JSON_ESCAPE[usize::from(b)];
-            if escape == 0 {
-                continue;
-            }
-            out.push_str(&s[plain..i]);
-            if escape == b'u' {
-                write!(out, "\\u{b:04x}")?;
-            } else {
-                out.push('\\');
-                out.push(char::from(escape));
-            }
-            plain = i + 1;
-        }
-        out.push_str(&s[plain..]);
-        Ok(())
     }
 }
 
