@@ -13,7 +13,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
@@ -192,31 +192,34 @@ impl Upstream {
     /// its end marker came.
     pub fn events(
         &self,
-        response: UpstreamResponse,
+        mut response: UpstreamResponse,
     ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
         let upstream = self.clone();
-        let body = self.chunks(response);
+        // One stream reads the body and parses it (not a stream of chunks under a stream of
+        // events): each event goes through one yield, and one buffer holds every read's events.
         async_stream::stream! {
-            let mut body = std::pin::pin!(body);
             let mut parser = SseParser::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
+            let mut events = Vec::new();
+            let mut read = 0usize;
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => return,
                     Err(e) => {
-                        yield Err(e);
+                        yield Err(upstream.transport_error(&e, true));
                         return;
                     }
                 };
-                match parser.push(&chunk) {
-                    Ok(events) => {
-                        for event in events {
-                            yield Ok(event);
-                        }
-                    }
-                    Err(e) => {
-                        yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
-                        return;
-                    }
+                if let Err(e) = upstream.count_read(&mut read, chunk.len()) {
+                    yield Err(e);
+                    return;
+                }
+                if let Err(e) = parser.push_into(&chunk, &mut events) {
+                    yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
+                    return;
+                }
+                for event in events.drain(..) {
+                    yield Ok(event);
                 }
             }
         }
@@ -240,15 +243,20 @@ impl Upstream {
                         return;
                     }
                 };
-                // An endless stream ends here rather than at the caller's deadline, if any.
-                read = read.saturating_add(chunk.len());
-                if read > upstream.max_output_bytes {
-                    yield Err(upstream.too_long());
+                if let Err(e) = upstream.count_read(&mut read, chunk.len()) {
+                    yield Err(e);
                     return;
                 }
                 yield Ok(chunk);
             }
         }
+    }
+
+    /// Adds a read of `len` bytes to `read`; past `max_output_bytes` an error: an endless
+    /// stream ends here rather than at the caller's deadline, if any.
+    fn count_read(&self, read: &mut usize, len: usize) -> Result<(), ProviderError> {
+        *read = read.saturating_add(len);
+        if *read > self.max_output_bytes { Err(self.too_long()) } else { Ok(()) }
     }
 
     /// Checks that an embeddings reply has one non-empty vector per input.

@@ -55,11 +55,38 @@ impl SseParser {
 
     /// Feeds `bytes`, returning the events they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SseError> {
-        self.buffer.extend_from_slice(bytes);
-        // Lines are read in place (borrowed, not copied into a String each), so the buffer
-        // is taken out of `self` while they are.
-        let buffer = std::mem::take(&mut self.buffer);
         let mut events = Vec::new();
+        self.push_into(bytes, &mut events)?;
+        Ok(events)
+    }
+
+    /// Feeds `bytes`, appending the events they complete to `events` (a stream reuses one
+    /// buffer for every read).
+    pub fn push_into(&mut self, bytes: &[u8], events: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        // The common read holds whole lines: parsed straight from it, without copying it into
+        // the buffer first.
+        if self.buffer.is_empty() {
+            let start = self.lines(bytes, events);
+            self.buffer.extend_from_slice(&bytes[start..]);
+        } else {
+            self.buffer.extend_from_slice(bytes);
+            // Lines are read in place (borrowed, not copied into a String each), so the buffer
+            // is taken out of `self` while they are.
+            let mut buffer = std::mem::take(&mut self.buffer);
+            let start = self.lines(&buffer, events);
+            buffer.drain(..start);
+            self.buffer = buffer;
+        }
+        if self.buffer.len() > MAX_LINE {
+            self.buffer.clear();
+            return Err(SseError::LineTooLong);
+        }
+        Ok(())
+    }
+
+    /// Reads the complete lines of `buffer`, appending the events they complete; returns where
+    /// the incomplete rest begins.
+    fn lines(&mut self, buffer: &[u8], events: &mut Vec<SseEvent>) -> usize {
         let mut start = 0;
         while let Some(end) = memchr::memchr2(b'\n', b'\r', &buffer[start..]) {
             let rest = &buffer[start..];
@@ -81,13 +108,7 @@ impl SseParser {
                 events.push(event);
             }
         }
-        self.buffer = buffer;
-        self.buffer.drain(..start);
-        if self.buffer.len() > MAX_LINE {
-            self.buffer.clear();
-            return Err(SseError::LineTooLong);
-        }
-        Ok(events)
+        start
     }
 
     fn line(&mut self, line: &str) -> Option<SseEvent> {
