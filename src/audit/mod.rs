@@ -120,7 +120,13 @@ pub struct AuditRecord {
 
 /// The current time as the record shows it.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    let mut time = String::with_capacity(24);
+    crate::json_text::push_rfc3339(
+        &mut time,
+        SystemTime::now(),
+        crate::json_text::Fraction::Millis,
+    );
+    time
 }
 
 /// Where records go; cheap to clone.

@@ -168,8 +168,19 @@ where
     }
 }
 
-fn timestamp(out: &mut String) -> fmt::Result {
-    write!(out, "{}", humantime::format_rfc3339_micros(SystemTime::now()))
+fn timestamp(out: &mut String) {
+    json_text::push_rfc3339(out, SystemTime::now(), json_text::Fraction::Micros);
+}
+
+/// The level as the lines name it (`{level}` without the formatting machinery).
+fn level_name(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::ERROR => "ERROR",
+        tracing::Level::WARN => "WARN",
+        tracing::Level::INFO => "INFO",
+        tracing::Level::DEBUG => "DEBUG",
+        tracing::Level::TRACE => "TRACE",
+    }
 }
 
 /// Writes an event's fields: the message alone, or every other field.
@@ -338,8 +349,10 @@ where
 {
     let (level, target) = (meta.level(), meta.target());
     out.push_str("{\"timestamp\":\"");
-    timestamp(out)?;
-    write!(out, "\",\"level\":\"{level}\",")?;
+    timestamp(out);
+    out.push_str("\",\"level\":\"");
+    out.push_str(level_name(level));
+    out.push_str("\",");
     event.record(&mut EventFields { out, json: true, message: true });
     event.record(&mut EventFields { out, json: true, message: false });
     out.push_str("\"target\":");
@@ -375,8 +388,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let (level, target) = (meta.level(), meta.target());
-    timestamp(out)?;
-    write!(out, " {level:>5} ")?;
+    timestamp(out);
+    write!(out, " {:>5} ", level_name(level))?;
     if let Some(scope) = ctx.event_scope(event) {
         for span in scope.from_root() {
             out.push_str(span.name());
