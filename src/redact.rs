@@ -339,6 +339,15 @@ mod tests {
         }
     }
 
+    /// The screen is the SIMD searcher on this architecture (every x86-64 CPU since 2006 has
+    /// the SSSE3 it needs), not the much slower fallback.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_screen_is_a_simd_searcher() {
+        let secrets = redactor().secrets.read().unwrap();
+        assert!(matches!(secrets.screen, Screen::Packed(_)));
+    }
+
     #[test]
     fn configured_patterns_are_applied() {
         add_patterns(&["corp-[0-9]{6}".to_owned()]).unwrap();

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     ProviderError, ProviderErrorKind,
+    roots::Roots,
     sse::{SseEvent, SseParser},
     transport::{Transport, TransportError, UpstreamRequest, UpstreamResponse},
 };
@@ -40,25 +41,25 @@ pub fn install_crypto() {
 }
 
 /// The TLS settings every provider's transport shares, made once per process: rustls on ring
-/// with the platform's verifier (the system's roots); each transport sets its ALPN protocols.
-/// Made per transport, the verifier read the system's roots again for every provider (the
-/// bundle and every file of /etc/ssl/certs: six times at the start of the benchmark's
-/// six-provider config, a large share of its launch time, and a copy of the roots each).
-fn shared_tls() -> Result<rustls::ClientConfig, String> {
-    static TLS: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+/// with the platform's verifier (the system's roots, read when first needed: [`Roots`]); each
+/// transport sets its ALPN protocols. Made per transport, the verifier read the system's
+/// roots again for every provider (six times at the start of the benchmark's six-provider
+/// config, and a copy of the roots each).
+fn shared_tls() -> Result<(rustls::ClientConfig, Arc<Roots>), String> {
+    static TLS: OnceLock<Result<(rustls::ClientConfig, Arc<Roots>), String>> = OnceLock::new();
     TLS.get_or_init(|| {
         install_crypto();
         let provider = rustls::crypto::CryptoProvider::get_default()
             .cloned()
             .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-            .map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
-        Ok(rustls::ClientConfig::builder_with_provider(provider)
+        let roots = Roots::shared(&provider);
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS settings: {e}"))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth())
+            .with_custom_certificate_verifier(roots.clone())
+            .with_no_client_auth();
+        Ok((config, roots))
     })
     .clone()
 }
@@ -80,11 +81,17 @@ pub struct Upstream {
 impl Upstream {
     /// Builds the transport of `settings`.
     pub fn new(name: &str, settings: &ConnectionSettings) -> Result<Upstream, ProviderError> {
-        let tls = shared_tls().map_err(|e| {
+        let (tls, roots) = shared_tls().map_err(|e| {
             ProviderError::new(name, ProviderErrorKind::Connect, format!("cannot set up TLS: {e}"))
         })?;
         let transport = Transport::new(settings, tls)
             .map_err(|e| ProviderError::new(name, ProviderErrorKind::Connect, e))?;
+        // A provider that will speak TLS (to its upstream or its proxy) has the roots read
+        // now, off the start's path; one on plain HTTP never needs them.
+        let plain = settings.base_url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if !plain || matches!(transport, Transport::Proxied(_)) {
+            roots.warm_up();
+        }
         Ok(Upstream {
             name: name.to_owned(),
             base_url: normalized(&settings.base_url),

@@ -11,6 +11,7 @@ mod echo;
 mod gemini;
 pub mod http;
 mod openai;
+pub mod roots;
 pub mod sse;
 pub mod transport;
 mod vertex;

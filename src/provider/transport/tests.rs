@@ -200,3 +200,18 @@ fn a_bearer_key_is_sensitive_and_json_sets_its_content_type_once() {
     assert_eq!(request.headers[CONTENT_TYPE], "application/vnd+json");
     assert_eq!(&request.body[..], br#"{"a":1}"#);
 }
+
+/// A provider built as the gateway builds it (the shared TLS settings, the system's roots
+/// read when first needed): an upstream whose certificate no system root vouches for is
+/// refused at the handshake, as a connect error naming the certificate, and is sent nothing.
+#[tokio::test]
+async fn the_shared_settings_check_upstreams_against_the_system_roots() {
+    let (addr, _, seen) = tls_upstream(&[b"h2"]).await;
+    let settings = ConnectionSettings::for_tests(&format!("https://{addr}/v1"));
+    let upstream = crate::provider::http::Upstream::new("tls", &settings).unwrap();
+    let request = upstream.post(&format!("https://{addr}/v1/chat/completions")).body("{}");
+    let e = upstream.send(request, false).await.unwrap_err();
+    assert_eq!(e.kind, crate::provider::ProviderErrorKind::Connect, "{e:?}");
+    assert!(e.message.contains("certificate"), "{}", e.message);
+    assert!(seen.lock().unwrap().is_empty());
+}
