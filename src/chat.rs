@@ -556,20 +556,24 @@ impl Cost {
 pub fn usd_text(picousd: u64) -> String {
     let whole = picousd / Cost::PICO_PER_USD;
     let mut fraction = picousd % Cost::PICO_PER_USD;
-    let mut text = whole.to_string();
+    let mut whole_digits = itoa::Buffer::new();
+    let whole = whole_digits.format(whole);
     if fraction == 0 {
-        return text;
+        return whole.to_owned();
     }
-    let mut digits = 12;
+    let mut places = 12;
     while fraction.is_multiple_of(10) {
         fraction /= 10;
-        digits -= 1;
+        places -= 1;
     }
-    let fraction = fraction.to_string();
-    text.reserve(1 + digits);
+    let mut fraction_digits = itoa::Buffer::new();
+    let fraction = fraction_digits.format(fraction);
+    // One allocation, no formatting machinery: the text is read on every billed call.
+    let mut text = String::with_capacity(whole.len() + 1 + places);
+    text.push_str(whole);
     text.push('.');
-    text.extend(std::iter::repeat_n('0', digits - fraction.len()));
-    text.push_str(&fraction);
+    text.extend(std::iter::repeat_n('0', places - fraction.len()));
+    text.push_str(fraction);
     text
 }
 

@@ -143,7 +143,8 @@ struct Inner {
     space: Notify,
     closing: CancellationToken,
     writer: Mutex<Option<JoinHandle<()>>>,
-    headers: Vec<String>,
+    /// `audit.headers`, parsed once (validated and lower-cased by the config).
+    headers: Vec<http::HeaderName>,
     include_content: bool,
     metrics: Recorder,
     /// Requests to close the open segment now, answered when it is closed.
@@ -249,7 +250,11 @@ impl AuditSink {
             space: Notify::new(),
             closing: CancellationToken::new(),
             writer: Mutex::new(None),
-            headers: config.headers.clone(),
+            headers: config
+                .headers
+                .iter()
+                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                .collect(),
             include_content: config.include_content,
             metrics,
             rotate_tx,
@@ -261,7 +266,7 @@ impl AuditSink {
     }
 
     /// The caller headers copied into records.
-    pub fn headers(&self) -> &[String] {
+    pub fn headers(&self) -> &[http::HeaderName] {
         &self.inner.headers
     }
 
@@ -415,13 +420,17 @@ async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: 
     inner.space.notify_waiters();
 }
 
-/// The audited caller headers of `metadata`.
-pub fn caller_headers(headers: &[String], metadata: &http::HeaderMap) -> BTreeMap<String, String> {
+/// The audited caller headers of `metadata` (names parsed once: a look-up by text parses the
+/// name on every call).
+pub fn caller_headers(
+    headers: &[http::HeaderName],
+    metadata: &http::HeaderMap,
+) -> BTreeMap<String, String> {
     headers
         .iter()
         .filter_map(|h| {
-            let value = metadata.get(h.as_str())?.to_str().ok()?;
-            Some((h.clone(), value.chars().take(256).collect()))
+            let value = metadata.get(h)?.to_str().ok()?;
+            Some((h.as_str().to_owned(), value.chars().take(256).collect()))
         })
         .collect()
 }

@@ -133,9 +133,14 @@ pub fn with_bill(
     mut response: axum::response::Response,
     bill: &crate::chat::Bill,
 ) -> axum::response::Response {
-    for (name, value) in crate::front::bill_headers(bill) {
+    const NAMES: [http::HeaderName; 3] = [
+        http::HeaderName::from_static(crate::front::BILL_HEADER_NAMES[0]),
+        http::HeaderName::from_static(crate::front::BILL_HEADER_NAMES[1]),
+        http::HeaderName::from_static(crate::front::BILL_HEADER_NAMES[2]),
+    ];
+    for (i, value) in crate::front::bill_headers(bill) {
         if let Ok(value) = http::HeaderValue::try_from(value) {
-            response.headers_mut().insert(name, value);
+            response.headers_mut().insert(&NAMES[i], value);
         }
     }
     response

@@ -26,19 +26,21 @@ pub const BUDGET_REMAINING_USD: &str = "x-ai-budget-remaining-usd";
 /// The header or trailer with the tokens left in the client key's budget window.
 pub const BUDGET_REMAINING_TOKENS: &str = "x-ai-budget-remaining-tokens";
 
-/// The bill's headers: cost, and what the key's budgets have left; each only when known.
-pub fn bill_headers(bill: &Bill) -> Vec<(&'static str, String)> {
-    let mut headers = Vec::with_capacity(3);
-    if let Some(cost) = &bill.cost {
-        headers.push((COST_USD, usd_text(cost.picousd)));
-    }
-    if let Some(left) = &bill.left {
-        if let Some(pico) = left.picousd {
-            headers.push((BUDGET_REMAINING_USD, usd_text(pico)));
-        }
-        if let Some(tokens) = left.tokens {
-            headers.push((BUDGET_REMAINING_TOKENS, tokens.to_string()));
-        }
-    }
-    headers
+/// The three bill headers, in the order [`bill_headers`] gives them: an index into
+/// [`BILL_HEADER_NAMES`] (and a door's own keys made once from them).
+pub const BILL_HEADER_NAMES: [&str; 3] = [COST_USD, BUDGET_REMAINING_USD, BUDGET_REMAINING_TOKENS];
+
+/// The bill's headers: cost, and what the key's budgets have left, each only when known, as
+/// (index into [`BILL_HEADER_NAMES`], value). On the stack: a door inserts them under names it
+/// parsed once, not under a name parsed again on every call.
+pub fn bill_headers(bill: &Bill) -> impl Iterator<Item = (usize, String)> {
+    let left = bill.left.unwrap_or_default();
+    [
+        bill.cost.as_ref().map(|cost| usd_text(cost.picousd)),
+        left.picousd.map(usd_text),
+        left.tokens.map(|tokens| itoa::Buffer::new().format(tokens).to_owned()),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter_map(|(i, value)| Some((i, value?)))
 }

@@ -222,9 +222,13 @@ pub(crate) fn with_request_id<T>(mut response: Response<T>, request_id: &str) ->
 }
 
 pub(super) fn bill_metadata(bill: &Bill, metadata: &mut tonic::metadata::MetadataMap) {
-    for (name, value) in crate::front::bill_headers(bill) {
+    static KEYS: std::sync::LazyLock<[tonic::metadata::AsciiMetadataKey; 3]> =
+        std::sync::LazyLock::new(|| {
+            crate::front::BILL_HEADER_NAMES.map(tonic::metadata::AsciiMetadataKey::from_static)
+        });
+    for (i, value) in crate::front::bill_headers(bill) {
         if let Ok(value) = MetadataValue::try_from(value) {
-            metadata.insert(name, value);
+            metadata.insert(&KEYS[i], value);
         }
     }
 }
