@@ -88,7 +88,7 @@ fn may_need_escape(word: u64) -> bool {
 }
 
 /// Writes what it is given escaped for the inside of a JSON string (for `Debug` values).
-pub struct Escaped<'a>(pub &'a mut String);
+struct Escaped<'a>(&'a mut String);
 
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -209,18 +209,14 @@ impl Upstream {
             let mut events = Vec::new();
             let mut read = 0usize;
             loop {
-                let chunk = match response.chunk().await {
+                let chunk = match upstream.next_chunk(&mut response, &mut read).await {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) => return,
                     Err(e) => {
-                        yield Err(upstream.transport_error(&e, true));
+                        yield Err(e);
                         return;
                     }
                 };
-                if let Err(e) = upstream.count_read(&mut read, chunk.len()) {
-                    yield Err(e);
-                    return;
-                }
                 if let Err(e) = parser.push_into(&chunk, &mut events) {
                     yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
                     return;
@@ -242,28 +238,36 @@ impl Upstream {
         async_stream::stream! {
             let mut read = 0usize;
             loop {
-                let chunk = match response.chunk().await {
+                let chunk = match upstream.next_chunk(&mut response, &mut read).await {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) => return,
                     Err(e) => {
-                        yield Err(upstream.transport_error(&e, true));
+                        yield Err(e);
                         return;
                     }
                 };
-                if let Err(e) = upstream.count_read(&mut read, chunk.len()) {
-                    yield Err(e);
-                    return;
-                }
                 yield Ok(chunk);
             }
         }
     }
 
-    /// Adds a read of `len` bytes to `read`; past `max_output_bytes` an error: an endless
+    /// The next chunk of a streamed body (`None` at its end), `read` counting what came: a
+    /// transport failure is `StreamCut` (or `Timeout`), and past `max_output_bytes` an endless
     /// stream ends here rather than at the caller's deadline, if any.
-    fn count_read(&self, read: &mut usize, len: usize) -> Result<(), ProviderError> {
-        *read = read.saturating_add(len);
-        if *read > self.max_output_bytes { Err(self.too_long()) } else { Ok(()) }
+    async fn next_chunk(
+        &self,
+        response: &mut UpstreamResponse,
+        read: &mut usize,
+    ) -> Result<Option<bytes::Bytes>, ProviderError> {
+        let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e, true))?
+        else {
+            return Ok(None);
+        };
+        *read = read.saturating_add(chunk.len());
+        if *read > self.max_output_bytes {
+            return Err(self.too_long());
+        }
+        Ok(Some(chunk))
     }
 
     /// Checks that an embeddings reply has one non-empty vector per input.

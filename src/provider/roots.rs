@@ -60,7 +60,8 @@ impl Roots {
     }
 
     /// Whether the roots have been read (successfully or not).
-    pub fn is_loaded(&self) -> bool {
+    #[cfg(test)]
+    fn is_loaded(&self) -> bool {
         self.verifier.get().is_some()
     }
 
