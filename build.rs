@@ -35,5 +35,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out_dir.join("error_details_descriptor.bin"), error_details)?;
 
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    link_layout();
     Ok(())
+}
+
+/// The binary's layout (see the module docs); x86-64 Linux (glibc) only, where lld links.
+fn link_layout() {
+    println!("cargo:rerun-if-changed=link/ai-service.order");
+    let cfg = |key: &str| env::var(key).unwrap_or_default();
+    if cfg("CARGO_CFG_TARGET_ARCH") != "x86_64"
+        || cfg("CARGO_CFG_TARGET_OS") != "linux"
+        || cfg("CARGO_CFG_TARGET_ENV") != "gnu"
+    {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bin=ai-service=-Wl,-z,pack-relative-relocs");
+    let order = PathBuf::from(cfg("CARGO_MANIFEST_DIR")).join("link/ai-service.order");
+    if order.is_file() {
+        // A name the build no longer has is skipped: another compiler or dependency version,
+        // or changed code (ThinLTO suffixes the functions it promotes with a hash of their
+        // module). The file then packs less until bench/link-order.sh writes it again.
+        println!(
+            "cargo:rustc-link-arg-bin=ai-service=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bin=ai-service=-Wl,--no-warn-symbol-ordering");
+    }
 }

@@ -93,7 +93,7 @@ for entry in target/ clients/ .tools/ .git/; do
     expect ".dockerignore keeps $entry out" grep -qx "$entry" .dockerignore
 done
 # Every path the build stage copies must survive .dockerignore.
-for src in Cargo.toml Cargo.lock build.rs proto proto-deps src deploy/config.yaml; do
+for src in Cargo.toml Cargo.lock build.rs proto proto-deps link src deploy/config.yaml; do
     expect "build context keeps $src" bash -c "! grep -qxE '/?$src/?' .dockerignore"
 done
 
