@@ -34,7 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .encode_file_descriptor_set();
     std::fs::write(out_dir.join("error_details_descriptor.bin"), error_details)?;
 
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // prost's codec with smaller first buffers (src/proto.rs).
+        .codec_path("crate::proto::Codec")
+        .compile_fds(fds)?;
     link_layout();
     Ok(())
 }

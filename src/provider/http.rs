@@ -202,6 +202,7 @@ impl Upstream {
         mut response: UpstreamResponse,
     ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
         let upstream = self.clone();
+        response.release_headers();
         // One stream reads the body and parses it (not a stream of chunks under a stream of
         // events): each event goes through one yield, and one buffer holds every read's events.
         async_stream::stream! {
@@ -235,6 +236,7 @@ impl Upstream {
         mut response: UpstreamResponse,
     ) -> impl Stream<Item = Result<bytes::Bytes, ProviderError>> + Send + 'static {
         let upstream = self.clone();
+        response.release_headers();
         async_stream::stream! {
             let mut read = 0usize;
             loop {

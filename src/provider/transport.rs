@@ -403,6 +403,13 @@ impl UpstreamResponse {
         &self.headers
     }
 
+    /// Lets go of the reply's headers, before its body is read for long (a stream): over
+    /// HTTP/1 their values share the connection's first read buffer, which they would keep
+    /// alive (8 KiB, beside the buffer the body is read into) for as long as the body lasts.
+    pub fn release_headers(&mut self) {
+        self.headers = HeaderMap::new();
+    }
+
     /// The body's next piece; `None` at its end. Each read waits at most the read timeout, and
     /// never past a unary call's deadline.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {

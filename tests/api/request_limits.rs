@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::common::{TestServer, chat, user};
+use crate::common::{TestServer, chat, collect, stream_chat, text_of, user};
+use ai_service::proto::v1::stream_chat_response::Event;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -17,6 +18,32 @@ async fn a_request_over_the_size_limit_is_refused_and_the_server_stays_healthy()
     assert!(status.message().contains("message length too large"), "{}", status.message());
     // At the limit is fine, and so is the next call.
     client.chat(chat("echo", &"y".repeat(9_000))).await.unwrap();
+}
+
+/// The codec's buffers start at 1 KiB (src/proto.rs): a request and replies hundreds of times
+/// larger grow them and arrive whole, unary and streamed.
+#[tokio::test]
+async fn messages_far_larger_than_the_codecs_first_buffer_arrive_whole() {
+    let server = TestServer::start("").await;
+    let mut client = server.client().await;
+    let text: String = (0..40_000).map(|i| format!("w{i} ")).collect::<String>().trim_end().into();
+    assert!(text.len() > 250_000);
+
+    let reply = client.chat(chat("echo", &text)).await.unwrap().into_inner();
+    assert_eq!(text_of(reply.message.as_ref().unwrap()), text);
+
+    let stream = client.stream_chat(stream_chat("echo", &text)).await.unwrap().into_inner();
+    let (events, status) = collect(stream).await;
+    assert!(status.is_none(), "{status:?}");
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ContentDelta(d) => Some(d.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, text);
+    assert!(matches!(events.last(), Some(Event::Finish(_))));
 }
 
 #[tokio::test]
