@@ -635,15 +635,12 @@ impl CallCache {
     }
 
     /// Relays `stream` unchanged and stores its answer once it ended cleanly after its finish
-    /// event; a stream that fails or is dropped early stores nothing.
-    pub fn record<S>(self, mut stream: S) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send
-    where
-        S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
-    {
-        // A call that does not cache gets its stream back as it was: no layer that only
-        // passes every event on.
-        let Some(plan) = self.plan else { return futures::future::Either::Left(stream) };
-        futures::future::Either::Right(async_stream::stream! {
+    /// event; a stream that fails or is dropped early stores nothing. A call that does not
+    /// cache gets its stream back as it was: no layer (nor allocation) that only passes every
+    /// event on.
+    pub fn record(self, mut stream: Events) -> Events {
+        let Some(plan) = self.plan else { return stream };
+        Box::pin(async_stream::stream! {
             let mut assembly = StreamAssembly::default();
             while let Some(item) = stream.next().await {
                 match &item {
@@ -661,6 +658,9 @@ impl CallCache {
         })
     }
 }
+
+/// A stream of a call's reply events (the pipeline's `ReplyStream`).
+pub type Events = std::pin::Pin<Box<dyn Stream<Item = Result<ReplyEvent, Error>> + Send>>;
 
 /// What a cache lookup found.
 #[derive(Debug)]

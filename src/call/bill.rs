@@ -1,24 +1,21 @@
 //! Billing, the pipeline's last step before a call's answer leaves: once the call's usage is
 //! known, what it cost ([`crate::cost::Pricing`]) and what its client key has left after it
 //! is charged ([`Admission::charge`]: the token rate and the budgets). The [`Bill`] rides on
-//! the answer ([`crate::chat::Answer::bill`]) or on a stream's [`Finish`], so the front door
-//! can show it and the call's record ([`super::record`]) can write it down.
+//! the answer ([`crate::chat::Answer::bill`]) or on a stream's [`crate::chat::Finish`], so the
+//! front door can show it and the call's record ([`super::record`]) can write it down.
 //!
-//! A unary call is billed when its answer is complete; a stream when its finish passes (the
-//! usage event comes just before it), so a running stream is never cut for its budget and its
-//! cost is charged when it ends. An answer from the response cache costs nothing: no provider
-//! was paid, and no budget is charged.
+//! A unary call is billed when its answer is complete; a stream by its relay
+//! ([`super::relay`]), after the usage event and before the finish, so a running stream is
+//! never cut for its budget and its cost is charged when it ends. An answer from the response
+//! cache costs nothing: no provider was paid, and no budget is charged.
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
-
 use super::admission::Admission;
 use crate::{
-    chat::{Bill, Cost, ReplyEvent, Usage},
+    chat::{Bill, Cost, Usage},
     config::ClientKey,
     cost::Pricing,
-    error::Error,
 };
 
 /// The name a cache hit's zero cost is listed under.
@@ -59,26 +56,5 @@ impl Biller {
             None => None,
         };
         Bill { cost, left }
-    }
-
-    /// `stream` with its finish billed.
-    pub fn stream<S>(self, mut stream: S) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send
-    where
-        S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
-    {
-        async_stream::stream! {
-            let mut usage = None;
-            while let Some(mut item) = stream.next().await {
-                match &mut item {
-                    Ok(ReplyEvent::Usage(u)) => usage = Some(*u),
-                    Ok(ReplyEvent::Finish(finish)) => {
-                        let usage = usage.take().unwrap_or_default();
-                        finish.bill = self.bill(&usage, &finish.provider_model).await;
-                    }
-                    _ => {}
-                }
-                yield item;
-            }
-        }
     }
 }

@@ -16,7 +16,7 @@
 //!    mode, the route, the response cache ([`crate::cache`]), the router with its retries and
 //!    failover ([`crate::router`]), then for a stream the relay ([`relay`]);
 //! 5. the bill ([`bill`]): the call's cost, charged with its tokens to the key's token rate
-//!    and budgets, on the answer or on the stream's finish;
+//!    and budgets, on the answer or on the stream's finish (by the relay);
 //! 6. the record ends with the answer, the last event of the stream, or the error.
 //!
 //! A front door runs steps 2 to 6 in the call's span ([`Call::span`]): it instruments its whole
@@ -326,9 +326,15 @@ impl Pipeline {
             () = inner.stop.cancelled() => return Err(Error::Stopped),
         };
         let biller = self.biller(client, &served.provider, &served.model);
-        let stream =
-            relay::relay(served, &request, route.name.clone(), deadline, inner.stop.clone());
-        Ok(Box::pin(biller.stream(Box::pin(cache.record(stream)))))
+        let stream = relay::relay(
+            served,
+            &request,
+            route.name.clone(),
+            deadline,
+            inner.stop.clone(),
+            biller,
+        );
+        Ok(cache.record(stream))
     }
 
     /// The biller of a call of `client` answered by `provider` for a target of `model`, at the

@@ -4,6 +4,10 @@
 //! UNAVAILABLE (`UPSTREAM_STREAM_CUT`), never cleanly; the deadline ends it with
 //! DEADLINE_EXCEEDED, the end of the shutdown grace period with UNAVAILABLE. A failure after
 //! the commit also counts against the endpoint's health, for the stream's upstream model.
+//!
+//! The relay also bills the stream ([`super::bill`]): once its usage event has gone out, the
+//! finish carries what the call cost and what its key has left after the charge. (One layer
+//! for both: every event of a stream passes through each layer's poll.)
 
 use std::pin::Pin;
 
@@ -11,8 +15,9 @@ use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::bill::Biller;
 use crate::{
-    chat::{Bill, ChatEvent, ChatRequest, Finish, ReplyEvent, Usage},
+    chat::{ChatEvent, ChatRequest, Finish, ReplyEvent, Usage},
     error::Error,
     provider::{ProviderError, ProviderErrorKind, estimate_tokens, estimate_usage},
     router::{Outcome, Primed, Served},
@@ -22,13 +27,14 @@ use crate::{
 pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<ReplyEvent, Error>> + Send>>;
 
 /// Relays `served` for the route named `route`, until it ends, `deadline` passes or `stop` is
-/// cancelled; see the module docs.
+/// cancelled, its finish billed by `biller`; see the module docs.
 pub fn relay(
     served: Served<Primed>,
     request: &ChatRequest,
     route: String,
     deadline: Instant,
     stop: CancellationToken,
+    biller: Biller,
 ) -> ReplyStream {
     let estimate = estimate_usage(request, 0);
     let Served { value: Primed { head, mut rest }, provider, model, endpoint, .. } = served;
@@ -77,13 +83,14 @@ pub fn relay(
                         ..estimate
                     });
                     yield Ok(ReplyEvent::Usage(usage));
+                    let bill = biller.bill(&usage, &provider_model).await;
                     yield Ok(ReplyEvent::Finish(Box::new(Finish {
                         reason,
                         id,
                         route,
                         provider,
                         provider_model,
-                        bill: Bill::default(),
+                        bill,
                     })));
                     return;
                 }
@@ -122,6 +129,12 @@ mod tests {
         }
     }
 
+    /// An anonymous call's biller, with no prices: its bill is empty.
+    fn biller() -> Biller {
+        let admission = super::super::Admission::new(&crate::config::Limits::default(), None, None);
+        Biller::new(Arc::default(), admission, None, "p".into(), "m".into())
+    }
+
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(3600)
     }
@@ -136,9 +149,10 @@ mod tests {
     #[tokio::test]
     async fn a_stream_cut_before_finish_ends_with_unavailable() {
         let upstream = served(vec![Ok(ChatEvent::ContentDelta("par".into()))]);
-        let out: Vec<_> = relay(upstream, &request(), "r".into(), far(), CancellationToken::new())
-            .collect()
-            .await;
+        let out: Vec<_> =
+            relay(upstream, &request(), "r".into(), far(), CancellationToken::new(), biller())
+                .collect()
+                .await;
         assert_eq!(out.len(), 2);
         assert!(out[0].is_ok());
         let error = out[1].as_ref().unwrap_err();
@@ -156,10 +170,11 @@ mod tests {
                 provider_model: "m".into(),
             }),
         ]);
-        let out: Vec<_> = relay(upstream, &request(), "r".into(), far(), CancellationToken::new())
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let out: Vec<_> =
+            relay(upstream, &request(), "r".into(), far(), CancellationToken::new(), biller())
+                .map(Result::unwrap)
+                .collect()
+                .await;
         match &out[1] {
             ReplyEvent::Usage(u) => {
                 assert!(u.estimated);
@@ -177,7 +192,7 @@ mod tests {
         upstream.value.head = vec![ChatEvent::ContentDelta("first".into())];
         let deadline = Instant::now() + Duration::from_secs(2);
         let out: Vec<_> =
-            relay(upstream, &request(), "r".into(), deadline, CancellationToken::new())
+            relay(upstream, &request(), "r".into(), deadline, CancellationToken::new(), biller())
                 .collect()
                 .await;
         assert_eq!(out.len(), 2);
