@@ -18,7 +18,6 @@
 //! chunk before it (with empty `choices`). A stream that ends without `[DONE]` is cut; a chunk
 //! carrying `{"error": …}` ends the call with that error.
 
-mod chunk;
 mod embed;
 
 use std::borrow::Cow;
@@ -867,7 +866,7 @@ impl Provider for OpenAiProvider {
                     });
                     return;
                 }
-                let chunk = match chunk::parse(&event.data) {
+                let chunk: WireChunk = match serde_json::from_str(&event.data) {
                     Ok(chunk) => chunk,
                     Err(e) => {
                         yield Err(upstream.malformed_event(&e));
