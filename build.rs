@@ -54,7 +54,9 @@ fn link_layout() {
     {
         return;
     }
-    println!("cargo:rustc-link-arg-bin=ai-service=-Wl,-z,pack-relative-relocs");
+    if glibc_reads_relr() {
+        println!("cargo:rustc-link-arg-bin=ai-service=-Wl,-z,pack-relative-relocs");
+    }
     let order = PathBuf::from(cfg("CARGO_MANIFEST_DIR")).join("link/ai-service.order");
     if order.is_file() {
         // A name the build no longer has is skipped: another compiler or dependency version,
@@ -66,4 +68,17 @@ fn link_layout() {
         );
         println!("cargo:rustc-link-arg-bin=ai-service=-Wl,--no-warn-symbol-ordering");
     }
+}
+
+/// Whether the glibc this build links against reads packed relative relocations: 2.36 and
+/// later define `GLIBC_ABI_DT_RELR`, the version a binary that has them requires. A binary built
+/// where glibc is older must start there, so it does without (a cross build too).
+fn glibc_reads_relr() -> bool {
+    if env::var("HOST").ok() != env::var("TARGET").ok() {
+        return false;
+    }
+    ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+        .iter()
+        .find_map(|path| std::fs::read(path).ok())
+        .is_some_and(|libc| libc.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR"))
 }
