@@ -659,7 +659,8 @@ impl CallCache {
     }
 }
 
-/// A stream of a call's reply events (the pipeline's `ReplyStream`).
+/// A stream of a call's reply events: what the pipeline hands a front door (its
+/// `ReplyStream`), and what a call that caches records.
 pub type Events = std::pin::Pin<Box<dyn Stream<Item = Result<ReplyEvent, Error>> + Send>>;
 
 /// What a cache lookup found.

@@ -9,9 +9,7 @@
 //! finish carries what the call cost and what its key has left after the charge. (One layer
 //! for both: every event of a stream passes through each layer's poll.)
 
-use std::pin::Pin;
-
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +21,9 @@ use crate::{
     router::{Outcome, Primed, Served},
 };
 
-/// A stream of a call's reply events, as the pipeline hands it to a front door.
-pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<ReplyEvent, Error>> + Send>>;
+/// A stream of a call's reply events, as the pipeline hands it to a front door: the response
+/// cache's [`Events`](crate::cache::Events), which it records and replays.
+pub use crate::cache::Events as ReplyStream;
 
 /// Relays `served` for the route named `route`, until it ends, `deadline` passes or `stop` is
 /// cancelled, its finish billed by `biller`; see the module docs.
@@ -131,7 +130,7 @@ mod tests {
 
     /// An anonymous call's biller, with no prices: its bill is empty.
     fn biller() -> Biller {
-        let admission = super::super::Admission::new(&crate::config::Limits::default(), None, None);
+        let admission = crate::call::Admission::new(&crate::config::Limits::default(), None, None);
         Biller::new(Arc::default(), admission, None, "p".into(), "m".into())
     }
 
