@@ -26,6 +26,7 @@ pub mod console;
 pub mod cost;
 pub mod embed;
 pub mod error;
+mod fast_map;
 pub mod front;
 pub mod health;
 pub mod healthcheck;

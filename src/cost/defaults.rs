@@ -7,7 +7,7 @@
 //! not say which TTL a write had. Gemini's cache reads are its context-caching rate. OpenAI
 //! reports no cache writes, so its models list none.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::config::{Price, ProviderKind, pricing::per_million_to_pico_per_token};
 
@@ -78,8 +78,8 @@ fn amount(text: &str) -> Option<u64> {
 }
 
 /// The shipped prices by kind, then model.
-pub fn table() -> HashMap<ProviderKind, HashMap<&'static str, Price>> {
-    let mut table: HashMap<ProviderKind, HashMap<&'static str, Price>> = HashMap::new();
+pub fn table() -> FastMap<ProviderKind, FastMap<&'static str, Price>> {
+    let mut table: FastMap<ProviderKind, FastMap<&'static str, Price>> = FastMap::default();
     for &(kind, model, input, output, read, write) in ROWS {
         let (Some(input), Some(output)) = (amount(input), amount(output)) else { continue };
         let price = Price {
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn every_shipped_price_parses() {
-        let count: usize = table().values().map(HashMap::len).sum();
+        let count: usize = table().values().map(FastMap::len).sum();
         assert_eq!(count, ROWS.len(), "a row failed to parse or is listed twice");
         let gpt4o = table()[&ProviderKind::OpenAi]["gpt-4o"];
         assert_eq!(

@@ -23,7 +23,7 @@
 
 pub mod defaults;
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::{
     chat::{Cost, Usage},
@@ -34,13 +34,13 @@ use crate::{
 #[derive(Clone, Debug, Default)]
 pub struct Pricing {
     /// Provider name → its kind.
-    kinds: HashMap<String, ProviderKind>,
+    kinds: FastMap<String, ProviderKind>,
     /// Provider name → model → the target's own price.
     targets: Scoped,
     /// Provider name or kind → model → a `pricing:` entry.
     configured: Scoped,
     /// kind → model → a shipped price.
-    shipped: HashMap<ProviderKind, HashMap<&'static str, Price>>,
+    shipped: FastMap<ProviderKind, FastMap<&'static str, Price>>,
 }
 
 impl Pricing {
@@ -141,7 +141,7 @@ impl Pricing {
 /// Prices by scope (a provider's name or kind), then model: looked up by `&str`, so that
 /// pricing a call allocates nothing.
 #[derive(Clone, Debug, Default)]
-struct Scoped(HashMap<String, HashMap<String, Price>>);
+struct Scoped(FastMap<String, FastMap<String, Price>>);
 
 impl Scoped {
     fn new(entries: &[crate::config::PriceEntry]) -> Scoped {
@@ -159,7 +159,7 @@ impl Scoped {
 }
 
 /// The price of `model` in one scope's `prices`, and the model's name as listed.
-fn listed<'p>(prices: &'p HashMap<String, Price>, model: &str) -> Option<(&'p str, &'p Price)> {
+fn listed<'p>(prices: &'p FastMap<String, Price>, model: &str) -> Option<(&'p str, &'p Price)> {
     let (name, price) = prices.get_key_value(model)?;
     Some((name.as_str(), price))
 }
@@ -320,7 +320,7 @@ mod tests {
             assert_eq!(bedrock_model(id), model, "{id}");
         }
         let pricing = Pricing {
-            kinds: HashMap::from([("b".to_owned(), ProviderKind::Bedrock)]),
+            kinds: FastMap::from_iter([("b".to_owned(), ProviderKind::Bedrock)]),
             shipped: defaults::table(),
             ..Pricing::default()
         };
@@ -337,7 +337,7 @@ mod tests {
             price: Price { input, ..FREE },
         };
         let pricing = Pricing {
-            kinds: HashMap::from([("p".to_owned(), ProviderKind::OpenAi)]),
+            kinds: FastMap::from_iter([("p".to_owned(), ProviderKind::OpenAi)]),
             targets: Scoped::new(&[entry("p", "pinned", 1)]),
             configured: Scoped::new(&[
                 entry("p", "target-model", 2),
@@ -368,7 +368,7 @@ mod tests {
     #[test]
     fn vertex_models_take_the_shipped_prices_of_their_publisher() {
         let pricing = Pricing {
-            kinds: HashMap::from([("v".to_owned(), ProviderKind::Vertex)]),
+            kinds: FastMap::from_iter([("v".to_owned(), ProviderKind::Vertex)]),
             shipped: defaults::table(),
             ..Pricing::default()
         };

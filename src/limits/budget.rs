@@ -19,7 +19,6 @@
 //! `ai_service_budget_errors_total` counts it and a rate-limited warning is logged.
 
 use std::{
-    collections::HashMap,
     sync::{Mutex, PoisonError},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -30,6 +29,7 @@ use crate::{
     chat::{BudgetLeft, Cost},
     config::{Budget, BudgetWindow, ClientKey},
     error::{BudgetRefusal, Error},
+    fast_map::FastMap,
     metrics::Recorder,
     redis_store::{RedisStore, RedisUnavailable},
 };
@@ -151,7 +151,7 @@ impl Spent {
 #[derive(Debug)]
 enum Store {
     /// Client key id → the window its counts are for, and the counts.
-    Memory(Mutex<HashMap<String, (Span, Spent)>>),
+    Memory(Mutex<FastMap<String, (Span, Spent)>>),
     Redis {
         redis: RedisStore,
         charge: redis::Script,

@@ -2,14 +2,12 @@
 //! the Redis backend; expired windows are swept once the map grows, so idle clients do not
 //! accumulate. Times are tokio's, so tests can pause them.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-};
+use std::sync::{Mutex, PoisonError};
 
 use tokio::time::Instant;
 
 use super::{LimitPolicy, RetryAfter, WINDOW};
+use crate::fast_map::FastMap;
 
 /// Clients tracked before expired windows are swept.
 const SWEEP_AT: usize = 10_000;
@@ -22,8 +20,8 @@ struct Window {
 
 #[derive(Debug, Default)]
 struct Windows {
-    requests: HashMap<String, Window>,
-    tokens: HashMap<String, Window>,
+    requests: FastMap<String, Window>,
+    tokens: FastMap<String, Window>,
 }
 
 /// In-memory counters.
@@ -33,7 +31,7 @@ pub struct MemoryLimits {
 }
 
 /// The live window of `client` in `map`, opened now when it has none.
-fn window<'a>(map: &'a mut HashMap<String, Window>, client: &str, now: Instant) -> &'a mut Window {
+fn window<'a>(map: &'a mut FastMap<String, Window>, client: &str, now: Instant) -> &'a mut Window {
     if map.len() >= SWEEP_AT {
         map.retain(|_, w| w.ends > now);
     }

@@ -316,9 +316,10 @@ impl Route {
     fn observe(&self, target: &Target, endpoint: &Endpoint, outcome: &str) {
         let m = &self.metrics;
         m.upstream_attempt(&target.provider, outcome);
-        let now = Instant::now();
-        m.endpoint_health(&target.provider, &endpoint.name, endpoint.is_available(now));
-        m.breaker_state(&target.provider, &endpoint.name, endpoint.breaker_state(now));
+        endpoint.report_health(Instant::now(), |available, breaker| {
+            m.endpoint_health(&target.provider, &endpoint.name, available);
+            m.breaker_state(&target.provider, &endpoint.name, breaker);
+        });
     }
 
     /// Emits a retry (same target as the last failure) or a failover (another target).

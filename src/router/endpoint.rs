@@ -29,8 +29,8 @@
 //! Failures that are the caller's (400, …) count as successes here: the endpoint answered.
 
 use std::{
-    collections::{HashMap, VecDeque},
-    hash::{BuildHasher, RandomState},
+    collections::VecDeque,
+    hash::BuildHasher,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU32, Ordering},
@@ -42,6 +42,7 @@ use tokio::time::Instant;
 
 use crate::{
     config::HealthPolicy,
+    fast_map::{FastHasher, FastMap},
     provider::{ProviderError, ProviderErrorKind, SharedProvider},
 };
 
@@ -60,7 +61,7 @@ pub struct Endpoint {
     state: Mutex<State>,
     in_flight: AtomicU32,
     /// Hashes model names into the keys of [`State::cooling`].
-    model_keys: RandomState,
+    model_keys: FastHasher,
     /// Active probes: whether the endpoint passes them (true without probes), and the run
     /// of passing (positive) or failing (negative) probes.
     probed: Mutex<(bool, i64)>,
@@ -76,9 +77,12 @@ struct State {
     window: VecDeque<bool>,
     /// Upstream models cooling down after a 429, and until when. Keyed by a hash of the name,
     /// so an entry's size does not depend on the names passthrough callers send.
-    cooling: HashMap<ModelKey, Instant>,
+    cooling: FastMap<ModelKey, Instant>,
     /// Latency moving average, in microseconds; `None` until the first success.
     latency_ewma_us: Option<f64>,
+    /// Availability and breaker state as last reported to the metrics (see
+    /// [`Endpoint::report_health`]); `None` before the first report.
+    reported: Option<(bool, BreakerState)>,
 }
 
 /// An upstream model's name, hashed with the endpoint's [`Endpoint::model_keys`]: a
@@ -159,11 +163,12 @@ impl Endpoint {
                 consecutive_failures: 0,
                 ejections: 0,
                 window,
-                cooling: HashMap::new(),
+                cooling: FastMap::default(),
                 latency_ewma_us: None,
+                reported: None,
             }),
             in_flight: AtomicU32::new(0),
-            model_keys: RandomState::new(),
+            model_keys: FastHasher::default(),
             probed: Mutex::new((true, 0)),
         }
     }
@@ -238,11 +243,20 @@ impl Endpoint {
 
     /// The breaker's state now.
     pub fn breaker_state(&self, now: Instant) -> BreakerState {
-        match self.state().breaker {
-            Breaker::Closed => BreakerState::Closed,
-            Breaker::Open { until } if until <= now => BreakerState::HalfOpen,
-            Breaker::Open { .. } => BreakerState::Open,
-            Breaker::HalfOpen { .. } => BreakerState::HalfOpen,
+        self.state().breaker_state(now)
+    }
+
+    /// Calls `report` with whether the endpoint is available now ([`Self::is_available`]) and
+    /// its breaker's state, when either differs from what it was given last time: the health
+    /// gauges change only then, and most attempts change neither. Under the state's lock, so
+    /// that two attempts ending together report in the order they read the state.
+    pub fn report_health(&self, now: Instant, report: impl FnOnce(bool, BreakerState)) {
+        let passes_probes = self.passes_probes();
+        let mut state = self.state();
+        let now_reported = (passes_probes && state.breaker_admits(now), state.breaker_state(now));
+        if state.reported != Some(now_reported) {
+            state.reported = Some(now_reported);
+            report(now_reported.0, now_reported.1);
         }
     }
 
@@ -345,6 +359,15 @@ impl Endpoint {
 
 impl State {
     /// Whether the breaker lets a call through now (without claiming a half-open probe).
+    fn breaker_state(&self, now: Instant) -> BreakerState {
+        match self.breaker {
+            Breaker::Closed => BreakerState::Closed,
+            Breaker::Open { until } if until <= now => BreakerState::HalfOpen,
+            Breaker::Open { .. } => BreakerState::Open,
+            Breaker::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
     fn breaker_admits(&self, now: Instant) -> bool {
         match self.breaker {
             Breaker::Closed => true,
@@ -430,6 +453,46 @@ mod tests {
 
     fn fail(e: &Arc<Endpoint>) {
         e.acquire(Instant::now(), "m").expect("available").finish(Outcome::Failure);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_is_reported_when_it_changes_and_only_then() {
+        let e = endpoint(HealthPolicy { eject_after: 2, ..HealthPolicy::default() });
+        let reports = std::sync::Mutex::new(Vec::new());
+        let report = || {
+            e.report_health(Instant::now(), |available, breaker| {
+                reports.lock().unwrap().push((available, breaker));
+            })
+        };
+        report();
+        report();
+        fail(&e);
+        report();
+        assert_eq!(
+            *reports.lock().unwrap(),
+            [(true, BreakerState::Closed)],
+            "first, then unchanged"
+        );
+        fail(&e);
+        report();
+        report();
+        // The cool-down ends: half open, and available for one probe.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        report();
+        let probe = e.acquire(Instant::now(), "m").expect("the probe");
+        report();
+        probe.finish(Outcome::Success { latency: Duration::from_millis(3) });
+        report();
+        assert_eq!(
+            *reports.lock().unwrap(),
+            [
+                (true, BreakerState::Closed),
+                (false, BreakerState::Open),
+                (true, BreakerState::HalfOpen),
+                (false, BreakerState::HalfOpen),
+                (true, BreakerState::Closed),
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]

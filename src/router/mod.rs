@@ -22,7 +22,7 @@ mod attempt;
 pub mod balance;
 pub mod endpoint;
 
-use std::{borrow::Cow, collections::HashMap, fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
@@ -36,6 +36,7 @@ use crate::{
         Strategy,
     },
     error::Error,
+    fast_map::FastMap,
     keys::ProviderKey,
     metrics::Recorder,
     provider::{self, SharedProvider},
@@ -159,10 +160,10 @@ impl Route {
 /// All routes, by name and alias, and the providers for `provider/model` passthrough.
 #[derive(Debug)]
 pub struct Router {
-    providers: HashMap<String, Arc<Endpoint>>,
+    providers: FastMap<String, Arc<Endpoint>>,
     routes: Vec<Arc<Route>>,
-    by_name: HashMap<String, Arc<Route>>,
-    passthrough: std::sync::RwLock<HashMap<String, Arc<Route>>>,
+    by_name: FastMap<String, Arc<Route>>,
+    passthrough: std::sync::RwLock<FastMap<String, Arc<Route>>>,
     key_files: Vec<ProviderKey>,
     probes: Vec<(Arc<Endpoint>, HealthCheck)>,
     metrics: Recorder,
@@ -215,7 +216,7 @@ impl Router {
         let mut probes = Vec::new();
         // Each provider's own address is one endpoint, shared by every target that has no pool
         // of its own, so its health is judged once.
-        let providers: HashMap<String, Arc<Endpoint>> = config
+        let providers: FastMap<String, Arc<Endpoint>> = config
             .providers
             .iter()
             .filter_map(|p| {
@@ -228,7 +229,7 @@ impl Router {
             .collect();
 
         let mut routes = Vec::with_capacity(config.routes.len());
-        let mut by_name = HashMap::new();
+        let mut by_name = FastMap::default();
         for r in &config.routes {
             let targets = r
                 .targets
