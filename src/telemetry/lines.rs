@@ -52,31 +52,112 @@ impl<W> LogLines<W> {
     }
 }
 
-/// A recorded value.
-#[derive(Debug)]
+/// A recorded value; text lives in its span's [`SpanFields::text`].
+#[derive(Clone, Copy, Debug)]
 enum Value {
     /// Recorded as a string: quoted in text.
-    Str(String),
+    Str(Text),
     /// Recorded with `Debug` or `Display` (`?x`, `%x`), kept as it rendered: bare in text.
-    Shown(String),
+    Shown(Text),
     I64(i64),
     U64(u64),
     F64(f64),
     Bool(bool),
 }
 
+/// Where a value's text is in [`SpanFields::text`].
+#[derive(Clone, Copy, Debug)]
+struct Text {
+    start: u32,
+    end: u32,
+}
+
 /// A span's fields, in the order they were first set. A field recorded again replaces its
-/// value, so every field appears once.
+/// value, so every field appears once. Their text is kept in one buffer (one allocation for a
+/// span's strings, not one each); a replaced value's old text stays there until the buffer
+/// holds more dead text than [`MAX_DEAD_TEXT`].
 #[derive(Debug, Default)]
-struct SpanFields(Vec<(&'static str, Value)>);
+struct SpanFields {
+    fields: Vec<(&'static str, Value)>,
+    text: String,
+}
+
+/// The most text of replaced values a span's fields keep before they are compacted.
+const MAX_DEAD_TEXT: usize = 4 * 1024;
 
 impl SpanFields {
+    fn with_capacity(fields: usize) -> SpanFields {
+        SpanFields { fields: Vec::with_capacity(fields), text: String::with_capacity(128) }
+    }
+
     fn set(&mut self, name: &'static str, value: Value) {
-        match self.0.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, old)) => *old = value,
-            None => self.0.push((name, value)),
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, old)) => {
+                *old = value;
+                if self.text.len() > MAX_DEAD_TEXT {
+                    self.compact();
+                }
+            }
+            None => self.fields.push((name, value)),
         }
     }
+
+    /// `text` kept in the buffer.
+    fn keep(&mut self, text: &str) -> Text {
+        let start = self.text.len();
+        self.text.push_str(text);
+        Text { start: offset(start), end: offset(self.text.len()) }
+    }
+
+    /// `value` (`Debug`) rendered into the buffer.
+    fn keep_shown(&mut self, value: &dyn fmt::Debug) -> Text {
+        let start = self.text.len();
+        // Formatting into a String cannot fail.
+        let _ = write!(self.text, "{value:?}");
+        Text { start: offset(start), end: offset(self.text.len()) }
+    }
+
+    fn str(&self, text: Text) -> &str {
+        self.text.get(text.start as usize..text.end as usize).unwrap_or_default()
+    }
+
+    /// The fields, each with its value.
+    fn iter(&self) -> impl Iterator<Item = (&'static str, ValueRef<'_>)> {
+        self.fields.iter().map(|(name, value)| {
+            let value = match *value {
+                Value::Str(t) => ValueRef::Str(self.str(t)),
+                Value::Shown(t) => ValueRef::Shown(self.str(t)),
+                Value::I64(v) => ValueRef::I64(v),
+                Value::U64(v) => ValueRef::U64(v),
+                Value::F64(v) => ValueRef::F64(v),
+                Value::Bool(v) => ValueRef::Bool(v),
+            };
+            (*name, value)
+        })
+    }
+
+    /// Drops the text of replaced values.
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.text);
+        let mut kept =
+            SpanFields { fields: Vec::new(), text: String::with_capacity(old.len() / 2) };
+        for (_, value) in &mut self.fields {
+            let moved = |t: Text, kept: &mut SpanFields| {
+                kept.keep(old.get(t.start as usize..t.end as usize).unwrap_or_default())
+            };
+            *value = match *value {
+                Value::Str(t) => Value::Str(moved(t, &mut kept)),
+                Value::Shown(t) => Value::Shown(moved(t, &mut kept)),
+                other => other,
+            };
+        }
+        self.text = kept.text;
+    }
+}
+
+/// A buffer offset as kept: a span's text past 4 GiB is cut (never in practice).
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 /// Fields from `log` records (`log.target`, `log.file`, …), which name what the event's
@@ -87,10 +168,12 @@ fn is_log_field(field: &Field) -> bool {
 
 impl Visit for SpanFields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field.name(), Value::Str(value.to_owned()));
+        let text = self.keep(value);
+        self.set(field.name(), Value::Str(text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field.name(), Value::Shown(format!("{value:?}")));
+        let text = self.keep_shown(value);
+        self.set(field.name(), Value::Shown(text));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.set(field.name(), Value::I64(value));
@@ -121,7 +204,7 @@ where
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields(Vec::with_capacity(attrs.metadata().fields().len()));
+        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
         attrs.record(&mut fields);
         span.extensions_mut().insert(fields);
     }
@@ -253,19 +336,6 @@ enum ValueRef<'a> {
     Bool(bool),
 }
 
-impl<'a> From<&'a Value> for ValueRef<'a> {
-    fn from(value: &'a Value) -> Self {
-        match value {
-            Value::Str(s) => ValueRef::Str(s),
-            Value::Shown(s) => ValueRef::Shown(s),
-            Value::I64(v) => ValueRef::I64(*v),
-            Value::U64(v) => ValueRef::U64(*v),
-            Value::F64(v) => ValueRef::F64(*v),
-            Value::Bool(v) => ValueRef::Bool(*v),
-        }
-    }
-}
-
 impl ValueRef<'_> {
     /// As a field's value in text: strings quoted.
     fn text(self, out: &mut String) -> fmt::Result {
@@ -327,10 +397,10 @@ fn json_value(out: &mut String, value: ValueRef<'_>) {
 /// A span's fields as a JSON object, its name last.
 fn json_span(out: &mut String, name: &str, fields: Option<&SpanFields>) {
     out.push('{');
-    for (field, value) in fields.map_or(&[][..], |f| &f.0[..]) {
+    for (field, value) in fields.into_iter().flat_map(SpanFields::iter) {
         json_str(out, field);
         out.push(':');
-        json_value(out, value.into());
+        json_value(out, value);
         out.push(',');
     }
     out.push_str("\"name\":");
@@ -357,22 +427,23 @@ where
     event.record(&mut EventFields { out, json: true, message: false });
     out.push_str("\"target\":");
     json_str(out, target);
-    if let Some(scope) = ctx.event_scope(event) {
-        let spans: Vec<_> = scope.from_root().collect();
-        if let Some((current, outer)) = spans.split_last() {
-            out.push_str(",\"span\":");
-            let start = out.len();
-            json_span(out, current.name(), current.extensions().get::<SpanFields>());
-            let end = out.len();
-            out.push_str(",\"spans\":[");
-            for span in outer {
+    if let (Some(current), Some(scope)) = (ctx.event_span(event), ctx.event_scope(event)) {
+        out.push_str(",\"span\":");
+        let start = out.len();
+        json_span(out, current.name(), current.extensions().get::<SpanFields>());
+        let end = out.len();
+        out.push_str(",\"spans\":[");
+        let mut spans = scope.from_root().peekable();
+        while let Some(span) = spans.next() {
+            if spans.peek().is_none() {
+                // The current span is the list's last: the same object again.
+                out.extend_from_within(start..end);
+            } else {
                 json_span(out, span.name(), span.extensions().get::<SpanFields>());
                 out.push(',');
             }
-            // The current span is the list's last: the same object again.
-            out.extend_from_within(start..end);
-            out.push(']');
         }
+        out.push(']');
     }
     out.push_str("}\n");
     Ok(())
@@ -394,8 +465,7 @@ where
         for span in scope.from_root() {
             out.push_str(span.name());
             let extensions = span.extensions();
-            let fields = extensions.get::<SpanFields>().map_or(&[][..], |f| &f.0[..]);
-            if !fields.is_empty() {
+            if let Some(fields) = extensions.get::<SpanFields>().filter(|f| !f.fields.is_empty()) {
                 out.push('{');
                 for (i, (name, value)) in fields.iter().enumerate() {
                     if i > 0 {
@@ -403,7 +473,7 @@ where
                     }
                     out.push_str(name);
                     out.push('=');
-                    ValueRef::from(value).text(out)?;
+                    value.text(out)?;
                 }
                 out.push('}');
             }
@@ -506,6 +576,51 @@ mod tests {
         assert_eq!(line["spans"], serde_json::json!([span]));
         // Recorded twice, written once: no duplicate key for a stricter parser to refuse.
         assert_eq!(text.matches("\"provider\"").count(), 2, "span and spans: {text}");
+    }
+
+    #[test]
+    fn nested_spans_are_listed_from_the_root_with_the_current_one_last() {
+        let text = logged(LogFormat::Json, || {
+            let outer = tracing::info_span!("rpc", request_id = %"req-2", route = Empty);
+            outer.record("route", "fast");
+            outer.in_scope(|| {
+                let inner = tracing::info_span!("attempt", provider = "a", attempt = 1_u64);
+                inner.in_scope(|| tracing::info!("sent"));
+            });
+        });
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        let outer = serde_json::json!({"request_id": "req-2", "route": "fast", "name": "rpc"});
+        let inner = serde_json::json!({"provider": "a", "attempt": 1, "name": "attempt"});
+        assert_eq!(line["span"], inner, "{text}");
+        assert_eq!(line["spans"], serde_json::json!([outer, inner]), "{text}");
+    }
+
+    #[test]
+    fn a_field_recorded_over_and_over_keeps_its_last_value_and_bounded_text() {
+        let text = logged(LogFormat::Json, || {
+            let span = tracing::info_span!("rpc", request_id = %"req-3", route = Empty, n = Empty);
+            for i in 0..5_000_u64 {
+                span.record(
+                    "route",
+                    format!("route-{i}-{}", "x".repeat(usize::try_from(i % 50).unwrap())).as_str(),
+                );
+                span.record("n", i);
+                if i % 1_000 == 0 {
+                    span.with_subscriber(|(id, dispatch)| {
+                        let registry = dispatch.downcast_ref::<Registry>().unwrap();
+                        let data = registry.span(id).unwrap();
+                        let extensions = data.extensions();
+                        let fields = extensions.get::<SpanFields>().unwrap();
+                        assert!(fields.text.len() <= MAX_DEAD_TEXT + 256, "{}", fields.text.len());
+                    });
+                }
+            }
+            span.in_scope(|| tracing::info!("done"));
+        });
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["span"]["request_id"], "req-3");
+        assert_eq!(line["span"]["route"], format!("route-4999-{}", "x".repeat(49)));
+        assert_eq!(line["span"]["n"], 4999);
     }
 
     #[test]
