@@ -67,11 +67,17 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
     let mut v = Violations::default();
 
     let model = model_and_messages(&mut v, &request.model, request.messages.len(), "ListModels");
+    // Each message's path is written into one buffer, not formatted anew for every message.
+    let mut at = String::with_capacity(32);
     let messages: Vec<Message> = request
         .messages
         .into_iter()
         .enumerate()
-        .filter_map(|(i, m)| message(&mut v, &format!("messages[{i}]"), m))
+        .filter_map(|(i, m)| {
+            at.clear();
+            push_indexed(&mut at, "messages", i);
+            message(&mut v, &mut at, m)
+        })
         .collect();
 
     let generation = generation(&mut v, request.generation.unwrap_or_default());
@@ -148,12 +154,27 @@ fn role(v: &mut Violations, at: &str, value: i32) -> Option<Role> {
     }
 }
 
-fn message(v: &mut Violations, at: &str, m: pb::Message) -> Option<Message> {
+/// `name[index]` appended to `path`: the field paths of list items, written in place (the
+/// front doors' converters too), not formatted anew for each item of every request.
+pub(crate) fn push_indexed(path: &mut String, name: &str, index: usize) {
+    path.push_str(name);
+    path.push('[');
+    path.push_str(itoa::Buffer::new().format(index));
+    path.push(']');
+}
+
+/// One message, at the path `at` (`messages[i]`), which its parts' paths extend in place and
+/// leave as they found it.
+fn message(v: &mut Violations, at: &mut String, m: pb::Message) -> Option<Message> {
     let role = role(v, at, m.role);
     let mut content = Vec::with_capacity(m.content.len());
+    let message_at = at.len();
     for (j, part) in m.content.into_iter().enumerate() {
-        content_part(v, &format!("{at}.content[{j}]"), part, &mut content);
+        push_indexed(at, ".content", j);
+        content_part(v, at, part, &mut content);
+        at.truncate(message_at);
     }
+    let at = &*at;
 
     let tool_calls: Vec<ToolCall> = m
         .tool_calls

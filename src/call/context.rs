@@ -191,10 +191,13 @@ pub(crate) fn is_usable_request_id(id: &str) -> bool {
 /// the process's OS-seeded hash keys) rather than from the OS: a request id must be unique,
 /// not secret, and `getrandom(2)` on every call was a system call per RPC.
 pub fn new_request_id() -> String {
+    let mut text = [0u8; uuid::fmt::Simple::LENGTH];
+    // Encoded into a buffer of its exact length and copied once (no formatter).
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
         .into_uuid()
         .simple()
-        .to_string()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 /// A W3C `traceparent`: `00-<trace id>-<parent id>-<flags>`.

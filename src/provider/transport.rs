@@ -109,7 +109,10 @@ impl UpstreamRequest {
 
     /// `Authorization: Bearer {token}`, marked sensitive.
     pub fn bearer_auth(mut self, token: &str) -> Self {
-        match HeaderValue::try_from(format!("Bearer {token}")) {
+        let mut value = String::with_capacity("Bearer ".len() + token.len());
+        value.push_str("Bearer ");
+        value.push_str(token);
+        match HeaderValue::try_from(value) {
             Ok(mut value) => {
                 value.set_sensitive(true);
                 self.headers.insert(AUTHORIZATION, value);

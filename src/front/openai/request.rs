@@ -423,11 +423,16 @@ impl CompletionRequest {
             self.messages.len(),
             "GET /v1/models",
         );
+        let mut at = String::with_capacity(32);
         let messages: Vec<Message> = self
             .messages
             .into_iter()
             .enumerate()
-            .filter_map(|(i, Object(m))| message(&mut v, &format!("messages[{i}]"), m))
+            .filter_map(|(i, Object(m))| {
+                at.clear();
+                validate::push_indexed(&mut at, "messages", i);
+                message(&mut v, &mut at, m)
+            })
             .collect();
 
         let max_tokens = match (self.max_tokens, self.max_completion_tokens) {
@@ -568,7 +573,9 @@ fn token_count(v: &mut Violations, field: &str, value: i64) -> Option<u32> {
     }
 }
 
-fn message(v: &mut Violations, at: &str, m: WireMessage) -> Option<Message> {
+/// One message, at the path `at` (`messages[i]`), which its parts' paths extend in place and
+/// leave as they found it.
+fn message(v: &mut Violations, at: &mut String, m: WireMessage) -> Option<Message> {
     let role = match m.role.as_str() {
         "system" | "developer" => Some(Role::System),
         "user" => Some(Role::User),
@@ -600,11 +607,15 @@ fn message(v: &mut Violations, at: &str, m: WireMessage) -> Option<Message> {
         Some(StringOr::String(text)) if text.is_empty() => {}
         Some(StringOr::String(text)) => content.push(ContentPart::Text(text)),
         Some(StringOr::Other(parts)) => {
+            let message_at = at.len();
             for (j, Object(p)) in parts.into_iter().enumerate() {
-                content_part(v, &format!("{at}.content[{j}]"), p, &mut content);
+                validate::push_indexed(at, ".content", j);
+                content_part(v, at, p, &mut content);
+                at.truncate(message_at);
             }
         }
     }
+    let at = &*at;
     let tool_calls: Vec<ToolCall> = m
         .tool_calls
         .unwrap_or_default()
