@@ -22,7 +22,10 @@ pub mod spans;
 
 use tracing::Subscriber;
 use tracing_subscriber::{
-    EnvFilter, Layer, Registry, filter::FilterExt, fmt::MakeWriter, layer::SubscriberExt,
+    EnvFilter, Layer, Registry,
+    filter::{FilterExt, Targets},
+    fmt::MakeWriter,
+    layer::SubscriberExt,
     util::SubscriberInitExt,
 };
 
@@ -45,11 +48,33 @@ pub fn init(log: &LogConfig, export: Option<&TraceExport>) {
     }
 }
 
-/// The log filter: `RUST_LOG` when set, else `log.level`.
-fn log_filter(log: &LogConfig) -> EnvFilter {
-    EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+/// The log filter: `RUST_LOG` when it is set and valid, else `log.level` when valid, else
+/// `info`. Directives that name only targets and levels (`info`, `info,hyper=warn`) become a
+/// [`Targets`] filter, which decides once per callsite; span and field directives
+/// (`[rpc{route=fast}]=debug`) need an [`EnvFilter`], which also follows every span's enters,
+/// exits and records (a lock and a look-up each, several times a call).
+enum LogFilter {
+    Targets(Targets),
+    Env(Box<EnvFilter>),
+}
+
+fn log_filter(log: &LogConfig) -> LogFilter {
+    filter_of(std::env::var(EnvFilter::DEFAULT_ENV).ok(), &log.level)
+}
+
+/// The filter of `env` (`RUST_LOG`'s value) and `level` (`log.level`); see [`LogFilter`].
+fn filter_of(env: Option<String>, level: &str) -> LogFilter {
+    let valid = |directives: &str| EnvFilter::builder().parse(directives).is_ok();
+    let directives = env
+        .filter(|d| valid(d))
+        .or_else(|| valid(level).then(|| level.to_owned()))
+        .unwrap_or_else(|| "info".to_owned());
+    if !directives.contains(['[', '{', '}', ']'])
+        && let Ok(targets) = directives.parse::<Targets>()
+    {
+        return LogFilter::Targets(targets);
+    }
+    LogFilter::Env(Box::new(EnvFilter::builder().parse_lossy(directives)))
 }
 
 /// The subscriber [`init`] installs without export, writing to `writer`; tests capture the
@@ -58,9 +83,17 @@ pub fn subscriber<W>(log: &LogConfig, writer: W) -> Box<dyn Subscriber + Send + 
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    Box::new(
-        Registry::default().with(LogLines::new(log.format, writer).with_filter(log_filter(log))),
-    )
+    logging(log_filter(log), LogLines::new(log.format, writer))
+}
+
+fn logging<W>(filter: LogFilter, lines: LogLines<W>) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    match filter {
+        LogFilter::Targets(filter) => Box::new(Registry::default().with(lines.with_filter(filter))),
+        LogFilter::Env(filter) => Box::new(Registry::default().with(lines.with_filter(*filter))),
+    }
 }
 
 /// The subscriber [`init`] installs with export: the same log lines as [`subscriber`], and the
@@ -75,7 +108,83 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     // Attempt spans exist for the collector only; the log lines stay as they are without export.
-    let logged = log_filter(log).and(spans::not_export_only());
-    let lines = LogLines::new(log.format, writer).with_filter(logged);
-    Box::new(Registry::default().with(lines).with(export.layer()))
+    let lines = LogLines::new(log.format, writer);
+    match log_filter(log) {
+        LogFilter::Targets(filter) => Box::new(
+            Registry::default()
+                .with(lines.with_filter(filter.and(spans::not_export_only())))
+                .with(export.layer()),
+        ),
+        LogFilter::Env(filter) => Box::new(
+            Registry::default()
+                .with(lines.with_filter((*filter).and(spans::not_export_only())))
+                .with(export.layer()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::LogFormat;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Which of a fixed set of events `filter` lets through, by their messages.
+    fn let_through(filter: LogFilter) -> Vec<String> {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = logging(filter, LogLines::new(LogFormat::Json, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "ai_service::call", "call info");
+            tracing::debug!(target: "ai_service::call", "call debug");
+            tracing::warn!(target: "hyper::proto", "hyper warn");
+            tracing::info!(target: "hyper::proto", "hyper info");
+            tracing::info_span!("rpc", route = "fast").in_scope(|| {
+                tracing::debug!(target: "ai_service::router", "router debug in fast");
+            });
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].to_string())
+            .map(|m| m.trim_matches('"').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn plain_directives_filter_by_target_and_level_as_before() {
+        for (env, level) in [(None, "info,hyper=warn"), (Some("info,hyper=warn"), "error")] {
+            let filter = filter_of(env.map(str::to_owned), level);
+            assert!(matches!(filter, LogFilter::Targets(_)), "{env:?} {level}");
+            assert_eq!(let_through(filter), ["call info", "hyper warn"], "{env:?} {level}");
+        }
+    }
+
+    #[test]
+    fn span_directives_keep_the_env_filter_and_bad_ones_fall_back() {
+        let filter = filter_of(Some("info,hyper=warn,[rpc{route=fast}]=debug".to_owned()), "info");
+        assert!(matches!(filter, LogFilter::Env(_)));
+        assert_eq!(let_through(filter), ["call info", "hyper warn", "router debug in fast"]);
+        // An invalid RUST_LOG gives way to log.level, an invalid level to `info`.
+        let filter = filter_of(Some("=!=".to_owned()), "warn");
+        assert_eq!(let_through(filter), ["hyper warn"]);
+        let filter = filter_of(None, "=!=");
+        assert!(matches!(filter, LogFilter::Targets(_)));
+        assert_eq!(let_through(filter), ["call info", "hyper warn", "hyper info"]);
+    }
 }
