@@ -13,10 +13,12 @@
 use std::{
     collections::HashMap,
     future::Future,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
     time::{Duration, Instant},
 };
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::Code;
 use tracing::{Span, field::Empty};
@@ -31,6 +33,37 @@ use crate::{
     router::{Route, Served},
     telemetry::spans,
 };
+
+/// The stream [`CallRecord::relay`] returns: each event passes straight through (a stream
+/// written out, not a generator: no slot to hand each event through, on every chunk).
+pub struct Relayed<S> {
+    stream: spans::InSpan<S>,
+    /// The call's record; `None` once the stream ended, and the record with it.
+    record: Option<CallRecord>,
+}
+
+impl<S> Stream for Relayed<S>
+where
+    S: Stream<Item = Result<ReplyEvent, Error>> + Unpin,
+{
+    type Item = Result<ReplyEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(record) = &mut this.record else { return Poll::Ready(None) };
+        let item = std::task::ready!(Pin::new(&mut this.stream).poll_next(cx));
+        match &item {
+            Some(Ok(event)) => record.observe(event),
+            // The record ends with the first error; what follows records nothing more.
+            Some(Err(error)) => record.fail(error),
+            None => {
+                record.end(Code::Ok, None);
+                this.record = None;
+            }
+        }
+        Poll::Ready(item)
+    }
+}
 
 /// How close to the caller's deadline a cancellation counts as the deadline: the caller's
 /// clock started before ours, and its reset crosses the network.
@@ -293,24 +326,13 @@ impl CallRecord {
     /// Relays `stream`, recording its time to first token and usage, and ends the call with
     /// its last event: `OK` after its finish, the error it failed with, or `CANCELLED`
     /// (`DEADLINE_EXCEEDED` past the deadline) when the caller dropped it.
-    pub fn relay<S>(mut self, stream: S) -> impl Stream<Item = Result<ReplyEvent, Error>> + Send
+    pub fn relay<S>(mut self, stream: S) -> Relayed<S>
     where
-        S: Stream<Item = Result<ReplyEvent, Error>> + Send + Unpin + 'static,
+        S: Stream<Item = Result<ReplyEvent, Error>> + Unpin,
     {
         self.relaying_since = Some(Instant::now());
         self.recorder.stream_started();
-        let mut stream = spans::InSpan::new(self.span.clone(), stream);
-        async_stream::stream! {
-            let mut record = self;
-            while let Some(item) = stream.next().await {
-                match &item {
-                    Ok(event) => record.observe(event),
-                    Err(error) => record.fail(error),
-                }
-                yield item;
-            }
-            record.end(Code::Ok, None);
-        }
+        Relayed { stream: spans::InSpan::new(self.span.clone(), stream), record: Some(self) }
     }
 
     fn observe(&mut self, event: &ReplyEvent) {
@@ -386,7 +408,8 @@ impl CallRecord {
             }),
             streamed: self.relaying_since.is_some(),
         });
-        let cost = self.bill.as_ref().map(|bill| bill.cost.clone());
+        // What follows is the record's last use of them: taken, not copied.
+        let cost = self.bill.take().map(|bill| bill.cost);
         if code == Code::Ok
             && self.cache_hit != Some(true)
             && let Some(cost) = &cost
@@ -409,9 +432,9 @@ impl CallRecord {
         let upstream_ms = upstream.as_secs_f64() * 1e3;
         let ttft_ms = self.first_token.map(|t| t.as_secs_f64() * 1e3);
         if let Some((sink, mut record)) = self.audit.take() {
-            record.route = self.route.clone();
-            record.provider = self.provider.clone();
-            record.endpoint = self.endpoint.clone();
+            record.route = self.route.take();
+            record.provider = self.provider.take();
+            record.endpoint = self.endpoint.take();
             record.attempts = self.attempts;
             record.input_tokens = self.tokens.map(|t| t.input_tokens);
             record.output_tokens = self.tokens.map(|t| t.output_tokens);

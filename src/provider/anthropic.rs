@@ -25,7 +25,6 @@
 use std::{collections::HashMap, sync::Arc};
 
 use base64::Engine;
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -660,7 +659,7 @@ impl Provider for AnthropicProvider {
         let body = self.body(model, request, true)?;
         let response = self.upstream.send(self.request(model, body, true).await?, true).await?;
         let upstream = self.upstream.clone();
-        let mut events = Box::pin(self.upstream.events(response));
+        let mut events = self.upstream.events(response);
         let mut provider_model = model.to_owned();
         let stream = async_stream::stream! {
             let mut id = String::new();

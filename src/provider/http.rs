@@ -195,37 +195,18 @@ impl Upstream {
     }
 
     /// The SSE events of a streamed body. A transport failure mid-body is `StreamCut` (or
-    /// `Timeout`); the stream simply ends at the body's end, and the adapter decides whether
+    /// `Timeout`); the events simply end at the body's end, and the adapter decides whether
     /// its end marker came.
-    pub fn events(
-        &self,
-        mut response: UpstreamResponse,
-    ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
-        let upstream = self.clone();
+    pub fn events(&self, mut response: UpstreamResponse) -> SseEvents {
         response.release_headers();
-        // One stream reads the body and parses it (not a stream of chunks under a stream of
-        // events): each event goes through one yield, and one buffer holds every read's events.
-        async_stream::stream! {
-            let mut parser = SseParser::new();
-            let mut events = Vec::new();
-            let mut read = 0usize;
-            loop {
-                let chunk = match upstream.next_chunk(&mut response, &mut read).await {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) => return,
-                    Err(e) => {
-                        yield Err(e);
-                        return;
-                    }
-                };
-                if let Err(e) = parser.push_into(&chunk, &mut events) {
-                    yield Err(upstream.error(ProviderErrorKind::InvalidResponse, e.to_string()));
-                    return;
-                }
-                for event in events.drain(..) {
-                    yield Ok(event);
-                }
-            }
+        SseEvents {
+            upstream: self.clone(),
+            response,
+            parser: SseParser::new(),
+            parsed: Vec::new(),
+            taken: 0,
+            read: 0,
+            ended: false,
         }
     }
 
@@ -528,6 +509,59 @@ pub fn data_url(url: &str) -> Option<(&str, &str)> {
     let (meta, data) = rest.split_once(',')?;
     let mime = meta.strip_suffix(";base64")?;
     Some((mime, data))
+}
+
+/// The SSE events of a streamed upstream body ([`Upstream::events`]), read as an adapter asks
+/// for them. [`SseEvents::next`] is an async method the adapter's own stream awaits, not a
+/// stream of its own: an event reaches the adapter without being handed through one more
+/// generator (a slot written and read, the event moved in and out) on every chunk.
+pub struct SseEvents {
+    upstream: Upstream,
+    response: UpstreamResponse,
+    parser: SseParser,
+    /// The events of the last read, `taken` of them handed out: one buffer for every read.
+    parsed: Vec<SseEvent>,
+    taken: usize,
+    /// Bytes of the body so far.
+    read: usize,
+    /// The body ended, failed, or held something that is no SSE: nothing more comes.
+    ended: bool,
+}
+
+impl SseEvents {
+    /// The next event; `None` at the body's end and after an error.
+    pub async fn next(&mut self) -> Option<Result<SseEvent, ProviderError>> {
+        loop {
+            if let Some(event) = self.parsed.get_mut(self.taken) {
+                self.taken += 1;
+                return Some(Ok(std::mem::take(event)));
+            }
+            self.parsed.clear();
+            self.taken = 0;
+            if self.ended {
+                return None;
+            }
+            let chunk = match self.upstream.next_chunk(&mut self.response, &mut self.read).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e));
+                }
+            };
+            if let Err(e) = self.parser.push_into(&chunk, &mut self.parsed) {
+                // The read's events before the bad line are dropped with it, as they always were.
+                self.parsed.clear();
+                self.ended = true;
+                return Some(Err(self
+                    .upstream
+                    .error(ProviderErrorKind::InvalidResponse, e.to_string())));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

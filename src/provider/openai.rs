@@ -23,7 +23,6 @@ mod embed;
 use std::borrow::Cow;
 
 use base64::Engine;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -841,7 +840,7 @@ impl Provider for OpenAiProvider {
         let body = self.body(model, request, true)?;
         let response = self.upstream.send(self.request(model, &body), true).await?;
         let upstream = self.upstream.clone();
-        let mut events = Box::pin(self.upstream.events(response));
+        let mut events = self.upstream.events(response);
         let mut provider_model = model.to_owned();
         let stream = async_stream::stream! {
             let mut id = String::new();

@@ -16,7 +16,6 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
 use crate::{
@@ -235,33 +234,54 @@ pub(super) fn bill_metadata(bill: &Bill, metadata: &mut tonic::metadata::Metadat
 
 /// The stream's events in protobuf, then the bill of its finish as trailers: relayed to its
 /// end first (which ends the call's record), then a final OK status that carries them.
-fn billed_events(mut stream: ReplyStream) -> EventStream {
-    Box::pin(async_stream::stream! {
-        let mut bill = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(event) => {
-                    if let ReplyEvent::Finish(finish) = &event {
-                        bill = Some(finish.bill.clone());
-                    }
-                    yield Ok(event_to_pb(event));
+fn billed_events(stream: ReplyStream) -> EventStream {
+    Box::pin(BilledEvents { stream: Some(stream), bill: None })
+}
+
+/// The stream [`billed_events`] makes (written out, not a generator: each chunk passes
+/// straight through).
+struct BilledEvents {
+    /// `None` once it ended or failed.
+    stream: Option<ReplyStream>,
+    /// The finish's bill, sent as trailers after the last event.
+    bill: Option<Bill>,
+}
+
+impl futures::Stream for BilledEvents {
+    type Item = Result<pb::StreamChatResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let Some(stream) = &mut this.stream else { return Poll::Ready(None) };
+        let item = std::task::ready!(stream.as_mut().poll_next(cx));
+        Poll::Ready(match item {
+            Some(Ok(event)) => {
+                if let ReplyEvent::Finish(finish) = &event {
+                    this.bill = Some(finish.bill.clone());
                 }
-                Err(error) => {
-                    yield Err(Status::from(error));
-                    return;
-                }
+                Some(Ok(event_to_pb(event)))
             }
-        }
-        if let Some(bill) = bill {
-            let mut trailers = Status::ok("");
-            bill_metadata(&bill, trailers.metadata_mut());
-            if !trailers.metadata().is_empty() {
+            Some(Err(error)) => {
+                this.stream = None;
+                Some(Err(Status::from(error)))
+            }
+            None => {
+                // Ended: the record with it (dropped here), then the trailers.
+                this.stream = None;
+                let mut trailers = Status::ok("");
+                if let Some(bill) = this.bill.take() {
+                    bill_metadata(&bill, trailers.metadata_mut());
+                }
                 // tonic ends a stream on its first status and sends that status's metadata
                 // as trailers; an OK status ends it cleanly.
-                yield Err(trailers);
+                (!trailers.metadata().is_empty()).then_some(Err(trailers))
             }
-        }
-    })
+        })
+    }
 }
 
 fn event(event: pb::stream_chat_response::Event) -> pb::StreamChatResponse {

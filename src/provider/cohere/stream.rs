@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -89,7 +88,7 @@ impl CohereProvider {
         // The stream outlives this borrow: it owns a handle of its own.
         let provider = CohereProvider { upstream: self.upstream.clone() };
         let upstream = provider.upstream.clone();
-        let mut events = Box::pin(self.upstream.events(response));
+        let mut events = self.upstream.events(response);
         let provider_model = model.to_owned();
         let stream = async_stream::stream! {
             let mut id: Option<String> = None;
