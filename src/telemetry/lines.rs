@@ -490,7 +490,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::{
@@ -503,8 +503,9 @@ mod tests {
 
     use super::*;
 
+    /// Log lines written into memory (the telemetry module's tests write into it too).
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(in crate::telemetry) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -517,7 +518,7 @@ mod tests {
     }
 
     impl Captured {
-        fn text(&self) -> String {
+        pub(in crate::telemetry) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }

@@ -127,23 +127,9 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::{Arc, Mutex};
-
     use super::*;
     use crate::config::LogFormat;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use lines::tests::Captured;
 
     /// Which of a fixed set of events `filter` lets through, by their messages.
     fn let_through(filter: LogFilter) -> Vec<String> {
@@ -159,8 +145,9 @@ mod tests {
                 tracing::debug!(target: "ai_service::router", "router debug in fast");
             });
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        captured
+            .text()
+            .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].to_string())
             .map(|m| m.trim_matches('"').to_owned())
             .collect()
