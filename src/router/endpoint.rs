@@ -358,7 +358,7 @@ impl Endpoint {
 }
 
 impl State {
-    /// Whether the breaker lets a call through now (without claiming a half-open probe).
+    /// The breaker's state now: an open breaker whose cool-down ended reads half open.
     fn breaker_state(&self, now: Instant) -> BreakerState {
         match self.breaker {
             Breaker::Closed => BreakerState::Closed,
@@ -368,6 +368,7 @@ impl State {
         }
     }
 
+    /// Whether the breaker lets a call through now (without claiming a half-open probe).
     fn breaker_admits(&self, now: Instant) -> bool {
         match self.breaker {
             Breaker::Closed => true,
