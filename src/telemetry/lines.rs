@@ -80,6 +80,8 @@ struct Text {
 struct SpanFields {
     fields: Vec<(&'static str, Value)>,
     text: String,
+    /// Bytes of `text` no field refers to any more.
+    dead: usize,
 }
 
 /// The most text of replaced values a span's fields keep before they are compacted.
@@ -87,14 +89,17 @@ const MAX_DEAD_TEXT: usize = 4 * 1024;
 
 impl SpanFields {
     fn with_capacity(fields: usize) -> SpanFields {
-        SpanFields { fields: Vec::with_capacity(fields), text: String::with_capacity(128) }
+        SpanFields { fields: Vec::with_capacity(fields), text: String::with_capacity(128), dead: 0 }
     }
 
     fn set(&mut self, name: &'static str, value: Value) {
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some((_, old)) => {
+                if let Value::Str(t) | Value::Shown(t) = *old {
+                    self.dead += (t.end - t.start) as usize;
+                }
                 *old = value;
-                if self.text.len() > MAX_DEAD_TEXT {
+                if self.dead > MAX_DEAD_TEXT {
                     self.compact();
                 }
             }
@@ -139,8 +144,11 @@ impl SpanFields {
     /// Drops the text of replaced values.
     fn compact(&mut self) {
         let old = std::mem::take(&mut self.text);
-        let mut kept =
-            SpanFields { fields: Vec::new(), text: String::with_capacity(old.len() / 2) };
+        let mut kept = SpanFields {
+            fields: Vec::new(),
+            text: String::with_capacity(old.len() - self.dead),
+            dead: 0,
+        };
         for (_, value) in &mut self.fields {
             let moved = |t: Text, kept: &mut SpanFields| {
                 kept.keep(old.get(t.start as usize..t.end as usize).unwrap_or_default())
@@ -152,6 +160,7 @@ impl SpanFields {
             };
         }
         self.text = kept.text;
+        self.dead = 0;
     }
 }
 
@@ -598,8 +607,17 @@ pub(super) mod tests {
 
     #[test]
     fn a_field_recorded_over_and_over_keeps_its_last_value_and_bounded_text() {
+        let big = "y".repeat(100_000);
         let text = logged(LogFormat::Json, || {
-            let span = tracing::info_span!("rpc", request_id = %"req-3", route = Empty, n = Empty);
+            let span = tracing::info_span!(
+                "rpc",
+                request_id = %"req-3",
+                route = Empty,
+                n = Empty,
+                error = Empty
+            );
+            // A large value that stays: only replaced text counts towards a compaction.
+            span.record("error", big.as_str());
             for i in 0..5_000_u64 {
                 span.record(
                     "route",
@@ -612,7 +630,9 @@ pub(super) mod tests {
                         let data = registry.span(id).unwrap();
                         let extensions = data.extensions();
                         let fields = extensions.get::<SpanFields>().unwrap();
-                        assert!(fields.text.len() <= MAX_DEAD_TEXT + 256, "{}", fields.text.len());
+                        assert!(fields.dead <= MAX_DEAD_TEXT, "{}", fields.dead);
+                        let bound = big.len() + MAX_DEAD_TEXT + 256;
+                        assert!(fields.text.len() <= bound, "{}", fields.text.len());
                     });
                 }
             }
@@ -622,6 +642,7 @@ pub(super) mod tests {
         assert_eq!(line["span"]["request_id"], "req-3");
         assert_eq!(line["span"]["route"], format!("route-4999-{}", "x".repeat(49)));
         assert_eq!(line["span"]["n"], 4999);
+        assert_eq!(line["span"]["error"], big.as_str());
     }
 
     #[test]
