@@ -73,11 +73,7 @@ pub fn chat_request(request: pb::ChatRequest) -> Result<ChatRequest, Error> {
         .messages
         .into_iter()
         .enumerate()
-        .filter_map(|(i, m)| {
-            at.clear();
-            push_indexed(&mut at, "messages", i);
-            message(&mut v, &mut at, m)
-        })
+        .filter_map(|(i, m)| at_index(&mut at, "messages", i, |at| message(&mut v, at, m)))
         .collect();
 
     let generation = generation(&mut v, request.generation.unwrap_or_default());
@@ -154,13 +150,23 @@ fn role(v: &mut Violations, at: &str, value: i32) -> Option<Role> {
     }
 }
 
-/// `name[index]` appended to `path`: the field paths of list items, written in place (the
-/// front doors' converters too), not formatted anew for each item of every request.
-pub(crate) fn push_indexed(path: &mut String, name: &str, index: usize) {
+/// Runs `f` on `path` with `name[index]` appended, then takes it off again: the field paths
+/// of list items written in place (the front doors' converters too), not formatted anew for
+/// each item of every request.
+pub(crate) fn at_index<R>(
+    path: &mut String,
+    name: &str,
+    index: usize,
+    f: impl FnOnce(&mut String) -> R,
+) -> R {
+    let outer = path.len();
     path.push_str(name);
     path.push('[');
     path.push_str(itoa::Buffer::new().format(index));
     path.push(']');
+    let result = f(path);
+    path.truncate(outer);
+    result
 }
 
 /// One message, at the path `at` (`messages[i]`), which its parts' paths extend in place and
@@ -168,11 +174,8 @@ pub(crate) fn push_indexed(path: &mut String, name: &str, index: usize) {
 fn message(v: &mut Violations, at: &mut String, m: pb::Message) -> Option<Message> {
     let role = role(v, at, m.role);
     let mut content = Vec::with_capacity(m.content.len());
-    let message_at = at.len();
     for (j, part) in m.content.into_iter().enumerate() {
-        push_indexed(at, ".content", j);
-        content_part(v, at, part, &mut content);
-        at.truncate(message_at);
+        at_index(at, ".content", j, |at| content_part(v, at, part, &mut content));
     }
     let at = &*at;
 

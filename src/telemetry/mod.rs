@@ -25,7 +25,7 @@ use tracing_subscriber::{
     EnvFilter, Layer, Registry,
     filter::{FilterExt, Targets},
     fmt::MakeWriter,
-    layer::SubscriberExt,
+    layer::{Filter, SubscriberExt},
     util::SubscriberInitExt,
 };
 
@@ -56,6 +56,16 @@ pub fn init(log: &LogConfig, export: Option<&TraceExport>) {
 enum LogFilter {
     Targets(Targets),
     Env(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    /// The filter, whichever it is, as the log layer takes it.
+    fn boxed(self) -> Box<dyn Filter<Registry> + Send + Sync> {
+        match self {
+            LogFilter::Targets(filter) => Box::new(filter),
+            LogFilter::Env(filter) => Box::new(*filter),
+        }
+    }
 }
 
 fn log_filter(log: &LogConfig) -> LogFilter {
@@ -90,10 +100,7 @@ fn logging<W>(filter: LogFilter, lines: LogLines<W>) -> Box<dyn Subscriber + Sen
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    match filter {
-        LogFilter::Targets(filter) => Box::new(Registry::default().with(lines.with_filter(filter))),
-        LogFilter::Env(filter) => Box::new(Registry::default().with(lines.with_filter(*filter))),
-    }
+    Box::new(Registry::default().with(lines.with_filter(filter.boxed())))
 }
 
 /// The subscriber [`init`] installs with export: the same log lines as [`subscriber`], and the
@@ -108,19 +115,9 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     // Attempt spans exist for the collector only; the log lines stay as they are without export.
-    let lines = LogLines::new(log.format, writer);
-    match log_filter(log) {
-        LogFilter::Targets(filter) => Box::new(
-            Registry::default()
-                .with(lines.with_filter(filter.and(spans::not_export_only())))
-                .with(export.layer()),
-        ),
-        LogFilter::Env(filter) => Box::new(
-            Registry::default()
-                .with(lines.with_filter((*filter).and(spans::not_export_only())))
-                .with(export.layer()),
-        ),
-    }
+    let logged = log_filter(log).boxed().and(spans::not_export_only());
+    let lines = LogLines::new(log.format, writer).with_filter(logged);
+    Box::new(Registry::default().with(lines).with(export.layer()))
 }
 
 #[cfg(test)]

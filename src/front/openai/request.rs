@@ -429,9 +429,7 @@ impl CompletionRequest {
             .into_iter()
             .enumerate()
             .filter_map(|(i, Object(m))| {
-                at.clear();
-                validate::push_indexed(&mut at, "messages", i);
-                message(&mut v, &mut at, m)
+                validate::at_index(&mut at, "messages", i, |at| message(&mut v, at, m))
             })
             .collect();
 
@@ -607,11 +605,8 @@ fn message(v: &mut Violations, at: &mut String, m: WireMessage) -> Option<Messag
         Some(StringOr::String(text)) if text.is_empty() => {}
         Some(StringOr::String(text)) => content.push(ContentPart::Text(text)),
         Some(StringOr::Other(parts)) => {
-            let message_at = at.len();
             for (j, Object(p)) in parts.into_iter().enumerate() {
-                validate::push_indexed(at, ".content", j);
-                content_part(v, at, p, &mut content);
-                at.truncate(message_at);
+                validate::at_index(at, ".content", j, |at| content_part(v, at, p, &mut content));
             }
         }
     }
