@@ -224,7 +224,8 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(&config.log, export.as_ref());
+    // Held to the end: dropping it writes the log lines still waiting.
+    let _logs = telemetry::init(&config.log, export.as_ref());
     let result = rt.block_on(async move {
         let gateway = Gateway::new(config).await?;
         let sighup = tokio::spawn(reload_on_sighup(gateway.clone(), path));

@@ -55,7 +55,11 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 async fn a_finished_rpc_logs_its_span_fields_as_json() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let log = LogConfig { level: "info".into(), format: LogFormat::Json };
+    let log = LogConfig {
+        level: "info".into(),
+        format: LogFormat::Json,
+        flush_interval: LogConfig::DEFAULT_FLUSH_INTERVAL,
+    };
     tracing::subscriber::set_global_default(telemetry::subscriber(&log, move || writer.clone()))
         .unwrap();
 

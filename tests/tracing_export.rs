@@ -286,7 +286,11 @@ impl Traced {
     /// Starts the export of `config` and makes it this thread's subscriber (inside a runtime).
     fn start(config: &Config) -> Traced {
         let export = TraceExport::start(&config.tracing).unwrap().expect("tracing.otlp is set");
-        let log = LogConfig { level: "debug".into(), format: LogFormat::Json };
+        let log = LogConfig {
+            level: "debug".into(),
+            format: LogFormat::Json,
+            flush_interval: LogConfig::DEFAULT_FLUSH_INTERVAL,
+        };
         let logs = Captured::default();
         let writer = logs.clone();
         let subscriber = telemetry::exporting_subscriber(&log, &export, move || writer.clone());

@@ -144,6 +144,14 @@ pub struct LogConfig {
     pub level: String,
     /// Text or JSON.
     pub format: LogFormat,
+    /// Longest an `info` line waits on its way to stderr, to be written with the lines after
+    /// it; warnings and errors never wait. Zero: each line at once.
+    pub flush_interval: Duration,
+}
+
+impl LogConfig {
+    /// `log.flush_interval` when the config sets none.
+    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 }
 
 /// One provider.
@@ -550,7 +558,11 @@ pub fn validate(mut raw: RawConfig, vars: &HashMap<String, String>) -> Result<Co
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
         return Err(ConfigError::new("log.level", format!("{level:?} is not a log filter: {e}")));
     }
-    let log = LogConfig { level, format: raw.log.format.unwrap_or_default() };
+    let log = LogConfig {
+        level,
+        format: raw.log.format.unwrap_or_default(),
+        flush_interval: duration(raw.log.flush_interval, LogConfig::DEFAULT_FLUSH_INTERVAL),
+    };
     let tracing = trace::validate_tracing(raw.tracing, vars)?;
 
     let configured = !raw.providers.is_empty() || !raw.routes.is_empty();
@@ -864,6 +876,17 @@ mod tests {
         }
         let err = parse("server: {console: maybe}").unwrap_err();
         assert_eq!(err.path, "server.console");
+    }
+
+    #[test]
+    fn log_lines_wait_50ms_unless_told_otherwise() {
+        assert_eq!(parse("").unwrap().log.flush_interval, Duration::from_millis(50));
+        let config = parse("log: {flush_interval: 0s}").unwrap();
+        assert_eq!(config.log.flush_interval, Duration::ZERO, "each line at once");
+        let config = parse("log: {flush_interval: 1s}").unwrap();
+        assert_eq!(config.log.flush_interval, Duration::from_secs(1));
+        let err = parse("log: {flush_interval: often}").unwrap_err();
+        assert_eq!(err.path, "log.flush_interval");
     }
 
     #[test]

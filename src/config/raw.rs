@@ -175,6 +175,9 @@ pub struct RawLog {
     pub format: Option<LogFormat>,
     /// Extra regular expressions whose matches are masked in logs, audit records and errors.
     pub redact_patterns: Vec<String>,
+    /// Longest an `info` line waits to be written with the lines after it (default 50ms;
+    /// `0s`: each line at once).
+    pub flush_interval: Option<HumanDuration>,
 }
 
 /// How logs are written.

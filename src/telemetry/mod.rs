@@ -2,7 +2,8 @@
 //!
 //! Logs: `tracing` to stderr (stdout is left to the audit sink), as text or JSON, filtered by
 //! `RUST_LOG` when it is set and by `log.level` otherwise, every line passed through the
-//! redactor ([`crate::redact`]) and written by [`lines`], the log layer.
+//! redactor ([`crate::redact`]) and written by [`lines`], the log layer, in batches
+//! ([`batch`]: `info` lines wait up to `log.flush_interval`, warnings and errors never).
 //!
 //! Each RPC runs in one `rpc` span (opened by [`crate::call::record`]) with the fields
 //! `request_id`, `method`, `trace_id`, `model`, `route`, `provider`, `upstream_model`, `code`,
@@ -16,6 +17,7 @@
 //! `log.level` decide what is logged, never what is exported. Without `tracing.otlp` the
 //! subscriber is the plain log subscriber, exactly as cheap as before export existed.
 
+mod batch;
 pub mod export;
 mod lines;
 pub mod spans;
@@ -29,23 +31,39 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
+pub use batch::LogFlush;
 pub use export::TraceExport;
 
 use crate::config::LogConfig;
+use batch::Batched;
 use lines::LogLines;
 
 /// Installs the global subscriber, exporting spans through `export` when there is one (build
-/// it first, inside the runtime). Calling it twice is harmless: the second call is ignored.
-pub fn init(log: &LogConfig, export: Option<&TraceExport>) {
-    // Already installed (an embedding service, or a test that set one up): keep theirs.
+/// it first, inside the runtime), its lines written to stderr in batches ([`batch`]). Hold
+/// the returned guard until the process ends: dropping it writes the lines still waiting.
+/// Calling it twice is harmless: the second call is ignored.
+pub fn init(log: &LogConfig, export: Option<&TraceExport>) -> LogFlush {
+    let stderr = Batched::start(std::io::stderr(), log.flush_interval);
     let subscriber = match export {
-        None => subscriber(log, std::io::stderr),
-        Some(export) => exporting_subscriber(log, export, std::io::stderr),
+        None => subscriber(log, stderr.clone()),
+        Some(export) => exporting_subscriber(log, export, stderr.clone()),
     };
-    drop(subscriber.try_init());
+    // Already installed (an embedding service, or a test that set one up): keep theirs.
+    if subscriber.try_init().is_err() {
+        stderr.close();
+        return LogFlush::none();
+    }
+    // A panic's message follows the lines logged before it.
+    let flusher = stderr.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flusher.flush();
+        previous(info);
+    }));
     if let Some(export) = export {
         export.log_start();
     }
+    stderr.guard()
 }
 
 /// The log filter: `RUST_LOG` when it is set and valid, else `log.level` when valid, else

@@ -8,4 +8,5 @@ mod common;
 
 mod audit;
 mod call_records;
+mod log_flush;
 mod redaction;
