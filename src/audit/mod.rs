@@ -13,8 +13,10 @@
 //! never drops. The bound is enforced at admission instead: while more than `queue_capacity`
 //! records wait to be written, new calls wait before they start ([`AuditSink::admit`]). A
 //! slow sink therefore slows callers down rather than losing records, and the queue can never
-//! hold more than the capacity plus the calls already in flight. Written records are flushed
-//! within 50 ms; [`AuditSink::close`] drains and flushes the queue on shutdown.
+//! hold more than the capacity plus the calls already in flight. The writer takes what has
+//! queued in batches, resting 5 ms after each (so a busy gateway wakes it once a batch, not
+//! once a call); written records are flushed within 50 ms; [`AuditSink::close`] drains and
+//! flushes the queue on shutdown.
 //!
 //! A file sink may rotate (`audit.rotate:`, [`rotate`]): the writer closes the active file
 //! into a named segment by size and age, when asked ([`AuditSink::rotate`]) and on close, and
@@ -140,7 +142,10 @@ struct Inner {
     tx: mpsc::UnboundedSender<AuditRecord>,
     depth: AtomicUsize,
     capacity: usize,
+    /// Room in the queue again: calls waiting in [`AuditSink::admit`] may start.
     space: Notify,
+    /// The queue is full: the writer stops resting between batches.
+    full: Notify,
     closing: CancellationToken,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// `audit.headers`, parsed once (validated and lower-cased by the config).
@@ -248,6 +253,7 @@ impl AuditSink {
             depth: AtomicUsize::new(0),
             capacity: config.queue_capacity,
             space: Notify::new(),
+            full: Notify::new(),
             closing: CancellationToken::new(),
             writer: Mutex::new(None),
             headers: config
@@ -293,6 +299,10 @@ impl AuditSink {
         }
         let depth = self.inner.depth.fetch_add(1, Ordering::AcqRel) + 1;
         self.inner.metrics.audit_queue_depth(depth);
+        if depth >= self.inner.capacity {
+            // New calls now wait for room: the writer must not rest (see GATHER).
+            self.inner.full.notify_one();
+        }
         if self.inner.tx.send(record).is_err() {
             // Only after close(): the writer is gone. Say so loudly rather than silently.
             self.inner.depth.fetch_sub(1, Ordering::AcqRel);
@@ -332,6 +342,12 @@ impl AuditSink {
 /// Longest a written record waits in the buffer before it is flushed to the sink.
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// After a batch of records the writer rests this long before it looks at the queue again:
+/// records submitted meanwhile wait in the queue without waking it, and are written as the
+/// next batch. Waking the writer for every record cost a task wake-up and a pass through its
+/// loop per call.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
 async fn write_records(
     inner: Arc<Inner>,
     mut rx: mpsc::UnboundedReceiver<AuditRecord>,
@@ -340,11 +356,12 @@ async fn write_records(
 ) {
     // Written records reach the sink within FLUSH_INTERVAL: flushing after every record would
     // cost a blocking-pool hop per call (tokio's file writes run there).
-    // The two timers live as long as the writer and are reset, not made again for every record:
+    // The timers live as long as the writer and are reset, not made again for every batch:
     // a new timer each time the queue ran empty cost a registration in the timer wheel per call.
     let flush = tokio::time::sleep(FLUSH_INTERVAL);
     let rotate = tokio::time::sleep(FLUSH_INTERVAL);
-    tokio::pin!(flush, rotate);
+    let gather = tokio::time::sleep(GATHER);
+    tokio::pin!(flush, rotate, gather);
     let mut flush_due = false;
     let mut rotate_armed: Option<tokio::time::Instant> = None;
     // One serialization buffer for the writer's life: a record costs no allocation of its own
@@ -374,9 +391,7 @@ async fn write_records(
             }
             Some(done) = rotate_rx.recv() => {
                 // Records submitted before the request are written into the closing segment.
-                while let Ok(record) = rx.try_recv() {
-                    write_one(&inner, &mut out, &record, &mut line).await;
-                }
+                write_queued(&inner, &mut rx, &mut out, &mut line).await;
                 if out.close_segment().await {
                     inner.segment_closed.notify_waiters();
                 }
@@ -387,15 +402,21 @@ async fn write_records(
         };
         let Some(record) = record else { break };
         write_one(&inner, &mut out, &record, &mut line).await;
+        write_queued(&inner, &mut rx, &mut out, &mut line).await;
         if !flush_due {
             flush.as_mut().reset(tokio::time::Instant::now() + FLUSH_INTERVAL);
             flush_due = true;
         }
+        gather.as_mut().reset(tokio::time::Instant::now() + GATHER);
+        tokio::select! {
+            biased;
+            () = inner.closing.cancelled() => {}
+            () = inner.full.notified() => {}
+            () = &mut gather => {}
+        }
     }
     // Closing: whatever is still queued is written before the writer stops.
-    while let Ok(record) = rx.try_recv() {
-        write_one(&inner, &mut out, &record, &mut line).await;
-    }
+    write_queued(&inner, &mut rx, &mut out, &mut line).await;
     out.flush().await;
     // A rotating file's last segment is closed, so the backup can take it.
     if out.close_segment().await {
@@ -406,6 +427,21 @@ async fn write_records(
     }
 }
 
+/// Writes every record in the queue now, then says how deep the queue is.
+async fn write_queued(
+    inner: &Inner,
+    rx: &mut mpsc::UnboundedReceiver<AuditRecord>,
+    out: &mut Output,
+    line: &mut String,
+) {
+    while let Ok(record) = rx.try_recv() {
+        write_one(inner, out, &record, line).await;
+    }
+    inner.metrics.audit_queue_depth(inner.depth.load(Ordering::Acquire));
+    inner.space.notify_waiters();
+}
+
+/// Writes one record; the queue's depth counts it out.
 async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: &mut String) {
     line.clear();
     line::write(line, record);
@@ -415,9 +451,10 @@ async fn write_one(inner: &Inner, out: &mut Output, record: &AuditRecord, line: 
         Ok(false) => {}
         Err(e) => tracing::error!(error = %e, "cannot write an audit record"),
     }
-    let depth = inner.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-    inner.metrics.audit_queue_depth(depth);
-    inner.space.notify_waiters();
+    // The queue just dropped below the capacity: calls waiting for room may start.
+    if inner.depth.fetch_sub(1, Ordering::AcqRel) == inner.capacity {
+        inner.space.notify_waiters();
+    }
 }
 
 /// The audited caller headers of `metadata` (names parsed once: a look-up by text parses the
@@ -505,6 +542,27 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["aged", "asked", "last"], "one segment each, in order");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_does_not_rest_while_calls_wait_for_room() {
+        // A queue of one: every record fills it, and the next call waits until it is written.
+        let sink =
+            AuditSink::with_writer(&config(1), Recorder::default(), Box::new(tokio::io::sink()));
+        let start = tokio::time::Instant::now();
+        for i in 0..20 {
+            sink.admit().await;
+            sink.submit(AuditRecord { request_id: format!("r{i}"), ..AuditRecord::default() });
+        }
+        sink.admit().await;
+        // The clock is paused: it moves only when every task waits on a timer, as the
+        // writer would while resting GATHER between batches.
+        assert!(
+            start.elapsed() < GATHER,
+            "the writer rested while calls waited: {:?}",
+            start.elapsed()
+        );
+        sink.close().await;
     }
 
     #[tokio::test]
