@@ -6,7 +6,8 @@
 #   bench/check-ratios.sh [RESULTS-DIR-OR-JSONL] [LITELLM-JSONL]
 set -euo pipefail
 bench=$(cd "$(dirname "$0")" && pwd)
-run=${1:-$(ls -d "$bench"/results/*/ 2>/dev/null | sort | tail -1)}
+# Only bench/run.sh's runs (a bare stamp), not the other scripts' results beside them.
+run=${1:-$(ls -d "$bench"/results/*/ 2>/dev/null | grep -E '/[0-9]{8}T[0-9]{6}Z/$' | sort | tail -1)}
 [[ -n $run ]] || { echo "no bench/results/ yet: run 'make bench' first" >&2; exit 2; }
 [[ -d $run ]] && run=$run/results.jsonl
 exec python3 "$bench/check_ratios.py" "$run" ${2:+"$2"}
