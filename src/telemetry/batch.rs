@@ -97,6 +97,18 @@ impl<W: Write + Send + 'static> Batched<W> {
         self.shared.write_batch(&[]);
     }
 
+    /// Writes every waiting line now unless a write is under way: for a panic hook, which
+    /// may run on a thread that panicked holding a lock here (taking it again could deadlock).
+    pub fn flush_unless_busy(&self) {
+        let Ok(mut out) = self.shared.out.try_lock() else { return };
+        let Ok(mut waiting) = self.shared.waiting.try_lock() else { return };
+        let Output { out, batch } = &mut *out;
+        std::mem::swap(batch, &mut waiting.lines);
+        drop(waiting);
+        let _ = out.write_all(batch).and_then(|()| out.flush());
+        batch.clear();
+    }
+
     /// Writes what waits and every line from now on at once; the flusher thread ends.
     pub fn close(&self) {
         {
@@ -358,6 +370,21 @@ mod tests {
         assert_eq!(writes.texts(), ["waiting\n"]);
         write(&batched, "after\n", false);
         assert_eq!(writes.texts(), ["waiting\n", "after\n"]);
+    }
+
+    #[test]
+    fn the_panic_flush_writes_what_waits_but_never_waits_for_a_lock() {
+        let writes = Writes::default();
+        let batched = Batched::start(writes.clone(), HOUR);
+        write(&batched, "before the panic\n", false);
+        {
+            // A write under way (or a thread that panicked inside one): the flush gives up.
+            let _writing = batched.shared.out.lock().unwrap();
+            batched.flush_unless_busy();
+        }
+        assert!(writes.texts().is_empty());
+        batched.flush_unless_busy();
+        assert_eq!(writes.texts(), ["before the panic\n"]);
     }
 
     #[test]

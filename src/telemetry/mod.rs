@@ -57,7 +57,7 @@ pub fn init(log: &LogConfig, export: Option<&TraceExport>) -> LogFlush {
     let flusher = stderr.clone();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        flusher.flush();
+        flusher.flush_unless_busy();
         previous(info);
     }));
     if let Some(export) = export {
