@@ -5,9 +5,9 @@
 //! call's trail, an attempt span with export on). An operation only says what one attempt
 //! does with a target's adapter.
 
-use std::{fmt, time::Duration};
+use std::{fmt, future::poll_fn, task::Poll, time::Duration};
 
-use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use futures::{StreamExt, future::BoxFuture};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -32,6 +32,53 @@ pub struct Primed {
 impl fmt::Debug for Primed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Primed").field("head", &self.head).finish_non_exhaustive()
+    }
+}
+
+/// The attempts in flight: one, or a few while hedges race the first. Each wake-up of the
+/// call polls them all, and the first to finish is taken out.
+///
+/// Not a `FuturesUnordered`: after polling every future it holds without one finishing, it
+/// wakes its task again at once (its rule against starving other tasks), so a call with one
+/// attempt was polled twice each time its upstream woke it, the second time for nothing.
+struct InFlight<'a, O> {
+    attempts: Vec<BoxFuture<'a, O>>,
+}
+
+impl<O> Default for InFlight<'_, O> {
+    fn default() -> Self {
+        InFlight { attempts: Vec::new() }
+    }
+}
+
+impl<'a, O> InFlight<'a, O> {
+    fn push(&mut self, attempt: BoxFuture<'a, O>) {
+        self.attempts.push(attempt);
+    }
+
+    fn len(&self) -> usize {
+        self.attempts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.attempts.is_empty()
+    }
+
+    /// The next attempt to finish; `None` at once when none is in flight.
+    async fn next(&mut self) -> Option<O> {
+        poll_fn(|cx| {
+            if self.attempts.is_empty() {
+                return Poll::Ready(None);
+            }
+            for i in 0..self.attempts.len() {
+                if let Poll::Ready(done) = self.attempts[i].as_mut().poll(cx) {
+                    drop(self.attempts.swap_remove(i));
+                    return Poll::Ready(Some(done));
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -152,7 +199,7 @@ impl Route {
         let max_attempts = self.max_retries.saturating_add(1);
         let mut plan = Plan::new(self.targets.len());
         let mut failures: Vec<AttemptFailure> = Vec::new();
-        let mut in_flight: FuturesUnordered<BoxFuture<'a, Finished<T>>> = FuturesUnordered::new();
+        let mut in_flight: InFlight<'a, Finished<T>> = InFlight::default();
         let mut launched = 0u32;
         let mut hedged = false;
         let mut retry_at: Option<Instant> = None;
@@ -406,4 +453,62 @@ fn target_stream<'a>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::{
+        pin::pin,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        task::{Context, Wake, Waker},
+    };
+
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// A waker counting its wakes.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_pending_attempt_does_not_wake_its_call_again() {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut in_flight: InFlight<'_, u32> = InFlight::default();
+        in_flight.push(futures::future::pending().boxed());
+        for _ in 0..3 {
+            assert!(pin!(in_flight.next()).poll(&mut cx).is_pending());
+        }
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "no wake-up but the upstream's");
+        assert_eq!(in_flight.len(), 1);
+    }
+
+    #[test]
+    fn the_first_to_finish_is_taken_out_and_the_others_stay() {
+        let waker = Waker::from(Arc::new(Wakes::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut in_flight: InFlight<'_, u32> = InFlight::default();
+        assert_eq!(pin!(in_flight.next()).poll(&mut cx), Poll::Ready(None), "none in flight");
+        in_flight.push(futures::future::pending().boxed());
+        in_flight.push(async { 2 }.boxed());
+        in_flight.push(async { 3 }.boxed());
+        assert_eq!(pin!(in_flight.next()).poll(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(pin!(in_flight.next()).poll(&mut cx), Poll::Ready(Some(3)));
+        assert_eq!(in_flight.len(), 1);
+        assert!(!in_flight.is_empty());
+        assert!(pin!(in_flight.next()).poll(&mut cx).is_pending());
+    }
 }
