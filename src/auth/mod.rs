@@ -133,7 +133,8 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
             .then(|| token.trim())
             .filter(|t| !t.is_empty());
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
+    static X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+    headers.get(&X_API_KEY).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// A new random client key and the SHA-256 hex to configure for it.

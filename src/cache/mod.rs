@@ -57,7 +57,8 @@ pub enum CacheMode {
 impl CacheMode {
     /// The mode the caller asked for; an unknown value is INVALID_ARGUMENT naming the header.
     pub fn from_headers(headers: &http::HeaderMap) -> Result<CacheMode, Error> {
-        let Some(value) = headers.get(HEADER) else { return Ok(CacheMode::Default) };
+        static NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
+        let Some(value) = headers.get(&NAME) else { return Ok(CacheMode::Default) };
         match value.to_str().map(str::trim) {
             Ok("default") => Ok(CacheMode::Default),
             Ok("bypass") => Ok(CacheMode::Bypass),

@@ -48,6 +48,12 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The W3C vendor trace state header.
 pub const TRACESTATE: &str = "tracestate";
 
+/// [`REQUEST_ID`] as a header name: a look-up or insert by `&str` parses the name first.
+pub static REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
+/// The trace headers as names, for the same reason.
+static TRACEPARENT_NAME: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: http::HeaderName = http::HeaderName::from_static(TRACESTATE);
+
 /// The longest request id taken from a caller; a longer one is replaced by a fresh id.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -91,18 +97,18 @@ impl CallContext {
     /// when it brought none or an unusable one) and its valid `traceparent`, if any.
     pub fn from_headers(metadata: &http::HeaderMap) -> Self {
         let request_id = metadata
-            .get(REQUEST_ID)
+            .get(&REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|id| is_usable_request_id(id))
             .map_or_else(new_request_id, str::to_owned);
         let trace = metadata
-            .get(TRACEPARENT)
+            .get(&TRACEPARENT_NAME)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<TraceParent>().ok());
         // `tracestate` means nothing without a valid `traceparent`.
         let tracestate = trace
             .as_ref()
-            .and(metadata.get(TRACESTATE))
+            .and(metadata.get(&TRACESTATE_NAME))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         CallContext {
@@ -165,17 +171,17 @@ impl CallContext {
     /// The headers an adapter adds to its upstream request: `traceparent` (the caller's, or
     /// the current attempt span's while trace export is on) and the caller's `tracestate`,
     /// and `x-request-id`.
-    pub fn upstream_headers(&self) -> Vec<(&'static str, String)> {
+    pub fn upstream_headers(&self) -> Vec<(&'static http::HeaderName, String)> {
         let mut headers = Vec::with_capacity(3);
         if let Some(ours) = crate::telemetry::spans::upstream_traceparent() {
-            headers.push((TRACEPARENT, ours.to_string()));
+            headers.push((&TRACEPARENT_NAME, ours.to_string()));
         } else if let Some(trace) = &self.inner.trace {
-            headers.push((TRACEPARENT, trace.to_string()));
+            headers.push((&TRACEPARENT_NAME, trace.to_string()));
         }
         if let Some(state) = &self.inner.tracestate {
-            headers.push((TRACESTATE, state.clone()));
+            headers.push((&TRACESTATE_NAME, state.clone()));
         }
-        headers.push((REQUEST_ID, self.inner.request_id.clone()));
+        headers.push((&REQUEST_ID_HEADER, self.inner.request_id.clone()));
         headers
     }
 }
@@ -325,6 +331,8 @@ mod tests {
         assert!(CallContext::current().is_none());
         let headers =
             call.scope(async { CallContext::current().unwrap().upstream_headers() }).await;
+        let headers: Vec<(&str, String)> =
+            headers.into_iter().map(|(name, value)| (name.as_str(), value)).collect();
         assert_eq!(
             headers,
             [

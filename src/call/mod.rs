@@ -39,8 +39,8 @@ use tonic::Code;
 pub use admission::Admission;
 pub(crate) use context::is_usable_request_id;
 pub use context::{
-    CallContext, InvalidTraceParent, REQUEST_ID, TRACEPARENT, TRACESTATE, TraceParent, Trail,
-    new_request_id,
+    CallContext, InvalidTraceParent, REQUEST_ID, REQUEST_ID_HEADER, TRACEPARENT, TRACESTATE,
+    TraceParent, Trail, new_request_id,
 };
 pub use record::CallRecord;
 pub use relay::ReplyStream;

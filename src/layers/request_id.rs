@@ -12,7 +12,7 @@ use std::{
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use crate::call::{REQUEST_ID, is_usable_request_id, new_request_id};
+use crate::call::{REQUEST_ID_HEADER, is_usable_request_id, new_request_id};
 
 /// Adds [`RequestId`] to a service.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,18 +46,20 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let headers = request.headers_mut();
-        let id =
-            match headers.get(REQUEST_ID).filter(|v| v.to_str().is_ok_and(is_usable_request_id)) {
-                Some(id) => Some(id.clone()),
-                None => {
-                    let fresh = HeaderValue::try_from(new_request_id()).ok();
-                    match &fresh {
-                        Some(fresh) => headers.insert(REQUEST_ID, fresh.clone()),
-                        None => headers.remove(REQUEST_ID),
-                    };
-                    fresh
-                }
-            };
+        let id = match headers
+            .get(&REQUEST_ID_HEADER)
+            .filter(|v| v.to_str().is_ok_and(is_usable_request_id))
+        {
+            Some(id) => Some(id.clone()),
+            None => {
+                let fresh = HeaderValue::try_from(new_request_id()).ok();
+                match &fresh {
+                    Some(fresh) => headers.insert(&REQUEST_ID_HEADER, fresh.clone()),
+                    None => headers.remove(&REQUEST_ID_HEADER),
+                };
+                fresh
+            }
+        };
         ResponseFuture { inner: self.inner.call(request), id }
     }
 }
@@ -82,7 +84,7 @@ where
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         if let Some(id) = this.id.take() {
-            response.headers_mut().insert(REQUEST_ID, id);
+            response.headers_mut().insert(&REQUEST_ID_HEADER, id);
         }
         Poll::Ready(Ok(response))
     }
@@ -95,6 +97,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::call::REQUEST_ID;
 
     /// Echoes the request's id into the body.
     fn service() -> impl Service<Request<()>, Response = Response<String>, Error = Infallible> {

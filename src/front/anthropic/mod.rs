@@ -35,7 +35,7 @@ use serde::Serialize;
 pub use messages::MessagesRequest;
 
 use crate::{
-    call::{Call, REQUEST_ID, ReplyStream},
+    call::{Call, REQUEST_ID_HEADER, ReplyStream},
     chat::ChatRequest,
     error::Error,
     front::{
@@ -238,7 +238,7 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert(ANTHROPIC_REQUEST_ID, value.clone());
-        response.headers_mut().insert(REQUEST_ID, value);
+        response.headers_mut().insert(&REQUEST_ID_HEADER, value);
     }
     response
 }
@@ -248,6 +248,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::call::REQUEST_ID;
     use crate::provider::{ProviderError, ProviderErrorKind};
 
     #[test]

@@ -146,9 +146,12 @@ fn refused<B: Default>(call: Call, response: Response<B>, max_request_bytes: usi
 /// The status of a trailers-only response, read without tonic's parser, which panics on a
 /// malformed details header.
 fn grpc_status(headers: &http::HeaderMap) -> Option<Status> {
-    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    // Names, not `&str`: a look-up by text parses the name first (this runs on every answer).
+    static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+    let code = Code::from_bytes(headers.get(&GRPC_STATUS)?.as_bytes());
     let message = headers
-        .get("grpc-message")
+        .get(&GRPC_MESSAGE)
         .map(|m| percent_encoding::percent_decode(m.as_bytes()).decode_utf8_lossy().into_owned())
         .unwrap_or_default();
     Some(Status::new(code, message))

@@ -183,7 +183,8 @@ impl Arrival {
 
 /// The caller's timeout, from its `grpc-timeout` header.
 pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout)
+    static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+    headers.get(&GRPC_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout)
 }
 
 /// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -204,18 +205,22 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// [`REQUEST_ID`] as a metadata key, made once: inserting by `&str` parses the name each time.
+static REQUEST_ID_KEY: std::sync::LazyLock<tonic::metadata::AsciiMetadataKey> =
+    std::sync::LazyLock::new(|| tonic::metadata::AsciiMetadataKey::from_static(REQUEST_ID));
+
 /// `error` as the caller's `Status`, with the call's request id.
 pub fn status(error: Error, request_id: &str) -> Status {
     let mut status = Status::from(error);
     if let Ok(value) = MetadataValue::try_from(request_id) {
-        status.metadata_mut().insert(REQUEST_ID, value);
+        status.metadata_mut().insert(&*REQUEST_ID_KEY, value);
     }
     status
 }
 
 pub(crate) fn with_request_id<T>(mut response: Response<T>, request_id: &str) -> Response<T> {
     if let Ok(value) = MetadataValue::try_from(request_id) {
-        response.metadata_mut().insert(REQUEST_ID, value);
+        response.metadata_mut().insert(&*REQUEST_ID_KEY, value);
     }
     response
 }

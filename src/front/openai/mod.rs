@@ -28,7 +28,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::{
-    call::{Call, REQUEST_ID},
+    call::{Call, REQUEST_ID_HEADER},
     error::Error,
     front::{grpc::Arrival, http::HttpState},
     metrics::{FrontDoor, Method},
@@ -217,7 +217,7 @@ where
 /// `response` with the call's `x-request-id`.
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::try_from(request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+        response.headers_mut().insert(&REQUEST_ID_HEADER, value);
     }
     response
 }
