@@ -49,7 +49,12 @@ pub fn relay(
         loop {
             let item = match head.next() {
                 Some(event) => Some(Ok(event)),
+                // The upstream first: a chunk that is ready goes out without the timer and
+                // the cancellation being polled (and without select!'s random draw); both
+                // are looked at whenever the upstream has nothing ready, which a network
+                // stream reaches at every read (and tokio's budget forces).
                 None => tokio::select! {
+                    biased;
                     item = rest.next() => item,
                     () = &mut expiry => {
                         yield Err(Error::DeadlineExceeded("the stream did not finish within the deadline".into()));

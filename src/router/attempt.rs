@@ -265,7 +265,11 @@ impl Route {
                 }
                 _ => None,
             };
+            // The attempts first (`biased`): a finished one is taken without the timers being
+            // polled, and without select!'s random draw; the timers are looked at whenever no
+            // attempt has finished.
             tokio::select! {
+                biased;
                 Some(done) = in_flight.next() => {
                     let target = &self.targets[done.target];
                     match done.result {
