@@ -101,12 +101,8 @@ impl<W: Write + Send + 'static> Batched<W> {
     /// may run on a thread that panicked holding a lock here (taking it again could deadlock).
     pub fn flush_unless_busy(&self) {
         let Ok(mut out) = self.shared.out.try_lock() else { return };
-        let Ok(mut waiting) = self.shared.waiting.try_lock() else { return };
-        let Output { out, batch } = &mut *out;
-        std::mem::swap(batch, &mut waiting.lines);
-        drop(waiting);
-        let _ = out.write_all(batch).and_then(|()| out.flush());
-        batch.clear();
+        let Ok(waiting) = self.shared.waiting.try_lock() else { return };
+        out.write(waiting, &[]);
     }
 
     /// Writes what waits and every line from now on at once; the flusher thread ends.
@@ -148,22 +144,30 @@ impl<W: Write + Send + 'static> Batched<W> {
     }
 }
 
+impl<W: Write> Output<W> {
+    /// Takes the waiting lines (and lets go of `waiting`), then writes them and `line` in one
+    /// write. Only ever called holding the output's lock: batches leave in the order taken.
+    fn write(&mut self, mut waiting: MutexGuard<'_, Waiting>, line: &[u8]) {
+        std::mem::swap(&mut self.batch, &mut waiting.lines);
+        drop(waiting);
+        if self.batch.is_empty() && line.is_empty() {
+            return;
+        }
+        self.batch.extend_from_slice(line);
+        // Logging never fails the caller: a closed stderr loses the lines.
+        let _ = self.out.write_all(&self.batch).and_then(|()| self.out.flush());
+        self.batch.clear();
+        if self.batch.capacity() > MAX_KEPT {
+            self.batch = Vec::new();
+        }
+    }
+}
+
 impl<W: Write> Shared<W> {
     /// Writes the waiting lines, then `line`, in one write.
     fn write_batch(&self, line: &[u8]) {
         let mut out = lock(&self.out);
-        let Output { out, batch } = &mut *out;
-        std::mem::swap(batch, &mut lock(&self.waiting).lines);
-        if batch.is_empty() && line.is_empty() {
-            return;
-        }
-        batch.extend_from_slice(line);
-        // Logging never fails the caller: a closed stderr loses the lines.
-        let _ = out.write_all(batch).and_then(|()| out.flush());
-        batch.clear();
-        if batch.capacity() > MAX_KEPT {
-            *batch = Vec::new();
-        }
+        out.write(lock(&self.waiting), line);
     }
 
     /// The flusher: waits for a line, sleeps out the interval, writes the batch; ends once
