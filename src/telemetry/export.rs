@@ -214,10 +214,15 @@ impl Drop for TraceExport {
         spans::export_stopped();
         let provider = self.provider.clone();
         let timeout = self.flush_timeout;
-        let stop = move || drop(provider.shutdown_with_timeout(timeout));
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(stop)),
-            Err(_) => stop(),
+        // On a thread of its own, left to finish alone. Not the runtime's blocking pool: a
+        // runtime dropped right after (a test's, at its end) waits for its blocking tasks, and
+        // this one can wait for an answer from the batch task that runtime no longer runs, which
+        // hung that runtime's drop for good.
+        let stopping = std::thread::Builder::new()
+            .name("trace-export-stop".into())
+            .spawn(move || drop(provider.shutdown_with_timeout(timeout)));
+        if let Err(e) = stopping {
+            tracing::warn!(error = %e, "trace export dropped without a final flush");
         }
     }
 }
