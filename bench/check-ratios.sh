@@ -14,8 +14,7 @@ run=${1:-$(ls -d "$bench"/results/*/ 2>/dev/null | grep -E '/[0-9]{8}T[0-9]{6}Z/
 # the code that runs apart again (issue 21's seventh round: round six's order file with this
 # round's code, 7.4 MiB of code resident instead of 4.2). Printed: the names of
 # link/ai-service.order that the built binary (AI_SERVICE_BIN, else the release build in
-# CARGO_TARGET_DIR or target/)
-# no longer has; bench/link-order.sh writes the file again.
+# CARGO_TARGET_DIR or target/) no longer has; bench/link-order.sh writes the file again.
 bin=${AI_SERVICE_BIN:-${CARGO_TARGET_DIR:-$bench/../target}/release/ai-service}
 order=$bench/../link/ai-service.order
 if [[ -x $bin && -f $order ]] && command -v nm >/dev/null; then
