@@ -466,8 +466,9 @@ pub fn caller_headers(
     headers
         .iter()
         .filter_map(|h| {
+            // `to_str` holds only visible ASCII: 256 characters are 256 bytes.
             let value = metadata.get(h)?.to_str().ok()?;
-            Some((h.as_str().to_owned(), value.chars().take(256).collect()))
+            Some((h.as_str().to_owned(), value.get(..256).unwrap_or(value).to_owned()))
         })
         .collect()
 }
@@ -478,6 +479,23 @@ mod tests {
 
     use super::*;
     use crate::config::security::validate_audit;
+
+    #[test]
+    fn caller_headers_are_the_audited_ones_each_cut_to_256_characters() {
+        let names =
+            [http::HeaderName::from_static("user-agent"), http::HeaderName::from_static("x-team")];
+        let mut metadata = http::HeaderMap::new();
+        metadata.insert("user-agent", http::HeaderValue::from_str(&"a".repeat(300)).unwrap());
+        metadata.insert("x-team", http::HeaderValue::from_static("search"));
+        metadata.insert("x-other", http::HeaderValue::from_static("not audited"));
+        let kept = caller_headers(&names, &metadata);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept["user-agent"], "a".repeat(256));
+        assert_eq!(kept["x-team"], "search");
+        // A value that is not visible ASCII is left out, not mangled.
+        metadata.insert("x-team", http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        assert!(!caller_headers(&names, &metadata).contains_key("x-team"));
+    }
 
     fn config(capacity: usize) -> AuditConfig {
         let mut c = validate_audit(Default::default()).unwrap();

@@ -139,7 +139,9 @@ pub fn with_bill(
         http::HeaderName::from_static(crate::front::BILL_HEADER_NAMES[2]),
     ];
     for (i, value) in crate::front::bill_headers(bill) {
-        if let Ok(value) = http::HeaderValue::try_from(value) {
+        if let Ok(mut value) = http::HeaderValue::try_from(value) {
+            // A value of this call only: never indexed (see crate::front).
+            value.set_sensitive(true);
             response.headers_mut().insert(&NAMES[i], value);
         }
     }

@@ -10,6 +10,13 @@
 //! The HTTP doors share [`http`]: their router, on the gRPC port or a listener of their own.
 //! Every door shows a call's bill ([`bill_headers`]) under the same header names: gRPC as
 //! response metadata (unary) or trailers (stream), HTTP as response headers (unary).
+//!
+//! Values that differ from call to call (the request id, the bill's) are sent marked
+//! sensitive, which HTTP/2 encodes as "never indexed" (RFC 7541 §6.2.3): outside the
+//! connection's HPACK table. Indexed, each call's new value went into the table only to evict
+//! entries that do repeat, and every later value of the same name was compared with all those
+//! the table still held (~54 comparisons a unary call, a twentieth of the gateway's own
+//! instructions). Their text is unchanged; HTTP/1.1 ignores the mark.
 
 pub mod anthropic;
 pub mod grpc;

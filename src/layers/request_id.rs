@@ -83,7 +83,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take() {
+        if let Some(mut id) = this.id.take() {
+            // Every call's own: never indexed in HTTP/2's header table (see crate::front).
+            id.set_sensitive(true);
             response.headers_mut().insert(&REQUEST_ID_HEADER, id);
         }
         Poll::Ready(Ok(response))
@@ -113,6 +115,8 @@ mod tests {
         let response = service().oneshot(request).await.unwrap();
         assert_eq!(response.body(), "abc-1");
         assert_eq!(response.headers()[REQUEST_ID], "abc-1");
+        // Unique to the call: sent outside HTTP/2's header table (see crate::front).
+        assert!(response.headers()[REQUEST_ID].is_sensitive());
     }
 
     #[tokio::test]
@@ -120,5 +124,6 @@ mod tests {
         let response = service().oneshot(Request::new(())).await.unwrap();
         assert_eq!(response.body().len(), 32);
         assert_eq!(response.headers()[REQUEST_ID], response.body().as_str());
+        assert!(response.headers()[REQUEST_ID].is_sensitive());
     }
 }

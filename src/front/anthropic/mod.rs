@@ -236,7 +236,9 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
 }
 
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
-    if let Ok(value) = HeaderValue::try_from(request_id) {
+    if let Ok(mut value) = HeaderValue::try_from(request_id) {
+        // Never indexed (see crate::front).
+        value.set_sensitive(true);
         response.headers_mut().insert(ANTHROPIC_REQUEST_ID, value.clone());
         response.headers_mut().insert(&REQUEST_ID_HEADER, value);
     }

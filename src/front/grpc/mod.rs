@@ -212,14 +212,16 @@ static REQUEST_ID_KEY: std::sync::LazyLock<tonic::metadata::AsciiMetadataKey> =
 /// `error` as the caller's `Status`, with the call's request id.
 pub fn status(error: Error, request_id: &str) -> Status {
     let mut status = Status::from(error);
-    if let Ok(value) = MetadataValue::try_from(request_id) {
+    if let Ok(mut value) = MetadataValue::try_from(request_id) {
+        value.set_sensitive(true);
         status.metadata_mut().insert(&*REQUEST_ID_KEY, value);
     }
     status
 }
 
 pub(crate) fn with_request_id<T>(mut response: Response<T>, request_id: &str) -> Response<T> {
-    if let Ok(value) = MetadataValue::try_from(request_id) {
+    if let Ok(mut value) = MetadataValue::try_from(request_id) {
+        value.set_sensitive(true);
         response.metadata_mut().insert(&*REQUEST_ID_KEY, value);
     }
     response
@@ -231,7 +233,9 @@ pub(super) fn bill_metadata(bill: &Bill, metadata: &mut tonic::metadata::Metadat
             crate::front::BILL_HEADER_NAMES.map(tonic::metadata::AsciiMetadataKey::from_static)
         });
     for (i, value) in crate::front::bill_headers(bill) {
-        if let Ok(value) = MetadataValue::try_from(value) {
+        if let Ok(mut value) = MetadataValue::try_from(value) {
+            // A value of this call only: never indexed (see crate::front).
+            value.set_sensitive(true);
             metadata.insert(&KEYS[i], value);
         }
     }
@@ -436,6 +440,49 @@ fn content_part_to_pb(part: ContentPart) -> Option<pb::ContentPart> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_call_values_are_sent_never_indexed() {
+        let bill = crate::chat::Bill {
+            cost: Some(crate::chat::Cost {
+                picousd: 4_500_000,
+                estimated: false,
+                priced_as: "m".into(),
+            }),
+            left: Some(crate::chat::BudgetLeft {
+                picousd: Some(2_000_000_000_000),
+                tokens: Some(7),
+            }),
+        };
+        let mut response = with_request_id(Response::new(()), "req-1");
+        bill_metadata(&bill, response.metadata_mut());
+        let status = status(crate::Error::Unauthenticated("no key"), "req-2");
+        let mut trailers = Status::ok("");
+        bill_metadata(&bill, trailers.metadata_mut());
+        for (metadata, names) in [
+            (
+                response.metadata(),
+                &[
+                    "x-request-id",
+                    "x-ai-cost-usd",
+                    "x-ai-budget-remaining-usd",
+                    "x-ai-budget-remaining-tokens",
+                ][..],
+            ),
+            (status.metadata(), &["x-request-id"][..]),
+            (
+                trailers.metadata(),
+                &["x-ai-cost-usd", "x-ai-budget-remaining-usd", "x-ai-budget-remaining-tokens"][..],
+            ),
+        ] {
+            for name in names {
+                let value = metadata.get(*name).unwrap_or_else(|| panic!("{name} missing"));
+                assert!(value.is_sensitive(), "{name} would go into HPACK's table");
+            }
+        }
+        assert_eq!(response.metadata().get("x-ai-budget-remaining-tokens").unwrap(), "7");
+        assert_eq!(response.metadata().get("x-request-id").unwrap(), "req-1");
+    }
 
     #[test]
     fn grpc_timeouts_parse_in_every_unit() {
