@@ -4,7 +4,9 @@
 //!
 //! Handles are registered once per series (name and label values) and kept: recording a
 //! sample is a hash of its labels, a read lock and the recorder's own update, with no
-//! allocation once the series exists. The recorder is one the caller holds, not the global
+//! allocation once the series exists. A finished call's usual samples (seven series) are kept
+//! together per call series ([`CallHandles`]): one look-up a call instead of one a sample.
+//! The recorder is one the caller holds, not the global
 //! one, so several gateways in one process keep their series apart; [`GlobalRecorder`] is
 //! there for an embedder that wants the globally installed recorder instead.
 //! [`super::PrometheusMetrics`] is this adapter over `metrics-exporter-prometheus`.
@@ -20,7 +22,11 @@ use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit,
 };
 
-use super::{CATALOGUE, Kind, Labels, Metrics, definition};
+use super::{
+    CATALOGUE, CallSignals, FrontDoor, Kind, Labels, Method, Metrics,
+    call::{self, CallLabels},
+    definition, names,
+};
 
 /// Where the gateway's handles say they come from; exporters may ignore it.
 const METADATA: Metadata<'static> =
@@ -37,6 +43,9 @@ pub struct FacadeMetrics<R> {
     /// takes `\\` and `\"` as already escaped (see [`super::PrometheusMetrics`]).
     double_backslashes: bool,
     table: RwLock<Table>,
+    /// The handles of finished calls' samples, by [`CallKey::hash`]; a collision shares the
+    /// vector.
+    calls: RwLock<HashMap<u64, Vec<CallHandles>, BuildHasherDefault<Prehashed>>>,
 }
 
 /// The registered series, and the kind each name was first registered as (a name keeps one
@@ -54,6 +63,7 @@ struct Series {
     handle: Handle,
 }
 
+#[derive(Clone)]
 enum Handle {
     Counter(Counter),
     Gauge(Gauge),
@@ -83,7 +93,12 @@ impl<R: Recorder + Send + Sync + 'static> FacadeMetrics<R> {
                 Kind::Histogram => recorder.describe_histogram(name, Some(Unit::Seconds), help),
             }
         }
-        FacadeMetrics { recorder, double_backslashes: false, table: RwLock::default() }
+        FacadeMetrics {
+            recorder,
+            double_backslashes: false,
+            table: RwLock::default(),
+            calls: RwLock::default(),
+        }
     }
 
     /// Registers label values with their backslashes doubled; see the field's docs.
@@ -148,6 +163,60 @@ impl<R: Recorder + Send + Sync + 'static> FacadeMetrics<R> {
         table.series.entry(hash).or_default().push(series);
     }
 
+    /// The handle of the series `name`/`labels` (registered on first use); `None` when the
+    /// name has another kind.
+    fn handle(&self, name: &'static str, labels: Labels<'_>, kind: Kind) -> Option<Handle> {
+        let mut handle = None;
+        self.with_handle(name, labels, kind, |h| handle = Some(h.clone()));
+        handle
+    }
+
+    /// The handles of the usual samples of calls like `s`, registered as one sample at a time
+    /// would register them: only the series such a call records.
+    fn call_handles(&self, s: &CallSignals<'_>, l: &CallLabels<'_>) -> Option<CallHandles> {
+        let counter = |name: &'static str, labels: Labels<'_>| match self.handle(
+            name,
+            labels,
+            Kind::Counter,
+        )? {
+            Handle::Counter(c) => Some(c),
+            _ => None,
+        };
+        let histogram = |name: &'static str, labels: Labels<'_>| match self.handle(
+            name,
+            labels,
+            Kind::Histogram,
+        )? {
+            Handle::Histogram(h) => Some(h),
+            _ => None,
+        };
+        let upstream = match s.upstream {
+            Some(_) => Some(histogram(names::UPSTREAM_DURATION_SECONDS, &l.upstream)?),
+            None => None,
+        };
+        let tokens = match s.tokens {
+            Some(_) => Some([
+                counter(names::TOKENS_TOTAL, &l.tokens("input"))?,
+                counter(names::TOKENS_TOTAL, &l.tokens("output"))?,
+            ]),
+            None => None,
+        };
+        let Handle::Gauge(in_flight) =
+            self.handle(names::REQUESTS_IN_FLIGHT, &l.method, Kind::Gauge)?
+        else {
+            return None;
+        };
+        Some(CallHandles {
+            key: CallKey::of(s).owned(),
+            requests: counter(names::REQUESTS_TOTAL, &l.with_code)?,
+            duration: histogram(names::REQUEST_DURATION_SECONDS, &l.call)?,
+            upstream,
+            overhead: histogram(names::OVERHEAD_SECONDS, &l.method)?,
+            tokens,
+            in_flight,
+        })
+    }
+
     fn label_value(&self, value: &str) -> String {
         if self.double_backslashes { value.replace('\\', "\\\\") } else { value.to_owned() }
     }
@@ -172,7 +241,123 @@ fn kind_mismatch(name: &str) {
     tracing::debug!(metric = name, "metric recorded with the wrong kind; dropped");
 }
 
+/// What tells one call series from another: the labels of a call's usual samples, and which
+/// of them it records (a call without an upstream or tokens registers no series for them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CallKey<S> {
+    front_door: FrontDoor,
+    method: Method,
+    code: tonic::Code,
+    upstream: bool,
+    tokens: bool,
+    route: S,
+    provider: S,
+}
+
+impl<'a> CallKey<&'a str> {
+    fn of(s: &CallSignals<'a>) -> Self {
+        CallKey {
+            front_door: s.front_door,
+            method: s.method,
+            code: s.code,
+            upstream: s.upstream.is_some(),
+            tokens: s.tokens.is_some(),
+            route: s.route,
+            provider: s.provider,
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        let mut h = WordHash(0);
+        h.word(
+            (self.front_door as u64)
+                | (self.method as u64) << 8
+                | (self.code as u64) << 16
+                | u64::from(self.upstream) << 48
+                | u64::from(self.tokens) << 56,
+        );
+        h.str(self.route);
+        h.str(self.provider);
+        h.finish()
+    }
+
+    fn owned(self) -> CallKey<Box<str>> {
+        CallKey {
+            front_door: self.front_door,
+            method: self.method,
+            code: self.code,
+            upstream: self.upstream,
+            tokens: self.tokens,
+            route: self.route.into(),
+            provider: self.provider.into(),
+        }
+    }
+}
+
+impl CallKey<Box<str>> {
+    fn is(&self, other: &CallKey<&str>) -> bool {
+        (self.front_door, self.method, self.code, self.upstream, self.tokens)
+            == (other.front_door, other.method, other.code, other.upstream, other.tokens)
+            && *self.route == *other.route
+            && *self.provider == *other.provider
+    }
+}
+
+/// The handles a finished call of one series records to, every sample [`call::emit`] records
+/// but the rare ones ([`call::emit_rest`]).
+struct CallHandles {
+    key: CallKey<Box<str>>,
+    requests: Counter,
+    duration: Histogram,
+    upstream: Option<Histogram>,
+    overhead: Histogram,
+    /// Input, output.
+    tokens: Option<[Counter; 2]>,
+    in_flight: Gauge,
+}
+
+impl CallHandles {
+    fn record(&self, s: &CallSignals<'_>) {
+        self.requests.increment(1);
+        self.duration.record(s.total.as_secs_f64());
+        if let (Some(h), Some(upstream)) = (&self.upstream, s.upstream) {
+            h.record(upstream.as_secs_f64());
+        }
+        self.overhead.record(s.overhead.as_secs_f64());
+        if let (Some([input, output]), Some(t)) = (&self.tokens, s.tokens) {
+            input.increment(t.input.into());
+            output.increment(t.output.into());
+        }
+        self.in_flight.decrement(1.0);
+    }
+}
+
 impl<R: Recorder + Send + Sync + 'static> Metrics for FacadeMetrics<R> {
+    fn call_finished(&self, s: &CallSignals<'_>) {
+        let key = CallKey::of(s);
+        let hash = key.hash();
+        let l = s.labels();
+        let recorded = {
+            let calls = self.calls.read().unwrap_or_else(|e| e.into_inner());
+            let handles = calls.get(&hash).and_then(|v| v.iter().find(|h| h.key.is(&key)));
+            handles.map(|h| h.record(s)).is_some()
+        };
+        if !recorded {
+            let Some(handles) = self.call_handles(s, &l) else {
+                // A name of the wrong kind (never for the catalogue's): sample by sample.
+                return call::emit(self, s);
+            };
+            handles.record(s);
+            let mut calls = self.calls.write().unwrap_or_else(|e| e.into_inner());
+            let same = calls.entry(hash).or_default();
+            // Another thread may have added them meanwhile; the handles are the same.
+            if !same.iter().any(|h| h.key.is(&key)) {
+                same.push(handles);
+            }
+        }
+        call::emit_rest(self, s, &l);
+    }
+
     fn counter(&self, name: &'static str, labels: Labels<'_>, value: u64) {
         self.with_handle(name, labels, Kind::Counter, |h| {
             if let Handle::Counter(c) = h {

@@ -23,6 +23,7 @@
 //! see [`crate::router::Route::label`]), providers from the config, front doors, methods, codes
 //! and reasons from fixed sets. Never a request id, a user id or a model string a caller sent.
 
+mod call;
 pub mod facade;
 pub mod prometheus;
 
@@ -30,6 +31,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tonic::Code;
 
+pub use call::{CallSignals, Tokens};
 pub use facade::{FacadeMetrics, GlobalRecorder};
 pub use prometheus::PrometheusMetrics;
 
@@ -54,6 +56,13 @@ pub trait Metrics: Send + Sync + fmt::Debug + 'static {
     /// Records a duration, in seconds, in a histogram.
     fn timing(&self, name: &'static str, labels: Labels<'_>, elapsed: Duration) {
         self.histogram(name, labels, elapsed.as_secs_f64());
+    }
+
+    /// Records what a finished call emits (see [`Recorder::call_finished`]): by default one
+    /// sample at a time through the methods above; a backend may keep the handles of a
+    /// call's series together ([`FacadeMetrics`] does), as long as it records the same.
+    fn call_finished(&self, s: &CallSignals<'_>) {
+        call::emit(self, s);
     }
 
     /// The Prometheus text exposition of everything recorded, for backends that keep one;
@@ -459,49 +468,6 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// What a finished call emits, in one piece: see [`Recorder::call_finished`].
-#[derive(Clone, Copy, Debug)]
-pub struct CallSignals<'a> {
-    /// How it came in.
-    pub front_door: FrontDoor,
-    /// What it was.
-    pub method: Method,
-    /// Its route's label, [`labels::NONE`] when it never got one.
-    pub route: &'a str,
-    /// The provider that answered or was tried last, [`labels::NONE`] when none was.
-    pub provider: &'a str,
-    /// How it ended.
-    pub code: Code,
-    /// From arrival to end.
-    pub total: Duration,
-    /// Time spent on the upstream, when an attempt was sent.
-    pub upstream: Option<Duration>,
-    /// The gateway's own time.
-    pub overhead: Duration,
-    /// Time to the first content of a stream.
-    pub first_token: Option<Duration>,
-    /// The tokens the call's answer reported.
-    pub tokens: Option<Tokens>,
-    /// Whether it was a stream that relayed.
-    pub streamed: bool,
-}
-
-/// A call's tokens by kind, as `ai_service_tokens_total` counts them: cache reads and writes
-/// are part of the input, reasoning part of the output.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tokens {
-    /// Prompt tokens, all of them.
-    pub input: u32,
-    /// Generated tokens, all of them.
-    pub output: u32,
-    /// Of the input, read from the provider's prompt cache.
-    pub cache_read: u32,
-    /// Of the input, written to the provider's prompt cache.
-    pub cache_write: u32,
-    /// Of the output, spent on reasoning.
-    pub reasoning: u32,
-}
-
 /// The gateway's handle on its metrics backend: one typed method per signal. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Recorder {
@@ -547,48 +513,10 @@ impl Recorder {
     }
 
     /// A call ended: the request counter, the latency, upstream, overhead and
-    /// time-to-first-token histograms, tokens and the in-flight gauges, at once.
+    /// time-to-first-token histograms, tokens and the in-flight gauges, at once
+    /// ([`Metrics::call_finished`]).
     pub fn call_finished(&self, s: &CallSignals<'_>) {
-        let m = self.sink.as_ref();
-        let (door, method) = (s.front_door.as_str(), s.method.as_str());
-        let call = [
-            (labels::FRONT_DOOR, door),
-            (labels::METHOD, method),
-            (labels::ROUTE, s.route),
-            (labels::PROVIDER, s.provider),
-        ];
-        let with_code = [call[0], call[1], call[2], call[3], (labels::CODE, code_name(s.code))];
-        m.counter(names::REQUESTS_TOTAL, &with_code, 1);
-        m.timing(names::REQUEST_DURATION_SECONDS, &call, s.total);
-        if let Some(upstream) = s.upstream {
-            let labels = [(labels::METHOD, method), (labels::PROVIDER, s.provider)];
-            m.timing(names::UPSTREAM_DURATION_SECONDS, &labels, upstream);
-        }
-        m.timing(names::OVERHEAD_SECONDS, &[(labels::METHOD, method)], s.overhead);
-        let by_target = [(labels::ROUTE, s.route), (labels::PROVIDER, s.provider)];
-        if let Some(ttft) = s.first_token {
-            m.timing(names::TIME_TO_FIRST_TOKEN_SECONDS, &by_target, ttft);
-        }
-        if let Some(t) = s.tokens {
-            let [r, p] = by_target;
-            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "input")], t.input.into());
-            m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, "output")], t.output.into());
-            // The parts a provider reports, only when it reports them: no series of zeros
-            // for providers and routes that never do.
-            for (kind, count) in [
-                ("cache_read", t.cache_read),
-                ("cache_write", t.cache_write),
-                ("reasoning", t.reasoning),
-            ] {
-                if count > 0 {
-                    m.counter(names::TOKENS_TOTAL, &[r, p, (labels::TYPE, kind)], count.into());
-                }
-            }
-        }
-        m.gauge_add(names::REQUESTS_IN_FLIGHT, &[(labels::METHOD, method)], -1.0);
-        if s.streamed {
-            m.gauge_add(names::STREAMS_IN_FLIGHT, &[], -1.0);
-        }
+        self.sink.call_finished(s);
     }
 
     /// Sets the build-info gauge; called once when the gateway is built.

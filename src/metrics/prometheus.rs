@@ -137,6 +137,10 @@ impl Metrics for PrometheusMetrics {
         self.facade.histogram(name, labels, value);
     }
 
+    fn call_finished(&self, s: &super::CallSignals<'_>) {
+        self.facade.call_finished(s);
+    }
+
     fn render(&self) -> Option<String> {
         Some(self.render_text())
     }
@@ -187,6 +191,113 @@ mod tests {
             text.lines().filter(|l| l.starts_with("ai_service_overhead")).count()
         );
         assert!(m.render_text().contains("ai_service_overhead_seconds_count{method=\"Chat\"} 2\n"));
+    }
+
+    /// Forwards single samples only: finished calls take `Metrics::call_finished`'s default,
+    /// one sample at a time.
+    #[derive(Debug)]
+    struct PerSample(PrometheusMetrics);
+
+    impl Metrics for PerSample {
+        fn counter(&self, name: &'static str, labels: Labels<'_>, value: u64) {
+            self.0.counter(name, labels, value);
+        }
+        fn gauge_set(&self, name: &'static str, labels: Labels<'_>, value: f64) {
+            self.0.gauge_set(name, labels, value);
+        }
+        fn gauge_add(&self, name: &'static str, labels: Labels<'_>, delta: f64) {
+            self.0.gauge_add(name, labels, delta);
+        }
+        fn histogram(&self, name: &'static str, labels: Labels<'_>, value: f64) {
+            self.0.histogram(name, labels, value);
+        }
+    }
+
+    #[test]
+    fn a_finished_call_records_the_same_through_its_kept_handles_as_sample_by_sample() {
+        use crate::metrics::{CallSignals, FrontDoor, Method, Recorder, Tokens};
+        use std::time::Duration;
+        let kept = std::sync::Arc::new(PrometheusMetrics::new());
+        let single = std::sync::Arc::new(PerSample(PrometheusMetrics::new()));
+        let ms = Duration::from_millis;
+        let ok = CallSignals {
+            front_door: FrontDoor::Grpc,
+            method: Method::Chat,
+            route: "fast",
+            provider: "openai",
+            code: tonic::Code::Ok,
+            total: ms(12),
+            upstream: Some(ms(10)),
+            overhead: ms(2),
+            first_token: None,
+            tokens: Some(Tokens { input: 9, output: 6, ..Tokens::default() }),
+            streamed: false,
+        };
+        let calls = [
+            ok,
+            ok,
+            // Another provider of the same route, the same provider on another route.
+            CallSignals { provider: "anthropic", total: ms(40), ..ok },
+            CallSignals { route: "fas", provider: "topenai", ..ok },
+            // Refused before any upstream: no upstream or token series of its own.
+            CallSignals {
+                code: tonic::Code::Unauthenticated,
+                route: "none",
+                provider: "none",
+                upstream: None,
+                tokens: None,
+                ..ok
+            },
+            CallSignals { code: tonic::Code::Unavailable, tokens: None, ..ok },
+            // A stream, with the parts of its tokens a provider reports.
+            CallSignals {
+                front_door: FrontDoor::OpenAi,
+                method: Method::StreamChat,
+                first_token: Some(ms(3)),
+                tokens: Some(Tokens {
+                    input: 9,
+                    output: 20,
+                    cache_read: 4,
+                    cache_write: 0,
+                    reasoning: 7,
+                }),
+                streamed: true,
+                ..ok
+            },
+            ok,
+        ];
+        for sink in [Recorder::new(kept.clone()), Recorder::new(single.clone())] {
+            for call in &calls {
+                sink.call_started(call.method);
+                if call.streamed {
+                    sink.stream_started();
+                }
+                sink.call_finished(call);
+            }
+        }
+        // The exporter lists series in its maps' order: compared as sets of lines.
+        let lines = |text: String| {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        let text = kept.render_text();
+        assert_eq!(lines(text.clone()), lines(single.0.render_text()));
+        assert!(text.contains("ai_service_requests_total{front_door=\"grpc\",method=\"Chat\",route=\"fast\",provider=\"openai\",code=\"OK\"} 3\n"), "{text}");
+        assert!(
+            text.contains(
+                "ai_service_tokens_total{route=\"fast\",provider=\"openai\",type=\"reasoning\"} 7\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("provider=\"none\",type="), "{text}");
+        assert!(
+            !text.contains(
+                "ai_service_upstream_duration_seconds_count{method=\"Chat\",provider=\"none\"}"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ai_service_requests_in_flight{method=\"Chat\"} 0\n"), "{text}");
     }
 
     #[test]
