@@ -19,6 +19,7 @@
 //! carrying `{"error": …}` ends the call with that error.
 
 mod embed;
+mod stream;
 
 use std::borrow::Cow;
 
@@ -29,9 +30,9 @@ use serde_json::{Map, Value, json};
 use super::{ChatStream, Provider, ProviderError, http::Upstream, transport::UpstreamRequest};
 use crate::{
     chat::{
-        ChatEvent, ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason,
-        ImageDetail, ImageSource, Message, Reasoning, ReasoningConfig, ReasoningDelta,
-        ReasoningEffort, ResponseFormat, Role, ToolCall, ToolCallDelta, ToolChoice, Usage,
+        ChatRequest, ChatResponse, ContentPart, DocumentSource, FinishReason, ImageDetail,
+        ImageSource, Message, Reasoning, ReasoningConfig, ReasoningEffort, ResponseFormat, Role,
+        ToolCall, ToolChoice, Usage,
     },
     config::{ConnectionSettings, ProviderKind},
 };
@@ -670,90 +671,6 @@ impl From<WireUsage> for Usage {
     }
 }
 
-/// One streamed chunk. Its id and model come again in every chunk: borrowed from the event
-/// (`Cow`: owned only when escaped), so that a chunk costs no allocation for them.
-#[derive(Debug, Deserialize)]
-struct WireChunk<'a> {
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    choices: Vec<WireChunkChoice<'a>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-    /// Groq reports stream usage here.
-    #[serde(default)]
-    x_groq: Option<WireGroq>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireGroq {
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireChunkChoice<'a> {
-    #[serde(default)]
-    delta: Option<WireDelta>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-/// A string or null, borrowed from the event's text unless it has escapes. serde's own
-/// `Option<Cow<str>>` always copies (its `borrow` reaches only a `Cow` that is the field
-/// itself), which cost every chunk three allocations.
-fn borrowed<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Cow<'de, str>>, D::Error> {
-    struct Text;
-    impl<'de> serde::de::Visitor<'de> for Text {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string or null")
-        }
-        fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(text)))
-        }
-        fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(text.to_owned())))
-        }
-        fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(text)))
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_str(self)
-        }
-    }
-    deserializer.deserialize_option(Text)
-}
-
-#[derive(Debug, Deserialize)]
-struct WireDelta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<WireToolCall>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    reasoning: Option<String>,
-}
-
 #[async_trait::async_trait]
 impl Provider for OpenAiProvider {
     fn name(&self) -> &str {
@@ -841,11 +758,10 @@ impl Provider for OpenAiProvider {
         let response = self.upstream.send(self.request(model, &body), true).await?;
         let upstream = self.upstream.clone();
         let mut events = self.upstream.events(response);
-        let mut provider_model = model.to_owned();
+        let provider_model = model.to_owned();
         let stream = async_stream::stream! {
-            let mut id = String::new();
-            let mut finish: Option<FinishReason> = None;
-            let mut usage: Option<Usage> = None;
+            let mut chunks = stream::Chunks::new(provider_model);
+            let mut out = Vec::with_capacity(2);
             while let Some(event) = events.next().await {
                 let event = match event {
                     Ok(event) => event,
@@ -854,59 +770,20 @@ impl Provider for OpenAiProvider {
                         return;
                     }
                 };
-                if event.data.trim() == "[DONE]" {
-                    if let Some(usage) = usage {
-                        yield Ok(ChatEvent::Usage(usage));
-                    }
-                    yield Ok(ChatEvent::Finish {
-                        reason: finish.unwrap_or(FinishReason::Stop),
-                        id,
-                        provider_model,
-                    });
-                    return;
+                let read = chunks.read(&event.data, &mut out);
+                for event in out.drain(..) {
+                    yield Ok(event);
                 }
-                let chunk: WireChunk = match serde_json::from_str(&event.data) {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
+                match read {
+                    Ok(stream::Read::More) => {}
+                    Ok(stream::Read::Done) => return,
+                    Err(stream::ChunkError::Malformed(e)) => {
                         yield Err(upstream.malformed_event(&e));
                         return;
                     }
-                };
-                if let Some(error) = &chunk.error {
-                    yield Err(upstream.stream_error(error));
-                    return;
-                }
-                if let Some(chunk_id) = chunk.id.filter(|s| !s.is_empty() && **s != *id) {
-                    id = chunk_id.into_owned();
-                }
-                if let Some(m) = chunk.model.filter(|s| !s.is_empty() && **s != *provider_model) {
-                    provider_model = m.into_owned();
-                }
-                if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|g| g.usage)) {
-                    usage = Some(u.into());
-                }
-                for choice in chunk.choices {
-                    if let Some(reason) = choice.finish_reason.as_deref() {
-                        finish = Some(finish_reason(reason));
-                    }
-                    let Some(delta) = choice.delta else { continue };
-                    if let Some(text) = delta.reasoning_content.or(delta.reasoning).filter(|r| !r.is_empty()) {
-                        yield Ok(ChatEvent::ReasoningDelta(ReasoningDelta { text, ..ReasoningDelta::default() }));
-                    }
-                    for text in [delta.content, delta.refusal].into_iter().flatten() {
-                        if !text.is_empty() {
-                            yield Ok(ChatEvent::ContentDelta(text));
-                        }
-                    }
-                    for (n, call) in delta.tool_calls.into_iter().enumerate() {
-                        let function = call.function.unwrap_or(WireFunction { name: None, arguments: None });
-                        yield Ok(ChatEvent::ToolCallDelta(ToolCallDelta {
-                            index: call.index.unwrap_or(u32::try_from(n).unwrap_or(0)),
-                            id: call.id.filter(|s| !s.is_empty()),
-                            name: function.name.filter(|s| !s.is_empty()),
-                            arguments: function.arguments.unwrap_or_default(),
-                            signature: None,
-                        }));
+                    Err(stream::ChunkError::Upstream(error)) => {
+                        yield Err(upstream.stream_error(&error));
+                        return;
                     }
                 }
             }
@@ -920,22 +797,6 @@ impl Provider for OpenAiProvider {
 mod tests {
     use super::*;
     use crate::chat::{Generation, Image, JsonSchema, Tool};
-
-    #[test]
-    fn a_chunks_id_model_and_finish_reason_are_borrowed_unless_escaped() {
-        let data = r#"{"id":"c-1","model":"m\/1","choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}"#;
-        let chunk: WireChunk = serde_json::from_str(data).unwrap();
-        assert!(matches!(chunk.id, Some(Cow::Borrowed("c-1"))));
-        assert!(matches!(chunk.model.as_deref(), Some("m/1")));
-        assert!(matches!(chunk.model, Some(Cow::Owned(_))));
-        assert!(matches!(chunk.choices[0].finish_reason, Some(Cow::Borrowed("stop"))));
-        let data = r#"{"id":null,"choices":[{"delta":{},"finish_reason":null}]}"#;
-        let chunk: WireChunk = serde_json::from_str(data).unwrap();
-        assert!(chunk.id.is_none() && chunk.model.is_none());
-        assert!(chunk.choices[0].finish_reason.is_none());
-        let e = serde_json::from_str::<WireChunk>(r#"{"id":7}"#).unwrap_err();
-        assert!(e.to_string().contains("a string or null"), "{e}");
-    }
 
     #[test]
     fn a_plain_chat_and_a_tool_turn_go_out_in_the_documented_shape() {
